@@ -1,0 +1,121 @@
+"""The ``lbsim`` command: a thin click front end over the runner and the report.
+
+Exit codes: 0 success, 1 a check failed, 2 bad input (one line, no traceback, nothing written).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from lbsim.errors import ConfigError
+from lbsim.policies import POLICIES
+from lbsim.scenario import load_scenario, parse_assignment, split_values
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _config_errors(function: F) -> F:
+    """Turn a ConfigError into its one line on stderr and exit code 2."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except ConfigError as exc:
+            _fail(str(exc))
+
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lbsim")
+def main() -> None:
+    """lbsim: a discrete-event load-balancing simulator."""
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Results folder (default: results/<name>).")
+@click.option("--seed", type=int, help="Override the scenario's seed.")
+@click.option("--replications", type=click.IntRange(min=1), help="Override the number of replications.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
+@click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE", help="Override a scenario key (repeatable).")
+@click.option("--sweep", "sweeps", multiple=True, metavar="KEY.PATH=V1,V2,...", help="Replace or add a sweep axis (repeatable).")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@_config_errors
+def run(
+    scenario: Path,
+    out: Path | None,
+    seed: int | None,
+    replications: int | None,
+    jobs: int | None,
+    sets: tuple[str, ...],
+    sweeps: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Simulate SCENARIO with its sweep and replications; write the results folder."""
+    from lbsim.report import markdown_table, write_results
+    from lbsim.runner import run_sweep
+
+    overrides = [parse_assignment(text, "--set") for text in sets]
+    axes = [(key, split_values(values)) for key, values in (parse_assignment(t, "--sweep") for t in sweeps)]
+    loaded = load_scenario(scenario, overrides=overrides, sweeps=axes)
+    seed = loaded.seed if seed is None else seed
+    replications = loaded.replications if replications is None else replications
+    started = time.time()
+    with _progress(quiet) as progress:
+        result = run_sweep(loaded, jobs=jobs, seed=seed, replications=replications, progress=progress)
+    simulated = time.time()
+    folder = out if out is not None else Path("results") / loaded.name
+    command = shlex.join(["lbsim", *sys.argv[1:]])
+    timings = {"simulate_seconds": round(simulated - started, 3)}
+    write_results(folder, loaded, result, command=command, seed=seed, replications=replications, timings=timings)
+    if not quiet:
+        click.echo(markdown_table(result.table, result.keys, ("latency_mean", "latency_p99", "error_rate", "utilization_max")))
+        click.echo(f"{len(result.summary)} runs in {simulated - started:.1f}s; results in {folder}/")
+
+
+class _progress:
+    """A progress bar of runs done / total on stderr, or nothing when quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        if self.quiet:
+            return None
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="run", desc="simulating", file=sys.stderr, leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@main.command()
+def policies() -> None:
+    """List every balancing policy, its rule and its parameters."""
+    for name, cls in POLICIES.items():
+        params = cls.parameters()
+        shown = ", ".join(f"{key}={value!r}" for key, value in params.items()) or "no parameters"
+        click.echo(f"{name}\n    {cls.rule}\n    parameters: {shown}")

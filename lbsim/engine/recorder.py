@@ -1,0 +1,71 @@
+"""Columnar per-request records: one compact numeric column per field, no objects kept.
+
+A request is written once, when it ends, by appending to typed arrays (8 bytes per float,
+4 per integer, 1 per status), so memory grows with the records themselves only.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+
+import numpy as np
+
+from lbsim.workload import Request
+
+# Terminal statuses, in the order of the summary's count columns.
+STATUSES: tuple[str, ...] = ("ok", "error", "rejected", "timeout", "no_backend", "dropped")
+OK, ERROR, REJECTED, TIMEOUT, NO_BACKEND, DROPPED = range(len(STATUSES))
+
+
+class Recorder:
+    """Collects the outcome of every request that ends."""
+
+    __slots__ = ("client", "server", "size", "status", "t_arrival", "t_done", "t_start")
+
+    def __init__(self) -> None:
+        self.t_arrival = array("d")
+        self.t_start = array("d")
+        self.t_done = array("d")
+        self.size = array("d")
+        self.server = array("i")
+        self.status = array("b")
+        self.client = array("i")
+
+    def record(self, request: Request, server: int, status: int) -> None:
+        """Write the outcome of ``request``; ``server`` is -1 when no server was chosen."""
+        self.t_arrival.append(request.t_arrival)
+        self.t_start.append(request.t_start)
+        self.t_done.append(request.t_done)
+        self.size.append(request.size)
+        self.server.append(server)
+        self.status.append(status)
+        self.client.append(request.client)
+
+    def columns(self) -> Records:
+        """Return the records as numpy columns sharing the arrays' memory."""
+        return Records(
+            t_arrival=np.frombuffer(self.t_arrival, dtype=np.float64),
+            t_start=np.frombuffer(self.t_start, dtype=np.float64),
+            t_done=np.frombuffer(self.t_done, dtype=np.float64),
+            size=np.frombuffer(self.size, dtype=np.float64),
+            server=np.frombuffer(self.server, dtype=np.int32),
+            status=np.frombuffer(self.status, dtype=np.int8),
+            client=np.frombuffer(self.client, dtype=np.int32),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Records:
+    """Per-request outcome columns of one run, in the order requests ended."""
+
+    t_arrival: np.ndarray
+    t_start: np.ndarray
+    t_done: np.ndarray
+    size: np.ndarray
+    server: np.ndarray
+    status: np.ndarray
+    client: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.t_arrival.size)

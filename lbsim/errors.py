@@ -1,0 +1,49 @@
+"""The exceptions lbsim raises, in one small tree.
+
+    LbsimError
+    ├── ConfigError (also a ValueError): the user's input breaks a rule
+    │   └── UnknownNameError: a name (policy, distribution, key) is not known
+    └── SimulationError: an invariant broke during a run (a bug, not user input)
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class LbsimError(Exception):
+    """Base class of every error lbsim raises on purpose."""
+
+
+class ConfigError(LbsimError, ValueError):
+    """A scenario, parameter or option breaks a rule.
+
+    The message follows one template, ``<where> <what> must be <rule>; got <value>.``,
+    so the command line can print it as one line and exit with code 2. ``key`` names the
+    sub-key the message is about when it is raised for a whole mapping.
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class UnknownNameError(ConfigError):
+    """A name that is not in the list of known names, with a suggestion."""
+
+    def __init__(self, what: str, name: str, known: Iterable[str]) -> None:
+        known = sorted(known)
+        message = f"unknown {what} {name!r}."
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        if close:
+            message += f" Did you mean {close[0]!r}?"
+        else:
+            message += f" Known: {', '.join(known)}."
+        super().__init__(message)
+        self.name = name
+        self.suggestion = close[0] if close else None
+
+
+class SimulationError(LbsimError):
+    """A broken invariant during a run, naming the time, the component and the value."""

@@ -1,0 +1,183 @@
+"""From one run's records to tidy tables: summary row, per-server rows, time series.
+
+Latency is measured over ``ok`` requests that arrived after warm-up; ``error_rate`` is the
+fraction of those requests that did not end ``ok`` (in flight at the end included);
+utilization is busy worker-time over available worker-time in [warmup, duration).
+Confidence intervals across replications use Student's t.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from lbsim.engine.recorder import OK, STATUSES, Records
+
+if TYPE_CHECKING:
+    from lbsim.engine.model import RunOutput
+
+LATENCY_COLUMNS = ("latency_mean", "latency_p50", "latency_p90", "latency_p99", "latency_p999", "latency_max")
+METRICS: tuple[str, ...] = (
+    "n_requests",
+    *(f"n_{status}" for status in STATUSES),
+    "n_in_flight",
+    "error_rate",
+    "throughput",
+    *LATENCY_COLUMNS,
+    "utilization_mean",
+    "utilization_max",
+    "imbalance",
+)
+# Probabilities at which each run keeps its latency distribution, for CDF plots.
+CDF_PROBABILITIES = np.concatenate([np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)])
+
+
+@dataclass(frozen=True, slots=True)
+class RunTables:
+    """The tables of one run: a summary row, per-server rows, time series, latency quantiles."""
+
+    summary: dict[str, Any]
+    servers: pd.DataFrame
+    timeseries: pd.DataFrame
+    latency_quantiles: np.ndarray
+
+
+def measured(records: Records, warmup: float) -> np.ndarray:
+    """Return the mask of requests that arrived after warm-up."""
+    return records.t_arrival >= warmup
+
+
+def summarize(output: RunOutput, warmup: float, duration: float, window: float) -> RunTables:
+    """Compute the tables of one run."""
+    records = output.records
+    inside = measured(records, warmup)
+    status = records.status[inside]
+    counts = np.bincount(status, minlength=len(STATUSES))
+    n_requests = output.n_arrived
+    ok = inside & (records.status == OK)
+    latency = records.t_done[ok] - records.t_arrival[ok]
+    span = duration - warmup
+    workers = np.array([s.workers for s in output.servers], dtype=float)
+    utilization = output.busy_time / (workers * span)
+    summary: dict[str, Any] = {"n_requests": n_requests}
+    summary.update({f"n_{name}": int(count) for name, count in zip(STATUSES, counts, strict=True)})
+    summary["n_in_flight"] = n_requests - int(counts.sum())
+    summary["error_rate"] = (n_requests - int(counts[OK])) / n_requests if n_requests else math.nan
+    summary["throughput"] = int(counts[OK]) / span
+    summary.update(_latency_stats(latency))
+    summary["utilization_mean"] = float(utilization.mean())
+    summary["utilization_max"] = float(utilization.max())
+    summary["imbalance"] = float(utilization.max() / utilization.mean()) if utilization.mean() > 0 else math.nan
+    quantiles = np.quantile(latency, CDF_PROBABILITIES) if latency.size else np.full(CDF_PROBABILITIES.size, np.nan)
+    return RunTables(
+        summary,
+        _servers(output, inside, ok, latency, utilization),
+        _timeseries(output, duration, window),
+        quantiles,
+    )
+
+
+def _latency_stats(latency: np.ndarray) -> dict[str, float]:
+    if latency.size == 0:
+        return dict.fromkeys(LATENCY_COLUMNS, math.nan)
+    p50, p90, p99, p999 = np.percentile(latency, [50, 90, 99, 99.9])
+    return {
+        "latency_mean": float(latency.mean()),
+        "latency_p50": float(p50),
+        "latency_p90": float(p90),
+        "latency_p99": float(p99),
+        "latency_p999": float(p999),
+        "latency_max": float(latency.max()),
+    }
+
+
+def _servers(
+    output: RunOutput, inside: np.ndarray, ok: np.ndarray, latency: np.ndarray, utilization: np.ndarray
+) -> pd.DataFrame:
+    records = output.records
+    n = len(output.servers)
+    served = inside & (records.server >= 0)
+    n_requests = np.bincount(records.server[served], minlength=n)
+    n_ok = np.bincount(records.server[ok], minlength=n)
+    latency_sum = np.bincount(records.server[ok], weights=latency, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        latency_mean = np.where(n_ok > 0, latency_sum / np.maximum(n_ok, 1), np.nan)
+    return pd.DataFrame(
+        {
+            "server": [s.name for s in output.servers],
+            "group": [s.group for s in output.servers],
+            "n_requests": n_requests,
+            "n_error": n_requests - n_ok,
+            "utilization": utilization,
+            "latency_mean": latency_mean,
+        }
+    )
+
+
+def _timeseries(output: RunOutput, duration: float, window: float) -> pd.DataFrame:
+    records = output.records
+    starts = output.sample_times
+    bins = np.minimum((records.t_arrival // window).astype(np.int64), starts.size - 1)
+    n = np.bincount(bins, minlength=starts.size)
+    ok = records.status == OK
+    n_ok = np.bincount(bins[ok], minlength=starts.size)
+    widths = np.minimum(starts + window, duration) - starts
+    p99 = np.full(starts.size, np.nan)
+    if ok.any():
+        latency = pd.Series(records.t_done[ok] - records.t_arrival[ok])
+        by_window = latency.groupby(bins[ok]).quantile(0.99)
+        p99[by_window.index.to_numpy()] = by_window.to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        error_rate = np.where(n > 0, (n - n_ok) / np.maximum(n, 1), np.nan)
+    table = pd.DataFrame(
+        {"t_start": starts, "throughput": n_ok / widths, "error_rate": error_rate, "latency_p99": p99}
+    )
+    active = pd.DataFrame(
+        output.active_samples, columns=[f"active_{s.name}" for s in output.servers]
+    )
+    return pd.concat([table, active], axis=1)
+
+
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom.
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t_quantile(df: int) -> float:
+    """Return the 97.5% quantile of Student's t with ``df`` degrees of freedom."""
+    if df < 1:
+        return math.nan
+    if df <= len(_T975):
+        return _T975[df - 1]
+    # Cornish-Fisher expansion around the normal quantile; error below 1e-4 for df > 30.
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def confidence_half_width(values: np.ndarray) -> float:
+    """Half-width of the 95% confidence interval of the mean of ``values`` (NaN for one value)."""
+    values = values[~np.isnan(values)]
+    if values.size < 2:
+        return math.nan
+    return t_quantile(values.size - 1) * float(values.std(ddof=1)) / math.sqrt(values.size)
+
+
+def cell_table(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Aggregate replications: each metric's mean and 95% half-width (``<metric>_ci``) per cell."""
+    rows = []
+    for key_values, group in summary.groupby(keys, sort=False, dropna=False):
+        row: dict[str, Any] = dict(zip(keys, key_values if isinstance(key_values, tuple) else (key_values,), strict=True))
+        row["replications"] = len(group)
+        for metric in METRICS:
+            values = group[metric].to_numpy(dtype=float)
+            row[metric] = float(np.nanmean(values)) if not np.isnan(values).all() else math.nan
+            row[f"{metric}_ci"] = confidence_half_width(values)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,123 @@
+"""Plots of the result tables: a tidy DataFrame in, matplotlib Axes out.
+
+No function here shows a window or writes a file; :mod:`lbsim.report` saves the figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+
+def _axes(ax: Axes | None) -> Axes:
+    if ax is not None:
+        return ax
+    return plt.subplots(figsize=(7, 4.2), layout="constrained")[1]
+
+
+def plot_latency_cdf(cdf: pd.DataFrame, *, by: str = "policy", ax: Axes | None = None) -> Axes:
+    """Latency CDF per ``by`` value (log-scaled latency), averaging quantiles over replications.
+
+    Args:
+        cdf: rows of ``probability`` and ``latency`` (the run tables' latency quantiles).
+        by: the column whose values get one curve each.
+    """
+    ax = _axes(ax)
+    for name, group in cdf.groupby(by, sort=False):
+        curve = group.groupby("probability")["latency"].mean()
+        ax.plot(curve.to_numpy(), curve.index.to_numpy(), label=str(name))
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (s)")
+    ax.set_ylabel("fraction of requests")
+    ax.set_ylim(0, 1)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_metric(
+    table: pd.DataFrame,
+    x: str,
+    metric: str,
+    *,
+    by: str | Sequence[str] = "policy",
+    ax: Axes | None = None,
+) -> Axes:
+    """``metric`` against ``x``, one line per value of ``by`` (a column or several), with 95% bars.
+
+    Args:
+        table: the per-cell table (``table.csv``) with ``<metric>`` and ``<metric>_ci``.
+    """
+    ax = _axes(ax)
+    columns = [by] if isinstance(by, str) else list(by)
+    for name, group in table.groupby(columns, sort=False):
+        group = group.sort_values(x)
+        ci = group[f"{metric}_ci"].fillna(0).to_numpy()
+        label = ", ".join(str(part) for part in name)
+        ax.errorbar(group[x].to_numpy(), group[metric].to_numpy(), yerr=ci, marker="o", capsize=3, label=label)
+    if metric.startswith("latency"):
+        ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(metric)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_metric_bars(table: pd.DataFrame, metric: str, *, by: str = "policy", ax: Axes | None = None) -> Axes:
+    """``metric`` per ``by`` value as bars with 95% confidence bars (for scenarios without a sweep axis)."""
+    ax = _axes(ax)
+    group = table.groupby(by, sort=False)[[metric, f"{metric}_ci"]].mean()
+    ax.bar(group.index.astype(str), group[metric], yerr=group[f"{metric}_ci"].fillna(0), capsize=3)
+    ax.set_ylabel(metric)
+    ax.tick_params(axis="x", labelrotation=30)
+    ax.grid(True, axis="y", alpha=0.3)
+    return ax
+
+
+def plot_utilization(servers: pd.DataFrame, *, by: str = "policy", ax: Axes | None = None) -> Axes:
+    """Mean utilization of each server, grouped bars per ``by`` value."""
+    ax = _axes(ax)
+    mean = servers.groupby([by, "server"], sort=False)["utilization"].mean().unstack(by)
+    mean = mean.loc[servers["server"].drop_duplicates()]
+    width = 0.8 / max(len(mean.columns), 1)
+    positions = np.arange(len(mean.index))
+    for k, column in enumerate(mean.columns):
+        ax.bar(positions + k * width, mean[column].to_numpy(), width, label=str(column))
+    ax.set_xticks(positions + width * (len(mean.columns) - 1) / 2, mean.index, rotation=45, ha="right")
+    ax.set_ylabel("utilization")
+    ax.set_ylim(0, 1.05)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_timeseries(
+    timeseries: pd.DataFrame,
+    metric: str = "error_rate",
+    *,
+    by: str = "policy",
+    faults: pd.DataFrame | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """``metric`` per time window, one line per ``by`` value; fault windows shaded when given.
+
+    Args:
+        faults: rows with ``t_start`` and ``t_end`` of each fault occurrence.
+    """
+    ax = _axes(ax)
+    for name, group in timeseries.groupby(by, sort=False):
+        curve = group.groupby("t_start")[metric].mean()
+        ax.plot(curve.index.to_numpy(), curve.to_numpy(), label=str(name))
+    if faults is not None:
+        for row in faults.itertuples():
+            ax.axvspan(row.t_start, row.t_end, color="red", alpha=0.15)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(metric)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax

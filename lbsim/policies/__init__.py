@@ -1,0 +1,77 @@
+"""Balancing policies: one class each, and the registry that maps names to them.
+
+A scenario names a policy (``least_connections``), gives a mapping with ``name`` and
+parameters, or names a user's class as ``"module:Class"``. From Python, a Policy object
+can be passed directly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from lbsim.errors import ConfigError, UnknownNameError
+from lbsim.policies.base import Backend, Policy
+from lbsim.policies.ip_hash import IpHash
+from lbsim.policies.least_connections import LeastConnections, WeightedLeastConnections
+from lbsim.policies.random import Random, WeightedRandom
+from lbsim.policies.round_robin import RoundRobin, WeightedRoundRobin
+
+POLICIES: dict[str, type[Policy]] = {
+    cls.name: cls
+    for cls in (
+        RoundRobin,
+        WeightedRoundRobin,
+        LeastConnections,
+        WeightedLeastConnections,
+        IpHash,
+        Random,
+        WeightedRandom,
+    )
+}
+
+
+def policy_class(name: str) -> type[Policy]:
+    """Return the policy class registered as ``name``, or loaded from ``"module:Class"``."""
+    if ":" in name:
+        module_name, _, class_name = name.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"must name an importable policy class 'module:Class'; got {name!r} ({exc}).") from None
+        if not (isinstance(cls, type) and issubclass(cls, Policy)):
+            raise ConfigError(f"must name a subclass of lbsim.Policy; got {name!r}.")
+        return cls
+    if name not in POLICIES:
+        raise UnknownNameError("policy", name, POLICIES)
+    return POLICIES[name]
+
+
+def make_policy(spec: str | Mapping[str, Any] | Policy) -> Policy:
+    """Build a policy from a name, a mapping ``{name: ..., <parameter>: ...}`` or a Policy.
+
+    Raises:
+        ConfigError: unknown name or parameter, or a parameter value the policy rejects.
+    """
+    if isinstance(spec, Policy):
+        return spec
+    if isinstance(spec, str):
+        return policy_class(spec)()
+    if isinstance(spec, Mapping):
+        params = dict(spec)
+        name = params.pop("name", None)
+        if not isinstance(name, str):
+            raise ConfigError(f"must be a policy name or a mapping with 'name'; got {dict(spec)!r}.")
+        cls = policy_class(name)
+        known = cls.parameters()
+        for key in params:
+            if key not in known:
+                if not known:
+                    raise ConfigError(f"policy {name!r} takes no parameters; got {key!r}.")
+                raise UnknownNameError(f"parameter of {name}", key, known)
+        return cls(**params)
+    raise ConfigError(f"must be a policy name or a mapping with 'name'; got {spec!r}.")
+
+
+__all__ = ["POLICIES", "Backend", "Policy", "make_policy", "policy_class"]

@@ -1,0 +1,121 @@
+"""The policy contract: what a balancing algorithm sees of the backends and must decide.
+
+A policy chooses a backend for each request from what one balancer instance could know,
+exactly as a production balancer does. It never sees simpy objects.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lbsim.workload import Request
+
+
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+class Backend:
+    """A balancer instance's read-only view of one backend server.
+
+    Attributes:
+        index: position of the server in the whole fleet (0-based, stable for a run).
+        name: server name, for example ``web-3``.
+        weight: configured weight (an integer >= 1).
+        zone: zone label, or None.
+        active: requests outstanding from this balancer instance to this backend.
+        latency_ewma: moving average of this backend's response time seen by this instance.
+
+    Only the engine writes these fields; a policy that writes them breaks the contract
+    (``lbsim.testing.check_policy`` catches it).
+    """
+
+    __slots__ = ("active", "index", "latency_ewma", "name", "weight", "zone")
+
+    def __init__(self, index: int, name: str, weight: int = 1, zone: str | None = None) -> None:
+        self.index = index
+        self.name = name
+        self.weight = weight
+        self.zone = zone
+        self.active = 0
+        self.latency_ewma = 0.0
+
+    def __repr__(self) -> str:
+        return f"Backend(index={self.index}, name={self.name!r}, weight={self.weight}, active={self.active})"
+
+
+class Policy:
+    """Base class of balancing policies.
+
+    Subclasses take only their parameters in the constructor (keyword, with defaults,
+    stored unchanged under the same names), set run state in :meth:`reset` and
+    :meth:`update`, and choose in :meth:`choose`, the hot path.
+    """
+
+    name: ClassVar[str]
+    rule: ClassVar[str]
+
+    def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
+        """Start a run over ``backends`` (all eligible), drawing any randomness from ``rng``."""
+        self.rng = rng
+        self.update(backends)
+
+    def update(self, backends: Sequence[Backend]) -> None:
+        """The set of eligible backends changed (health, ejection, faults, scaling); never empty."""
+        raise NotImplementedError
+
+    def choose(self, request: Request) -> Backend:
+        """Return the backend for ``request``; one of the eligible backends."""
+        raise NotImplementedError
+
+    def on_dispatch(self, backend: Backend, request: Request) -> None:
+        """The request was sent to ``backend`` (its ``active`` already counts it)."""
+
+    def on_complete(self, backend: Backend, request: Request, latency: float, ok: bool) -> None:
+        """The request sent to ``backend`` ended (its ``active`` no longer counts it)."""
+
+    @classmethod
+    def parameters(cls) -> dict[str, Any]:
+        """Return the constructor's parameters and their defaults."""
+        return {
+            name: parameter.default
+            for name, parameter in inspect.signature(cls.__init__).parameters.items()
+            if name != "self" and parameter.kind in _NAMED
+        }
+
+    def params(self) -> dict[str, Any]:
+        """Return this policy's parameter values."""
+        return {name: getattr(self, name) for name in self.parameters()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{key}={value!r}" for key, value in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+    def label(self) -> str:
+        """The policy's name in result tables: ``p2c`` or ``p2c(choices=3)`` when not default."""
+        changed = {
+            key: value for key, value in self.params().items() if value != self.parameters()[key]
+        }
+        if not changed:
+            return self.name
+        return f"{self.name}({', '.join(f'{key}={value}' for key, value in changed.items())})"
+
+
+class UniformDraws:
+    """Uniform numbers in [0, 1) from a generator, drawn in blocks so each pick costs O(1)."""
+
+    __slots__ = ("_buffer", "_rng")
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._buffer: list[float] = []
+
+    def next(self) -> float:
+        """Return the next uniform number."""
+        if not self._buffer:
+            self._buffer = self._rng.random(4096).tolist()
+            self._buffer.reverse()
+        return self._buffer.pop()

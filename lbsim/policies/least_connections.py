@@ -1,0 +1,161 @@
+"""Least connections (NGINX least_conn) and weighted least connections (HAProxy leastconn).
+
+Both keep the backends ordered by load in heaps updated on dispatch and completion, so a
+pick costs O(log n) instead of a scan of every backend.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+
+import numpy as np
+
+from lbsim.policies.base import Backend, Policy
+from lbsim.workload import Request
+
+
+class LeastConnections(Policy):
+    """Send each request to the backend with the fewest active requests, ignoring weights.
+
+    Tie-break (ngx_http_upstream_get_least_conn_peer): among the tied backends, smooth
+    round robin: each tied backend adds 1 to its current weight, the largest wins (the first
+    in list order on equal values) and loses the number of tied backends; a backend with no
+    tie is taken without touching current weights. Reads: Backend.active (this instance's
+    own count). Follows: NGINX least_conn with equal weights.
+
+    Backends are kept in buckets by active count. Inside a bucket, a heap orders them by
+    current weight stored relative to a bucket offset, so "every tied backend adds 1" is
+    one addition to the offset.
+    """
+
+    name = "least_connections"
+    rule = "fewest active requests; ties by smooth round robin among the tied (NGINX least_conn)"
+
+    def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
+        self._backends: list[Backend] = []
+        super().reset(backends, rng)
+
+    def update(self, backends: Sequence[Backend]) -> None:
+        previous = {
+            b.index: self._stored[i] + self._offset.get(self._level[i], 0)
+            for i, b in enumerate(self._backends)
+        }
+        self._backends = list(backends)
+        self._position = {b.index: i for i, b in enumerate(self._backends)}
+        self._level = [b.active for b in self._backends]
+        self._version = [0] * len(self._backends)
+        self._stored = [0] * len(self._backends)
+        self._offset: dict[int, int] = {}
+        self._heaps: dict[int, list[tuple[int, int, int]]] = {}
+        self._size: dict[int, int] = {}
+        for i, b in enumerate(self._backends):
+            self._stored[i] = previous.get(b.index, 0)
+            self._insert(i, b.active)
+        self._min = min(self._level)
+
+    def _insert(self, i: int, level: int) -> None:
+        heap = self._heaps.setdefault(level, [])
+        self._size[level] = self._size.get(level, 0) + 1
+        self._level[i] = level
+        heapq.heappush(heap, (-self._stored[i], i, self._version[i]))
+        if len(heap) > 4 * self._size[level] + 16:
+            version = self._version
+            heap[:] = [entry for entry in heap if version[entry[1]] == entry[2]]
+            heapq.heapify(heap)
+
+    def _move(self, i: int, level: int) -> None:
+        old = self._level[i]
+        absolute = self._stored[i] + self._offset.get(old, 0)
+        self._version[i] += 1
+        self._size[old] -= 1
+        if self._size[old] == 0:
+            del self._size[old], self._heaps[old]
+            self._offset.pop(old, None)
+        self._stored[i] = absolute - self._offset.get(level, 0)
+        self._insert(i, level)
+        if level < self._min or old == self._min and old not in self._size:
+            self._min = level
+
+    def _top(self, level: int) -> int:
+        heap = self._heaps[level]
+        version = self._version
+        while version[heap[0][1]] != heap[0][2]:
+            heapq.heappop(heap)
+        return heap[0][1]
+
+    def choose(self, request: Request) -> Backend:
+        level = self._min
+        i = self._top(level)
+        tied = self._size[level]
+        if tied > 1:
+            self._offset[level] = self._offset.get(level, 0) + 1
+            self._stored[i] -= tied
+            self._version[i] += 1
+            heapq.heapreplace(self._heaps[level], (-self._stored[i], i, self._version[i]))
+        return self._backends[i]
+
+    def on_dispatch(self, backend: Backend, request: Request) -> None:
+        i = self._position.get(backend.index)
+        if i is not None:
+            self._move(i, backend.active)
+
+    def on_complete(self, backend: Backend, request: Request, latency: float, ok: bool) -> None:
+        i = self._position.get(backend.index)
+        if i is not None:
+            self._move(i, backend.active)
+
+
+class WeightedLeastConnections(Policy):
+    """Send each request to the backend with the least active requests per unit of weight.
+
+    Rule (HAProxy lb_fwlc.c): key = 0 for a backend with no active request, else
+    ceil((active + 1) * 4096 / (16 * weight)); the smallest key wins, so idle backends are
+    used first. Tie-break: among equal keys, the backend that took that key earliest (the
+    ebtree keeps equal keys in insertion order), which rotates tied backends. Reads:
+    Backend.active, Backend.weight. Follows: HAProxy ``balance leastconn``.
+    """
+
+    name = "weighted_least_connections"
+    rule = "least (active + 1) / weight, idle backends first (HAProxy leastconn)"
+
+    def update(self, backends: Sequence[Backend]) -> None:
+        self._backends = list(backends)
+        self._position = {b.index: i for i, b in enumerate(self._backends)}
+        self._version = [0] * len(self._backends)
+        self._heap: list[tuple[int, int, int, int]] = []
+        self._sequence = 0
+        for i in range(len(self._backends)):
+            self._push(i)
+
+    def _push(self, i: int) -> None:
+        backend = self._backends[i]
+        key = (
+            ((backend.active + 1) * 4096 + 16 * backend.weight - 1) // (16 * backend.weight)
+            if backend.active
+            else 0
+        )
+        self._version[i] += 1
+        self._sequence += 1
+        heapq.heappush(self._heap, (key, self._sequence, i, self._version[i]))
+        if len(self._heap) > 4 * len(self._backends) + 16:
+            version = self._version
+            self._heap = [entry for entry in self._heap if version[entry[2]] == entry[3]]
+            heapq.heapify(self._heap)
+
+    def choose(self, request: Request) -> Backend:
+        heap = self._heap
+        version = self._version
+        while version[heap[0][2]] != heap[0][3]:
+            heapq.heappop(heap)
+        return self._backends[heap[0][2]]
+
+    def on_dispatch(self, backend: Backend, request: Request) -> None:
+        i = self._position.get(backend.index)
+        if i is not None:
+            self._push(i)
+
+    def on_complete(self, backend: Backend, request: Request, latency: float, ok: bool) -> None:
+        i = self._position.get(backend.index)
+        if i is not None:
+            self._push(i)

@@ -1,0 +1,185 @@
+"""Write a results folder: tables, plots, a Markdown report and a manifest.
+
+Every file is written under a temporary name and renamed into place, so an interrupted run
+never leaves a truncated table behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+import yaml
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from pydantic import BaseModel
+
+from lbsim import plots
+from lbsim.policies import Policy
+from lbsim.runner import SweepResult
+from lbsim.scenario import Scenario
+
+TABLE_METRICS = ("latency_mean", "latency_p50", "latency_p99", "error_rate", "throughput", "utilization_max", "imbalance")
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _csv(path: Path, frame: pd.DataFrame) -> None:
+    write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.10g"))
+
+
+def _text(path: Path, text: str) -> None:
+    write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def markdown_table(table: pd.DataFrame, keys: list[str], metrics: tuple[str, ...] = TABLE_METRICS) -> str:
+    """Format the per-cell table as Markdown, each metric as ``mean ± half-width``."""
+    header = [key for key in keys if key != "scenario"] + list(metrics)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for values in table.to_dict("records"):
+        cells = [str(values[key]) for key in header[: len(header) - len(metrics)]]
+        for metric in metrics:
+            mean, ci = values[metric], values[f"{metric}_ci"]
+            if ci is not None and abs(ci) <= 1e-12 * abs(mean):
+                ci = 0.0  # rounding noise of identical replications
+            cells.append(_number(mean) + ("" if ci is None or math.isnan(ci) else f" ± {_number(ci)}"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return "nan" if value is None or math.isnan(value) else f"{value:.4g}"
+
+
+def _figure(path: Path, draw: Callable[[Axes], Any], size: tuple[float, float] = (7, 4.2)) -> None:
+    figure = Figure(figsize=size, layout="constrained")
+    draw(figure.add_subplot())
+    write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
+
+
+def _plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
+    made: list[tuple[str, str]] = []
+    swept = [key for key in result.keys if key not in ("scenario", "policy")]
+
+    def save(name: str, title: str, draw: Callable[[Axes], Any], size: tuple[float, float] = (7, 4.2)) -> None:
+        _figure(folder / "plots" / f"{name}.png", draw, size)
+        made.append((title, f"plots/{name}.png"))
+
+    save("latency_cdf", "Latency CDF per policy", lambda ax: plots.plot_latency_cdf(result.cdf, ax=ax))
+    for key in swept:
+        if pd.api.types.is_numeric_dtype(result.table[key]):
+            others = [k for k in result.keys if k not in ("scenario", key)]
+            for metric in ("latency_p99", "error_rate"):
+                save(
+                    f"{metric}_vs_{key}",
+                    f"{metric} against {key}",
+                    lambda ax, k=key, m=metric, o=others: plots.plot_metric(result.table, k, m, by=o, ax=ax),
+                )
+    if not any(path.startswith("plots/latency_p99_vs") for _, path in made):
+        for metric in ("latency_p99", "error_rate"):
+            save(f"{metric}_by_policy", f"{metric} per policy", lambda ax, m=metric: plots.plot_metric_bars(result.table, m, ax=ax))
+    n_servers = result.servers["server"].nunique()
+    save(
+        "utilization",
+        "Utilization per server",
+        lambda ax: plots.plot_utilization(result.servers, ax=ax),
+        (max(7.0, 0.35 * n_servers * max(result.servers["policy"].nunique(), 1) ** 0.5), 4.2),
+    )
+    save("error_rate_over_time", "Error rate over time", lambda ax: plots.plot_timeseries(result.timeseries, "error_rate", ax=ax))
+    return made
+
+
+def versions() -> dict[str, str]:
+    """Versions of lbsim and of what it runs on."""
+    from lbsim import __version__
+
+    return {
+        "lbsim": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "simpy": simpy.__version__,
+    }
+
+
+def write_results(
+    folder: Path,
+    scenario: Scenario,
+    result: SweepResult,
+    *,
+    command: str,
+    seed: int,
+    replications: int,
+    timings: dict[str, float],
+) -> None:
+    """Write every table, plot, the report and the manifest of a sweep into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _csv(folder / "summary.csv", result.summary)
+    _csv(folder / "table.csv", result.table)
+    table_md = markdown_table(result.table, result.keys)
+    _text(folder / "table.md", table_md)
+    _csv(folder / "servers.csv", result.servers)
+    _csv(folder / "timeseries.csv", result.timeseries)
+    made = _plots(result, folder)
+    resolved = yaml.safe_dump(_plain(scenario), sort_keys=False)
+    report = [f"# {scenario.name}", ""]
+    if scenario.description:
+        report += [scenario.description.strip(), ""]
+    report += [
+        f"Seed {seed}, {replications} replication(s) per cell, {len(result.cells)} cell(s). "
+        "Each metric is the mean over replications ± the half-width of its 95% confidence interval. "
+        f"Latencies in seconds, over `ok` requests that arrived after the {scenario.warmup:g} s warm-up.",
+        "",
+        table_md,
+    ]
+    for title, name in made:
+        report += [f"## {title}", "", f"![{title}]({name})", ""]
+    report += ["## Resolved scenario", "", "```yaml", resolved.rstrip(), "```", ""]
+    _text(folder / "report.md", "\n".join(report))
+    manifest = {
+        "versions": versions(),
+        "command": command,
+        "scenario": scenario.name,
+        "seed": seed,
+        "replications": replications,
+        "timings": timings,
+        "cells": result.cells,
+    }
+    _text(folder / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    """The scenario as plain YAML data: distributions and policies spelled as in a scenario file."""
+    if isinstance(value, BaseModel):
+        return {name: _plain(getattr(value, name)) for name in type(value).model_fields if getattr(value, name) is not None}
+    if isinstance(value, Policy):
+        return value.label()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,220 @@
+"""Run scenarios: one cell with :func:`simulate`, a sweep grid x replications with :func:`sweep`.
+
+Everything a worker needs travels as (cell, seed, replication), plain picklable data, so a
+sweep gives identical results serially or in a process pool.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lbsim import engine
+from lbsim.engine.recorder import STATUSES
+from lbsim.errors import ConfigError
+from lbsim.metrics import RunTables, cell_table, summarize
+from lbsim.policies import Policy
+from lbsim.scenario import Cell, Scenario, expand, get_path, load_scenario
+
+ScenarioSource = Scenario | str | Path | Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    """The tables of one simulated run.
+
+    Attributes:
+        summary: one row (the summary.csv columns).
+        servers: one row per server.
+        timeseries: one row per time window.
+        requests: one row per request that ended: arrival, start and end instants, latency,
+            size, server, status, client.
+    """
+
+    summary: pd.DataFrame
+    servers: pd.DataFrame
+    timeseries: pd.DataFrame
+    requests: pd.DataFrame
+
+
+@dataclass(slots=True)
+class SweepResult:
+    """The tables of a whole sweep, in cell then replication order."""
+
+    summary: pd.DataFrame
+    table: pd.DataFrame
+    servers: pd.DataFrame
+    timeseries: pd.DataFrame
+    cdf: pd.DataFrame
+    keys: list[str]
+    cells: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _scenario(source: ScenarioSource, policy: Policy | str | None = None) -> Scenario:
+    scenario = source if isinstance(source, Scenario) else load_scenario(source)
+    if policy is not None:
+        scenario = load_scenario(scenario, overrides=[("balancer.policy", policy)])
+    return scenario
+
+
+def simulate(
+    scenario: ScenarioSource,
+    *,
+    seed: int | None = None,
+    replication: int = 0,
+    policy: Policy | str | None = None,
+) -> SimulationResult:
+    """Simulate one replication of a scenario, as written (its ``sweep`` is not applied).
+
+    Args:
+        scenario: a Scenario, a YAML path or a mapping.
+        seed: overrides the scenario's seed.
+        replication: which replication's random streams to use.
+        policy: a policy name or Policy object to use instead of the scenario's.
+    """
+    scenario = _scenario(scenario, policy)
+    seed = scenario.seed if seed is None else seed
+    output = engine.run(scenario, seed, replication)
+    tables = summarize(output, scenario.warmup, scenario.duration, scenario.window_length)
+    row = {"scenario": scenario.name, "policy": scenario.policy_label(), "replication": replication, "seed": seed}
+    summary = pd.DataFrame([{**row, **tables.summary}])
+    records = output.records
+    names = np.array([s.name for s in output.servers] + [""])
+    requests = pd.DataFrame(
+        {
+            "t_arrival": records.t_arrival,
+            "t_start": records.t_start,
+            "t_done": records.t_done,
+            "latency": records.t_done - records.t_arrival,
+            "size": records.size,
+            "server": names[records.server],
+            "status": pd.Categorical.from_codes(records.status, categories=list(STATUSES)),
+            "client": records.client,
+        }
+    )
+    return SimulationResult(summary, tables.servers, tables.timeseries, requests)
+
+
+def _run_task(task: tuple[Scenario, int, int]) -> tuple[RunTables, float]:
+    scenario, seed, replication = task
+    started = time.perf_counter()
+    output = engine.run(scenario, seed, replication)
+    tables = summarize(output, scenario.warmup, scenario.duration, scenario.window_length)
+    return tables, time.perf_counter() - started
+
+
+def cell_values(cell: Cell) -> dict[str, Any]:
+    """The swept values of a cell as table columns: resolved numbers, policy labels, text."""
+    values: dict[str, Any] = {}
+    for key in cell.values:
+        if key == "balancer.policy":
+            continue
+        value = get_path(cell.scenario, key)
+        values[key] = value if isinstance(value, int | float | str) else str(value)
+    return values
+
+
+def run_sweep(
+    scenario: ScenarioSource,
+    *,
+    jobs: int | None = None,
+    seed: int | None = None,
+    replications: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SweepResult:
+    """Simulate every cell of the sweep grid for every replication.
+
+    Args:
+        scenario: a Scenario, a YAML path or a mapping.
+        jobs: worker processes (default: all cores; 1 runs in this process).
+        seed: overrides the scenario's seed.
+        replications: overrides the scenario's number of replications.
+        progress: called as ``progress(done, total)`` after each finished run.
+    """
+    scenario = _scenario(scenario)
+    seed = scenario.seed if seed is None else seed
+    replications = scenario.replications if replications is None else replications
+    if replications < 1:
+        raise ConfigError(f"replications must be >= 1; got {replications}.")
+    jobs = os.cpu_count() or 1 if jobs is None else jobs
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1; got {jobs}.")
+    cells = expand(scenario)
+    tasks = [(cell.scenario, seed, r) for cell in cells for r in range(replications)]
+    results: list[tuple[RunTables, float] | None] = [None] * len(tasks)
+    if jobs == 1 or len(tasks) == 1:
+        for i, task in enumerate(tasks):
+            results[i] = _run_task(task)
+            if progress:
+                progress(i + 1, len(tasks))
+    else:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+            futures = {pool.submit(_run_task, task): i for i, task in enumerate(tasks)}
+            for done, future in enumerate(as_completed(futures), start=1):
+                results[futures[future]] = future.result()
+                if progress:
+                    progress(done, len(tasks))
+    return _assemble(scenario, cells, seed, replications, results)  # type: ignore[arg-type]
+
+
+def _assemble(
+    scenario: Scenario,
+    cells: list[Cell],
+    seed: int,
+    replications: int,
+    results: list[tuple[RunTables, float]],
+) -> SweepResult:
+    keys = ["scenario", "policy", *(key for key in scenario.sweep if key != "balancer.policy")]
+    summary_rows, servers, series, cdf, cell_rows = [], [], [], [], []
+    for c, cell in enumerate(cells):
+        label = {"scenario": scenario.name, "policy": cell.scenario.policy_label(), **cell_values(cell)}
+        wall = 0.0
+        for r in range(replications):
+            tables, seconds = results[c * replications + r]
+            wall += seconds
+            ids = {**label, "replication": r, "seed": seed}
+            summary_rows.append({**ids, **tables.summary})
+            servers.append(tables.servers.assign(**ids))
+            series.append(tables.timeseries.assign(**ids))
+            cdf.append(pd.DataFrame({"probability": _probabilities(tables), "latency": tables.latency_quantiles}).assign(**ids))
+        cell_rows.append({**label, "status": "done", "wall_time": round(wall, 3)})
+    summary = pd.DataFrame(summary_rows)
+    id_columns = [*keys, "replication", "seed"]
+    return SweepResult(
+        summary=summary,
+        table=cell_table(summary, keys),
+        servers=_ids_first(pd.concat(servers, ignore_index=True), id_columns),
+        timeseries=_ids_first(pd.concat(series, ignore_index=True), id_columns),
+        cdf=_ids_first(pd.concat(cdf, ignore_index=True), id_columns),
+        keys=keys,
+        cells=cell_rows,
+    )
+
+
+def _probabilities(tables: RunTables) -> np.ndarray:
+    from lbsim.metrics import CDF_PROBABILITIES
+
+    return CDF_PROBABILITIES[: tables.latency_quantiles.size]
+
+
+def _ids_first(frame: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+    return frame[ids + [column for column in frame.columns if column not in ids]]
+
+
+def sweep(
+    scenario: ScenarioSource,
+    *,
+    jobs: int | None = None,
+    seed: int | None = None,
+    replications: int | None = None,
+) -> pd.DataFrame:
+    """Simulate the sweep grid x replications and return the summary table (summary.csv)."""
+    return run_sweep(scenario, jobs=jobs, seed=seed, replications=replications).summary

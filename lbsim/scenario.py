@@ -1,0 +1,508 @@
+"""Scenario files: the pydantic models that check them, loading, overrides and the sweep grid.
+
+A scenario is data: YAML read with ``yaml.safe_load``, every key checked (unknown keys are
+errors, with a "did you mean"), nothing evaluated. Every mistake becomes one ConfigError
+line naming the file, the key path, the rule and the value.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from lbsim.distributions import Distribution, parse_distribution
+from lbsim.errors import ConfigError, UnknownNameError
+from lbsim.policies import Policy, make_policy
+from lbsim.units import parse_duration, parse_rate
+from lbsim.workload import (
+    Clients,
+    ClosedUsers,
+    DeterministicArrivals,
+    DiurnalArrivals,
+    MarkovModulatedArrivals,
+    OpenArrivals,
+    PoissonArrivals,
+    TraceArrivals,
+)
+
+
+def _distribution(value: object, info: ValidationInfo) -> Distribution:
+    base_dir = (info.context or {}).get("base_dir")
+    return parse_distribution(value, Path(base_dir) if base_dir else None)
+
+
+def _policy(value: object) -> object:
+    make_policy(value)  # type: ignore[arg-type]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Rate = Annotated[float, BeforeValidator(parse_rate)]
+Dist = Annotated[Distribution, BeforeValidator(_distribution)]
+PolicySpec = Annotated[Any, BeforeValidator(_policy)]
+
+
+class Model(BaseModel):
+    """A part of a scenario: frozen, and every key must be known."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            for key in data:
+                if key not in cls.model_fields:
+                    raise UnknownNameError("key", str(key), cls.model_fields)
+        return data
+
+
+_ARRIVAL_KEYS = {
+    "poisson": set(),
+    "deterministic": set(),
+    "mmpp": {"rates", "stays"},
+    "diurnal": {"amplitude", "period"},
+    "trace": {"file"},
+    "closed": {"users", "think"},
+}
+
+
+class Arrivals(Model):
+    """How requests arrive: ``poisson`` (default), ``deterministic``, ``mmpp``, ``diurnal``,
+    ``trace`` or ``closed``; a bare name stands for ``{kind: name}``."""
+
+    kind: str = "poisson"
+    rates: list[Rate] | None = None
+    stays: list[Duration] | None = None
+    amplitude: float | None = Field(None, ge=0, le=1)
+    period: Duration | None = Field(None, gt=0)
+    file: str | None = None
+    users: int | None = Field(None, ge=1)
+    think: Dist | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        return {"kind": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _keys_of_kind(self, info: ValidationInfo) -> Arrivals:
+        if self.kind not in _ARRIVAL_KEYS:
+            raise ConfigError(str(UnknownNameError("arrival kind", self.kind, _ARRIVAL_KEYS)), key="kind")
+        wanted = _ARRIVAL_KEYS[self.kind]
+        for key in sorted(set(type(self).model_fields) - {"kind"}):
+            given = getattr(self, key) is not None
+            if key in wanted and not given:
+                raise ConfigError(f"must be given for arrivals of kind {self.kind!r}; got nothing.", key=key)
+            if given and key not in wanted:
+                raise ConfigError(f"must not be given for arrivals of kind {self.kind!r}; got {getattr(self, key)!r}.", key=key)
+        if self.kind == "mmpp":
+            rates, stays = self.rates or [], self.stays or []
+            if len(rates) != len(stays) or not rates:
+                raise ConfigError(
+                    f"must have one stay per rate; got {len(rates)} rates and {len(stays)} stays.",
+                    key="stays",
+                )
+            if min(rates) < 0 or max(rates) <= 0:
+                raise ConfigError(f"must be >= 0 with one > 0; got {rates!r}.", key="rates")
+            if min(stays) <= 0:
+                raise ConfigError(f"must all be > 0; got {stays!r}.", key="stays")
+        if self.kind == "trace" and self.file is not None:
+            base_dir = (info.context or {}).get("base_dir")
+            path = Path(self.file)
+            if base_dir and not path.is_absolute():
+                path = Path(base_dir) / path
+            try:
+                TraceArrivals.from_file(path)
+            except ConfigError as exc:
+                raise ConfigError(str(exc), key="file") from None
+            object.__setattr__(self, "file", str(path.resolve()))
+        return self
+
+
+class ClientsModel(Model):
+    """Distinct client addresses: ``count``, picked uniformly or Zipf-skewed (``zipf`` exponent)."""
+
+    count: int = Field(1000, ge=1)
+    zipf: float = Field(0.0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_count(cls, data: Any) -> Any:
+        return {"count": data} if isinstance(data, int) and not isinstance(data, bool) else data
+
+
+class Workload(Model):
+    """The clients: arrival process, request sizes, client addresses, client timeout."""
+
+    arrivals: Arrivals = Arrivals()
+    rate: Rate | None = Field(None, gt=0)
+    size: Dist
+    clients: ClientsModel = ClientsModel()
+    timeout: Duration | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _rate_of_kind(self) -> Workload:
+        needs_rate = self.arrivals.kind in {"poisson", "deterministic", "diurnal"}
+        if needs_rate and self.rate is None:
+            raise ConfigError(f"must be given for arrivals of kind {self.arrivals.kind!r}; got nothing.", key="rate")
+        if not needs_rate and self.rate is not None:
+            raise ConfigError(
+                f"must not be given for arrivals of kind {self.arrivals.kind!r} "
+                f"(their rate comes from the arrivals); got {self.rate!r}.",
+                key="rate",
+            )
+        return self
+
+    def process(self) -> OpenArrivals | ClosedUsers:
+        """Return the arrival process this workload describes."""
+        a = self.arrivals
+        if a.kind == "poisson":
+            return PoissonArrivals(self.rate)  # type: ignore[arg-type]
+        if a.kind == "deterministic":
+            return DeterministicArrivals(self.rate)  # type: ignore[arg-type]
+        if a.kind == "diurnal":
+            return DiurnalArrivals(self.rate, a.amplitude, a.period)  # type: ignore[arg-type]
+        if a.kind == "mmpp":
+            return MarkovModulatedArrivals(tuple(a.rates), tuple(a.stays))  # type: ignore[arg-type]
+        if a.kind == "trace":
+            return TraceArrivals.from_file(Path(a.file))  # type: ignore[arg-type]
+        return ClosedUsers(a.users, a.think)  # type: ignore[arg-type]
+
+    def clients_model(self) -> Clients:
+        """Return the client population."""
+        return Clients(self.clients.count, self.clients.zipf)
+
+
+class ServerGroup(Model):
+    """A group of identical backends named ``<name>-0``, ``<name>-1``, ..."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.]*$")
+    count: int = Field(1, ge=1)
+    speed: float = Field(1.0, gt=0)
+    workers: int = Field(1, ge=1)
+    queue: int | None = Field(None, ge=0)
+    discipline: Literal["fcfs", "ps"] = "fcfs"
+    weight: int = Field(1, ge=1, le=256)
+
+
+class BalancerModel(Model):
+    """The balancer tier: its policy, a name or a mapping with ``name`` and parameters."""
+
+    policy: PolicySpec = "round_robin"
+
+    def policy_object(self) -> Policy:
+        """Return a fresh policy object for one run."""
+        return copy.deepcopy(make_policy(self.policy))
+
+
+class Scenario(Model):
+    """A whole scenario: run length, workload, servers, balancer, sweep grid."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    duration: Duration = Field(gt=0)
+    warmup: Duration = Field(0.0, ge=0)
+    seed: int = Field(0, ge=0)
+    replications: int = Field(1, ge=1)
+    window: Duration | None = Field(None, gt=0)
+    workload: Workload
+    servers: list[ServerGroup] = Field(min_length=1)
+    balancer: BalancerModel = BalancerModel()
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+    # The checked input and where it came from, so cells and overrides start from it.
+    _source: _Source = PrivateAttr()
+
+    @field_validator("servers")
+    @classmethod
+    def _unique_names(cls, groups: list[ServerGroup]) -> list[ServerGroup]:
+        names = [group.name for group in groups]
+        for name in names:
+            if names.count(name) > 1:
+                raise ConfigError(f"must have unique names; got {name!r} twice.")
+        return groups
+
+    @field_validator("sweep")
+    @classmethod
+    def _non_empty_axes(cls, sweep: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for path, values in sweep.items():
+            if not values:
+                raise ConfigError(f"must list at least one value; got an empty list for {path!r}.")
+        return sweep
+
+    @model_validator(mode="after")
+    def _warmup_inside(self) -> Scenario:
+        if self.warmup >= self.duration:
+            raise ConfigError(f"must be < duration ({self.duration:g}s); got {self.warmup:g}s.", key="warmup")
+        return self
+
+    @property
+    def window_length(self) -> float:
+        """Width of a time-series window: ``window``, or a hundredth of the duration."""
+        return self.window if self.window is not None else self.duration / 100
+
+    def policy_label(self) -> str:
+        """The policy's name as result tables show it."""
+        return make_policy(self.balancer.policy).label()
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One point of a sweep grid: the values of the swept keys and the resolved scenario."""
+
+    index: int
+    values: dict[str, Any]
+    scenario: Scenario
+
+
+def parse_key_path(path: str) -> list[str | int]:
+    """Split ``servers[0].count`` into ``['servers', 0, 'count']``."""
+    if not re.fullmatch(r"[A-Za-z_]\w*(\[\d+\])*(\.[A-Za-z_]\w*(\[\d+\])*)*", path):
+        raise ConfigError(f"must be a key path such as 'servers[0].count'; got {path!r}.")
+    tokens: list[str | int] = []
+    for part in path.split("."):
+        name, *indices = re.split(r"[\[\]]+", part.rstrip("]"))
+        tokens.append(name)
+        tokens.extend(int(i) for i in indices)
+    return tokens
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """Return a deep copy of ``data`` with the key at ``path`` set to ``value``."""
+    tokens = parse_key_path(path)
+    data = copy.deepcopy(data)
+    node: Any = data
+    for depth, token in enumerate(tokens[:-1]):
+        nxt = tokens[depth + 1]
+        node = _child(node, token, path, list if isinstance(nxt, int) else dict)
+    last = tokens[-1]
+    if isinstance(last, int):
+        _check_index(node, last, path)
+    elif not isinstance(node, dict):
+        raise ConfigError(f"must lead to a mapping before {last!r}; got {node!r}.")
+    node[last] = value
+    return data
+
+
+def get_path(data: Any, path: str) -> Any:
+    """Return the value at ``path`` in a scenario or a plain mapping."""
+    node = data
+    for token in parse_key_path(path):
+        node = node[token] if isinstance(token, int) or isinstance(node, Mapping) else getattr(node, token)
+    return node
+
+
+def _child(node: Any, token: str | int, path: str, kind: type) -> Any:
+    if isinstance(token, int):
+        _check_index(node, token, path)
+        return node[token]
+    if not isinstance(node, dict):
+        raise ConfigError(f"must lead to a mapping before {token!r}; got {node!r}.")
+    if node.get(token) is None:
+        node[token] = kind()
+    return node[token]
+
+
+def _check_index(node: Any, index: int, path: str) -> None:
+    if not isinstance(node, list):
+        raise ConfigError(f"must index a list; got {node!r}.")
+    if index >= len(node):
+        raise ConfigError(f"must use an index < {len(node)}; got {index}.")
+
+
+def split_values(text: str) -> list[str]:
+    """Split ``a,b(c, d),e`` on the commas outside parentheses and brackets."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return [part.strip() for part in parts]
+
+
+def parse_assignment(text: str, option: str) -> tuple[str, str]:
+    """Split ``key.path=value`` given to ``option``."""
+    path, sep, value = text.partition("=")
+    if not sep or not path.strip():
+        raise ConfigError(f"{option} must be written key.path=value; got {text!r}.")
+    return path.strip(), value
+
+
+def load_scenario(
+    source: str | Path | Mapping[str, Any] | Scenario,
+    *,
+    overrides: Iterable[tuple[str, Any]] = (),
+    sweeps: Iterable[tuple[str, list[Any]]] = (),
+) -> Scenario:
+    """Read, override and check a scenario.
+
+    Args:
+        source: a YAML file path, a mapping with the same keys, or a Scenario.
+        overrides: (key path, value) pairs applied before checking, as ``--set``.
+        sweeps: (key path, values) pairs that replace or add sweep axes, as ``--sweep``.
+
+    Raises:
+        ConfigError: one line naming the file, the key path, the rule and the value.
+    """
+    if isinstance(source, Scenario):
+        where, base_dir, data = source._source.where, source._source.base_dir, copy.deepcopy(source._source.data)
+    elif isinstance(source, Mapping):
+        where, base_dir, data = "<scenario>", Path.cwd(), copy.deepcopy(dict(source))
+    else:
+        path = Path(source)
+        where, base_dir = str(path), path.parent
+        data = _read_yaml(path)
+    try:
+        for key, value in overrides:
+            data = set_path(data, key, _yaml_value(value))
+        for key, values in sweeps:
+            sweep = dict(data.get("sweep") or {})
+            sweep[key] = [_yaml_value(value) for value in values]
+            data["sweep"] = sweep
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {key} {exc}") from None
+    scenario = _validate(_Source(data, where, base_dir))
+    for key, values in scenario.sweep.items():
+        for i, value in enumerate(values):
+            scenario._source.cell({key: value}, f"sweep.{key}[{i}]")
+    return scenario
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: the scenario file must be readable; got {exc.strerror}.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: the file must be valid YAML{line}; got {getattr(exc, 'problem', exc)}.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the file must hold a mapping of scenario keys; got {type(data).__name__}.")
+    return data
+
+
+def _yaml_value(value: Any) -> Any:
+    return yaml.safe_load(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """A scenario's input data, the file it came from and the folder its paths are relative to."""
+
+    data: dict[str, Any]
+    where: str
+    base_dir: Path
+
+    def cell(self, values: Mapping[str, Any], label: str) -> Scenario:
+        data = dict(self.data, sweep={})
+        for key, value in values.items():
+            try:
+                data = set_path(data, key, value)
+            except ConfigError as exc:
+                raise ConfigError(f"{self.where}: {label}: {key} {exc}") from None
+        return _validate(_Source(data, self.where, self.base_dir), label)
+
+
+def expand(scenario: Scenario) -> list[Cell]:
+    """Return the cells of the sweep grid (the Cartesian product of its axes), in order."""
+    axes = list(scenario.sweep.items())
+    cells = []
+    for index, combo in enumerate(itertools.product(*(values for _, values in axes))):
+        values = {key: value for (key, _), value in zip(axes, combo, strict=True)}
+        cells.append(Cell(index, values, scenario._source.cell(values, f"sweep cell {index}")))
+    return cells
+
+
+def _validate(source: _Source, label: str = "") -> Scenario:
+    try:
+        scenario = Scenario.model_validate(source.data, context={"base_dir": str(source.base_dir)})
+    except ValidationError as exc:
+        prefix = f"{source.where}: {label}: " if label else f"{source.where}: "
+        raise ConfigError(prefix + describe(exc.errors()[0])) from None
+    scenario._source = source
+    return scenario
+
+
+def format_location(loc: Iterable[Any]) -> str:
+    """Turn a pydantic location ``('servers', 1, 'workers')`` into ``servers[1].workers``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def describe(error: Mapping[str, Any]) -> str:
+    """Turn one pydantic error into ``<key path> must be <rule>; got <value>.``"""
+    loc = list(error["loc"])
+    ctx = error.get("ctx") or {}
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "value_error" and isinstance(ctx.get("error"), ConfigError):
+        cause = ctx["error"]
+        if cause.key:
+            loc.append(cause.key)
+        message = str(cause)
+    elif kind == "missing":
+        message = "must be given; got nothing."
+    else:
+        message = _RULES.get(kind, "must be valid ({msg})").format(msg=error["msg"], **ctx) + f"; got {value!r}."
+        if kind == "literal_error":
+            choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+            close = difflib.get_close_matches(str(value), choices, n=1)
+            if close:
+                message += f" Did you mean {close[0]!r}?"
+    where = format_location(loc)
+    if not where:
+        return message
+    return f"{where} {message}" if message.startswith("must") else f"{where}: {message}"
+
+
+_RULES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "string_pattern_mismatch": "must match {pattern}",
+    "literal_error": "must be one of {expected}",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "too_short": "must have at least {min_length} item(s)",
+    "extra_forbidden": "must not be given",
+}
