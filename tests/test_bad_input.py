@@ -1,0 +1,73 @@
+"""Every malformed scenario gives one line naming the file, the key, the rule and the value;
+exit code 2; no traceback; nothing written."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lbsim.cli import main
+
+BAD = sorted((Path(__file__).parent / "bad_scenarios").glob("*.yaml"))
+
+
+def expected_message(path: Path) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect: "), path
+    return first.removeprefix("# expect: ")
+
+
+def test_there_are_at_least_fifteen_cases():
+    assert len(BAD) >= 15
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_bad_scenario_is_one_line_exit_2_and_nothing_written(path, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--quiet"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(f"error: {path}: "), lines[0]
+    assert expected_message(path) in lines[0]
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_a_real_process_prints_no_traceback(tmp_path):
+    path = Path(__file__).parent / "bad_scenarios" / "zero_workers.yaml"
+    process = subprocess.run(
+        [sys.executable, "-m", "lbsim", "run", str(path)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert process.returncode == 2
+    assert process.stdout == ""
+    assert process.stderr.strip() == f"error: {path}: servers[1].workers must be >= 1; got 0."
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "workload.rate"], "--set must be written key.path=value; got 'workload.rate'."),
+        (["--set", "servers[0].workers=0"], "servers[0].workers must be >= 1; got 0."),
+        (["--set", "balancer.policy=ip_hsh"], "Did you mean 'ip_hash'?"),
+        (["--sweep", "workload.rate=100/s,nope"], "sweep.workload.rate[1]: workload.rate must be a rate"),
+        (["--sweep", "servers..count=1"], "must be a key path such as 'servers[0].count'; got 'servers..count'."),
+    ],
+)
+def test_bad_options_are_one_line_too(args, message, tmp_path):
+    path = Path(__file__).parents[1] / "scenarios" / "quickstart.yaml"
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(out), *args])
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert message in result.output
+    assert not out.exists()
+
+
+def test_a_missing_file_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "nope.yaml" in result.output

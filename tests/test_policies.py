@@ -1,0 +1,210 @@
+"""Policies against hand-checked choices from the production rules they follow."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from lbsim.errors import ConfigError, UnknownNameError
+from lbsim.policies import POLICIES, Backend, Policy, make_policy
+from lbsim.testing import check_policy
+from lbsim.workload import Request
+
+
+def fleet(*weights):
+    return [Backend(i, "abcdefghij"[i] if i < 10 else f"s{i}", weight=w) for i, w in enumerate(weights)]
+
+
+def start(name, backends, seed=0):
+    policy = make_policy(name)
+    policy.reset(backends, np.random.default_rng(seed))
+    return policy
+
+
+def request(client=0):
+    return Request(0, 0.0, 0.01, client)
+
+
+def dispatch(policy, backend):
+    backend.active += 1
+    policy.on_dispatch(backend, request())
+
+
+def complete(policy, backend):
+    backend.active -= 1
+    policy.on_complete(backend, request(), 0.01, True)
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_every_registered_policy_keeps_the_contract(name):
+    check_policy(make_policy(name))
+
+
+def test_round_robin_cycles_in_order_from_the_first():
+    p = start("round_robin", fleet(5, 1, 1))
+    assert "".join(p.choose(request()).name for _ in range(7)) == "abcabca"
+
+
+def test_smooth_weighted_round_robin_interleaves_as_nginx():
+    # NGINX's documented example: weights 5, 1, 1 give a a b a c a a, not a a a a a b c.
+    p = start("weighted_round_robin", fleet(5, 1, 1))
+    assert "".join(p.choose(request()).name for _ in range(14)) == "aabacaa" * 2
+
+
+def test_smooth_weighted_round_robin_keeps_current_weights_across_membership_changes():
+    backends = fleet(5, 1, 1)
+    p = start("weighted_round_robin", backends)
+    assert [p.choose(request()).name for _ in range(2)] == ["a", "a"]
+    # By hand: (5,1,1) -> a -> (-2,1,1); (3,2,2) -> a -> (-4,2,2). Dropping c leaves a=-4,
+    # b=2 with total 6: (1,3) -> b -> (1,-3); (6,-2) -> a -> (0,-2); (5,-1) -> a.
+    p.update([backends[0], backends[1]])
+    assert "".join(p.choose(request()).name for _ in range(3)) == "baa"
+
+
+def test_least_connections_picks_the_fewest_active():
+    backends = fleet(1, 1, 1)
+    p = start("least_connections", backends)
+    for b, n in zip(backends, (3, 1, 2), strict=True):
+        for _ in range(n):
+            dispatch(p, b)
+    assert p.choose(request()).name == "b"
+    complete(p, backends[0])
+    complete(p, backends[0])
+    assert p.choose(request()).name == "a"
+
+
+def test_least_connections_breaks_ties_by_smooth_round_robin_among_the_tied():
+    # NGINX least_conn: all tied peers add 1 to their current weight; the largest wins and
+    # loses the number tied. Without dispatches all three stay tied: a, b, c, a, b, c.
+    p = start("least_connections", fleet(1, 1, 1))
+    assert "".join(p.choose(request()).name for _ in range(6)) == "abcabc"
+
+
+def test_least_connections_tie_break_remembers_current_weights():
+    backends = fleet(1, 1, 1)
+    p = start("least_connections", backends)
+    a = p.choose(request())  # tied a, b, c: current (1,1,1) -> a wins -> (-2, 1, 1)
+    assert a.name == "a"
+    dispatch(p, a)
+    # b and c tie at 0 active: (-, 2, 2) -> b wins -> (-, 0, 2).
+    assert p.choose(request()).name == "b"
+    complete(p, a)
+    # a, b, c tie again: (-1, 1, 3) -> c.
+    assert p.choose(request()).name == "c"
+
+
+def test_weighted_least_connections_prefers_idle_then_least_per_weight():
+    backends = fleet(5, 1, 1)
+    p = start("weighted_least_connections", backends)
+    picked = []
+    for _ in range(8):
+        b = p.choose(request())
+        picked.append(b.name)
+        dispatch(p, b)
+    # Idle servers have key 0 and come first: a, b, c. Then keys ceil((n+1)*4096/(16w)):
+    # a with n=1..5 gives 103, 154, 205, 256, 308 < 512 for b, c with n=1.
+    assert picked == ["a", "b", "c", "a", "a", "a", "a", "a"]
+
+
+def test_weighted_least_connections_rotates_equal_keys():
+    backends = fleet(1, 1)
+    p = start("weighted_least_connections", backends)
+    dispatch(p, backends[0])
+    dispatch(p, backends[1])
+    # Both have key 512; b took it last, so a (earlier) wins, then after a moves up, b.
+    assert p.choose(request()).name == "a"
+    dispatch(p, backends[0])
+    complete(p, backends[0])
+    assert p.choose(request()).name == "b"
+
+
+def test_ip_hash_is_md5_of_the_address_modulo_the_backends():
+    backends = fleet(1, 1, 1, 1, 1)
+    p = start("ip_hash", backends)
+    for client in (0, 1, 258, 70000):
+        address = f"10.{client >> 16 & 255}.{client >> 8 & 255}.{client & 255}"
+        expected = int(hashlib.md5(address.encode()).hexdigest(), 16) % 5
+        assert p.choose(request(client)).index == expected
+
+
+def test_ip_hash_moves_most_clients_when_a_backend_leaves():
+    backends = fleet(*[1] * 10)
+    p = start("ip_hash", backends)
+    before = [p.choose(request(c)).index for c in range(2000)]
+    p.update(backends[:9])
+    after = [p.choose(request(c)).index for c in range(2000)]
+    moved = np.mean([x != y for x, y in zip(before, after, strict=True)])
+    # Modulo hashing keeps a key only if h mod 10 == h mod 9: about 1/10 of keys stay.
+    assert moved == pytest.approx(0.9, abs=0.03)
+
+
+def test_random_is_uniform_and_weighted_random_follows_weights():
+    n = 60_000
+    uniform = start("random", fleet(5, 1, 1))
+    counts = np.bincount([uniform.choose(request()).index for _ in range(n)], minlength=3) / n
+    assert counts == pytest.approx([1 / 3] * 3, abs=0.01)
+    weighted = start("weighted_random", fleet(5, 1, 1))
+    counts = np.bincount([weighted.choose(request()).index for _ in range(n)], minlength=3) / n
+    assert counts == pytest.approx([5 / 7, 1 / 7, 1 / 7], abs=0.01)
+
+
+def test_least_connections_scales_to_a_thousand_backends():
+    backends = fleet(*[1] * 1000)
+    p = start("least_connections", backends)
+    rng = np.random.default_rng(3)
+    busy = []
+    for _ in range(5000):
+        b = p.choose(request())
+        assert b.active == min(x.active for x in backends)
+        dispatch(p, b)
+        busy.append(b)
+        if rng.random() < 0.5:
+            complete(p, busy.pop(int(rng.integers(len(busy)))))
+
+
+def test_unknown_policy_suggests_the_closest_name():
+    with pytest.raises(UnknownNameError, match="Did you mean 'least_connections'"):
+        make_policy("least_conection")
+
+
+def test_policy_mapping_rejects_unknown_parameters():
+    with pytest.raises(ConfigError, match="takes no parameters"):
+        make_policy({"name": "random", "choices": 2})
+
+
+class FirstBackend(Policy):
+    """A user policy: always the first eligible backend."""
+
+    name = "first"
+    rule = "the first eligible backend"
+
+    def update(self, backends):
+        self.backends = list(backends)
+
+    def choose(self, request):
+        return self.backends[0]
+
+
+def test_a_user_policy_loads_from_module_and_class():
+    policy = make_policy("tests.test_policies:FirstBackend")
+    assert isinstance(policy, FirstBackend)
+    check_policy(policy)
+
+
+def test_check_policy_catches_a_policy_that_writes_the_view():
+    class Meddler(FirstBackend):
+        def choose(self, request):
+            self.backends[0].weight = 9
+            return self.backends[0]
+
+    with pytest.raises(AssertionError, match="must not change a Backend view"):
+        check_policy(Meddler())
+
+
+def test_check_policy_catches_global_randomness():
+    class Global(FirstBackend):
+        def choose(self, request):
+            return self.backends[np.random.randint(len(self.backends))]  # noqa: NPY002
+
+    with pytest.raises(AssertionError, match="global random state"):
+        check_policy(Global())
