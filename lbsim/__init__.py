@@ -17,10 +17,10 @@ from lbsim.scenario import Scenario, expand, load_scenario
 __version__ = "0.1.0"
 
 __all__ = [
-    "POLICIES",
     "Backend",
     "ConfigError",
     "LbsimError",
+    "POLICIES",
     "Policy",
     "Scenario",
     "SimulationError",

@@ -48,12 +48,28 @@ def main() -> None:
 
 @main.command()
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Results folder (default: results/<name>).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Results folder (default: results/<name>).",
+)
 @click.option("--seed", type=int, help="Override the scenario's seed.")
 @click.option("--replications", type=click.IntRange(min=1), help="Override the number of replications.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
-@click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE", help="Override a scenario key (repeatable).")
-@click.option("--sweep", "sweeps", multiple=True, metavar="KEY.PATH=V1,V2,...", help="Replace or add a sweep axis (repeatable).")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Override a scenario key (repeatable).",
+)
+@click.option(
+    "--sweep",
+    "sweeps",
+    multiple=True,
+    metavar="KEY.PATH=V1,V2,...",
+    help="Replace or add a sweep axis (repeatable).",
+)
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @_config_errors
 def run(
@@ -82,9 +98,23 @@ def run(
     folder = out if out is not None else Path("results") / loaded.name
     command = shlex.join(["lbsim", *sys.argv[1:]])
     timings = {"simulate_seconds": round(simulated - started, 3)}
-    write_results(folder, loaded, result, command=command, seed=seed, replications=replications, timings=timings)
+    write_results(
+        folder,
+        loaded,
+        result,
+        command=command,
+        seed=seed,
+        replications=replications,
+        timings=timings,
+    )
     if not quiet:
-        click.echo(markdown_table(result.table, result.keys, ("latency_mean", "latency_p99", "error_rate", "utilization_max")))
+        click.echo(
+            markdown_table(
+                result.table,
+                result.keys,
+                ("latency_mean", "latency_p99", "error_rate", "utilization_max"),
+            )
+        )
         click.echo(f"{len(result.summary)} runs in {simulated - started:.1f}s; results in {folder}/")
 
 

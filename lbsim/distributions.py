@@ -269,8 +269,7 @@ class Pareto(Distribution):
         if math.isinf(self.high):
             return f"pareto(mean={format_duration(self.mean)}, alpha={self.alpha:g})"
         return (
-            f"pareto(min={format_duration(self.low)}, max={format_duration(self.high)}, "
-            f"alpha={self.alpha:g})"
+            f"pareto(min={format_duration(self.low)}, max={format_duration(self.high)}, alpha={self.alpha:g})"
         )
 
 
@@ -321,7 +320,9 @@ class Empirical(Distribution):
         try:
             lines = path.read_text().split()
         except OSError as exc:
-            raise ConfigError(f"empirical: file must be readable; got {str(path)!r} ({exc.strerror}).") from None
+            raise ConfigError(
+                f"empirical: file must be readable; got {str(path)!r} ({exc.strerror})."
+            ) from None
         values: list[float] = []
         for number, line in enumerate(lines, start=1):
             cell = line.split(",")[0]

@@ -1,9 +1,9 @@
 """The exceptions lbsim raises, in one small tree.
 
-    LbsimError
-    ├── ConfigError (also a ValueError): the user's input breaks a rule
-    │   └── UnknownNameError: a name (policy, distribution, key) is not known
-    └── SimulationError: an invariant broke during a run (a bug, not user input)
+LbsimError
+├── ConfigError (also a ValueError): the user's input breaks a rule
+│   └── UnknownNameError: a name (policy, distribution, key) is not known
+└── SimulationError: an invariant broke during a run (a bug, not user input)
 """
 
 from __future__ import annotations

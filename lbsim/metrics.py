@@ -20,7 +20,14 @@ from lbsim.engine.recorder import OK, STATUSES, Records
 if TYPE_CHECKING:
     from lbsim.engine.model import RunOutput
 
-LATENCY_COLUMNS = ("latency_mean", "latency_p50", "latency_p90", "latency_p99", "latency_p999", "latency_max")
+LATENCY_COLUMNS = (
+    "latency_mean",
+    "latency_p50",
+    "latency_p90",
+    "latency_p99",
+    "latency_p999",
+    "latency_max",
+)
 METRICS: tuple[str, ...] = (
     "n_requests",
     *(f"n_{status}" for status in STATUSES),
@@ -52,51 +59,68 @@ def measured(records: Records, warmup: float) -> np.ndarray:
 
 
 def summarize(output: RunOutput, warmup: float, duration: float, window: float) -> RunTables:
-    """Compute the tables of one run."""
+    """Compute the tables of one run.
+
+    Temporary arrays are kept few (the latency column is sorted in place) so that the
+    memory this needs stays a small multiple of the records' own.
+    """
     records = output.records
     inside = measured(records, warmup)
-    status = records.status[inside]
-    counts = np.bincount(status, minlength=len(STATUSES))
+    counts = np.bincount(records.status[inside], minlength=len(STATUSES))
     n_requests = output.n_arrived
     ok = inside & (records.status == OK)
-    latency = records.t_done[ok] - records.t_arrival[ok]
+    latency = _latency(records, ok)
     span = duration - warmup
     workers = np.array([s.workers for s in output.servers], dtype=float)
     utilization = output.busy_time / (workers * span)
+    servers = _servers(output, inside, ok, latency, utilization)
     summary: dict[str, Any] = {"n_requests": n_requests}
     summary.update({f"n_{name}": int(count) for name, count in zip(STATUSES, counts, strict=True)})
     summary["n_in_flight"] = n_requests - int(counts.sum())
     summary["error_rate"] = (n_requests - int(counts[OK])) / n_requests if n_requests else math.nan
     summary["throughput"] = int(counts[OK]) / span
-    summary.update(_latency_stats(latency))
+    quantiles = _latency_stats(latency, summary)
     summary["utilization_mean"] = float(utilization.mean())
     summary["utilization_max"] = float(utilization.max())
-    summary["imbalance"] = float(utilization.max() / utilization.mean()) if utilization.mean() > 0 else math.nan
-    quantiles = np.quantile(latency, CDF_PROBABILITIES) if latency.size else np.full(CDF_PROBABILITIES.size, np.nan)
-    return RunTables(
-        summary,
-        _servers(output, inside, ok, latency, utilization),
-        _timeseries(output, duration, window),
-        quantiles,
+    summary["imbalance"] = (
+        float(utilization.max() / utilization.mean()) if utilization.mean() > 0 else math.nan
     )
+    return RunTables(summary, servers, _timeseries(output, duration, window), quantiles)
 
 
-def _latency_stats(latency: np.ndarray) -> dict[str, float]:
+def _latency(records: Records, mask: np.ndarray) -> np.ndarray:
+    latency = records.t_done[mask]
+    latency -= records.t_arrival[mask]
+    return latency
+
+
+def _latency_stats(latency: np.ndarray, summary: dict[str, Any]) -> np.ndarray:
+    """Add the latency columns to ``summary``; return the quantiles kept for CDF plots.
+
+    Sorts ``latency`` in place.
+    """
     if latency.size == 0:
-        return dict.fromkeys(LATENCY_COLUMNS, math.nan)
-    p50, p90, p99, p999 = np.percentile(latency, [50, 90, 99, 99.9])
-    return {
-        "latency_mean": float(latency.mean()),
-        "latency_p50": float(p50),
-        "latency_p90": float(p90),
-        "latency_p99": float(p99),
-        "latency_p999": float(p999),
-        "latency_max": float(latency.max()),
-    }
+        summary.update(dict.fromkeys(LATENCY_COLUMNS, math.nan))
+        return np.full(CDF_PROBABILITIES.size, np.nan)
+    summary["latency_mean"] = float(latency.mean())
+    latency.sort()
+    p50, p90, p99, p999 = np.quantile(latency, [0.5, 0.9, 0.99, 0.999])
+    summary.update(
+        latency_p50=float(p50),
+        latency_p90=float(p90),
+        latency_p99=float(p99),
+        latency_p999=float(p999),
+        latency_max=float(latency[-1]),
+    )
+    return np.quantile(latency, CDF_PROBABILITIES)
 
 
 def _servers(
-    output: RunOutput, inside: np.ndarray, ok: np.ndarray, latency: np.ndarray, utilization: np.ndarray
+    output: RunOutput,
+    inside: np.ndarray,
+    ok: np.ndarray,
+    latency: np.ndarray,
+    utilization: np.ndarray,
 ) -> pd.DataFrame:
     records = output.records
     n = len(output.servers)
@@ -121,24 +145,23 @@ def _servers(
 def _timeseries(output: RunOutput, duration: float, window: float) -> pd.DataFrame:
     records = output.records
     starts = output.sample_times
-    bins = np.minimum((records.t_arrival // window).astype(np.int64), starts.size - 1)
+    bins = np.minimum(records.t_arrival * (1 / window), starts.size - 1).astype(np.int32)
     n = np.bincount(bins, minlength=starts.size)
     ok = records.status == OK
-    n_ok = np.bincount(bins[ok], minlength=starts.size)
-    widths = np.minimum(starts + window, duration) - starts
+    ok_bins = bins[ok]
+    del bins
+    n_ok = np.bincount(ok_bins, minlength=starts.size)
+    latency = _latency(records, ok)
     p99 = np.full(starts.size, np.nan)
-    if ok.any():
-        latency = pd.Series(records.t_done[ok] - records.t_arrival[ok])
-        by_window = latency.groupby(bins[ok]).quantile(0.99)
-        p99[by_window.index.to_numpy()] = by_window.to_numpy()
+    for k in np.flatnonzero(n_ok):
+        p99[k] = np.quantile(latency[ok_bins == k], 0.99)
+    widths = np.minimum(starts + window, duration) - starts
     with np.errstate(invalid="ignore", divide="ignore"):
         error_rate = np.where(n > 0, (n - n_ok) / np.maximum(n, 1), np.nan)
     table = pd.DataFrame(
         {"t_start": starts, "throughput": n_ok / widths, "error_rate": error_rate, "latency_p99": p99}
     )
-    active = pd.DataFrame(
-        output.active_samples, columns=[f"active_{s.name}" for s in output.servers]
-    )
+    active = pd.DataFrame(output.active_samples, columns=[f"active_{s.name}" for s in output.servers])
     return pd.concat([table, active], axis=1)
 
 
@@ -173,7 +196,9 @@ def cell_table(summary: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Aggregate replications: each metric's mean and 95% half-width (``<metric>_ci``) per cell."""
     rows = []
     for key_values, group in summary.groupby(keys, sort=False, dropna=False):
-        row: dict[str, Any] = dict(zip(keys, key_values if isinstance(key_values, tuple) else (key_values,), strict=True))
+        row: dict[str, Any] = dict(
+            zip(keys, key_values if isinstance(key_values, tuple) else (key_values,), strict=True)
+        )
         row["replications"] = len(group)
         for metric in METRICS:
             values = group[metric].to_numpy(dtype=float)

@@ -58,7 +58,14 @@ def plot_metric(
         group = group.sort_values(x)
         ci = group[f"{metric}_ci"].fillna(0).to_numpy()
         label = ", ".join(str(part) for part in name)
-        ax.errorbar(group[x].to_numpy(), group[metric].to_numpy(), yerr=ci, marker="o", capsize=3, label=label)
+        ax.errorbar(
+            group[x].to_numpy(),
+            group[metric].to_numpy(),
+            yerr=ci,
+            marker="o",
+            capsize=3,
+            label=label,
+        )
     if metric.startswith("latency"):
         ax.set_yscale("log")
     ax.set_xlabel(x)
@@ -114,8 +121,8 @@ def plot_timeseries(
         curve = group.groupby("t_start")[metric].mean()
         ax.plot(curve.index.to_numpy(), curve.to_numpy(), label=str(name))
     if faults is not None:
-        for row in faults.itertuples():
-            ax.axvspan(row.t_start, row.t_end, color="red", alpha=0.15)
+        for t_start, t_end in faults[["t_start", "t_end"]].to_numpy(dtype=float):
+            ax.axvspan(t_start, t_end, color="red", alpha=0.15)
     ax.set_xlabel("time (s)")
     ax.set_ylabel(metric)
     ax.grid(True, alpha=0.3)

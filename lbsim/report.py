@@ -6,6 +6,7 @@ never leaves a truncated table behind.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -21,7 +22,6 @@ import simpy
 import yaml
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-
 from pydantic import BaseModel
 
 from lbsim import plots
@@ -29,10 +29,18 @@ from lbsim.policies import Policy
 from lbsim.runner import SweepResult
 from lbsim.scenario import Scenario
 
-TABLE_METRICS = ("latency_mean", "latency_p50", "latency_p99", "error_rate", "throughput", "utilization_max", "imbalance")
+TABLE_METRICS = (
+    "latency_mean",
+    "latency_p50",
+    "latency_p99",
+    "error_rate",
+    "throughput",
+    "utilization_max",
+    "imbalance",
+)
 
 
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write`` on a temporary file beside ``path``, then rename it to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -73,9 +81,9 @@ def _number(value: float) -> str:
     return "nan" if value is None or math.isnan(value) else f"{value:.4g}"
 
 
-def _figure(path: Path, draw: Callable[[Axes], Any], size: tuple[float, float] = (7, 4.2)) -> None:
+def _figure(path: Path, draw: Callable[..., Any], size: tuple[float, float] = (7, 4.2)) -> None:
     figure = Figure(figsize=size, layout="constrained")
-    draw(figure.add_subplot())
+    draw(ax=figure.add_subplot())
     write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
 
 
@@ -83,11 +91,15 @@ def _plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
     made: list[tuple[str, str]] = []
     swept = [key for key in result.keys if key not in ("scenario", "policy")]
 
-    def save(name: str, title: str, draw: Callable[[Axes], Any], size: tuple[float, float] = (7, 4.2)) -> None:
+    def save(name: str, title: str, draw: Callable[..., Axes], size: tuple[float, float] = (7, 4.2)) -> None:
         _figure(folder / "plots" / f"{name}.png", draw, size)
         made.append((title, f"plots/{name}.png"))
 
-    save("latency_cdf", "Latency CDF per policy", lambda ax: plots.plot_latency_cdf(result.cdf, ax=ax))
+    save(
+        "latency_cdf",
+        "Latency CDF per policy",
+        functools.partial(plots.plot_latency_cdf, result.cdf),
+    )
     for key in swept:
         if pd.api.types.is_numeric_dtype(result.table[key]):
             others = [k for k in result.keys if k not in ("scenario", key)]
@@ -95,19 +107,27 @@ def _plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
                 save(
                     f"{metric}_vs_{key}",
                     f"{metric} against {key}",
-                    lambda ax, k=key, m=metric, o=others: plots.plot_metric(result.table, k, m, by=o, ax=ax),
+                    functools.partial(plots.plot_metric, result.table, key, metric, by=others),
                 )
     if not any(path.startswith("plots/latency_p99_vs") for _, path in made):
         for metric in ("latency_p99", "error_rate"):
-            save(f"{metric}_by_policy", f"{metric} per policy", lambda ax, m=metric: plots.plot_metric_bars(result.table, m, ax=ax))
+            save(
+                f"{metric}_by_policy",
+                f"{metric} per policy",
+                functools.partial(plots.plot_metric_bars, result.table, metric),
+            )
     n_servers = result.servers["server"].nunique()
     save(
         "utilization",
         "Utilization per server",
-        lambda ax: plots.plot_utilization(result.servers, ax=ax),
+        functools.partial(plots.plot_utilization, result.servers),
         (max(7.0, 0.35 * n_servers * max(result.servers["policy"].nunique(), 1) ** 0.5), 4.2),
     )
-    save("error_rate_over_time", "Error rate over time", lambda ax: plots.plot_timeseries(result.timeseries, "error_rate", ax=ax))
+    save(
+        "error_rate_over_time",
+        "Error rate over time",
+        functools.partial(plots.plot_timeseries, result.timeseries, "error_rate"),
+    )
     return made
 
 
@@ -173,7 +193,11 @@ def write_results(
 def _plain(value: Any) -> Any:
     """The scenario as plain YAML data: distributions and policies spelled as in a scenario file."""
     if isinstance(value, BaseModel):
-        return {name: _plain(getattr(value, name)) for name in type(value).model_fields if getattr(value, name) is not None}
+        return {
+            name: _plain(getattr(value, name))
+            for name in type(value).model_fields
+            if getattr(value, name) is not None
+        }
     if isinstance(value, Policy):
         return value.label()
     if isinstance(value, dict):

@@ -84,7 +84,12 @@ def simulate(
     seed = scenario.seed if seed is None else seed
     output = engine.run(scenario, seed, replication)
     tables = summarize(output, scenario.warmup, scenario.duration, scenario.window_length)
-    row = {"scenario": scenario.name, "policy": scenario.policy_label(), "replication": replication, "seed": seed}
+    row = {
+        "scenario": scenario.name,
+        "policy": scenario.policy_label(),
+        "replication": replication,
+        "seed": seed,
+    }
     summary = pd.DataFrame([{**row, **tables.summary}])
     records = output.records
     names = np.array([s.name for s in output.servers] + [""])
@@ -96,7 +101,9 @@ def simulate(
             "latency": records.t_done - records.t_arrival,
             "size": records.size,
             "server": names[records.server],
-            "status": pd.Categorical.from_codes(records.status, categories=list(STATUSES)),
+            "status": pd.Categorical.from_codes(
+                records.status.astype(np.int64), categories=pd.Index(STATUSES)
+            ),
             "client": records.client,
         }
     )
@@ -175,7 +182,11 @@ def _assemble(
     keys = ["scenario", "policy", *(key for key in scenario.sweep if key != "balancer.policy")]
     summary_rows, servers, series, cdf, cell_rows = [], [], [], [], []
     for c, cell in enumerate(cells):
-        label = {"scenario": scenario.name, "policy": cell.scenario.policy_label(), **cell_values(cell)}
+        label = {
+            "scenario": scenario.name,
+            "policy": cell.scenario.policy_label(),
+            **cell_values(cell),
+        }
         wall = 0.0
         for r in range(replications):
             tables, seconds = results[c * replications + r]
@@ -184,7 +195,11 @@ def _assemble(
             summary_rows.append({**ids, **tables.summary})
             servers.append(tables.servers.assign(**ids))
             series.append(tables.timeseries.assign(**ids))
-            cdf.append(pd.DataFrame({"probability": _probabilities(tables), "latency": tables.latency_quantiles}).assign(**ids))
+            cdf.append(
+                pd.DataFrame(
+                    {"probability": _probabilities(tables), "latency": tables.latency_quantiles}
+                ).assign(**ids)
+            )
         cell_rows.append({**label, "status": "done", "wall_time": round(wall, 3)})
     summary = pd.DataFrame(summary_rows)
     id_columns = [*keys, "replication", "seed"]

@@ -114,7 +114,10 @@ class Arrivals(Model):
             if key in wanted and not given:
                 raise ConfigError(f"must be given for arrivals of kind {self.kind!r}; got nothing.", key=key)
             if given and key not in wanted:
-                raise ConfigError(f"must not be given for arrivals of kind {self.kind!r}; got {getattr(self, key)!r}.", key=key)
+                raise ConfigError(
+                    f"must not be given for arrivals of kind {self.kind!r}; got {getattr(self, key)!r}.",
+                    key=key,
+                )
         if self.kind == "mmpp":
             rates, stays = self.rates or [], self.stays or []
             if len(rates) != len(stays) or not rates:
@@ -164,7 +167,10 @@ class Workload(Model):
     def _rate_of_kind(self) -> Workload:
         needs_rate = self.arrivals.kind in {"poisson", "deterministic", "diurnal"}
         if needs_rate and self.rate is None:
-            raise ConfigError(f"must be given for arrivals of kind {self.arrivals.kind!r}; got nothing.", key="rate")
+            raise ConfigError(
+                f"must be given for arrivals of kind {self.arrivals.kind!r}; got nothing.",
+                key="rate",
+            )
         if not needs_rate and self.rate is not None:
             raise ConfigError(
                 f"must not be given for arrivals of kind {self.arrivals.kind!r} "
@@ -369,7 +375,11 @@ def load_scenario(
         ConfigError: one line naming the file, the key path, the rule and the value.
     """
     if isinstance(source, Scenario):
-        where, base_dir, data = source._source.where, source._source.base_dir, copy.deepcopy(source._source.data)
+        where, base_dir, data = (
+            source._source.where,
+            source._source.base_dir,
+            copy.deepcopy(source._source.data),
+        )
     elif isinstance(source, Mapping):
         where, base_dir, data = "<scenario>", Path.cwd(), copy.deepcopy(dict(source))
     else:
@@ -402,9 +412,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: the file must be valid YAML{line}; got {getattr(exc, 'problem', exc)}.") from None
+        raise ConfigError(
+            f"{path}: the file must be valid YAML{line}; got {getattr(exc, 'problem', exc)}."
+        ) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the file must hold a mapping of scenario keys; got {type(data).__name__}.")
+        raise ConfigError(
+            f"{path}: the file must hold a mapping of scenario keys; got {type(data).__name__}."
+        )
     return data
 
 
@@ -472,7 +486,9 @@ def describe(error: Mapping[str, Any]) -> str:
     elif kind == "missing":
         message = "must be given; got nothing."
     else:
-        message = _RULES.get(kind, "must be valid ({msg})").format(msg=error["msg"], **ctx) + f"; got {value!r}."
+        message = (
+            _RULES.get(kind, "must be valid ({msg})").format(msg=error["msg"], **ctx) + f"; got {value!r}."
+        )
         if kind == "literal_error":
             choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
             close = difflib.get_close_matches(str(value), choices, n=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -68,11 +69,11 @@ def _membership(fleet: Sequence[Backend], step: int) -> list[Backend]:
     return list(fleet)
 
 
-def _snapshot(fleet: Sequence[Backend]) -> list[dict[str, object]]:
+def _snapshot(fleet: Sequence[Backend]) -> list[dict[str, Any]]:
     return [{name: getattr(b, name) for name in _FIELDS} for b in fleet]
 
 
-def _unchanged(before: list[dict[str, object]], fleet: Sequence[Backend], where: str) -> None:
+def _unchanged(before: list[dict[str, Any]], fleet: Sequence[Backend], where: str) -> None:
     after = _snapshot(fleet)
     for old, new in zip(before, after, strict=True):
         assert old == new, f"{where} must not change a Backend view; {old} became {new}."
@@ -91,10 +92,10 @@ def check_policy(policy: Policy) -> None:
     """
     for name, value in policy.params().items():
         assert f"{name}={value!r}" in repr(policy), f"repr must show parameter {name}; got {policy!r}."
-    global_numpy = np.random.get_state()[1].copy()  # type: ignore[index]
+    global_numpy = np.random.get_state()[1].copy()  # type: ignore[index]  # noqa: NPY002
     global_random = random.getstate()
     first = _drive(copy.deepcopy(policy), seed=1)
-    assert np.array_equal(np.random.get_state()[1], global_numpy), (  # type: ignore[index]
+    assert np.array_equal(np.random.get_state()[1], global_numpy), (  # type: ignore[index]  # noqa: NPY002
         f"{policy!r} must not draw from numpy's global random state."
     )
     assert random.getstate() == global_random, f"{policy!r} must not draw from the random module."

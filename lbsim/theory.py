@@ -23,7 +23,8 @@ def mm1_response_mean(arrival_rate: float, service_rate: float) -> float:
 
 
 def mm1_response_quantile(arrival_rate: float, service_rate: float, p: float) -> float:
-    """p-quantile of M/M/1 FCFS response time, exponential with rate mu - lambda: -ln(1 - p) / (mu - lambda)."""
+    """p-quantile of M/M/1 FCFS response time, exponential with rate mu - lambda:
+    -ln(1 - p) / (mu - lambda) (Kleinrock I, 3.2)."""
     _stable(arrival_rate / service_rate)
     return -math.log1p(-p) / (service_rate - arrival_rate)
 

@@ -8,6 +8,7 @@ send, wait) are driven by the engine, which calls back when a request ends.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -205,7 +206,7 @@ class TraceArrivals(OpenArrivals):
             except ValueError:
                 raise ConfigError(f"must hold numbers in every cell; got {path}:{number} {line!r}.") from None
         times = columns["t_arrival"]
-        if any(b < a for a, b in zip(times, times[1:], strict=False)) or (times and times[0] < 0):
+        if any(b < a for a, b in itertools.pairwise(times)) or (times and times[0] < 0):
             raise ConfigError(f"must have t_arrival >= 0 and non-decreasing; got {str(path)!r}.")
         sizes = columns.get("size")
         return cls(str(path), tuple(times), tuple(sizes) if sizes is not None else None)

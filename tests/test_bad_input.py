@@ -39,7 +39,10 @@ def test_bad_scenario_is_one_line_exit_2_and_nothing_written(path, tmp_path):
 def test_a_real_process_prints_no_traceback(tmp_path):
     path = Path(__file__).parent / "bad_scenarios" / "zero_workers.yaml"
     process = subprocess.run(
-        [sys.executable, "-m", "lbsim", "run", str(path)], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-m", "lbsim", "run", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert process.returncode == 2
     assert process.stdout == ""
@@ -53,8 +56,14 @@ def test_a_real_process_prints_no_traceback(tmp_path):
         (["--set", "workload.rate"], "--set must be written key.path=value; got 'workload.rate'."),
         (["--set", "servers[0].workers=0"], "servers[0].workers must be >= 1; got 0."),
         (["--set", "balancer.policy=ip_hsh"], "Did you mean 'ip_hash'?"),
-        (["--sweep", "workload.rate=100/s,nope"], "sweep.workload.rate[1]: workload.rate must be a rate"),
-        (["--sweep", "servers..count=1"], "must be a key path such as 'servers[0].count'; got 'servers..count'."),
+        (
+            ["--sweep", "workload.rate=100/s,nope"],
+            "sweep.workload.rate[1]: workload.rate must be a rate",
+        ),
+        (
+            ["--sweep", "servers..count=1"],
+            "must be a key path such as 'servers[0].count'; got 'servers..count'.",
+        ),
     ],
 )
 def test_bad_options_are_one_line_too(args, message, tmp_path):

@@ -18,7 +18,11 @@ CASES = [
     ("hyperexp(mean=20ms, cv=3)", 0.02, 3.0),
     ("pareto(mean=20ms, alpha=5)", 0.02, 1 / math.sqrt(5 * 3)),
     ("pareto(min=1ms, max=1s, alpha=1.5)", None, None),
-    ("weibull(mean=20ms, shape=0.7)", 0.02, math.sqrt(math.gamma(1 + 2 / 0.7) / math.gamma(1 + 1 / 0.7) ** 2 - 1)),
+    (
+        "weibull(mean=20ms, shape=0.7)",
+        0.02,
+        math.sqrt(math.gamma(1 + 2 / 0.7) / math.gamma(1 + 1 / 0.7) ** 2 - 1),
+    ),
 ]
 
 

@@ -37,7 +37,9 @@ def test_speed_divides_the_service_time():
 def test_processor_sharing_splits_the_server(trace):
     # A (size 0.3) alone for 0.1 s; then A and B share at half speed until B's 0.1 is done at
     # 0.3; A has 0.1 left and ends at 0.4. Latencies: A 0.4, B 0.2.
-    scenario = make_scenario(workload=trace([(0.0, 0.3), (0.1, 0.1)]), servers=[{"name": "web", "discipline": "ps"}])
+    scenario = make_scenario(
+        workload=trace([(0.0, 0.3), (0.1, 0.1)]), servers=[{"name": "web", "discipline": "ps"}]
+    )
     assert requests_of(scenario)["latency"].to_numpy() == pytest.approx([0.4, 0.2])
 
 
@@ -49,7 +51,8 @@ def test_fcfs_serves_the_same_trace_in_order(trace):
 def test_processor_sharing_with_two_workers(trace):
     # Three jobs of size 0.2 at time 0 on 2 workers: each runs at 2/3 speed, all end at 0.3.
     scenario = make_scenario(
-        workload=trace([(0.0, 0.2)] * 3), servers=[{"name": "web", "discipline": "ps", "workers": 2}]
+        workload=trace([(0.0, 0.2)] * 3),
+        servers=[{"name": "web", "discipline": "ps", "workers": 2}],
     )
     result = lbsim.simulate(scenario)
     assert result.requests["latency"].to_numpy() == pytest.approx([0.3] * 3)
@@ -135,7 +138,10 @@ def test_closed_users_follow_the_response_time_law():
     scenario = make_scenario(
         duration=60.0,
         warmup=5.0,
-        workload={"arrivals": {"kind": "closed", "users": 5, "think": "exp(100ms)"}, "size": "exp(50ms)"},
+        workload={
+            "arrivals": {"kind": "closed", "users": 5, "think": "exp(100ms)"},
+            "size": "exp(50ms)",
+        },
     )
     summary = lbsim.simulate(scenario).summary.loc[0]
     throughput = summary["n_ok"] / 55.0
@@ -143,7 +149,9 @@ def test_closed_users_follow_the_response_time_law():
 
 
 def test_time_series_windows_and_active_samples():
-    result = lbsim.simulate(make_scenario(window=0.25, workload={"arrivals": "deterministic", "rate": 10, "size": "det(150ms)"}))
+    result = lbsim.simulate(
+        make_scenario(window=0.25, workload={"arrivals": "deterministic", "rate": 10, "size": "det(150ms)"})
+    )
     ts = result.timeseries
     assert ts["t_start"].to_numpy() == pytest.approx([0.0, 0.25, 0.5, 0.75])
     # Arrivals at 0, .1, .2 | .3, .4 | .5, .6, .7 | .8, .9; all ok.

@@ -69,7 +69,9 @@ def test_every_request_ends_once_and_in_order(data):
     assert (ok["t_start"] <= ok["t_done"] + 1e-12).all()
 
     # FIFO: at a first-come first-served server, service starts in arrival order.
-    fcfs = {f"{g['name']}-{i}" for g in data["servers"] if g["discipline"] == "fcfs" for i in range(g["count"])}
+    fcfs = {
+        f"{g['name']}-{i}" for g in data["servers"] if g["discipline"] == "fcfs" for i in range(g["count"])
+    }
     for server, group in started[started["server"].isin(fcfs)].groupby("server", observed=True):
         starts = group.sort_values(["t_arrival", "t_start"])["t_start"].to_numpy()
         assert np.all(np.diff(starts) >= -1e-12), server

@@ -13,7 +13,10 @@ SCENARIO = {
     "seed": 5,
     "replications": 2,
     "workload": {"rate": "300/s", "size": "lognormal(mean=10ms, cv=2)"},
-    "servers": [{"name": "fast", "count": 2, "speed": 2, "weight": 2}, {"name": "slow", "count": 2}],
+    "servers": [
+        {"name": "fast", "count": 2, "speed": 2, "weight": 2},
+        {"name": "slow", "count": 2},
+    ],
     "sweep": {"balancer.policy": ["random", "least_connections", "weighted_round_robin"]},
 }
 
@@ -25,7 +28,10 @@ def test_summary_csv_is_identical_with_one_or_two_jobs(tmp_path):
     path.write_text(yaml.safe_dump(SCENARIO))
     runner = CliRunner()
     for jobs in (1, 2):
-        result = runner.invoke(main, ["run", str(path), "--jobs", str(jobs), "--quiet", "--out", str(tmp_path / f"j{jobs}")])
+        result = runner.invoke(
+            main,
+            ["run", str(path), "--jobs", str(jobs), "--quiet", "--out", str(tmp_path / f"j{jobs}")],
+        )
         assert result.exit_code == 0, result.output
     first = (tmp_path / "j1" / "summary.csv").read_bytes()
     assert first == (tmp_path / "j2" / "summary.csv").read_bytes()

@@ -6,13 +6,23 @@ from lbsim.units import format_duration, parse_duration, parse_rate
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("250us", 250e-6), ("20ms", 0.02), ("2s", 2.0), ("5m", 300.0), ("1h", 3600.0), ("1.5", 1.5), (3, 3.0)],
+    [
+        ("250us", 250e-6),
+        ("20ms", 0.02),
+        ("2s", 2.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("1.5", 1.5),
+        (3, 3.0),
+    ],
 )
 def test_durations_are_seconds(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize(("text", "rate"), [("900/s", 900.0), ("54000/m", 900.0), ("3600/h", 1.0), ("12", 12.0)])
+@pytest.mark.parametrize(
+    ("text", "rate"), [("900/s", 900.0), ("54000/m", 900.0), ("3600/h", 1.0), ("12", 12.0)]
+)
 def test_rates_are_per_second(text, rate):
     assert parse_rate(text) == pytest.approx(rate)
 

@@ -8,7 +8,6 @@ the duration, whichever comes first; what is still in flight then is counted as 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 

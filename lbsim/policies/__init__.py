@@ -39,7 +39,9 @@ def policy_class(name: str) -> type[Policy]:
         try:
             cls = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"must name an importable policy class 'module:Class'; got {name!r} ({exc}).") from None
+            raise ConfigError(
+                f"must name an importable policy class 'module:Class'; got {name!r} ({exc})."
+            ) from None
         if not (isinstance(cls, type) and issubclass(cls, Policy)):
             raise ConfigError(f"must name a subclass of lbsim.Policy; got {name!r}.")
         return cls

@@ -14,7 +14,6 @@ import numpy as np
 
 from lbsim.workload import Request
 
-
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
@@ -96,9 +95,7 @@ class Policy:
 
     def label(self) -> str:
         """The policy's name in result tables: ``p2c`` or ``p2c(choices=3)`` when not default."""
-        changed = {
-            key: value for key, value in self.params().items() if value != self.parameters()[key]
-        }
+        changed = {key: value for key, value in self.params().items() if value != self.parameters()[key]}
         if not changed:
             return self.name
         return f"{self.name}({', '.join(f'{key}={value}' for key, value in changed.items())})"

@@ -34,6 +34,9 @@ class LeastConnections(Policy):
 
     def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
         self._backends: list[Backend] = []
+        self._stored: list[int] = []
+        self._level: list[int] = []
+        self._offset: dict[int, int] = {}
         super().reset(backends, rng)
 
     def update(self, backends: Sequence[Backend]) -> None:
@@ -46,7 +49,7 @@ class LeastConnections(Policy):
         self._level = [b.active for b in self._backends]
         self._version = [0] * len(self._backends)
         self._stored = [0] * len(self._backends)
-        self._offset: dict[int, int] = {}
+        self._offset = {}
         self._heaps: dict[int, list[tuple[int, int, int]]] = {}
         self._size: dict[int, int] = {}
         for i, b in enumerate(self._backends):
@@ -74,7 +77,7 @@ class LeastConnections(Policy):
             self._offset.pop(old, None)
         self._stored[i] = absolute - self._offset.get(level, 0)
         self._insert(i, level)
-        if level < self._min or old == self._min and old not in self._size:
+        if level < self._min or (old == self._min and old not in self._size):
             self._min = level
 
     def _top(self, level: int) -> int:

@@ -1,0 +1,133 @@
+"""Speed and memory of lbsim, as ratios against a bare SimPy model of the same system.
+
+1. Whole process against whole process: ``lbsim run benchmarks/core.yaml`` (simulation,
+   tables, plots, report) against ``python benchmarks/bare_simpy.py`` (simulation and two
+   statistics), 200,000 requests each; the median of several runs.
+2. Peak memory of ``lbsim run`` at 100,000 and 1,000,000 requests, and the growth per
+   request against the size of one request's record (41 bytes).
+3. Per-request cost of each classic policy with 10 and with 1,000 backends.
+
+Usage: python benchmarks/speed.py [--repeat N] [--only speed|memory|policies]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+RECORD_BYTES = 8 * 4 + 4 + 1 + 4  # t_arrival, t_start, t_done, size; server; status; client
+
+
+def timed(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def speed(repeat: int) -> None:
+    with tempfile.TemporaryDirectory() as out:
+        lbsim = [
+            sys.executable,
+            "-m",
+            "lbsim",
+            "run",
+            str(HERE / "core.yaml"),
+            "--jobs",
+            "1",
+            "--quiet",
+            "--out",
+            out,
+        ]
+        bare = [sys.executable, str(HERE / "bare_simpy.py"), "200000"]
+        lbsim_times = [timed(lbsim) for _ in range(repeat)]
+        bare_times = [timed(bare) for _ in range(repeat)]
+    a, b = statistics.median(lbsim_times), statistics.median(bare_times)
+    print("whole process, 200,000 requests, 10 servers, 90% load, random dispatch")
+    print(f"  lbsim run (results folder with plots): {a:.2f} s")
+    print(f"  bare SimPy model:                      {b:.2f} s")
+    print(f"  ratio lbsim / bare:                    {a / b:.2f}  (target <= 1.5)")
+
+
+def peak_memory(n_requests: int) -> float:
+    """Peak resident memory in MiB of ``lbsim run`` on about ``n_requests`` requests."""
+    duration = n_requests / 900
+    with tempfile.TemporaryDirectory() as out:
+        command = [
+            sys.executable, "-c",
+            "import resource, sys; from lbsim.cli import main; sys.argv = sys.argv[1:]\n"
+            "try: main()\n"
+            "except SystemExit: pass\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+            "lbsim", "run", str(HERE / "core.yaml"), "--jobs", "1", "--quiet", "--out", out,
+            "--set", f"duration={duration}s",
+        ]  # fmt: skip
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return int(output.split()[-1]) / 1024
+
+
+def memory() -> None:
+    small, large = peak_memory(100_000), peak_memory(1_000_000)
+    per_request = (large - small) * 1024 * 1024 / 900_000
+    print("peak memory of lbsim run")
+    print(f"  100,000 requests:   {small:.0f} MiB")
+    print(f"  1,000,000 requests: {large:.0f} MiB")
+    print(f"  growth: {per_request:.0f} bytes per request (one record is {RECORD_BYTES} bytes)")
+
+
+def policy_cost(policy: str, n_servers: int, n_requests: int = 200_000) -> float:
+    """Seconds of simulation per request for ``policy`` over ``n_servers`` identical servers."""
+    import lbsim
+    from lbsim import engine
+
+    rate = 0.9 * n_servers * 100
+    scenario = lbsim.load_scenario(
+        {
+            "name": "cost",
+            "duration": n_requests / rate,
+            "seed": 1,
+            "window": n_requests / rate,
+            "workload": {"rate": rate, "size": "exp(10ms)"},
+            "servers": [{"name": "web", "count": n_servers}],
+            "balancer": {"policy": policy},
+        }
+    )
+    started = time.perf_counter()
+    output = engine.run(scenario, 1, 0)
+    return (time.perf_counter() - started) / len(output.records)
+
+
+def policies() -> None:
+    import lbsim
+
+    print("per-request cost of the engine (microseconds), 200,000 requests at 90% load")
+    print(f"  {'policy':28s} {'10 backends':>12s} {'1000 backends':>14s} {'ratio':>6s}")
+    for name in lbsim.POLICIES:
+        small, large = policy_cost(name, 10), policy_cost(name, 1000)
+        print(f"  {name:28s} {small * 1e6:12.2f} {large * 1e6:14.2f} {large / small:6.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", choices=["speed", "memory", "policies"])
+    args = parser.parse_args()
+    if args.only in (None, "speed"):
+        speed(args.repeat)
+    if args.only in (None, "memory"):
+        memory()
+    if args.only in (None, "policies"):
+        policies()
+    resource.getrusage(resource.RUSAGE_SELF)
+
+
+if __name__ == "__main__":
+    main()

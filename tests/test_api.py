@@ -1,0 +1,78 @@
+"""The public Python API: explicit, sorted, and usable from a notebook."""
+
+import numpy as np
+import pandas as pd
+
+import lbsim
+from lbsim.policies import Policy
+from tests.conftest import make_scenario
+
+
+def test_all_is_sorted_and_complete():
+    assert lbsim.__all__ == sorted(lbsim.__all__)
+    for name in lbsim.__all__:
+        assert hasattr(lbsim, name), name
+
+
+def test_simulate_returns_the_four_tables():
+    result = lbsim.simulate(make_scenario(), seed=4, replication=1)
+    for table in (result.summary, result.servers, result.timeseries, result.requests):
+        assert isinstance(table, pd.DataFrame)
+    assert result.summary.loc[0, "seed"] == 4
+    assert result.summary.loc[0, "replication"] == 1
+    assert set(result.requests.columns) >= {
+        "t_arrival",
+        "t_start",
+        "t_done",
+        "latency",
+        "server",
+        "status",
+    }
+
+
+class Second(Policy):
+    """Always the second backend."""
+
+    name = "second"
+    rule = "always the second eligible backend"
+
+    def update(self, backends):
+        self.backends = list(backends)
+
+    def choose(self, request):
+        return self.backends[1]
+
+
+def test_a_policy_object_can_be_passed_instead_of_a_name():
+    scenario = make_scenario(servers=[{"name": "web", "count": 3}], balancer={"policy": Second()})
+    result = lbsim.simulate(scenario)
+    assert set(result.requests["server"]) == {"web-1"}
+    assert result.summary.loc[0, "policy"] == "second"
+    other = lbsim.simulate(make_scenario(servers=[{"name": "web", "count": 3}]), policy=Second())
+    assert set(other.requests["server"]) == {"web-1"}
+
+
+def test_sweep_returns_one_summary_row_per_cell_and_replication():
+    scenario = make_scenario(
+        replications=3,
+        servers=[{"name": "web", "count": 2}],
+        sweep={"balancer.policy": ["round_robin", "random"], "servers[0].count": [1, 2]},
+    )
+    summary = lbsim.sweep(scenario, jobs=1)
+    assert len(summary) == 2 * 2 * 3
+    assert list(summary.columns[:5]) == [
+        "scenario",
+        "policy",
+        "servers[0].count",
+        "replication",
+        "seed",
+    ]
+    assert np.array_equal(summary["replication"].to_numpy(), np.tile([0, 1, 2], 4))
+
+
+def test_load_scenario_accepts_a_path(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nduration: 1s\nworkload: {rate: 10/s, size: exp(10ms)}\nservers: [{name: a}]\n")
+    scenario = lbsim.load_scenario(path)
+    assert scenario.workload.rate == 10.0
+    assert scenario.servers[0].workers == 1

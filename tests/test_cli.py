@@ -1,0 +1,129 @@
+"""The command line as a user runs it: files, columns, options."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from lbsim.cli import main
+from lbsim.policies import POLICIES
+
+SUMMARY_COLUMNS = [
+    "scenario", "policy", "replication", "seed", "n_requests", "n_ok", "n_error", "n_rejected",
+    "n_timeout", "n_no_backend", "n_dropped", "error_rate", "throughput", "latency_mean",
+    "latency_p50", "latency_p90", "latency_p99", "latency_p999", "latency_max",
+    "utilization_mean", "utilization_max", "imbalance",
+]  # fmt: skip
+
+SMALL = {
+    "name": "small",
+    "duration": 5.0,
+    "warmup": 0.5,
+    "seed": 3,
+    "replications": 2,
+    "workload": {"rate": "200/s", "size": "exp(10ms)"},
+    "servers": [{"name": "web", "count": 3}],
+    "sweep": {"balancer.policy": ["random", "least_connections"]},
+}
+
+
+@pytest.fixture
+def small(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(SMALL))
+    return path
+
+
+def run(*args):
+    result = CliRunner().invoke(main, ["run", *map(str, args)])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_run_writes_every_file_with_the_contract_columns(small, tmp_path):
+    out = tmp_path / "out"
+    run(small, "--out", out, "--jobs", 1)
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "summary.csv",
+        "table.csv",
+        "table.md",
+        "servers.csv",
+        "timeseries.csv",
+        "report.md",
+        "manifest.json",
+        "plots",
+    } <= names
+    summary = pd.read_csv(out / "summary.csv")
+    assert all(column in summary.columns for column in SUMMARY_COLUMNS)
+    assert len(summary) == 4
+    table = pd.read_csv(out / "table.csv")
+    assert {"latency_p99", "latency_p99_ci", "error_rate_ci", "replications"} <= set(table.columns)
+    servers = pd.read_csv(out / "servers.csv")
+    assert {"server", "group", "n_requests", "n_error", "utilization", "latency_mean"} <= set(servers.columns)
+    assert len(servers) == 4 * 3
+    timeseries = pd.read_csv(out / "timeseries.csv")
+    assert {"t_start", "throughput", "error_rate", "latency_p99", "active_web-0"} <= set(timeseries.columns)
+    assert list((out / "plots").glob("*.png"))
+    report = (out / "report.md").read_text()
+    assert "![Latency CDF per policy](plots/latency_cdf.png)" in report
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 3 and manifest["replications"] == 2
+    assert set(manifest["versions"]) == {"lbsim", "python", "numpy", "pandas", "simpy"}
+    assert [cell["status"] for cell in manifest["cells"]] == ["done", "done"]
+
+
+def test_default_folder_is_results_slash_name(small, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(small, "--jobs", 1)
+    assert (tmp_path / "results" / "small" / "summary.csv").exists()
+    assert "results/small/" in result.output
+
+
+def test_options_override_the_scenario(small, tmp_path):
+    out = tmp_path / "out"
+    run(small, "--out", out, "--jobs", 1, "--seed", 9, "--replications", 1, "--set", "servers[0].count=2",
+        "--sweep", "workload.rate=100/s,150/s", "--quiet")  # fmt: skip
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["seed"]) == {9}
+    assert list(summary["workload.rate"]) == [100.0, 150.0, 100.0, 150.0]
+    assert list(summary["policy"]) == ["random", "random", "least_connections", "least_connections"]
+    assert pd.read_csv(out / "servers.csv")["server"].nunique() == 2
+
+
+def test_sweep_option_replaces_an_axis(small, tmp_path):
+    out = tmp_path / "out"
+    run(
+        small,
+        "--out",
+        out,
+        "--jobs",
+        1,
+        "--replications",
+        1,
+        "--sweep",
+        "balancer.policy=ip_hash",
+        "--quiet",
+    )
+    assert list(pd.read_csv(out / "summary.csv")["policy"]) == ["ip_hash"]
+
+
+def test_quiet_prints_nothing(small, tmp_path):
+    result = run(small, "--out", tmp_path / "out", "--jobs", 1, "--quiet")
+    assert result.output == ""
+
+
+def test_policies_lists_every_policy_with_rule_and_parameters():
+    result = CliRunner().invoke(main, ["policies"])
+    assert result.exit_code == 0
+    for name, cls in POLICIES.items():
+        assert f"{name}\n    {cls.rule}\n    parameters:" in result.output
+
+
+def test_readme_commands_name_the_bundled_scenario():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "lbsim run scenarios/quickstart.yaml" in readme
+    assert "python -m pytest" in readme
