@@ -127,16 +127,15 @@ class Uniform(Distribution):
 
 
 @dataclass(frozen=True, slots=True)
-class Lognormal(Distribution):
-    """Lognormal with the given mean and cv: sigma^2 = ln(1 + cv^2), mu = ln(mean) - sigma^2 / 2."""
+class _ByMeanAndCv(Distribution):
+    """A family given by its mean and cv; subclasses say how to sample."""
 
     mean_value: float
     cv_value: float
-    spelling: ClassVar[str] = "lognormal"
 
     def __post_init__(self) -> None:
-        _positive("mean", "lognormal", self.mean_value)
-        _positive("cv", "lognormal", self.cv_value)
+        _positive("mean", self.spelling, self.mean_value)
+        _positive("cv", self.spelling, self.cv_value)
 
     @property
     def mean(self) -> float:
@@ -145,67 +144,47 @@ class Lognormal(Distribution):
     @property
     def cv(self) -> float:
         return self.cv_value
+
+    def __str__(self) -> str:
+        return f"{self.spelling}(mean={format_duration(self.mean_value)}, cv={self.cv_value:g})"
+
+
+@dataclass(frozen=True, slots=True)
+class Lognormal(_ByMeanAndCv):
+    """Lognormal with the given mean and cv: sigma^2 = ln(1 + cv^2), mu = ln(mean) - sigma^2 / 2."""
+
+    spelling: ClassVar[str] = "lognormal"
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         sigma2 = math.log1p(self.cv_value**2)
         return rng.lognormal(math.log(self.mean_value) - sigma2 / 2, math.sqrt(sigma2), n)
 
-    def __str__(self) -> str:
-        return f"lognormal(mean={format_duration(self.mean_value)}, cv={self.cv_value:g})"
-
 
 @dataclass(frozen=True, slots=True)
-class Gamma(Distribution):
+class Gamma(_ByMeanAndCv):
     """Gamma with the given mean and cv: shape 1 / cv^2 (Erlang-k when 1 / cv^2 = k)."""
 
-    mean_value: float
-    cv_value: float
     spelling: ClassVar[str] = "gamma"
-
-    def __post_init__(self) -> None:
-        _positive("mean", "gamma", self.mean_value)
-        _positive("cv", "gamma", self.cv_value)
-
-    @property
-    def mean(self) -> float:
-        return self.mean_value
-
-    @property
-    def cv(self) -> float:
-        return self.cv_value
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         shape = 1 / self.cv_value**2
         return rng.gamma(shape, self.mean_value / shape, n)
 
-    def __str__(self) -> str:
-        return f"gamma(mean={format_duration(self.mean_value)}, cv={self.cv_value:g})"
-
 
 @dataclass(frozen=True, slots=True)
-class HyperExponential(Distribution):
+class HyperExponential(_ByMeanAndCv):
     """Two-phase hyperexponential with balanced means (cv >= 1), the H2 of M/H2/1.
 
     Phase i is chosen with probability p_i and has mean mean / (2 p_i), where
     p_1 = (1 + sqrt((cv^2 - 1) / (cv^2 + 1))) / 2 (Whitt's balanced-means fit).
     """
 
-    mean_value: float
-    cv_value: float
     spelling: ClassVar[str] = "hyperexp"
 
     def __post_init__(self) -> None:
-        _positive("mean", "hyperexp", self.mean_value)
+        _ByMeanAndCv.__post_init__(self)
         if not self.cv_value >= 1:
             raise ConfigError(f"hyperexp: cv must be >= 1; got {self.cv_value!r}.")
-
-    @property
-    def mean(self) -> float:
-        return self.mean_value
-
-    @property
-    def cv(self) -> float:
-        return self.cv_value
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         c2 = self.cv_value**2
@@ -213,9 +192,6 @@ class HyperExponential(Distribution):
         phase_means = np.array([self.mean_value / (2 * p1), self.mean_value / (2 * (1 - p1))])
         phase = (rng.random(n) >= p1).astype(np.intp)
         return rng.exponential(1.0, n) * phase_means[phase]
-
-    def __str__(self) -> str:
-        return f"hyperexp(mean={format_duration(self.mean_value)}, cv={self.cv_value:g})"
 
 
 @dataclass(frozen=True, slots=True)

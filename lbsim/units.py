@@ -23,17 +23,7 @@ def parse_duration(value: object) -> float:
     Raises:
         ConfigError: the value is not a finite duration.
     """
-    if isinstance(value, bool):
-        raise ConfigError(f"must be a duration such as '20ms'; got {value!r}.")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
-    else:
-        raise ConfigError(f"must be a duration such as '20ms' or '2s'; got {value!r}.")
-    if not math.isfinite(seconds):
-        raise ConfigError(f"must be a finite duration; got {value!r}.")
-    return seconds
+    return _parse(value, _DURATION, _DURATION_UNITS, "a duration such as '20ms' or '2s'")
 
 
 def parse_rate(value: object) -> float:
@@ -42,17 +32,19 @@ def parse_rate(value: object) -> float:
     Raises:
         ConfigError: the value is not a finite rate.
     """
-    if isinstance(value, bool):
-        raise ConfigError(f"must be a rate such as '900/s'; got {value!r}.")
-    if isinstance(value, int | float):
-        rate = float(value)
-    elif isinstance(value, str) and (match := _RATE.match(value)):
-        rate = float(match.group(1)) * _RATE_UNITS[match.group(2) or "s"]
+    return _parse(value, _RATE, _RATE_UNITS, "a rate such as '900/s' or '54000/m'")
+
+
+def _parse(value: object, pattern: re.Pattern[str], units: dict[str, float], what: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and (match := pattern.match(value)):
+        number = float(match.group(1)) * units[match.group(2) or "s"]
     else:
-        raise ConfigError(f"must be a rate such as '900/s' or '54000/m'; got {value!r}.")
-    if not math.isfinite(rate):
-        raise ConfigError(f"must be a finite rate; got {value!r}.")
-    return rate
+        raise ConfigError(f"must be {what}; got {value!r}.")
+    if not math.isfinite(number):
+        raise ConfigError(f"must be finite, {what}; got {value!r}.")
+    return number
 
 
 def format_duration(seconds: float) -> str:

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: small scenarios written as dicts, trace files."""
+"""Fixtures shared by the tests."""
 
 from __future__ import annotations
 
@@ -6,19 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-def make_scenario(**changes: Any) -> dict[str, Any]:
-    """A one-server scenario with deterministic arrivals; keyword arguments replace top-level keys."""
-    base: dict[str, Any] = {
-        "name": "test",
-        "duration": 1.0,
-        "seed": 1,
-        "workload": {"arrivals": "deterministic", "rate": 10, "size": "det(50ms)"},
-        "servers": [{"name": "web", "count": 1}],
-    }
-    base.update(changes)
-    return base
 
 
 @pytest.fixture

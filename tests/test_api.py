@@ -4,8 +4,7 @@ import numpy as np
 import pandas as pd
 
 import lbsim
-from lbsim.policies import Policy
-from tests.conftest import make_scenario
+from tests.helpers import Fixed, make_scenario
 
 
 def test_all_is_sorted_and_complete():
@@ -30,25 +29,12 @@ def test_simulate_returns_the_four_tables():
     }
 
 
-class Second(Policy):
-    """Always the second backend."""
-
-    name = "second"
-    rule = "always the second eligible backend"
-
-    def update(self, backends):
-        self.backends = list(backends)
-
-    def choose(self, request):
-        return self.backends[1]
-
-
 def test_a_policy_object_can_be_passed_instead_of_a_name():
-    scenario = make_scenario(servers=[{"name": "web", "count": 3}], balancer={"policy": Second()})
+    scenario = make_scenario(servers=[{"name": "web", "count": 3}], balancer={"policy": Fixed(1)})
     result = lbsim.simulate(scenario)
     assert set(result.requests["server"]) == {"web-1"}
-    assert result.summary.loc[0, "policy"] == "second"
-    other = lbsim.simulate(make_scenario(servers=[{"name": "web", "count": 3}]), policy=Second())
+    assert result.summary.loc[0, "policy"] == "fixed(position=1)"
+    other = lbsim.simulate(make_scenario(servers=[{"name": "web", "count": 3}]), policy=Fixed(1))
     assert set(other.requests["server"]) == {"web-1"}
 
 

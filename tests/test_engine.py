@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import lbsim
-from tests.conftest import make_scenario
+from tests.helpers import make_scenario
 
 
 def requests_of(scenario, **kwargs):

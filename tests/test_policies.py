@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from lbsim.errors import ConfigError, UnknownNameError
-from lbsim.policies import POLICIES, Backend, Policy, make_policy
+from lbsim.policies import POLICIES, Backend, make_policy
 from lbsim.testing import check_policy
 from lbsim.workload import Request
+from tests.helpers import Fixed
 
 
 def fleet(*weights):
@@ -172,27 +173,15 @@ def test_policy_mapping_rejects_unknown_parameters():
         make_policy({"name": "random", "choices": 2})
 
 
-class FirstBackend(Policy):
-    """A user policy: always the first eligible backend."""
-
-    name = "first"
-    rule = "the first eligible backend"
-
-    def update(self, backends):
-        self.backends = list(backends)
-
-    def choose(self, request):
-        return self.backends[0]
-
-
 def test_a_user_policy_loads_from_module_and_class():
-    policy = make_policy("tests.test_policies:FirstBackend")
-    assert isinstance(policy, FirstBackend)
+    policy = make_policy({"name": "tests.helpers:Fixed", "position": 2})
+    assert isinstance(policy, Fixed)
+    assert repr(policy) == "Fixed(position=2)"
     check_policy(policy)
 
 
 def test_check_policy_catches_a_policy_that_writes_the_view():
-    class Meddler(FirstBackend):
+    class Meddler(Fixed):
         def choose(self, request):
             self.backends[0].weight = 9
             return self.backends[0]
@@ -202,7 +191,7 @@ def test_check_policy_catches_a_policy_that_writes_the_view():
 
 
 def test_check_policy_catches_global_randomness():
-    class Global(FirstBackend):
+    class Global(Fixed):
         def choose(self, request):
             return self.backends[np.random.randint(len(self.backends))]  # noqa: NPY002
 

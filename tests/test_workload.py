@@ -16,7 +16,7 @@ from lbsim.workload import (
     PoissonArrivals,
     request_blocks,
 )
-from tests.conftest import make_scenario
+from tests.helpers import make_scenario
 
 
 def all_times(process, horizon, seed=3):
@@ -79,3 +79,19 @@ def test_request_blocks_pair_sizes_with_arrivals_whatever_the_blocking():
     fresh = streams(1, 0)["sizes"]
     expected = np.concatenate([Exponential(0.01).sample(fresh, 65_536) for _ in range(3)])
     assert np.array_equal(sizes, expected[: sizes.size])
+
+
+def test_every_arrival_kind_runs_from_a_scenario():
+    kinds = [
+        {"arrivals": {"kind": "mmpp", "rates": ["20/s", "200/s"], "stays": ["2s", "1s"]}},
+        {"arrivals": {"kind": "diurnal", "amplitude": 0.5, "period": "10s"}, "rate": "50/s"},
+        {"arrivals": "poisson", "rate": "50/s"},
+        {"arrivals": {"kind": "closed", "users": 3, "think": "exp(100ms)"}},
+    ]
+    for workload in kinds:
+        scenario = make_scenario(
+            duration=20.0, workload=workload | {"size": "exp(5ms)", "clients": {"count": 10, "zipf": 1.2}}
+        )
+        summary = lbsim.simulate(scenario).summary.loc[0]
+        assert summary["n_ok"] > 100, workload
+        assert summary["n_ok"] == summary["n_requests"]

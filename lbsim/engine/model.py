@@ -18,6 +18,7 @@ from lbsim.distributions import Distribution
 from lbsim.engine.balancer import Balancer
 from lbsim.engine.recorder import TIMEOUT, Recorder, Records
 from lbsim.engine.server import ProcessorSharingServer, Server
+from lbsim.errors import SimulationError
 from lbsim.policies.base import Backend
 from lbsim.rng import streams
 from lbsim.scenario import Scenario
@@ -207,6 +208,10 @@ class _Run:
 
     def output(self) -> RunOutput:
         self.env.run(until=self.stop)
+        if self.n_ended > self.n_started:
+            raise SimulationError(
+                f"t={self.env.now:.6g}: engine: {self.n_ended} requests ended but {self.n_started} started."
+            )
         return RunOutput(
             records=self.recorder.columns(),
             servers=tuple(ServerInfo(s.index, s.name, s.group, s.workers) for s in self.servers),
@@ -243,7 +248,7 @@ def _flatten(
 
 
 def _unset_done(request: Request, status: int) -> None:
-    raise AssertionError("a server must be attached to a balancer before it serves")
+    raise SimulationError(f"request {request.index} ended at a server that no balancer owns.")
 
 
 def run(scenario: Scenario, seed: int, replication: int) -> RunOutput:
