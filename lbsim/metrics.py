@@ -2,7 +2,8 @@
 
 Latency is measured over ``ok`` requests that arrived after warm-up; ``error_rate`` is the
 fraction of those requests that did not end ``ok`` (in flight at the end included);
-utilization is busy worker-time over available worker-time in [warmup, duration).
+utilization is busy worker-time over available worker-time in [warmup, duration);
+``balancer_utilization`` is the busiest balancer instance's busy core-time over its cores'.
 Confidence intervals across replications use Student's t.
 """
 
@@ -38,6 +39,7 @@ METRICS: tuple[str, ...] = (
     "utilization_mean",
     "utilization_max",
     "imbalance",
+    "balancer_utilization",
 )
 # Probabilities at which each run keeps its latency distribution, for CDF plots.
 CDF_PROBABILITIES = np.concatenate([np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)])
@@ -85,6 +87,8 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
     summary["imbalance"] = (
         float(utilization.max() / utilization.mean()) if utilization.mean() > 0 else math.nan
     )
+    cores = output.balancer_busy_time / (output.balancer_cores * span)
+    summary["balancer_utilization"] = float(cores.max()) if cores.size else 0.0
     return RunTables(summary, servers, _timeseries(output, duration, window), quantiles)
 
 

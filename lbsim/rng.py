@@ -18,6 +18,8 @@ STREAM_NAMES: tuple[str, ...] = (
     "health",
     "network",
     "think",
+    "sessions",
+    "paths",
 )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from lbsim.policies.base import Backend, Policy
 from lbsim.workload import Request
 
-_FIELDS = ("index", "name", "weight", "zone", "active", "latency_ewma")
+_FIELDS = ("index", "name", "weight", "zone", "active")
 
 
 def _fleet() -> list[Backend]:

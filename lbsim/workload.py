@@ -8,11 +8,14 @@ send, wait) are driven by the engine, which calls back when a request ends.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -22,22 +25,47 @@ from lbsim.errors import ConfigError
 BLOCK = 65_536
 
 
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
 class Request:
     """One request in flight: what a balancer and a server can see of it, and its timings.
 
+    Attributes a balancer can route or hash on: ``client`` (a number; its address is
+    :func:`client_address`), ``session``, ``path`` and ``headers`` (the client's, shared).
     Requests are transient: the engine records their outcome in columns and drops them.
     """
 
-    __slots__ = ("backend", "client", "index", "size", "t_arrival", "t_done", "t_start")
+    __slots__ = (
+        "backend",
+        "balancer",
+        "client",
+        "connection",
+        "headers",
+        "index",
+        "path",
+        "session",
+        "size",
+        "t_arrival",
+        "t_done",
+        "t_sent",
+        "t_start",
+    )
 
     def __init__(self, index: int, t_arrival: float, size: float, client: int) -> None:
         self.index = index
         self.t_arrival = t_arrival
         self.size = size
         self.client = client
+        self.session = client
+        self.path = "/"
+        self.headers = NO_HEADERS
+        self.t_sent = t_arrival
         self.t_start = math.nan
         self.t_done = -1.0
-        self.backend: object = None
+        self.backend: Any = None
+        self.balancer: Any = None
+        self.connection: Any = None
 
     def __repr__(self) -> str:
         return (
@@ -65,6 +93,57 @@ class Clients:
         weights = 1.0 / np.arange(1, self.count + 1) ** self.zipf
         cumulative = np.cumsum(weights / weights.sum())
         return np.minimum(np.searchsorted(cumulative, rng.random(n), side="right"), self.count - 1)
+
+
+def _pick(shares: tuple[float, ...], u: np.ndarray) -> np.ndarray:
+    """Indices into ``shares`` for uniform numbers ``u``; len(shares) where u falls past their sum."""
+    return np.searchsorted(np.cumsum(shares), u, side="right")
+
+
+def stable_uniform(text: str) -> float:
+    """A number in [0, 1) that depends only on ``text`` (BLAKE2b), the same in every run."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") / 2.0**64
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAttributes:
+    """What requests carry beyond their size: sessions, paths and headers.
+
+    Attributes:
+        sessions: sessions per client; a request belongs to one of its client's sessions,
+            drawn uniformly (session number = client * sessions + k).
+        paths: (path, share) pairs; each request draws its path by share.
+        headers: (name, ((value, share), ...)) pairs. Headers belong to clients: a client
+            has a value with the given share of clients (a stable hash of the client
+            decides which), or no such header when the shares sum to less than 1.
+    """
+
+    sessions: int = 1
+    paths: tuple[tuple[str, float], ...] = ()
+    headers: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    _by_client: dict[int, Mapping[str, str]] = field(default_factory=dict, compare=False, repr=False)
+
+    def session_draws(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Session offsets (0 .. sessions - 1) for ``n`` requests."""
+        return rng.integers(0, self.sessions, n)
+
+    def path_draws(self, n: int, rng: np.random.Generator) -> list[str]:
+        """Paths for ``n`` requests."""
+        names = [path for path, _ in self.paths]
+        return [names[i] for i in _pick(tuple(share for _, share in self.paths), rng.random(n))]
+
+    def headers_of(self, client: int) -> Mapping[str, str]:
+        """The headers client number ``client`` sends with every request."""
+        found = self._by_client.get(client)
+        if found is None:
+            values = {}
+            for name, choices in self.headers:
+                u = np.array([stable_uniform(f"{name}:{client}")])
+                i = int(_pick(tuple(share for _, share in choices), u)[0])
+                if i < len(choices):
+                    values[name] = choices[i][0]
+            found = self._by_client[client] = MappingProxyType(values)
+        return found
 
 
 class OpenArrivals:

@@ -28,7 +28,7 @@ def replicate(servers, rate, size, policy="random", duration=300.0, replications
         "replications": replications,
         "workload": {"arrivals": "poisson", "rate": rate, "size": size},
         "servers": servers,
-        "balancer": {"policy": policy},
+        "balancer": {"policy": policy, "cost": 0},
     }
     return lbsim.sweep(scenario, jobs=2)
 

@@ -8,20 +8,20 @@ the duration, whichever comes first; what is still in flight then is counted as 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from simpy import Environment, Event, Timeout
 
-from lbsim.distributions import Distribution
-from lbsim.engine.balancer import Balancer
+from lbsim.engine.balancer import Balancer, Placement
 from lbsim.engine.recorder import TIMEOUT, Recorder, Records
 from lbsim.engine.server import ProcessorSharingServer, Server
 from lbsim.errors import SimulationError
 from lbsim.policies.base import Backend
 from lbsim.rng import streams
-from lbsim.scenario import Scenario
+from lbsim.scenario import Scenario, ServerGroup
 from lbsim.workload import BLOCK, ClosedUsers, Request, request_blocks
 
 
@@ -37,11 +37,17 @@ class ServerInfo:
 
 @dataclass(frozen=True, slots=True)
 class RunOutput:
-    """Everything one run produced: records, server busy times, samples of server load."""
+    """Everything one run produced: records, busy times, samples of server load.
+
+    ``balancer_busy_time`` holds each balancer instance's busy core-seconds after warm-up
+    and ``balancer_cores`` its cores (empty when the balancer costs nothing).
+    """
 
     records: Records
     servers: tuple[ServerInfo, ...]
     busy_time: np.ndarray
+    balancer_busy_time: np.ndarray
+    balancer_cores: np.ndarray
     n_arrived: int
     t_end: float
     sample_times: np.ndarray
@@ -65,17 +71,24 @@ class _Run:
         self.n_arrived = 0
         self.open = True
         self.stop = env.event()
-        self.servers, weights = self._build_servers()
-        self.balancer = Balancer(
-            env,
-            scenario.balancer.policy_object(),
-            self.servers,
-            weights,
-            self.streams["policy"],
-            self.finish,
-        )
-        self.busy_start = np.zeros(len(self.servers))
-        self.busy_end = np.zeros(len(self.servers))
+        self.servers, placements = self._build_servers()
+        config = scenario.balancer
+        rngs = self.streams["policy"].spawn(config.instances)
+        self.balancers = [
+            Balancer(env, i, config, self.servers, placements, scenario.workload.connection, rng, self.finish)
+            for i, rng in enumerate(rngs)
+        ]
+        self.cores = [b.processing for b in self.balancers if b.processing is not None]
+        self.present: set[int] = set()
+        self._join([s.index for s, group in zip(self.servers, self._group_of, strict=True) if group.t_join == 0])
+        for t_join in sorted({g.t_join for g in scenario.servers if g.t_join > 0}):
+            joining = [s.index for s, g in zip(self.servers, self._group_of, strict=True) if g.t_join == t_join]
+            Timeout(env, t_join, joining).callbacks.append(lambda event: self._join(event._value))
+        self.attributes = scenario.workload.attributes()
+        self.sessions = _Draws(lambda n: self.attributes.session_draws(n, self.streams["sessions"]))
+        self.paths = _Draws(lambda n: self.attributes.path_draws(n, self.streams["paths"]))
+        self.busy_start = np.zeros(len(self.servers) + len(self.cores))
+        self.busy_end = np.zeros(len(self.servers) + len(self.cores))
         self._at(scenario.warmup, self._start_measuring)
         self._at(scenario.duration, self._close)
         self._at(2 * scenario.duration, self._give_up)
@@ -98,9 +111,10 @@ class _Run:
             self._arrivals = _flatten(blocks)
             self._next_arrival()
 
-    def _build_servers(self) -> tuple[list[Server], list[int]]:
+    def _build_servers(self) -> tuple[list[Server], list[Placement]]:
         servers: list[Server] = []
-        weights: list[int] = []
+        placements: list[Placement] = []
+        self._group_of: list[ServerGroup] = []
         for group in self.scenario.servers:
             kind = ProcessorSharingServer if group.discipline == "ps" else Server
             for i in range(group.count):
@@ -113,11 +127,16 @@ class _Run:
                         group.speed,
                         group.workers,
                         group.queue,
-                        _unset_done,
                     )
                 )
-                weights.append(group.weight)
-        return servers, weights
+                placements.append(Placement(group.name, group.weight, group.zone, group.max_connection_age))
+                self._group_of.append(group)
+        return servers, placements
+
+    def _join(self, indices: list[int]) -> None:
+        self.present |= set(indices)
+        for balancer in self.balancers:
+            balancer.set_eligible(self.present)
 
     def _at(self, t: float, callback: object) -> None:
         Timeout(self.env, t).callbacks.append(callback)  # type: ignore[arg-type]
@@ -129,9 +148,20 @@ class _Run:
         if arrival is None:
             return
         t, size, client = arrival
-        self.pending = Request(self.n_started, t, size, client)
-        self.n_started += 1
+        self.pending = self._request(t, size, client)
         Timeout(self.env, t - self.env.now).callbacks.append(self._arrive)
+
+    def _request(self, t: float, size: float, client: int) -> Request:
+        request = Request(self.n_started, t, size, client)
+        self.n_started += 1
+        attributes = self.attributes
+        if attributes.sessions > 1:
+            request.session = client * attributes.sessions + self.sessions.next()
+        if attributes.paths:
+            request.path = self.paths.next()
+        if attributes.headers:
+            request.headers = attributes.headers_of(client)
+        return request
 
     def _arrive(self, _: Event) -> None:
         request = self.pending
@@ -144,7 +174,7 @@ class _Run:
             self.n_arrived += 1
         if self.timeout is not None:
             Timeout(self.env, self.timeout, request).callbacks.append(self._expire)
-        self.balancer.dispatch(request)
+        self.balancers[request.client % len(self.balancers)].receive(request)
 
     def _expire(self, event: Event) -> None:
         request: Request = event._value
@@ -155,8 +185,9 @@ class _Run:
 
     def _start_users(self, users: ClosedUsers) -> None:
         self.users = users
-        self.sizes = _Draws(self.scenario.workload.size, self.streams["sizes"])
-        self.thinks = _Draws(users.think, self.streams["think"])
+        size, think = self.scenario.workload.size, users.think
+        self.sizes = _Draws(lambda n: size.sample(self.streams["sizes"], n))
+        self.thinks = _Draws(lambda n: think.sample(self.streams["think"], n))
         for user in range(users.users):
             self._think(user)
 
@@ -166,9 +197,7 @@ class _Run:
     def _user_sends(self, event: Event) -> None:
         if not self.open:
             return
-        request = Request(self.n_started, self.env.now, self.sizes.next(), event._value)
-        self.n_started += 1
-        self.send(request)
+        self.send(self._request(self.env.now, self.sizes.next(), event._value))
 
     # Ends ---------------------------------------------------------------------------
 
@@ -185,13 +214,15 @@ class _Run:
         elif self.n_ended == self.n_started and not self.stop.triggered:
             self.stop.succeed()
 
-    def _start_measuring(self, _: Event) -> None:
+    def _busy_times(self) -> np.ndarray:
         now = self.env.now
-        self.busy_start = np.array([s.busy_time_until(now) for s in self.servers])
+        return np.array([s.busy_time_until(now) for s in [*self.servers, *self.cores]])
+
+    def _start_measuring(self, _: Event) -> None:
+        self.busy_start = self._busy_times()
 
     def _close(self, _: Event) -> None:
-        now = self.env.now
-        self.busy_end = np.array([s.busy_time_until(now) for s in self.servers])
+        self.busy_end = self._busy_times()
         self.open = False
         if self.n_ended == self.n_started:
             self.stop.succeed()
@@ -212,10 +243,14 @@ class _Run:
             raise SimulationError(
                 f"t={self.env.now:.6g}: engine: {self.n_ended} requests ended but {self.n_started} started."
             )
+        busy = self.busy_end - self.busy_start
+        n = len(self.servers)
         return RunOutput(
             records=self.recorder.columns(),
             servers=tuple(ServerInfo(s.index, s.name, s.group, s.workers) for s in self.servers),
-            busy_time=self.busy_end - self.busy_start,
+            busy_time=busy[:n],
+            balancer_busy_time=busy[n:],
+            balancer_cores=np.array([c.workers for c in self.cores], dtype=float),
             n_arrived=self.n_arrived,
             t_end=self.env.now,
             sample_times=self.sample_times,
@@ -224,18 +259,19 @@ class _Run:
 
 
 class _Draws:
-    """Values of a distribution drawn in blocks, handed out one at a time."""
+    """Values drawn in blocks of fixed size, handed out one at a time (the k-th value is the
+    same whatever else the run draws)."""
 
-    __slots__ = ("_buffer", "_distribution", "_rng")
+    __slots__ = ("_buffer", "_draw")
 
-    def __init__(self, distribution: Distribution, rng: np.random.Generator) -> None:
-        self._distribution = distribution
-        self._rng = rng
-        self._buffer: list[float] = []
+    def __init__(self, draw: Callable[[int], Any]) -> None:
+        self._draw = draw
+        self._buffer: list[Any] = []
 
-    def next(self) -> float:
+    def next(self) -> Any:
         if not self._buffer:
-            self._buffer = self._distribution.sample(self._rng, BLOCK).tolist()
+            block = self._draw(BLOCK)
+            self._buffer = block.tolist() if isinstance(block, np.ndarray) else list(block)
             self._buffer.reverse()
         return self._buffer.pop()
 
@@ -245,10 +281,6 @@ def _flatten(
 ) -> Iterator[tuple[float, float, int]]:
     for times, sizes, clients in blocks:
         yield from zip(times.tolist(), sizes.tolist(), clients.tolist(), strict=True)
-
-
-def _unset_done(request: Request, status: int) -> None:
-    raise SimulationError(f"request {request.index} ended at a server that no balancer owns.")
 
 
 def run(scenario: Scenario, seed: int, replication: int) -> RunOutput:

@@ -19,12 +19,19 @@ from lbsim.workload import Request
 Done = Callable[[Request, int], None]
 
 
+def _owner_completes(request: Request, status: int) -> None:
+    request.balancer.complete(request, status)
+
+
 class Server:
     """A first-come first-served server with ``workers`` workers and ``queue`` waiting places.
 
     A request that finds every worker busy and the queue full is rejected at once (503).
     ``queue=None`` means an unbounded queue.
     """
+
+    # A backend marks when service starts (t_start); a balancer's cores do not.
+    marks_start = True
 
     def __init__(
         self,
@@ -35,7 +42,7 @@ class Server:
         speed: float,
         workers: int,
         queue: int | None,
-        done: Done,
+        done: Done = _owner_completes,
     ) -> None:
         self.env = env
         self.index = index
@@ -49,11 +56,21 @@ class Server:
         self.busy_time = 0.0
         self.t_changed = 0.0
         self.waiting: deque[Request] = deque()
+        self.waiting_work = 0.0
+        self.sum_t_end = 0.0
 
     @property
     def active(self) -> int:
         """Requests at this server: in service plus waiting."""
         return self.busy + len(self.waiting)
+
+    def service_time(self, request: Request) -> float:
+        """Seconds of service ``request`` needs here."""
+        return request.size / self.speed
+
+    def work_left(self) -> float:
+        """Seconds of service still owed to the requests here (an oracle's view)."""
+        return self.waiting_work + self.sum_t_end - self.busy * self.env.now
 
     def busy_time_until(self, t: float) -> float:
         """Busy worker-seconds accumulated from time 0 to ``t`` (t >= the last change)."""
@@ -69,6 +86,7 @@ class Server:
             self._start(request)
         elif self.queue is None or len(self.waiting) < self.queue:
             self.waiting.append(request)
+            self.waiting_work += self.service_time(request)
         else:
             self.done(request, REJECTED)
 
@@ -76,15 +94,23 @@ class Server:
         now = self.env.now
         self._account(now)
         self.busy += 1
-        request.t_start = now
-        Timeout(self.env, request.size / self.speed, request).callbacks.append(self._finish)
+        if self.marks_start:
+            request.t_start = now
+        service = self.service_time(request)
+        self.sum_t_end += now + service
+        Timeout(self.env, service, (request, now + service)).callbacks.append(self._finish)
 
     def _finish(self, event: Event) -> None:
-        self._account(self.env.now)
+        now = self.env.now
+        self._account(now)
         self.busy -= 1
+        request, t_end = event._value
+        self.sum_t_end -= t_end
         if self.waiting:
-            self._start(self.waiting.popleft())
-        self.done(event._value, OK)
+            waiting = self.waiting.popleft()
+            self.waiting_work -= self.service_time(waiting)
+            self._start(waiting)
+        self.done(request, OK)
 
 
 class ProcessorSharingServer(Server):
@@ -106,6 +132,11 @@ class ProcessorSharingServer(Server):
     @property
     def active(self) -> int:
         return len(self.sharing)
+
+    def work_left(self) -> float:
+        now = self.env.now
+        virtual = self.virtual + (self._rate() * (now - self.t_virtual) if self.sharing else 0.0)
+        return sum(finish - virtual for finish, _, _ in self.sharing) / self.speed
 
     def _rate(self) -> float:
         n = len(self.sharing)

@@ -25,22 +25,37 @@ class Backend:
         name: server name, for example ``web-3``.
         weight: configured weight (an integer >= 1).
         zone: zone label, or None.
-        active: requests outstanding from this balancer instance to this backend.
-        latency_ewma: moving average of this backend's response time seen by this instance.
+        active: requests outstanding from this balancer instance to this backend (open
+            connections, at layer 4).
+
+    Oracle policies, which exist as theoretical bounds, may also read the server's true
+    state across every balancer instance: :attr:`in_system` and :attr:`work_left`.
 
     Only the engine writes these fields; a policy that writes them breaks the contract
     (``lbsim.testing.check_policy`` catches it).
     """
 
-    __slots__ = ("active", "index", "latency_ewma", "name", "weight", "zone")
+    __slots__ = ("_server", "active", "index", "name", "weight", "zone")
 
-    def __init__(self, index: int, name: str, weight: int = 1, zone: str | None = None) -> None:
+    def __init__(
+        self, index: int, name: str, weight: int = 1, zone: str | None = None, server: Any = None
+    ) -> None:
         self.index = index
         self.name = name
         self.weight = weight
         self.zone = zone
         self.active = 0
-        self.latency_ewma = 0.0
+        self._server = server
+
+    @property
+    def in_system(self) -> int:
+        """Oracle: requests at the server from every balancer instance (``active`` without a server)."""
+        return self.active if self._server is None else int(self._server.active)
+
+    @property
+    def work_left(self) -> float:
+        """Oracle: seconds of service the server still owes to the requests it holds."""
+        return 0.0 if self._server is None else float(self._server.work_left())
 
     def __repr__(self) -> str:
         return f"Backend(index={self.index}, name={self.name!r}, weight={self.weight}, active={self.active})"
