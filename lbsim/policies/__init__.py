@@ -13,8 +13,13 @@ from typing import Any
 
 from lbsim.errors import ConfigError, UnknownNameError
 from lbsim.policies.base import Backend, Policy
+from lbsim.policies.hashing import Maglev, RingHash
 from lbsim.policies.ip_hash import IpHash
+from lbsim.policies.join_idle_queue import JoinIdleQueue
+from lbsim.policies.latency import LeastResponseTime, PeakEwma
 from lbsim.policies.least_connections import LeastConnections, WeightedLeastConnections
+from lbsim.policies.oracle import JoinShortestQueue, LeastWorkLeft
+from lbsim.policies.power_of_choices import PowerOfChoices
 from lbsim.policies.random import Random, WeightedRandom
 from lbsim.policies.round_robin import RoundRobin, WeightedRoundRobin
 
@@ -28,6 +33,14 @@ POLICIES: dict[str, type[Policy]] = {
         IpHash,
         Random,
         WeightedRandom,
+        PowerOfChoices,
+        JoinShortestQueue,
+        JoinIdleQueue,
+        LeastWorkLeft,
+        LeastResponseTime,
+        PeakEwma,
+        RingHash,
+        Maglev,
     )
 }
 

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from lbsim.errors import ConfigError
 from lbsim.workload import Request
 
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
@@ -114,6 +115,12 @@ class Policy:
         if not changed:
             return self.name
         return f"{self.name}({', '.join(f'{key}={value}' for key, value in changed.items())})"
+
+
+def require(condition: bool, policy: str, parameter: str, rule: str, value: object) -> None:
+    """Raise ConfigError ``<policy>: <parameter> must be <rule>; got <value>.`` unless ``condition``."""
+    if not condition:
+        raise ConfigError(f"{policy}: {parameter} must be {rule}; got {value!r}.")
 
 
 class UniformDraws:

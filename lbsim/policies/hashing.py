@@ -1,0 +1,232 @@
+"""Consistent hashing: ketama ring hash and Maglev, with optional bounded load.
+
+Both follow Envoy's construction. Envoy hashes with xxHash64; lbsim uses 64-bit BLAKE2b
+(in the standard library), which changes which keys land where but not how the rings and
+tables are built or how many keys move when the membership changes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import hashlib
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from lbsim.policies.base import Backend, Policy, UniformDraws, require
+from lbsim.workload import Request, client_address
+
+KEYS = ("client", "session", "path")
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def hash64(text: str, seed: int = 0) -> int:
+    """A 64-bit hash of ``text`` (BLAKE2b with ``seed`` as its salt)."""
+    digest = hashlib.blake2b(text.encode(), digest_size=8, salt=seed.to_bytes(16, "big"))
+    return int.from_bytes(digest.digest(), "big")
+
+
+def request_key(request: Request, key: str) -> str | None:
+    """The text a hash policy hashes for ``request``: client address, session, path or a header."""
+    if key == "client":
+        return client_address(request.client)
+    if key == "session":
+        return f"session-{request.session}"
+    if key == "path":
+        return request.path
+    return request.headers.get(key.removeprefix("header:"))
+
+
+class HashPolicy(Policy):
+    """Common part of the consistent-hash policies: the key, bounded load, membership."""
+
+    def __init__(self, key: str = "client", balance_factor: float | None = None) -> None:
+        require(
+            key in KEYS or (key.startswith("header:") and len(key) > 7),
+            self.name,
+            "key",
+            "'client', 'session', 'path' or 'header:<name>'",
+            key,
+        )
+        require(
+            balance_factor is None or (isinstance(balance_factor, int | float) and balance_factor >= 1),
+            self.name,
+            "balance_factor",
+            "a number >= 1 (1.25: no backend above 125% of the average load)",
+            balance_factor,
+        )
+        self.key = key
+        self.balance_factor = balance_factor
+
+    def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
+        self._uniform = UniformDraws(rng)
+        self._total_active = 0
+        super().reset(backends, rng)
+
+    def update(self, backends: Sequence[Backend]) -> None:
+        self._backends = sorted(backends, key=lambda b: b.name)
+        self._total_weight = sum(b.weight for b in self._backends)
+        self._total_active = sum(b.active for b in self._backends)
+        self.build([(b.name, b.weight) for b in self._backends])
+
+    def build(self, hosts: list[tuple[str, int]]) -> None:
+        """Build the lookup structure over (name, weight) pairs in name order."""
+        raise NotImplementedError
+
+    def lookup(self, h: int) -> int:
+        """The position (in name order) of the backend for hash ``h``."""
+        raise NotImplementedError
+
+    def choose(self, request: Request) -> Backend:
+        text = request_key(request, self.key)
+        # Envoy: with no value to hash, a random hash is used.
+        h = hash64(text) if text is not None else int(self._uniform.next() * 2.0**64)
+        backend = self._backends[self.lookup(h)]
+        if self.balance_factor is not None and self._overloaded(backend):
+            backend = self._least_overloaded(h)
+        return backend
+
+    def _slots(self, backend: Backend) -> int:
+        # Envoy BoundedLoadHashingLoadBalancer: ceil(ceil((active + 1) * factor) * weight share), >= 1.
+        assert self.balance_factor is not None
+        share = backend.weight / self._total_weight
+        return max(1, math.ceil(math.ceil((self._total_active + 1) * self.balance_factor) * share))
+
+    def _overloaded(self, backend: Backend) -> bool:
+        return backend.active + 1 > self._slots(backend)
+
+    def _least_overloaded(self, h: int) -> Backend:
+        # Envoy probes the other hosts in a hash-seeded random order: O(n), only under overload.
+        order = np.random.default_rng(h).permutation(len(self._backends))
+        best, best_ratio = self._backends[int(order[0])], math.inf
+        for i in order:
+            backend = self._backends[int(i)]
+            if not self._overloaded(backend):
+                return backend
+            ratio = (backend.active + 1) / self._slots(backend)
+            if ratio < best_ratio:
+                best, best_ratio = backend, ratio
+        return best
+
+    def on_dispatch(self, backend: Backend, request: Request) -> None:
+        self._total_active += 1
+
+    def on_complete(self, backend: Backend, request: Request, latency: float, ok: bool) -> None:
+        self._total_active -= 1
+
+
+class RingHash(HashPolicy):
+    """Ketama consistent hashing: each backend owns points on a ring in proportion to its weight.
+
+    Rule (ketama, as NGINX ``hash ... consistent``): backend b gets weight_b x k points,
+    hashed as "<name>_<i>", where k points per unit of weight is fixed when the run starts
+    so that the ring has at least ``min_ring_size`` points; a request goes to the first
+    point at or after its hash, wrapping around. Because k stays fixed, a backend that
+    leaves takes only its own arcs with it (about 1/n of keys move) and one that joins
+    takes about 1/(n + 1). Envoy instead recomputes its scale on every change, which moves
+    more keys on small rings (envoyproxy/envoy#22558). Tie-break: none. Reads: the
+    request's key, Backend.weight (Backend.active with ``balance_factor``). Follows: ketama,
+    NGINX hash consistent; Envoy RING_HASH's lookup and minimum ring size 1024.
+    """
+
+    name = "ring_hash"
+    rule = "ketama ring: first point at or after the key's hash, points proportional to weight"
+
+    def __init__(
+        self, key: str = "client", balance_factor: float | None = None, min_ring_size: int = 1024
+    ) -> None:
+        super().__init__(key, balance_factor)
+        require(
+            isinstance(min_ring_size, int) and min_ring_size >= 1,
+            "ring_hash",
+            "min_ring_size",
+            "an integer >= 1",
+            min_ring_size,
+        )
+        self.min_ring_size = min_ring_size
+
+    def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
+        self._per_weight = math.ceil(self.min_ring_size / sum(b.weight for b in backends))
+        super().reset(backends, rng)
+
+    def build(self, hosts: list[tuple[str, int]]) -> None:
+        self._points, self._owners = ketama_ring(tuple(hosts), self._per_weight)
+
+    def lookup(self, h: int) -> int:
+        i = bisect.bisect_left(self._points, h)
+        return self._owners[i if i < len(self._points) else 0]
+
+
+@functools.lru_cache(maxsize=64)
+def ketama_ring(hosts: tuple[tuple[str, int], ...], per_weight: int) -> tuple[list[int], list[int]]:
+    """The sorted ring points and, for each, the position of its host in ``hosts``."""
+    ring = sorted(
+        (hash64(f"{name}_{i}"), position)
+        for position, (name, weight) in enumerate(hosts)
+        for i in range(weight * per_weight)
+    )
+    return [point for point, _ in ring], [owner for _, owner in ring]
+
+
+class Maglev(HashPolicy):
+    """Maglev consistent hashing: a lookup table of prime size filled by per-backend permutations.
+
+    Rule (Envoy maglev_lb.cc, Eisenbud et al. NSDI'16): backends sorted by name; backend b
+    prefers slots offset_b + j x skip_b (mod M) with offset = h1(b) mod M and
+    skip = h2(b) mod (M - 1) + 1; in round r a backend takes its next free preferred slot
+    if r x weight >= its target, then its target grows by the largest weight, so a backend
+    of a third of the largest weight places once every three rounds; every backend places
+    in round 1. Lookup: table[hash mod M], O(1). Tie-break: none. Reads: the request's key,
+    Backend.weight (Backend.active with ``balance_factor``). Follows: Envoy MAGLEV
+    (table_size 65537).
+    """
+
+    name = "maglev"
+    rule = "Maglev table lookup: table[hash mod M] (Envoy maglev)"
+
+    def __init__(self, key: str = "client", balance_factor: float | None = None, table_size: int = 65537) -> None:
+        super().__init__(key, balance_factor)
+        require(isinstance(table_size, int) and _is_prime(table_size), "maglev", "table_size", "a prime number", table_size)
+        self.table_size = table_size
+
+    def build(self, hosts: list[tuple[str, int]]) -> None:
+        self._table = maglev_table(tuple(hosts), self.table_size)
+
+    def lookup(self, h: int) -> int:
+        return self._table[h % self.table_size]
+
+
+@functools.lru_cache(maxsize=64)
+def maglev_table(hosts: tuple[tuple[str, int], ...], size: int) -> list[int]:
+    """The Maglev lookup table: for each slot, the position of its host (Envoy's construction)."""
+    offsets = [hash64(name) % size for name, _ in hosts]
+    skips = [hash64(name, seed=1) % (size - 1) + 1 for name, _ in hosts]
+    weights = [weight for _, weight in hosts]
+    largest = max(weights)
+    targets = [0.0] * len(hosts)
+    nexts = [0] * len(hosts)
+    table = [-1] * size
+    filled = 0
+    iteration = 1
+    while filled < size:
+        for i in range(len(hosts)):
+            if iteration * weights[i] < targets[i]:
+                continue
+            targets[i] += largest
+            slot = (offsets[i] + nexts[i] * skips[i]) % size
+            while table[slot] >= 0:
+                nexts[i] += 1
+                slot = (offsets[i] + nexts[i] * skips[i]) % size
+            table[slot] = i
+            nexts[i] += 1
+            filled += 1
+            if filled == size:
+                break
+        iteration += 1
+    return table
+
+
+def _is_prime(n: int) -> bool:
+    return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))

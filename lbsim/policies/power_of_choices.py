@@ -1,0 +1,96 @@
+"""Power of d choices: the least loaded of a few randomly sampled backends."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from lbsim.policies.base import Backend, Policy, UniformDraws, require
+from lbsim.workload import Request
+
+
+class PowerOfChoices(Policy):
+    """Sample ``choices`` backends at random and send to the one with the fewest active requests.
+
+    With ``replacement`` (Envoy LEAST_REQUEST, gRPC least_request) the samples are drawn
+    independently, so one backend can be drawn twice and with 2 backends the busier one
+    wins 25% of the time; the first sample is kept unless a later one has strictly fewer
+    active requests. Without replacement (Finagle P2C, Linkerd/tower) the samples are
+    distinct; ties go to the first. When weights differ, Envoy's weighted rule applies: an
+    earliest-deadline-first schedule over weight / (active + 1)^bias, the weight sampled
+    when a backend is put back (right after it is picked), started after a random number of
+    picks in [0, sum of weights) to desynchronise instances. Reads: Backend.active,
+    Backend.weight. Follows: Envoy least_request (choice_count 2, active_request_bias 1.0).
+    """
+
+    name = "p2c"
+    rule = "least active among `choices` random backends; Envoy's EDF on weight/(active+1)^bias when weights differ"
+
+    def __init__(self, choices: int = 2, replacement: bool = True, bias: float = 1.0) -> None:
+        require(isinstance(choices, int) and choices >= 2, "p2c", "choices", "an integer >= 2", choices)
+        require(isinstance(replacement, bool), "p2c", "replacement", "true or false", replacement)
+        require(isinstance(bias, int | float) and bias >= 0, "p2c", "bias", "a number >= 0", bias)
+        self.choices = choices
+        self.replacement = replacement
+        self.bias = bias
+
+    def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
+        self._uniform = UniformDraws(rng)
+        super().reset(backends, rng)
+
+    def update(self, backends: Sequence[Backend]) -> None:
+        self._backends = list(backends)
+        self._weighted = len({b.weight for b in self._backends}) > 1
+        if self._weighted:
+            self._time = 0.0
+            self._sequence = 0
+            self._schedule: list[tuple[float, int, int]] = []
+            for i, b in enumerate(self._backends):
+                self._push(i, b.weight)
+            for _ in range(int(self._uniform.next() * sum(b.weight for b in self._backends))):
+                self._pick_weighted()
+
+    def _push(self, i: int, weight: float) -> None:
+        self._sequence += 1
+        heapq.heappush(self._schedule, (self._time + 1 / weight, self._sequence, i))
+
+    def _pick_weighted(self) -> Backend:
+        deadline, _, i = heapq.heappop(self._schedule)
+        self._time = deadline
+        backend = self._backends[i]
+        self._push(i, backend.weight / (backend.active + 1) ** self.bias)
+        return backend
+
+    def choose(self, request: Request) -> Backend:
+        if self._weighted:
+            return self._pick_weighted()
+        backends = self._backends
+        n = len(backends)
+        uniform = self._uniform.next
+        if self.replacement or n < self.choices:
+            best = backends[int(uniform() * n)]
+            for _ in range(self.choices - 1):
+                other = backends[int(uniform() * n)]
+                if other.active < best.active:
+                    best = other
+            return best
+        return backends[_least_active(backends, distinct_sample(n, self.choices, uniform))]
+
+
+def distinct_sample(n: int, k: int, uniform: Callable[[], float]) -> list[int]:
+    """``k`` distinct indices in [0, n) in the order drawn (Floyd's algorithm, as tower's P2C)."""
+    chosen: list[int] = []
+    for j in range(n - k, n):
+        t = int(uniform() * (j + 1))
+        chosen.append(j if t in chosen else t)
+    return chosen
+
+
+def _least_active(backends: Sequence[Backend], indices: list[int]) -> int:
+    best = indices[0]
+    for i in indices[1:]:
+        if backends[i].active < backends[best].active:
+            best = i
+    return best

@@ -1,0 +1,219 @@
+"""The modern policies against hand-checked choices from the systems they follow."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lbsim.errors import ConfigError
+from lbsim.policies import Backend, make_policy
+from lbsim.remap import remap
+from lbsim.workload import Request
+from tests.test_policies import complete, dispatch, fleet, request, start
+
+
+def share_of(policy, index, n=40_000):
+    return np.mean([policy.choose(request()).index == index for _ in range(n)])
+
+
+def test_p2c_with_replacement_picks_the_busier_of_two_a_quarter_of_the_time():
+    # Envoy#11004: with 2 backends both samples hit the busier one with probability 1/4.
+    backends = fleet(1, 1)
+    p = start("p2c", backends)
+    dispatch(p, backends[0])
+    assert share_of(p, 0) == pytest.approx(0.25, abs=0.01)
+
+
+def test_p2c_without_replacement_never_picks_the_busier_of_two():
+    backends = fleet(1, 1)
+    p = start({"name": "p2c", "replacement": False}, backends)
+    dispatch(p, backends[0])
+    assert share_of(p, 0, 2000) == 0.0
+
+
+def test_p2c_three_choices_follows_the_order_statistics():
+    # Loads 0, 1, 2; three samples with replacement: the busiest wins only if all three hit it
+    # (1/27); the idle one wins unless it is never drawn (1 - (2/3)^3 = 19/27).
+    backends = fleet(1, 1, 1)
+    p = start({"name": "p2c", "choices": 3}, backends)
+    dispatch(p, backends[1])
+    dispatch(p, backends[2])
+    dispatch(p, backends[2])
+    picks = np.bincount([p.choose(request()).index for _ in range(54_000)], minlength=3) / 54_000
+    assert picks == pytest.approx([19 / 27, 7 / 27, 1 / 27], abs=0.008)
+
+
+def test_p2c_with_unequal_weights_is_envoys_edf_over_weight_per_active():
+    # Weights 2 and 1, nothing active: EDF serves deadlines 1/2, 1, 1, 3/2, 2, 2, ...: a, b, a
+    # in every cycle of 3 picks, whatever the random number of warm-up picks.
+    backends = fleet(2, 1)
+    p = start("p2c", backends)
+    assert share_of(p, 0, 3000) == pytest.approx(2 / 3, abs=1e-3)
+    # With a at 3 active, its weight is 2 / (3 + 1) = 0.5 against b's 1: b gets 2 picks in 3.
+    for _ in range(3):
+        dispatch(p, backends[0])
+    picks = [p.choose(request()).index for _ in range(3000)]
+    assert np.mean(np.array(picks[30:]) == 1) == pytest.approx(2 / 3, abs=0.01)
+
+
+def test_p2c_rejects_one_choice():
+    with pytest.raises(ConfigError, match=r"p2c: choices must be an integer >= 2; got 1\."):
+        make_policy({"name": "p2c", "choices": 1})
+
+
+def test_jsq_picks_the_fewest_in_system_and_breaks_ties_at_random():
+    backends = fleet(1, 1, 1)
+    p = start("jsq", backends)
+    dispatch(p, backends[0])
+    dispatch(p, backends[0])
+    dispatch(p, backends[2])
+    assert p.choose(request()).index == 1
+    complete(p, backends[2])
+    picks = np.bincount([p.choose(request()).index for _ in range(4000)], minlength=3) / 4000
+    assert picks == pytest.approx([0, 0.5, 0.5], abs=0.03)
+
+
+class FakeServer:
+    def __init__(self, active, work):
+        self.active, self.work = active, work
+
+    def work_left(self):
+        return self.work
+
+
+def test_least_work_left_reads_the_servers_unfinished_work():
+    backends = [Backend(i, f"s{i}", server=FakeServer(a, w)) for i, (a, w) in enumerate([(3, 0.2), (1, 0.9), (2, 0.1)])]
+    p = start("least_work_left", backends)
+    assert p.choose(request()).index == 2
+    # jsq reads the same servers' request counts instead.
+    assert start("jsq", backends).choose(request()).index == 1
+
+
+def test_jiq_serves_reported_idle_servers_first_then_random():
+    backends = fleet(1, 1, 1)
+    p = start("jiq", backends)
+    first = []
+    for _ in range(3):
+        b = p.choose(request())
+        dispatch(p, b)
+        first.append(b.index)
+    assert first == [0, 1, 2]
+    complete(p, backends[1])  # server 1 is idle again and reports to this balancer
+    assert p.choose(request()).index == 1
+
+
+def test_least_response_time_follows_nginx_least_time():
+    backends = fleet(1, 1)
+    p = start("least_response_time", backends)
+    # a answers in 50 ms: rt_a = 50 ms, 3 buckets of 20 ms; b has no sample (rt 0) and wins.
+    dispatch(p, backends[0])
+    complete_after(p, backends[0], 0.050)
+    assert p.choose(request()).name == "b"
+    # b answers in 10 ms: 1 bucket. Keys: a 3 x (1 + 0) = 3, b 1 x (1 + 0) = 1.
+    dispatch(p, backends[1])
+    complete_after(p, backends[1], 0.010)
+    assert p.choose(request()).name == "b"
+    # Two requests active on b: 1 x 3 = 3 ties a's 3; smooth round robin among the tied.
+    dispatch(p, backends[1])
+    dispatch(p, backends[1])
+    assert [p.choose(request()).name for _ in range(4)] == ["a", "b", "a", "b"]
+    # The moving average: 0.05 x 100 ms + 0.95 x 50 ms = 52.5 ms, still 3 buckets.
+    dispatch(p, backends[0])
+    complete_after(p, backends[0], 0.100)
+    assert p._average[0] == pytest.approx(0.0525)
+
+
+def complete_after(policy, backend, latency, ok=True, t_sent=0.0):
+    backend.active -= 1
+    r = Request(0, t_sent, 0.01, 0)
+    r.t_sent = t_sent
+    policy.on_complete(backend, r, latency, ok)
+
+
+def test_peak_ewma_jumps_to_peaks_and_decays():
+    backends = fleet(1, 1)
+    p = start({"name": "peak_ewma", "decay": 10.0, "default_rtt": 0.03}, backends)
+    a = backends[0]
+    dispatch(p, a)
+    dispatch(p, a)
+    complete_after(p, a, 0.1, t_sent=0.0)  # above 30 ms: the estimate jumps to 100 ms at t = 0.1
+    assert p._estimate[0] == pytest.approx((0.1, 0.1))
+    complete_after(p, a, 0.02, t_sent=10.08)  # 10 s later: 0.1 e^-1 + 0.02 (1 - e^-1)
+    assert p._estimate[0][0] == pytest.approx(0.1 * math.exp(-1) + 0.02 * (1 - math.exp(-1)))
+
+
+def test_peak_ewma_sends_traffic_to_a_backend_that_fails_fast():
+    backends = fleet(1, 1)
+    p = start("peak_ewma", backends)
+    for t in range(20):
+        for b in backends:
+            dispatch(p, b)
+        complete_after(p, backends[0], 0.001, ok=False, t_sent=t * 0.1)  # fast 5xx
+        complete_after(p, backends[1], 0.050, t_sent=t * 0.1)  # slow successes
+    r = request()
+    r.t_sent = 2.0
+    assert all(p.choose(r).name == "a" for _ in range(20))
+
+
+@pytest.mark.parametrize("name", ["ring_hash", "maglev"])
+def test_consistent_hashing_moves_only_what_it_must(name):
+    n, keys = 10, 20_000
+    result = remap(name, backends=n, keys=keys)
+    p = start(name, [Backend(i, f"web-{i}") for i in range(n)])
+    owned = np.mean([p.choose(Request(k, 0, 0, k)).index == n // 2 for k in range(keys)])
+    if name == "ring_hash":
+        # Only the removed backend's arcs move: exactly the keys it owned.
+        assert result.moved_on_remove == pytest.approx(owned, abs=1e-12)
+    else:
+        # Maglev refills the table: the removed backend's keys and a few more.
+        assert owned <= result.moved_on_remove <= owned + 0.02
+    assert result.moved_on_remove == pytest.approx(1 / n, abs=0.02)
+    assert result.moved_on_add == pytest.approx(1 / (n + 1), abs=0.02)
+
+
+def test_modulo_hashing_moves_almost_every_key():
+    result = remap("ip_hash", backends=10, keys=20_000)
+    assert result.moved_on_remove == pytest.approx(0.9, abs=0.01)
+    assert result.moved_on_add == pytest.approx(10 / 11, abs=0.01)
+
+
+def test_maglev_table_is_even_and_weighted():
+    from lbsim.policies.hashing import maglev_table
+
+    table = np.bincount(maglev_table((("a", 1), ("b", 1), ("c", 3)), 65537))
+    # Weight 3 of 5: the rounds rule gives it 3/5 of the slots, within one round.
+    assert table / 65537 == pytest.approx([0.2, 0.2, 0.6], abs=1e-3)
+
+
+def test_ring_points_are_proportional_to_weight():
+    p = start({"name": "ring_hash", "min_ring_size": 4000}, fleet(1, 3))
+    assert np.bincount(p._owners).tolist() == [1000, 3000]
+
+
+def test_hash_keys_follow_path_session_and_header():
+    backends = fleet(*[1] * 8)
+    by_path = start({"name": "maglev", "key": "path"}, backends)
+    r1, r2 = request(1), request(2)
+    r1.path = r2.path = "/cart"
+    assert by_path.choose(r1) is by_path.choose(r2)
+    by_header = start({"name": "ring_hash", "key": "header:X-User"}, backends)
+    r1.headers, r2.headers = {"X-User": "u7"}, {"X-User": "u7"}
+    assert by_header.choose(r1) is by_header.choose(r2)
+
+
+def test_bounded_load_caps_every_backend():
+    # Every request has the same key, so plain Maglev would send all 100 to one backend.
+    backends = fleet(1, 1, 1, 1)
+    p = start({"name": "maglev", "key": "path", "balance_factor": 1.25}, backends)
+    for _ in range(100):
+        dispatch(p, p.choose(request()))
+    # Slots for the 100th: ceil(ceil(100 x 1.25) / 4) = 32 >= every backend's load.
+    assert max(b.active for b in backends) <= 32
+    assert sum(b.active for b in backends) == 100
+
+
+def test_hash_policy_parameters_are_checked():
+    with pytest.raises(ConfigError, match="key must be 'client', 'session', 'path' or 'header:<name>'"):
+        make_policy({"name": "ring_hash", "key": "cookie"})
+    with pytest.raises(ConfigError, match="table_size must be a prime number; got 65536"):
+        make_policy({"name": "maglev", "table_size": 65536})
