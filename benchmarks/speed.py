@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-RECORD_BYTES = 8 * 4 + 4 + 1 + 4  # t_arrival, t_start, t_done, size; server; status; client
+RECORD_BYTES = 8 * 4 + 4 + 1 + 4 + 8  # t_arrival, t_start, t_done, size; server; status; client; session
 
 
 def timed(command: list[str]) -> float:

@@ -40,6 +40,7 @@ METRICS: tuple[str, ...] = (
     "utilization_max",
     "imbalance",
     "balancer_utilization",
+    "session_moves",
 )
 # Probabilities at which each run keeps its latency distribution, for CDF plots.
 CDF_PROBABILITIES = np.concatenate([np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)])
@@ -89,7 +90,27 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
     )
     cores = output.balancer_busy_time / (output.balancer_cores * span)
     summary["balancer_utilization"] = float(cores.max()) if cores.size else 0.0
+    summary["session_moves"] = session_moves(records, warmup)
     return RunTables(summary, servers, _timeseries(output, duration, window), quantiles)
+
+
+def session_moves(records: Records, warmup: float) -> float:
+    """Fraction of counted requests that went to another server than their session's previous one.
+
+    Affinity matters for caches and in-memory sessions; consistent hashing and sticky
+    sessions keep this near zero, modulo hashing does not when backends change.
+    """
+    served = records.server >= 0
+    order = np.lexsort((records.t_arrival[served], records.session[served]))
+    session = records.session[served][order]
+    server = records.server[served][order]
+    counted = records.t_arrival[served][order] >= warmup
+    follows = np.zeros(session.size, dtype=bool)
+    follows[1:] = session[1:] == session[:-1]
+    moved = np.zeros(session.size, dtype=bool)
+    moved[1:] = server[1:] != server[:-1]
+    eligible = follows & counted
+    return float(moved[eligible].mean()) if eligible.any() else math.nan
 
 
 def _latency(records: Records, mask: np.ndarray) -> np.ndarray:

@@ -252,6 +252,7 @@ class ServerGroup(Model):
     weight: int = Field(1, ge=1, le=256)
     zone: str | None = None
     t_join: Duration = Field(0.0, ge=0)
+    t_leave: Duration | None = Field(None, gt=0)
     max_connection_age: Duration | None = Field(None, gt=0)
 
 
@@ -402,6 +403,11 @@ class Scenario(Model):
                 owner[name] = pool_name
         if all(group.t_join > 0 for group in self.servers):
             raise ConfigError("must have a group present from the start (t_join 0); got none.", key="servers")
+        for i, group in enumerate(self.servers):
+            if group.t_leave is not None and group.t_leave <= group.t_join:
+                raise ConfigError(
+                    f"must be after t_join ({group.t_join:g}s); got {group.t_leave:g}s.", key=f"servers[{i}].t_leave"
+                )
         return self
 
     @property

@@ -64,6 +64,7 @@ class Pool:
         self.rng = rng
         self.eligible: list[Backend] = []
         self.present: set[int] = set()
+        self.started = False
         self.on_dispatch = policy.on_dispatch if _overrides(policy, "on_dispatch") else None
         self.on_complete = policy.on_complete if _overrides(policy, "on_complete") else None
 
@@ -72,15 +73,15 @@ class Pool:
         eligible = [b for b in self.members if b.index in indices]
         if [b.index for b in eligible] == [b.index for b in self.eligible]:
             return
-        started = bool(self.eligible) or bool(self.present)
         self.eligible = eligible
         self.present = {b.index for b in eligible}
         if not eligible:
             return
-        if started:
+        if self.started:
             self.policy.update(eligible)
         else:
             self.policy.reset(eligible, self.rng)
+            self.started = True
 
 
 class Router:

@@ -79,11 +79,10 @@ class _Run:
             for i, rng in enumerate(rngs)
         ]
         self.cores = [b.processing for b in self.balancers if b.processing is not None]
-        self.present: set[int] = set()
-        self._join([s.index for s, group in zip(self.servers, self._group_of, strict=True) if group.t_join == 0])
-        for t_join in sorted({g.t_join for g in scenario.servers if g.t_join > 0}):
-            joining = [s.index for s, g in zip(self.servers, self._group_of, strict=True) if g.t_join == t_join]
-            Timeout(env, t_join, joining).callbacks.append(lambda event: self._join(event._value))
+        self._set_membership(0.0)
+        changes = {g.t_join for g in scenario.servers} | {g.t_leave for g in scenario.servers if g.t_leave}
+        for t in sorted(changes - {0.0}):
+            Timeout(env, t, t).callbacks.append(lambda event: self._set_membership(event._value))
         self.attributes = scenario.workload.attributes()
         self.sessions = _Draws(lambda n: self.attributes.session_draws(n, self.streams["sessions"]))
         self.paths = _Draws(lambda n: self.attributes.path_draws(n, self.streams["paths"]))
@@ -133,10 +132,15 @@ class _Run:
                 self._group_of.append(group)
         return servers, placements
 
-    def _join(self, indices: list[int]) -> None:
-        self.present |= set(indices)
+    def _set_membership(self, t: float) -> None:
+        """Groups join at ``t_join`` and leave at ``t_leave`` (planned changes, not failures)."""
+        present = {
+            s.index
+            for s, g in zip(self.servers, self._group_of, strict=True)
+            if g.t_join <= t and (g.t_leave is None or t < g.t_leave)
+        }
         for balancer in self.balancers:
-            balancer.set_eligible(self.present)
+            balancer.set_eligible(present)
 
     def _at(self, t: float, callback: object) -> None:
         Timeout(self.env, t).callbacks.append(callback)  # type: ignore[arg-type]

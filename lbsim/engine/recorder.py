@@ -21,7 +21,7 @@ OK, ERROR, REJECTED, TIMEOUT, NO_BACKEND, DROPPED = range(len(STATUSES))
 class Recorder:
     """Collects the outcome of every request that ends."""
 
-    __slots__ = ("client", "server", "size", "status", "t_arrival", "t_done", "t_start")
+    __slots__ = ("client", "server", "session", "size", "status", "t_arrival", "t_done", "t_start")
 
     def __init__(self) -> None:
         self.t_arrival = array("d")
@@ -31,6 +31,7 @@ class Recorder:
         self.server = array("i")
         self.status = array("b")
         self.client = array("i")
+        self.session = array("q")
 
     def record(self, request: Request, server: int, status: int) -> None:
         """Write the outcome of ``request``; ``server`` is -1 when no server was chosen."""
@@ -41,6 +42,7 @@ class Recorder:
         self.server.append(server)
         self.status.append(status)
         self.client.append(request.client)
+        self.session.append(request.session)
 
     def columns(self) -> Records:
         """Return the records as numpy columns sharing the arrays' memory."""
@@ -52,6 +54,7 @@ class Recorder:
             server=np.frombuffer(self.server, dtype=np.int32),
             status=np.frombuffer(self.status, dtype=np.int8),
             client=np.frombuffer(self.client, dtype=np.int32),
+            session=np.frombuffer(self.session, dtype=np.int64),
         )
 
 
@@ -66,6 +69,7 @@ class Records:
     server: np.ndarray
     status: np.ndarray
     client: np.ndarray
+    session: np.ndarray
 
     def __len__(self) -> int:
         return int(self.t_arrival.size)
