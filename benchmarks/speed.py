@@ -95,7 +95,7 @@ def policy_cost(policy: str, n_servers: int, n_requests: int = 200_000) -> float
             "window": n_requests / rate,
             "workload": {"rate": rate, "size": "exp(10ms)"},
             "servers": [{"name": "web", "count": n_servers}],
-            "balancer": {"policy": policy},
+            "balancer": {"policy": policy, "cost": 0},
         }
     )
     started = time.perf_counter()

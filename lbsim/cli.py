@@ -143,7 +143,9 @@ class _progress:
 
 
 @main.command()
-@click.option("--policy", "policy_name", required=True, help="A policy name, e.g. ring_hash, maglev, ip_hash.")
+@click.option(
+    "--policy", "policy_name", required=True, help="A policy name, e.g. ring_hash, maglev, ip_hash."
+)
 @click.option("--backends", type=click.IntRange(min=2), default=10, show_default=True)
 @click.option("--keys", type=click.IntRange(min=1), default=10_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -157,8 +159,12 @@ def remap(policy_name: str, backends: int, keys: int, seed: int) -> None:
     except ConfigError as exc:
         raise ConfigError(f"--policy: {exc}") from None
     click.echo(f"{result.policy}: {keys} keys over {backends} backends (spread max/mean {result.spread:.3f})")
-    click.echo(f"  one backend removed: {result.moved_on_remove:.2%} of keys moved (1/n = {1 / backends:.2%})")
-    click.echo(f"  one backend added:   {result.moved_on_add:.2%} of keys moved (1/(n+1) = {1 / (backends + 1):.2%})")
+    click.echo(
+        f"  one backend removed: {result.moved_on_remove:.2%} of keys moved (1/n = {1 / backends:.2%})"
+    )
+    click.echo(
+        f"  one backend added:   {result.moved_on_add:.2%} of keys moved (1/(n+1) = {1 / (backends + 1):.2%})"
+    )
 
 
 @main.command()

@@ -35,13 +35,13 @@ from lbsim.policies import Policy, make_policy
 from lbsim.units import parse_duration, parse_rate
 from lbsim.workload import (
     Clients,
-    RequestAttributes,
     ClosedUsers,
     DeterministicArrivals,
     DiurnalArrivals,
     MarkovModulatedArrivals,
     OpenArrivals,
     PoissonArrivals,
+    RequestAttributes,
     TraceArrivals,
 )
 
@@ -289,7 +289,9 @@ class RouteModel(Model):
     @model_validator(mode="after")
     def _one_target(self) -> RouteModel:
         if (self.pool is None) == (self.split is None):
-            raise ConfigError(f"must have exactly one of 'pool' and 'split'; got pool={self.pool!r}, split={self.split!r}.")
+            raise ConfigError(
+                f"must have exactly one of 'pool' and 'split'; got pool={self.pool!r}, split={self.split!r}."
+            )
         if self.split is not None and (min(self.split.values()) < 0 or sum(self.split.values()) <= 0):
             raise ConfigError(f"must have weights >= 0 with a positive sum; got {self.split!r}.", key="split")
         return self
@@ -335,7 +337,9 @@ class BalancerModel(Model):
         if self.pools and not self.routes:
             raise ConfigError("must be given when pools are; got pools but no routes.", key="routes")
         if self.layer == 4 and self.routes:
-            raise ConfigError("must be absent at layer 4, which cannot see requests; got routes.", key="routes")
+            raise ConfigError(
+                "must be absent at layer 4, which cannot see requests; got routes.", key="routes"
+            )
         for i, route in enumerate(self.routes):
             for name in [route.pool] if route.pool else list(route.split or {}):
                 if name not in self.pools:
@@ -393,11 +397,13 @@ class Scenario(Model):
             for name in pool.servers:
                 if name not in groups:
                     raise ConfigError(
-                        str(UnknownNameError("server group", name, groups)), key=f"balancer.pools.{pool_name}.servers"
+                        str(UnknownNameError("server group", name, groups)),
+                        key=f"balancer.pools.{pool_name}.servers",
                     )
                 if name in owner:
                     raise ConfigError(
-                        f"must put each server group in one pool; got {name!r} in {owner[name]!r} and {pool_name!r}.",
+                        f"must put each server group in one pool; "
+                        f"got {name!r} in {owner[name]!r} and {pool_name!r}.",
                         key=f"balancer.pools.{pool_name}.servers",
                     )
                 owner[name] = pool_name
@@ -406,7 +412,8 @@ class Scenario(Model):
         for i, group in enumerate(self.servers):
             if group.t_leave is not None and group.t_leave <= group.t_join:
                 raise ConfigError(
-                    f"must be after t_join ({group.t_join:g}s); got {group.t_leave:g}s.", key=f"servers[{i}].t_leave"
+                    f"must be after t_join ({group.t_join:g}s); got {group.t_leave:g}s.",
+                    key=f"servers[{i}].t_leave",
                 )
         return self
 

@@ -23,7 +23,9 @@ def test_balancer_cores_queue_when_saturated(trace):
     # Three requests at once, 10 ms of balancer work each on one core: they reach the server
     # at 10, 20 and 30 ms; the server (det 1 s size is replaced by the trace's 1 ms) adds 1 ms.
     workload = trace([(0.0, 0.001)] * 3)
-    result = run(workload=workload, balancer={"cost": "10ms", "cores": 1}, servers=[{"name": "web", "count": 3}])
+    result = run(
+        workload=workload, balancer={"cost": "10ms", "cores": 1}, servers=[{"name": "web", "count": 3}]
+    )
     assert sorted(result.requests["latency"]) == pytest.approx([0.011, 0.021, 0.031])
 
 
@@ -36,7 +38,13 @@ def test_layer_defaults_make_layer_4_cheaper_than_layer_7():
 
 def test_tls_handshake_is_paid_once_per_connection():
     # One client, connections of 5 requests: requests 0 and 5 pay the 3 ms handshake.
-    workload = {"arrivals": "deterministic", "rate": 10, "size": "det(50ms)", "clients": 1, "connection": {"requests": 5}}
+    workload = {
+        "arrivals": "deterministic",
+        "rate": 10,
+        "size": "det(50ms)",
+        "clients": 1,
+        "connection": {"requests": 5},
+    }
     result = run(workload=workload, balancer={"cost": 0, "tls": {"handshake": "3ms", "per_request": "1ms"}})
     latency = result.requests.sort_values("t_arrival")["latency"].to_numpy()
     assert latency == pytest.approx([0.054, *[0.051] * 4, 0.054, *[0.051] * 4])
@@ -56,13 +64,24 @@ def test_each_instance_balances_its_own_clients_with_its_own_counts():
 
 def test_layer_4_pins_a_clients_connection_to_one_backend():
     workload = {"arrivals": "poisson", "rate": 200, "size": "exp(5ms)", "clients": 20}
-    result = run(duration=5.0, workload=workload, servers=[{"name": "web", "count": 4}], balancer={"layer": 4, "policy": "random"})
+    result = run(
+        duration=5.0,
+        workload=workload,
+        servers=[{"name": "web", "count": 4}],
+        balancer={"layer": 4, "policy": "random"},
+    )
     per_client = result.requests.groupby("client")["server"].nunique()
     assert (per_client == 1).all()
 
 
 def test_layer_4_reconnects_after_the_connections_requests():
-    workload = {"arrivals": "deterministic", "rate": 10, "size": "det(10ms)", "clients": 1, "connection": {"requests": 3}}
+    workload = {
+        "arrivals": "deterministic",
+        "rate": 10,
+        "size": "det(10ms)",
+        "clients": 1,
+        "connection": {"requests": 3},
+    }
     result = run(workload=workload, servers=[{"name": "web", "count": 2}], balancer={"layer": 4})
     servers = result.requests.sort_values("t_arrival")["server"].tolist()
     assert servers == ["web-0"] * 3 + ["web-1"] * 3 + ["web-0"] * 3 + ["web-1"]
@@ -71,10 +90,17 @@ def test_layer_4_reconnects_after_the_connections_requests():
 def test_a_late_backend_gets_nothing_at_layer_4_until_connections_age_out():
     servers = [{"name": "old", "count": 2}, {"name": "new", "count": 1, "t_join": 5.0}]
     workload = {"arrivals": "poisson", "rate": 300, "size": "exp(2ms)", "clients": 30}
-    pinned = run(duration=20.0, workload=workload, servers=servers, balancer={"layer": 4, "policy": "least_connections"})
+    pinned = run(
+        duration=20.0,
+        workload=workload,
+        servers=servers,
+        balancer={"layer": 4, "policy": "least_connections"},
+    )
     assert (pinned.requests["server"] == "new-0").sum() == 0
     aged = [dict(s, max_connection_age="2s") for s in servers]
-    rebalanced = run(duration=20.0, workload=workload, servers=aged, balancer={"layer": 4, "policy": "least_connections"})
+    rebalanced = run(
+        duration=20.0, workload=workload, servers=aged, balancer={"layer": 4, "policy": "least_connections"}
+    )
     late = rebalanced.requests[rebalanced.requests["t_arrival"] > 10]
     assert (late["server"] == "new-0").mean() == pytest.approx(1 / 3, abs=0.1)
     # At layer 7 the new backend takes its share as soon as it joins.
@@ -93,7 +119,12 @@ def test_routes_send_paths_and_headers_to_their_pools():
         "headers": {"X-User-Type": {"premium": 0.05}},
     }
     balancer = {
-        "pools": {"api": {"servers": ["api"]}, "static": {"servers": ["static"]}, "premium": {"servers": ["vip"]}, "web": {"servers": ["web"]}},
+        "pools": {
+            "api": {"servers": ["api"]},
+            "static": {"servers": ["static"]},
+            "premium": {"servers": ["vip"]},
+            "web": {"servers": ["web"]},
+        },
         "routes": [
             {"header": {"X-User-Type": "premium"}, "pool": "premium"},
             {"path_prefix": "/api", "pool": "api"},
@@ -105,7 +136,11 @@ def test_routes_send_paths_and_headers_to_their_pools():
     result = run(duration=20.0, workload=workload, servers=servers, balancer=balancer)
     r = result.requests
     group = r["server"].str.split("-").str[0]
-    premium_clients = {c for c in range(1000) if lbsim.workload.RequestAttributes(headers=(("X-User-Type", (("premium", 0.05),)),)).headers_of(c)}
+    premium_clients = {
+        c
+        for c in range(1000)
+        if lbsim.workload.RequestAttributes(headers=(("X-User-Type", (("premium", 0.05),)),)).headers_of(c)
+    }
     is_premium = r["client"].isin(premium_clients)
     assert (group[is_premium] == "vip").all()
     rest = ~is_premium
@@ -115,7 +150,12 @@ def test_routes_send_paths_and_headers_to_their_pools():
 
 
 def test_canary_split_keeps_each_session_on_one_version():
-    workload = {"arrivals": "poisson", "rate": 500, "size": "exp(1ms)", "clients": {"count": 400, "sessions": 5}}
+    workload = {
+        "arrivals": "poisson",
+        "rate": 500,
+        "size": "exp(1ms)",
+        "clients": {"count": 400, "sessions": 5},
+    }
     balancer = {
         "pools": {"stable": {"servers": ["stable"]}, "canary": {"servers": ["canary"]}},
         "routes": [{"split": {"stable": 90, "canary": 10}}],
@@ -128,7 +168,12 @@ def test_canary_split_keeps_each_session_on_one_version():
 
 
 def test_sticky_sessions_stay_on_their_first_backend_while_it_is_eligible():
-    workload = {"arrivals": "poisson", "rate": 300, "size": "exp(2ms)", "clients": {"count": 50, "sessions": 4}}
+    workload = {
+        "arrivals": "poisson",
+        "rate": 300,
+        "size": "exp(2ms)",
+        "clients": {"count": 50, "sessions": 4},
+    }
     balancer = {"policy": "round_robin", "sticky": {"by": "client"}}
     result = run(duration=5.0, workload=workload, servers=[{"name": "web", "count": 5}], balancer=balancer)
     assert (result.requests.groupby("client")["server"].nunique() == 1).all()
@@ -139,12 +184,20 @@ def test_sticky_sessions_expire_after_their_ttl():
     workload = {"arrivals": "deterministic", "rate": 10, "size": "det(1ms)", "clients": 1}
     balancer = {"policy": "round_robin", "sticky": {"by": "client", "ttl": "50ms"}}
     result = run(workload=workload, servers=[{"name": "web", "count": 2}], balancer=balancer)
-    assert result.requests.sort_values("t_arrival")["server"].tolist()[:4] == ["web-0", "web-1", "web-0", "web-1"]
+    assert result.requests.sort_values("t_arrival")["server"].tolist()[:4] == [
+        "web-0",
+        "web-1",
+        "web-0",
+        "web-1",
+    ]
 
 
 def test_requests_carry_no_backend_when_the_pool_has_no_eligible_server():
     servers = [{"name": "web", "count": 1}, {"name": "late", "count": 1, "t_join": 0.55}]
-    balancer = {"pools": {"web": {"servers": ["web"]}, "late": {"servers": ["late"]}}, "routes": [{"split": {"late": 1}}]}
+    balancer = {
+        "pools": {"web": {"servers": ["web"]}, "late": {"servers": ["late"]}},
+        "routes": [{"split": {"late": 1}}],
+    }
     result = run(servers=servers, balancer=balancer)
     statuses = result.requests.sort_values("t_arrival")["status"].tolist()
     assert statuses == ["no_backend"] * 6 + ["ok"] * 4

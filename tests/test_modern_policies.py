@@ -82,7 +82,10 @@ class FakeServer:
 
 
 def test_least_work_left_reads_the_servers_unfinished_work():
-    backends = [Backend(i, f"s{i}", server=FakeServer(a, w)) for i, (a, w) in enumerate([(3, 0.2), (1, 0.9), (2, 0.1)])]
+    backends = [
+        Backend(i, f"s{i}", server=FakeServer(a, w))
+        for i, (a, w) in enumerate([(3, 0.2), (1, 0.9), (2, 0.1)])
+    ]
     p = start("least_work_left", backends)
     assert p.choose(request()).index == 2
     # jsq reads the same servers' request counts instead.

@@ -40,3 +40,39 @@ def test_slow_servers_lesson(tmp_path):
 def test_high_variance_lesson(tmp_path):
     table = run_small(Path(__file__).parents[1] / "scenarios" / "high-variance.yaml", tmp_path / "h", "60s")
     assert p99(table, "least_connections") < 0.6 * p99(table, "round_robin")
+
+
+def scenario_path(name: str) -> Path:
+    return Path(__file__).parents[1] / "scenarios" / f"{name}.yaml"
+
+
+def test_hashing_lesson(tmp_path):
+    table = run_small(scenario_path("hashing"), tmp_path / "h")
+    moves = table.set_index(["policy", table["balancer.sticky"].isna()])["session_moves"]
+    # Without stickiness, modulo hashing moves many sessions when the server count changes;
+    # consistent hashing moves only those of the server that left.
+    assert moves[("ip_hash", True)] > 3 * moves[("ring_hash(key=session)", True)]
+    assert moves[("round_robin", True)] > 0.8
+    assert moves[("round_robin", False)] < 0.1
+
+
+def test_layer_4_lesson(tmp_path):
+    run_small(scenario_path("l4-vs-l7"), tmp_path / "l", duration="60s")
+    servers = pd.read_csv(tmp_path / "l" / "servers.csv")
+    late = (
+        servers[servers["server"] == "late-0"]
+        .groupby(["balancer.layer", servers["servers[0].max_connection_age"].isna()])["utilization"]
+        .mean()
+    )
+    assert late[(4, True)] == 0.0  # pinned connections never reach the new server
+    assert late[(7, True)] > 0.1
+    assert late[(4, False)] > 0.05  # connections that age out find it
+
+
+def test_instances_lesson(tmp_path):
+    table = run_small(scenario_path("instances"), tmp_path / "i", duration="60s").set_index(
+        ["policy", "balancer.instances"]
+    )
+    p99 = table["latency_p99"]
+    assert p99[("least_connections", 8)] > p99[("least_connections", 1)]
+    assert p99[("jsq", 8)] == pytest.approx(p99[("jsq", 1)], rel=0.25)

@@ -19,7 +19,7 @@ from simpy import Environment, Event, Timeout
 from lbsim.engine.recorder import NO_BACKEND, OK
 from lbsim.engine.server import Server
 from lbsim.policies.base import Backend, Policy
-from lbsim.scenario import BalancerModel, ConnectionModel, RouteModel
+from lbsim.scenario import BalancerModel, ConnectionModel, PoolModel, RouteModel
 from lbsim.workload import Request, stable_uniform
 
 Finish = Callable[[Request, int, int], None]
@@ -57,7 +57,9 @@ class Processing(Server):
 class Pool:
     """Backends that share a policy: the balancer's whole fleet, or a named subset of groups."""
 
-    def __init__(self, name: str, policy: Policy, members: Sequence[Backend], rng: np.random.Generator) -> None:
+    def __init__(
+        self, name: str, policy: Policy, members: Sequence[Backend], rng: np.random.Generator
+    ) -> None:
         self.name = name
         self.policy = policy
         self.members = list(members)
@@ -88,7 +90,9 @@ class Router:
     """Layer-7 routes: the first rule whose path prefix and headers match names the pool."""
 
     def __init__(self, routes: Sequence[RouteModel], pools: dict[str, Pool]) -> None:
-        self.rules: list[tuple[str | None, tuple[tuple[str, str], ...], Pool | None, list[tuple[float, Pool]]]] = []
+        self.rules: list[
+            tuple[str | None, tuple[tuple[str, str], ...], Pool | None, list[tuple[float, Pool]]]
+        ] = []
         for route in routes:
             split: list[tuple[float, Pool]] = []
             if route.split:
@@ -164,13 +168,15 @@ class Balancer:
             Backend(server.index, server.name, p.weight, p.zone, server)
             for server, p in zip(servers, placements, strict=True)
         ]
-        pool_specs = config.pools or {"default": None}
+        pool_specs: dict[str, PoolModel | None] = dict(config.pools) or {"default": None}
         rngs = rng.spawn(len(pool_specs))
         self.pools: dict[str, Pool] = {}
         self.pool_of: list[Pool] = [None] * len(servers)  # type: ignore[list-item]
         for (name, spec), pool_rng in zip(pool_specs.items(), rngs, strict=True):
             members = [
-                b for b, p in zip(backends, placements, strict=True) if spec is None or p.group in spec.servers
+                b
+                for b, p in zip(backends, placements, strict=True)
+                if spec is None or p.group in spec.servers
             ]
             policy = config.policy_object(spec.policy if spec is not None else None)
             pool = self.pools[name] = Pool(name, policy, members, pool_rng)
@@ -244,7 +250,9 @@ class Balancer:
             return None
         backend, t_last = entry
         now = self.env.now
-        if backend.index not in pool.present or (self.sticky_ttl is not None and now - t_last > self.sticky_ttl):
+        if backend.index not in pool.present or (
+            self.sticky_ttl is not None and now - t_last > self.sticky_ttl
+        ):
             return None
         self.sticky[key] = (backend, now)
         return backend
@@ -331,4 +339,3 @@ def _overrides(policy: Policy, hook: str) -> bool:
 def instance_of(client: int, instances: int) -> int:
     """The balancer instance a client's requests go to."""
     return client % instances
-

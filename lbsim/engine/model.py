@@ -182,7 +182,7 @@ class _Run:
 
     def _expire(self, event: Event) -> None:
         request: Request = event._value
-        backend: Backend | None = request.backend  # type: ignore[assignment]
+        backend: Backend | None = request.backend
         self.finish(request, -1 if backend is None else backend.index, TIMEOUT)
 
     # Closed-loop users ----------------------------------------------------------------

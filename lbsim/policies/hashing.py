@@ -186,9 +186,17 @@ class Maglev(HashPolicy):
     name = "maglev"
     rule = "Maglev table lookup: table[hash mod M] (Envoy maglev)"
 
-    def __init__(self, key: str = "client", balance_factor: float | None = None, table_size: int = 65537) -> None:
+    def __init__(
+        self, key: str = "client", balance_factor: float | None = None, table_size: int = 65537
+    ) -> None:
         super().__init__(key, balance_factor)
-        require(isinstance(table_size, int) and _is_prime(table_size), "maglev", "table_size", "a prime number", table_size)
+        require(
+            isinstance(table_size, int) and _is_prime(table_size),
+            "maglev",
+            "table_size",
+            "a prime number",
+            table_size,
+        )
         self.table_size = table_size
 
     def build(self, hosts: list[tuple[str, int]]) -> None:

@@ -64,11 +64,10 @@ class LeastResponseTime(Policy):
             if not group:
                 del self._groups[old]
         self._key[i] = key
-        group = self._groups.get(key)
-        if group is None:
-            group = self._groups[key] = set()
+        if key not in self._groups:
+            self._groups[key] = set()
             heapq.heappush(self._keys, key)
-        group.add(i)
+        self._groups[key].add(i)
 
     def choose(self, request: Request) -> Backend:
         while self._keys[0] not in self._groups:
@@ -118,7 +117,13 @@ class PeakEwma(Policy):
     rule = "of two distinct random backends, least peak-EWMA(rtt) x (active + 1) (Linkerd, Finagle)"
 
     def __init__(self, decay: float = 10.0, default_rtt: float = 0.030) -> None:
-        require(isinstance(decay, int | float) and decay > 0, "peak_ewma", "decay", "a number of seconds > 0", decay)
+        require(
+            isinstance(decay, int | float) and decay > 0,
+            "peak_ewma",
+            "decay",
+            "a number of seconds > 0",
+            decay,
+        )
         require(
             isinstance(default_rtt, int | float) and default_rtt >= 0,
             "peak_ewma",

@@ -26,7 +26,7 @@ class PowerOfChoices(Policy):
     """
 
     name = "p2c"
-    rule = "least active among `choices` random backends; Envoy's EDF on weight/(active+1)^bias when weights differ"
+    rule = "least active of `choices` random backends; EDF on weight/(active+1)^bias when weights differ"
 
     def __init__(self, choices: int = 2, replacement: bool = True, bias: float = 1.0) -> None:
         require(isinstance(choices, int) and choices >= 2, "p2c", "choices", "an integer >= 2", choices)
