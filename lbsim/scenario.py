@@ -340,6 +340,10 @@ class BalancerModel(Model):
             raise ConfigError(
                 "must be absent at layer 4, which cannot see requests; got routes.", key="routes"
             )
+        if self.layer == 4 and self.sticky is not None:
+            raise ConfigError(
+                "must be absent at layer 4, where connections are pinned already; got sticky.", key="sticky"
+            )
         for i, route in enumerate(self.routes):
             for name in [route.pool] if route.pool else list(route.split or {}):
                 if name not in self.pools:
