@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from lbsim.distributions import Distribution, parse_distribution
+from lbsim.distributions import Distribution, Exponential, parse_distribution
 from lbsim.errors import ConfigError, UnknownNameError
 from lbsim.policies import Policy, make_policy
 from lbsim.units import parse_duration, parse_rate
@@ -240,6 +240,20 @@ class Workload(Model):
         )
 
 
+class SlowStartModel(Model):
+    """Ramp a backend's weight up after it becomes eligible again (recovery, health, ejection end).
+
+    ``envoy``: weight x max(min_weight_percent, (t / window)^(1 / aggression)), recomputed
+    every window / 20. ``haproxy``: linear from one step to 100% over the window, in steps of
+    max(1 s, window / 20).
+    """
+
+    window: Duration = Field(gt=0)
+    style: Literal["envoy", "haproxy"] = "envoy"
+    aggression: float = Field(1.0, gt=0)
+    min_weight_percent: float = Field(10.0, ge=0, le=100)
+
+
 class ServerGroup(Model):
     """A group of identical backends named ``<name>-0``, ``<name>-1``, ..."""
 
@@ -254,6 +268,8 @@ class ServerGroup(Model):
     t_join: Duration = Field(0.0, ge=0)
     t_leave: Duration | None = Field(None, gt=0)
     max_connection_age: Duration | None = Field(None, gt=0)
+    backup: bool = False
+    slow_start: SlowStartModel | None = None
 
 
 class TlsModel(Model):
@@ -302,6 +318,115 @@ class RouteModel(Model):
         return self.path_prefix is None and not self.header
 
 
+class HealthCheckModel(Model):
+    """Active health checks: a small ``/health`` request through each server every ``interval``.
+
+    ``haproxy``: a health counter from 0 to rise + fall - 1, up at >= rise; a server starts
+    at the lowest up level, so its first failed check takes it down. ``envoy``: down after
+    ``fall`` consecutive failures, up after ``rise`` consecutive passes; a new backend needs
+    one pass before it gets traffic.
+    """
+
+    interval: Duration = Field(2.0, gt=0)
+    timeout: Duration = Field(1.0, gt=0)
+    rise: int = Field(2, ge=1)
+    fall: int = Field(3, ge=1)
+    jitter: Duration = Field(0.0, ge=0)
+    style: Literal["haproxy", "envoy"] = "haproxy"
+    probe_size: Duration = Field(0.0005, ge=0)
+
+
+class OutlierDetectionModel(Model):
+    """Passive health. Envoy: eject after ``consecutive_errors``, for base_ejection x ejections
+    (capped), never more than ``max_ejection_percent`` of the backends. NGINX (when
+    ``max_fails`` is given): skip a backend for ``fail_timeout`` after ``max_fails`` failures."""
+
+    consecutive_errors: int = Field(5, ge=1)
+    interval: Duration = Field(10.0, gt=0)
+    base_ejection: Duration = Field(30.0, gt=0)
+    max_ejection: Duration = Field(300.0, gt=0)
+    max_ejection_percent: float = Field(10.0, ge=0, le=100)
+    always_eject_one: bool = False
+    max_fails: int | None = Field(None, ge=1)
+    fail_timeout: Duration = Field(10.0, gt=0)
+
+
+class CircuitBreakerModel(Model):
+    """Per-backend breaker (the notes' closed / open / half-open) and Envoy's request limits."""
+
+    failure_threshold: int | None = Field(None, ge=1)
+    timeout: Duration = Field(60.0, gt=0)
+    max_requests: int | None = Field(None, ge=1)
+    max_pending: int | None = Field(None, ge=0)
+
+
+RetryOn = Literal["connect_failure", "error", "timeout", "rejected"]
+
+
+class RetriesModel(Model):
+    """Retries on another backend, full-jitter back-off, an optional budget, per-try timeout, hedging."""
+
+    max: int = Field(1, ge=0)
+    on: list[RetryOn] = Field(default_factory=lambda: ["connect_failure"])
+    backoff: Duration = Field(0.025, ge=0)
+    max_backoff: Duration | None = Field(None, ge=0)
+    budget: float | None = Field(None, gt=0, le=1)
+    min_retry_concurrency: int = Field(3, ge=0)
+    try_timeout: Duration | None = Field(None, gt=0)
+    hedge: Duration | None = Field(None, gt=0)
+
+
+class StandbyModel(Model):
+    """A standby balancer that takes over ``failover`` seconds after the active one fails."""
+
+    failover: Duration = Field(3.0, ge=0)
+
+
+def _duration_or_distribution(value: object, info: ValidationInfo) -> Distribution:
+    try:
+        return Exponential(parse_duration(value))
+    except ConfigError:
+        return _distribution(value, info)
+
+
+TimeBetween = Annotated[Distribution, BeforeValidator(_duration_or_distribution)]
+FAULT_KINDS = ("crash", "hang", "slow", "errors")
+
+
+class FaultModel(Model):
+    """A fault: what fails (``target``), how (``kind``) and when (``at`` + ``duration``, or
+    random ``mtbf`` / ``mttr``, exponential when given as durations)."""
+
+    target: str
+    kind: str
+    at: Duration | None = Field(None, ge=0)
+    duration: Duration | None = Field(None, gt=0)
+    mtbf: TimeBetween | None = None
+    mttr: TimeBetween | None = None
+    factor: float | None = Field(None, gt=1)
+    probability: float | None = Field(None, gt=0, le=1)
+    latency: Duration = Field(0.001, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FaultModel:
+        if self.kind not in FAULT_KINDS:
+            raise ConfigError(str(UnknownNameError("fault kind", self.kind, FAULT_KINDS)), key="kind")
+        scheduled = self.at is not None or self.duration is not None
+        random = self.mtbf is not None or self.mttr is not None
+        if scheduled == random:
+            raise ConfigError("must be timed by 'at' and 'duration' or by 'mtbf' and 'mttr'; got neither or both.")
+        for a, b in (("at", "duration"), ("mtbf", "mttr")):
+            if (getattr(self, a) is None) != (getattr(self, b) is None):
+                raise ConfigError(f"must be given with {a!r}; got nothing.", key=b if getattr(self, a) is not None else a)
+        if (self.kind == "slow") != (self.factor is not None):
+            raise ConfigError(f"must be given for kind 'slow' only; got {self.factor!r}.", key="factor")
+        if (self.kind == "errors") != (self.probability is not None):
+            raise ConfigError(f"must be given for kind 'errors' only; got {self.probability!r}.", key="probability")
+        if self.target.startswith("balancer") and self.kind != "crash":
+            raise ConfigError(f"must be 'crash' for a balancer target; got {self.kind!r}.", key="kind")
+        return self
+
+
 # Processing per request when ``cost`` is not given: layer 4 forwards bytes, layer 7 parses
 # HTTP. Orders of magnitude only (an Envoy sidecar spends about 350 us of CPU per request,
 # TLS included, per istio.io's performance page).
@@ -320,6 +445,12 @@ class BalancerModel(Model):
     sticky: StickyModel | None = None
     pools: dict[str, PoolModel] = Field(default_factory=dict)
     routes: list[RouteModel] = Field(default_factory=list)
+    health_check: HealthCheckModel | None = None
+    outlier_detection: OutlierDetectionModel | None = None
+    circuit_breaker: CircuitBreakerModel | None = None
+    panic_threshold: float = Field(50.0, ge=0, le=100)
+    retries: RetriesModel | None = None
+    standby: StandbyModel | None = None
 
     @property
     def cost_per_request(self) -> float:
@@ -366,6 +497,7 @@ class Scenario(Model):
     workload: Workload
     servers: list[ServerGroup] = Field(min_length=1)
     balancer: BalancerModel = BalancerModel()
+    faults: list[FaultModel] = Field(default_factory=list)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     # The checked input and where it came from, so cells and overrides start from it.
     _source: _Source = PrivateAttr()
@@ -413,6 +545,10 @@ class Scenario(Model):
                 owner[name] = pool_name
         if all(group.t_join > 0 for group in self.servers):
             raise ConfigError("must have a group present from the start (t_join 0); got none.", key="servers")
+        for i, fault in enumerate(self.faults):
+            if fault_targets(self, fault.target) is None:
+                known = [g.name for g in self.servers] + ["balancer", "zone:<name>", "<group>-<k>"]
+                raise ConfigError(str(UnknownNameError("fault target", fault.target, known)), key=f"faults[{i}].target")
         for i, group in enumerate(self.servers):
             if group.t_leave is not None and group.t_leave <= group.t_join:
                 raise ConfigError(
@@ -682,3 +818,24 @@ _RULES = {
     "too_short": "must have at least {min_length} item(s)",
     "extra_forbidden": "must not be given",
 }
+
+
+def fault_targets(scenario: Scenario, target: str) -> list[list[str]] | None:
+    """The server names a fault target covers, as groups failing together, or None if unknown.
+
+    ``web-3``: one server. ``web``: every member, each on its own. ``zone:a``: every
+    server in zone a, all at once. ``balancer`` or ``balancer-<i>``: one balancer instance.
+    """
+    names = [(f"{g.name}-{i}", g) for g in scenario.servers for i in range(g.count)]
+    if target in {name for name, _ in names}:
+        return [[target]]
+    if any(g.name == target for g in scenario.servers):
+        return [[name] for name, g in names if g.name == target]
+    if target.startswith("zone:"):
+        members = [name for name, g in names if g.zone == target.removeprefix("zone:")]
+        return [members] if members else None
+    if target == "balancer":
+        return [["balancer-0"]]
+    if target.startswith("balancer-") and target.removeprefix("balancer-").isdigit():
+        return [[target]] if int(target.removeprefix("balancer-")) < scenario.balancer.instances else None
+    return None

@@ -3,6 +3,10 @@
 Service time is size / speed. First-come first-served servers hand each worker one request
 at a time; processor-sharing servers split their capacity equally among every admitted
 request. Both are driven by SimPy timeouts with callbacks: no process per request.
+
+Faults change a server's state: crashed (connections refused; what it held fails), hung
+(accepts, never answers until it recovers), slow (service takes ``factor`` times longer)
+or erroring (answers 5xx, fast, with a probability).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from collections.abc import Callable
 
 from simpy import Environment, Event, Timeout
 
-from lbsim.engine.recorder import OK, REJECTED
+from lbsim.engine.recorder import CONNECT_FAILURE, ERROR, OK, REJECTED
+from lbsim.policies.base import UniformDraws
 from lbsim.workload import Request
 
 Done = Callable[[Request, int], None]
@@ -58,6 +63,21 @@ class Server:
         self.waiting: deque[Request] = deque()
         self.waiting_work = 0.0
         self.sum_t_end = 0.0
+        # Fault state.
+        self.crashed = False
+        self.hung = False
+        self.slowdown = 1.0
+        self.t_hung = 0.0
+        self.error_probability = 0.0
+        self.error_latency = 0.0
+        self.error_draws: UniformDraws | None = None
+        self.epoch = 0
+        self.in_service: dict[Request, float] | None = None
+
+    def track_service(self, draws: UniformDraws) -> None:
+        """Keep what is in service, so faults can fail or freeze it; ``draws`` decide errors."""
+        self.in_service = {}
+        self.error_draws = draws
 
     @property
     def active(self) -> int:
@@ -66,11 +86,11 @@ class Server:
 
     def service_time(self, request: Request) -> float:
         """Seconds of service ``request`` needs here."""
-        return request.size / self.speed
+        return request.size / self.speed * self.slowdown
 
     def work_left(self) -> float:
         """Seconds of service still owed to the requests here (an oracle's view)."""
-        return self.waiting_work + self.sum_t_end - self.busy * self.env.now
+        return self.waiting_work * self.slowdown + self.sum_t_end - self.busy * self.env.now
 
     def busy_time_until(self, t: float) -> float:
         """Busy worker-seconds accumulated from time 0 to ``t`` (t >= the last change)."""
@@ -81,36 +101,99 @@ class Server:
         self.t_changed = now
 
     def accept(self, request: Request) -> None:
-        """Take ``request``: serve it, queue it, or reject it."""
-        if self.busy < self.workers:
+        """Take ``request``: serve it, queue it, refuse it or answer it with an error."""
+        if self.crashed:
+            self.done(request, CONNECT_FAILURE)
+        elif self.error_probability and self.error_draws.next() < self.error_probability:  # type: ignore[union-attr]
+            Timeout(self.env, self.error_latency, request).callbacks.append(self._answer_error)
+        elif self.busy < self.workers and not self.hung:
             self._start(request)
         elif self.queue is None or len(self.waiting) < self.queue:
             self.waiting.append(request)
-            self.waiting_work += self.service_time(request)
+            self.waiting_work += request.size / self.speed
         else:
             self.done(request, REJECTED)
 
-    def _start(self, request: Request) -> None:
+    def _answer_error(self, event: Event) -> None:
+        self.done(event._value, ERROR)
+
+    def _start(self, request: Request, service: float | None = None) -> None:
         now = self.env.now
         self._account(now)
         self.busy += 1
-        if self.marks_start:
+        if self.marks_start and service is None:
             request.t_start = now
-        service = self.service_time(request)
+        if service is None:
+            service = self.service_time(request)
         self.sum_t_end += now + service
-        Timeout(self.env, service, (request, now + service)).callbacks.append(self._finish)
+        if self.in_service is not None:
+            self.in_service[request] = now + service
+        Timeout(self.env, service, (request, now + service, self.epoch)).callbacks.append(self._finish)
 
     def _finish(self, event: Event) -> None:
+        request, t_end, epoch = event._value
+        if epoch != self.epoch:
+            return  # the server crashed or hung since; that ended or froze this service
+        self._account(self.env.now)
+        self.busy -= 1
+        self.sum_t_end -= t_end
+        if self.in_service is not None:
+            del self.in_service[request]
+        self._next()
+        self.done(request, OK)
+
+    def _next(self) -> None:
+        while self.waiting and self.busy < self.workers and not self.hung:
+            waiting = self.waiting.popleft()
+            self.waiting_work -= waiting.size / self.speed
+            self._start(waiting)
+
+    # Faults -------------------------------------------------------------------------
+
+    def crash(self) -> None:
+        """Refuse connections from now on; what was in service or waiting fails."""
+        self._account(self.env.now)
+        self.crashed = True
+        self.epoch += 1
+        lost = [*(self.in_service or {}), *self.waiting]
+        self.busy, self.sum_t_end, self.waiting_work = 0, 0.0, 0.0
+        self.waiting.clear()
+        if self.in_service is not None:
+            self.in_service.clear()
+        for request in lost:
+            self.done(request, ERROR)
+
+    def recover(self) -> None:
+        """Accept connections again."""
+        self.crashed = False
+
+    def hang(self) -> None:
+        """Stop answering: service in progress freezes (its workers stay taken), new requests wait."""
+        self.hung = True
+        self.epoch += 1
+        self.t_hung = self.env.now
+
+    def unhang(self) -> None:
+        """Answer again: frozen service resumes where it stopped."""
+        self.hung = False
         now = self.env.now
         self._account(now)
-        self.busy -= 1
-        request, t_end = event._value
-        self.sum_t_end -= t_end
-        if self.waiting:
-            waiting = self.waiting.popleft()
-            self.waiting_work -= self.service_time(waiting)
-            self._start(waiting)
-        self.done(request, OK)
+        frozen = dict(self.in_service or {})
+        for request, t_end in frozen.items():
+            del self.in_service[request]  # type: ignore[union-attr]
+            self.busy -= 1
+            self.sum_t_end -= t_end
+            self._start(request, t_end - self.t_hung)
+        self._next()
+
+    def set_slowdown(self, factor: float) -> None:
+        """Service that starts from now on takes ``factor`` times longer."""
+        self.slowdown = factor
+
+    def set_errors(self, probability: float, latency: float) -> None:
+        """Answer each new request with a 5xx after ``latency``, with ``probability``."""
+        self.error_probability = probability
+        self.error_latency = latency
 
 
 class ProcessorSharingServer(Server):
@@ -136,11 +219,14 @@ class ProcessorSharingServer(Server):
     def work_left(self) -> float:
         now = self.env.now
         virtual = self.virtual + (self._rate() * (now - self.t_virtual) if self.sharing else 0.0)
-        return sum(finish - virtual for finish, _, _ in self.sharing) / self.speed
+        return sum(finish - virtual for finish, _, _ in self.sharing) / self.speed * self.slowdown
 
     def _rate(self) -> float:
+        if self.hung:
+            return 0.0
         n = len(self.sharing)
-        return self.speed if n <= self.workers else self.speed * self.workers / n
+        speed = self.speed / self.slowdown
+        return speed if n <= self.workers else speed * self.workers / n
 
     def _advance(self, now: float) -> None:
         if self.sharing:
@@ -149,6 +235,12 @@ class ProcessorSharingServer(Server):
         self._account(now)
 
     def accept(self, request: Request) -> None:
+        if self.crashed:
+            self.done(request, CONNECT_FAILURE)
+            return
+        if self.error_probability and self.error_draws.next() < self.error_probability:  # type: ignore[union-attr]
+            Timeout(self.env, self.error_latency, request).callbacks.append(self._answer_error)
+            return
         n = len(self.sharing)
         if self.queue is not None and n >= self.workers + self.queue:
             self.done(request, REJECTED)
@@ -158,17 +250,18 @@ class ProcessorSharingServer(Server):
         request.t_start = now
         heapq.heappush(self.sharing, (self.virtual + request.size, request.index, request))
         self.busy = min(n + 1, self.workers)
-        if n < self.workers and now + request.size / self.speed >= self.t_next:
+        if n < self.workers and not self.hung and now + request.size / self._rate() >= self.t_next:
             # The rate did not change and this request ends after the scheduled one.
             return
         self._schedule(now)
 
     def _schedule(self, now: float) -> None:
         self.generation += 1
-        if not self.sharing:
+        rate = self._rate()
+        if not self.sharing or rate == 0:
             self.t_next = float("inf")
             return
-        delay = max(self.sharing[0][0] - self.virtual, 0.0) / self._rate()
+        delay = max(self.sharing[0][0] - self.virtual, 0.0) / rate
         self.t_next = now + delay
         Timeout(self.env, delay, self.generation).callbacks.append(self._finish)
 
@@ -181,3 +274,33 @@ class ProcessorSharingServer(Server):
         self.busy = min(len(self.sharing), self.workers)
         self._schedule(now)
         self.done(request, OK)
+
+    def _rate_changes(self) -> None:
+        """Bring virtual time up to now before the per-request rate changes."""
+        self._advance(self.env.now)
+
+    def crash(self) -> None:
+        now = self.env.now
+        self._advance(now)
+        self.crashed = True
+        lost = [request for _, _, request in self.sharing]
+        self.sharing.clear()
+        self.busy = 0
+        self._schedule(now)
+        for request in lost:
+            self.done(request, ERROR)
+
+    def hang(self) -> None:
+        self._rate_changes()
+        self.hung = True
+        self._schedule(self.env.now)
+
+    def unhang(self) -> None:
+        self._rate_changes()
+        self.hung = False
+        self._schedule(self.env.now)
+
+    def set_slowdown(self, factor: float) -> None:
+        self._rate_changes()
+        self.slowdown = factor
+        self._schedule(self.env.now)
