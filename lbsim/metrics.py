@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from lbsim.engine.recorder import OK, STATUSES, Records
+from lbsim.engine.recorder import DROPPED, OK, STATUSES, Records
 
 if TYPE_CHECKING:
     from lbsim.engine.model import RunOutput
@@ -33,7 +33,10 @@ METRICS: tuple[str, ...] = (
     "n_requests",
     *(f"n_{status}" for status in STATUSES),
     "n_in_flight",
+    "n_retries",
+    "n_hedges",
     "error_rate",
+    "availability",
     "throughput",
     *LATENCY_COLUMNS,
     "utilization_mean",
@@ -46,14 +49,20 @@ METRICS: tuple[str, ...] = (
 CDF_PROBABILITIES = np.concatenate([np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)])
 
 
+FAULT_COLUMNS = ("target", "kind", "t_start", "t_end", "t_detected", "t_restored", "n_failed", "n_retried")
+
+
 @dataclass(frozen=True, slots=True)
 class RunTables:
-    """The tables of one run: a summary row, per-server rows, time series, latency quantiles."""
+    """The tables of one run: a summary row, per-server rows, time series, latency quantiles,
+    one row per fault occurrence, and the log of state changes."""
 
     summary: dict[str, Any]
     servers: pd.DataFrame
     timeseries: pd.DataFrame
     latency_quantiles: np.ndarray
+    faults: pd.DataFrame
+    events: pd.DataFrame
 
 
 def measured(records: Records, warmup: float) -> np.ndarray:
@@ -80,7 +89,10 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
     summary: dict[str, Any] = {"n_requests": n_requests}
     summary.update({f"n_{name}": int(count) for name, count in zip(STATUSES, counts, strict=True)})
     summary["n_in_flight"] = n_requests - int(counts.sum())
+    summary["n_retries"] = output.n_retries
+    summary["n_hedges"] = output.n_hedges
     summary["error_rate"] = (n_requests - int(counts[OK])) / n_requests if n_requests else math.nan
+    summary["availability"] = 1 - summary["error_rate"]
     summary["throughput"] = int(counts[OK]) / span
     quantiles = _latency_stats(latency, summary)
     summary["utilization_mean"] = float(utilization.mean())
@@ -91,7 +103,51 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
     cores = output.balancer_busy_time / (output.balancer_cores * span)
     summary["balancer_utilization"] = float(cores.max()) if cores.size else 0.0
     summary["session_moves"] = session_moves(records, warmup)
-    return RunTables(summary, servers, _timeseries(output, duration, window), quantiles)
+    events = pd.DataFrame(output.events, columns=["t", "component", "subject", "event"])
+    return RunTables(
+        summary, servers, _timeseries(output, duration, window), quantiles, _faults(output, events), events
+    )
+
+
+# Events that take a server out of rotation, and that bring it back.
+_OUT = {"down", "ejected", "marked"}
+_BACK = {"up", "returned"}
+
+
+def _faults(output: RunOutput, events: pd.DataFrame) -> pd.DataFrame:
+    """One row per fault occurrence: detection, restoration, and the failures it caused.
+
+    ``t_detected`` is when a balancer instance first stopped sending new requests to a
+    failed server (health check down, ejection, NGINX mark); ``t_restored`` is when it was
+    back in rotation after the fault ended. ``n_failed`` counts requests that ended badly
+    at the failed servers (or were dropped, for a balancer) between the start and the
+    restoration (or the end); ``n_retried`` the retries those failures triggered.
+    """
+    records = output.records
+    index_of = {s.name: s.index for s in output.servers}
+    retries = np.array(output.retry_log, dtype=float).reshape(-1, 2)
+    rows = []
+    for occurrence in output.occurrences:
+        mine = events[events["subject"].isin(occurrence.servers)]
+        out = mine[mine["event"].isin(_OUT) & (mine["t"] >= occurrence.t_start)]
+        t_detected = float(out["t"].min()) if len(out) else math.nan
+        back = mine[mine["event"].isin(_BACK) & (mine["t"] >= occurrence.t_end)]
+        t_restored = float(back["t"].min()) if len(out) and len(back) else math.nan
+        t_until = t_restored if not math.isnan(t_restored) else occurrence.t_end
+        window = (records.t_done >= occurrence.t_start) & (records.t_done <= t_until) & (records.status != OK)
+        if occurrence.target.startswith("balancer"):
+            failed = window & (records.status == DROPPED)
+            retried = 0
+        else:
+            servers = [index_of[name] for name in occurrence.servers]
+            failed = window & np.isin(records.server, servers)
+            in_window = (retries[:, 0] >= occurrence.t_start) & (retries[:, 0] <= t_until)
+            retried = int(np.isin(retries[in_window, 1], servers).sum())
+        rows.append(
+            (occurrence.target, occurrence.kind, occurrence.t_start, occurrence.t_end, t_detected, t_restored,
+             int(failed.sum()), retried)
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=list(FAULT_COLUMNS))
 
 
 def session_moves(records: Records, warmup: float) -> float:
@@ -174,7 +230,6 @@ def _timeseries(output: RunOutput, duration: float, window: float) -> pd.DataFra
     n = np.bincount(bins, minlength=starts.size)
     ok = records.status == OK
     ok_bins = bins[ok]
-    del bins
     n_ok = np.bincount(ok_bins, minlength=starts.size)
     latency = _latency(records, ok)
     p99 = np.full(starts.size, np.nan)
@@ -186,8 +241,17 @@ def _timeseries(output: RunOutput, duration: float, window: float) -> pd.DataFra
     table = pd.DataFrame(
         {"t_start": starts, "throughput": n_ok / widths, "error_rate": error_rate, "latency_p99": p99}
     )
-    active = pd.DataFrame(output.active_samples, columns=[f"active_{s.name}" for s in output.servers])
-    return pd.concat([table, active], axis=1)
+    names = [s.name for s in output.servers]
+    parts = [table, pd.DataFrame(output.active_samples, columns=[f"active_{name}" for name in names])]
+    if output.state_samples is not None and output.eligible_samples is not None:
+        served = np.zeros((starts.size, len(names)))
+        np.add.at(served, (bins[records.server >= 0], records.server[records.server >= 0]), 1.0)
+        parts += [
+            pd.DataFrame(output.state_samples, columns=[f"state_{name}" for name in names]),
+            pd.DataFrame(output.eligible_samples, columns=[f"eligible_{name}" for name in names]),
+            pd.DataFrame(served / widths[:, None], columns=[f"served_{name}" for name in names]),
+        ]
+    return pd.concat(parts, axis=1)
 
 
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom.

@@ -120,11 +120,42 @@ def plot_timeseries(
     for name, group in timeseries.groupby(by, sort=False):
         curve = group.groupby("t_start")[metric].mean()
         ax.plot(curve.index.to_numpy(), curve.to_numpy(), label=str(name))
-    if faults is not None:
-        for t_start, t_end in faults[["t_start", "t_end"]].to_numpy(dtype=float):
-            ax.axvspan(t_start, t_end, color="red", alpha=0.15)
+    _shade(ax, faults)
     ax.set_xlabel("time (s)")
     ax.set_ylabel(metric)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     return ax
+
+
+def plot_traffic(
+    timeseries: pd.DataFrame, *, faults: pd.DataFrame | None = None, ax: Axes | None = None
+) -> Axes:
+    """Requests per second served by each server over time, for the first cell and
+    replication, with fault windows shaded when given.
+
+    Args:
+        timeseries: the time series with ``served_<server>`` columns (scenarios with faults
+            or health checks).
+    """
+    ax = _axes(ax)
+    first = timeseries
+    for key in ("replication", "policy"):
+        if key in first:
+            first = first[first[key] == first[key].iloc[0]]
+    columns = [c for c in first.columns if c.startswith("served_")]
+    curves = first.groupby("t_start")[columns].mean()
+    for column in columns:
+        ax.plot(curves.index.to_numpy(), curves[column].to_numpy(), label=column.removeprefix("served_"))
+    _shade(ax, faults)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("requests per second")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", ncol=2)
+    return ax
+
+
+def _shade(ax: Axes, faults: pd.DataFrame | None) -> None:
+    if faults is not None:
+        for t_start, t_end in faults[["t_start", "t_end"]].to_numpy(dtype=float):
+            ax.axvspan(t_start, t_end, color="red", alpha=0.15)

@@ -123,12 +123,27 @@ def _plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
         functools.partial(plots.plot_utilization, result.servers),
         (max(7.0, 0.35 * n_servers * max(result.servers["policy"].nunique(), 1) ** 0.5), 4.2),
     )
+    faults = _fault_windows(result.faults)
     save(
         "error_rate_over_time",
         "Error rate over time",
-        functools.partial(plots.plot_timeseries, result.timeseries, "error_rate"),
+        functools.partial(plots.plot_timeseries, result.timeseries, "error_rate", faults=faults),
     )
+    if any(column.startswith("served_") for column in result.timeseries.columns):
+        save(
+            "traffic_per_server",
+            "Traffic per server over time",
+            functools.partial(plots.plot_traffic, result.timeseries, faults=faults),
+        )
     return made
+
+
+def _fault_windows(faults: pd.DataFrame) -> pd.DataFrame:
+    """Fault windows of the first replication (scheduled faults are the same in every one)."""
+    if faults.empty:
+        return faults
+    first = faults[faults["replication"] == faults["replication"].min()]
+    return first.drop_duplicates(["target", "t_start"])
 
 
 def versions() -> dict[str, str]:
@@ -162,6 +177,7 @@ def write_results(
     _text(folder / "table.md", table_md)
     _csv(folder / "servers.csv", result.servers)
     _csv(folder / "timeseries.csv", result.timeseries)
+    _csv(folder / "faults.csv", result.faults)
     made = _plots(result, folder)
     resolved = yaml.safe_dump(_plain(scenario), sort_keys=False)
     report = [f"# {scenario.name}", ""]

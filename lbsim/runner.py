@@ -36,13 +36,17 @@ class SimulationResult:
         servers: one row per server.
         timeseries: one row per time window.
         requests: one row per request that ended: arrival, start and end instants, latency,
-            size, server, status, client.
+            size, server, status, client, session.
+        faults: one row per fault occurrence (faults.csv).
+        events: every state change: health checks, ejections, circuit breakers, faults.
     """
 
     summary: pd.DataFrame
     servers: pd.DataFrame
     timeseries: pd.DataFrame
     requests: pd.DataFrame
+    faults: pd.DataFrame
+    events: pd.DataFrame
 
 
 @dataclass(slots=True)
@@ -54,6 +58,7 @@ class SweepResult:
     servers: pd.DataFrame
     timeseries: pd.DataFrame
     cdf: pd.DataFrame
+    faults: pd.DataFrame
     keys: list[str]
     cells: list[dict[str, Any]] = field(default_factory=list)
 
@@ -105,9 +110,10 @@ def simulate(
                 records.status.astype(np.int64), categories=pd.Index(STATUSES)
             ),
             "client": records.client,
+            "session": records.session,
         }
     )
-    return SimulationResult(summary, tables.servers, tables.timeseries, requests)
+    return SimulationResult(summary, tables.servers, tables.timeseries, requests, tables.faults, tables.events)
 
 
 def _run_task(task: tuple[Scenario, int, int]) -> tuple[RunTables, float]:
@@ -180,7 +186,7 @@ def _assemble(
     results: list[tuple[RunTables, float]],
 ) -> SweepResult:
     keys = ["scenario", "policy", *(key for key in scenario.sweep if key != "balancer.policy")]
-    summary_rows, servers, series, cdf, cell_rows = [], [], [], [], []
+    summary_rows, servers, series, cdf, faults, cell_rows = [], [], [], [], [], []
     for c, cell in enumerate(cells):
         label = {
             "scenario": scenario.name,
@@ -195,6 +201,7 @@ def _assemble(
             summary_rows.append({**ids, **tables.summary})
             servers.append(tables.servers.assign(**ids))
             series.append(tables.timeseries.assign(**ids))
+            faults.append(tables.faults.assign(**ids))
             cdf.append(
                 pd.DataFrame(
                     {"probability": _probabilities(tables), "latency": tables.latency_quantiles}
@@ -209,6 +216,7 @@ def _assemble(
         servers=_ids_first(pd.concat(servers, ignore_index=True), id_columns),
         timeseries=_ids_first(pd.concat(series, ignore_index=True), id_columns),
         cdf=_ids_first(pd.concat(cdf, ignore_index=True), id_columns),
+        faults=_ids_first(pd.concat(faults, ignore_index=True), id_columns),
         keys=keys,
         cells=cell_rows,
     )

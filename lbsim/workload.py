@@ -39,11 +39,13 @@ class Request:
     __slots__ = (
         "backend",
         "balancer",
+        "call",
         "client",
         "connection",
         "headers",
         "index",
         "path",
+        "retry",
         "session",
         "size",
         "t_arrival",
@@ -66,6 +68,8 @@ class Request:
         self.backend: Any = None
         self.balancer: Any = None
         self.connection: Any = None
+        self.call: Any = None
+        self.retry = False
 
     def __repr__(self) -> str:
         return (

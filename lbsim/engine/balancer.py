@@ -16,7 +16,8 @@ from typing import NamedTuple
 import numpy as np
 from simpy import Environment, Event, Timeout
 
-from lbsim.engine.recorder import NO_BACKEND, OK
+from lbsim.engine.health import CircuitBreakers, HealthChecker, Log, OutlierDetector
+from lbsim.engine.recorder import CONNECT_FAILURE, DROPPED, ERROR, NO_BACKEND, OK, REJECTED, RESET, TIMEOUT
 from lbsim.engine.server import Server
 from lbsim.policies.base import Backend, Policy
 from lbsim.scenario import BalancerModel, ConnectionModel, PoolModel, RouteModel
@@ -32,6 +33,37 @@ class Placement(NamedTuple):
     weight: int
     zone: str | None
     max_connection_age: float | None
+    backup: bool
+
+
+class RunStats:
+    """Counters the balancer instances share: retries and hedges sent, and where retries came from."""
+
+    def __init__(self) -> None:
+        self.n_retries = 0
+        self.n_hedges = 0
+        self.retry_log: list[tuple[float, int]] = []
+
+
+class Call:
+    """One client request that a balancer may try several times (retries, hedges)."""
+
+    __slots__ = ("live", "request", "retries", "tried")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.live: list[Request] = []
+        self.tried: set[int] = set()
+        self.retries = 0
+
+
+# What a failed attempt is, in the words of retries.on.
+_CAUSE = {CONNECT_FAILURE: "connect_failure", ERROR: "error", RESET: "error", TIMEOUT: "timeout", REJECTED: "rejected"}
+
+
+def final_status(status: int) -> int:
+    """The status a client sees: a refused or reset connection is an error."""
+    return ERROR if status in (CONNECT_FAILURE, RESET) else status
 
 
 class Processing(Server):
@@ -67,12 +99,12 @@ class Pool:
         self.eligible: list[Backend] = []
         self.present: set[int] = set()
         self.started = False
+        self.outstanding = 0
         self.on_dispatch = policy.on_dispatch if _overrides(policy, "on_dispatch") else None
         self.on_complete = policy.on_complete if _overrides(policy, "on_complete") else None
 
-    def set_eligible(self, indices: set[int]) -> None:
-        """Make the members whose server index is in ``indices`` the eligible ones."""
-        eligible = [b for b in self.members if b.index in indices]
+    def set_eligible(self, eligible: list[Backend]) -> None:
+        """Make ``eligible`` (members, in member order) the backends the policy chooses from."""
         if [b.index for b in eligible] == [b.index for b in self.eligible]:
             return
         self.eligible = eligible
@@ -153,6 +185,8 @@ class Balancer:
         connection: ConnectionModel,
         rng: np.random.Generator,
         finish: Finish,
+        log: Log,
+        stats: RunStats,
     ) -> None:
         """Build instance ``index`` in front of ``servers`` (placed as ``placements`` say)."""
         self.env = env
@@ -160,26 +194,28 @@ class Balancer:
         self.layer = config.layer
         self.servers = list(servers)
         self.finish = finish
+        self.log = log
+        self.stats = stats
         self.connection_requests = connection.requests or 0
         self.connection_lifetime = connection.lifetime
         self.max_age = [p.max_connection_age for p in placements]
-        self.age_rng = rng.spawn(1)[0]
+        self.backup = [p.backup for p in placements]
+        pool_rng, self.age_rng, health_rng, self.retry_rng = rng.spawn(4)
         backends = [
             Backend(server.index, server.name, p.weight, p.zone, server)
             for server, p in zip(servers, placements, strict=True)
         ]
         pool_specs: dict[str, PoolModel | None] = dict(config.pools) or {"default": None}
-        rngs = rng.spawn(len(pool_specs))
         self.pools: dict[str, Pool] = {}
         self.pool_of: list[Pool] = [None] * len(servers)  # type: ignore[list-item]
-        for (name, spec), pool_rng in zip(pool_specs.items(), rngs, strict=True):
+        for (name, spec), one_rng in zip(pool_specs.items(), pool_rng.spawn(len(pool_specs)), strict=True):
             members = [
                 b
                 for b, p in zip(backends, placements, strict=True)
                 if spec is None or p.group in spec.servers
             ]
             policy = config.policy_object(spec.policy if spec is not None else None)
-            pool = self.pools[name] = Pool(name, policy, members, pool_rng)
+            pool = self.pools[name] = Pool(name, policy, members, one_rng)
             for b in members:
                 self.pool_of[b.index] = pool
         self.router = Router(config.routes, self.pools) if config.routes else None
@@ -198,11 +234,86 @@ class Balancer:
         self.sticky_by_client = config.sticky is not None and config.sticky.by == "client"
         self.sticky_ttl = config.sticky.ttl if config.sticky else None
         self.sticky: dict[int, tuple[Backend, float]] | None = {} if config.sticky else None
+        # Health and resilience.
+        self.panic_threshold = config.panic_threshold
+        self.present: set[int] = set()
+        self.panicking = False
+        names = [s.name for s in servers]
+        self.checker = (
+            HealthChecker(env, config.health_check, servers, health_rng, self._changed, self._log)
+            if config.health_check
+            else None
+        )
+        self.detector = (
+            OutlierDetector(env, config.outlier_detection, servers, self._changed, self._log)
+            if config.outlier_detection
+            else None
+        )
+        breaker = config.circuit_breaker
+        self.breakers = (
+            CircuitBreakers(env, breaker, names, self._log) if breaker and breaker.failure_threshold else None
+        )
+        self.max_requests = breaker.max_requests if breaker else None
+        self.max_pending = breaker.max_pending if breaker else None
+        self.passive = self.detector is not None or self.breakers is not None
+        retries = config.retries
+        self.retries = retries
+        self.retry_on = set(retries.on) if retries else set()
+        self.retries_active = 0
+        self.attempts_active = 0
+        self.dead = False
 
-    def set_eligible(self, indices: set[int]) -> None:
-        """The servers whose index is in ``indices`` may now receive requests."""
+    def fail(self) -> None:
+        """This instance crashed: what it holds and what reaches it from now on is dropped."""
+        self.dead = True
+        if self.checker is not None:
+            self.checker.stopped = True
+
+    def _log(self, component: str, subject: str, event: str) -> None:
+        self.log(f"balancer-{self.index}/{component}", subject, event)
+
+    # Which backends may be chosen ---------------------------------------------------
+
+    def set_present(self, indices: set[int]) -> None:
+        """The servers whose index is in ``indices`` are members (planned membership)."""
+        self.present = indices
+        self.refresh()
+
+    def _changed(self, index: int) -> None:
+        self.refresh()
+
+    def available(self, index: int) -> bool:
+        """Whether health checks and passive health let this instance use server ``index``."""
+        if self.checker is not None and not self.checker.up[index]:
+            return False
+        return self.detector is None or index not in self.detector.out
+
+    def refresh(self) -> None:
+        """Recompute each pool's eligible backends.
+
+        Healthy primaries are used while they are at least ``panic_threshold`` percent of
+        the present primaries. With none healthy, healthy backups are used (NGINX and
+        HAProxy ``backup``). Below the threshold otherwise, the pool panics and uses every
+        present primary, healthy or not (Envoy's panic mode; a threshold of 0 disables it).
+        """
+        panicking = False
         for pool in self.pools.values():
-            pool.set_eligible(indices)
+            present = [b for b in pool.members if b.index in self.present]
+            primaries = [b for b in present if not self.backup[b.index]]
+            healthy = [b for b in primaries if self.available(b.index)]
+            backups = [b for b in present if self.backup[b.index] and self.available(b.index)]
+            if healthy and 100 * len(healthy) >= self.panic_threshold * len(primaries):
+                pool.set_eligible(healthy)
+            elif not healthy and backups:
+                pool.set_eligible(backups)
+            elif primaries and self.panic_threshold > 0:
+                panicking = True
+                pool.set_eligible(primaries)
+            else:
+                pool.set_eligible(healthy)
+        if panicking != self.panicking:
+            self.panicking = panicking
+            self._log("panic", "pool", "on" if panicking else "off")
 
     # The path of a request ---------------------------------------------------------
 
@@ -211,35 +322,72 @@ class Balancer:
         request.balancer = self
         if self.track_connections:
             self._connect(request)
-        if self.processing is not None:
-            self.processing.accept(request)
-        else:
+        processing = self.processing
+        if processing is None:
             self.forward(request)
+        elif (
+            self.max_pending is not None
+            and processing.busy == processing.workers
+            and len(processing.waiting) >= self.max_pending
+        ):
+            self._ended(request, -1, REJECTED)
+        else:
+            processing.accept(request)
 
     def forward(self, request: Request, status: int = OK) -> None:
         """Route ``request`` and send it to a backend (after processing, when there is any)."""
-        request.t_sent = self.env.now
-        pool = self.default_pool if self.router is None else self.router.pool_for(request)
-        backend = self._pinned(request, pool) if self.layer == 4 else self._choose(request, pool)
-        if backend is None:
-            self._release(request)
-            self.finish(request, -1, NO_BACKEND)
+        if self.dead:
+            self.finish(request, -1, DROPPED)
             return
-        request.backend = backend
-        self.servers[backend.index].accept(request)
+        request.t_sent = self.env.now
+        if self.retries is None:
+            self._send(request, None)
+            return
+        call = Call(request)
+        self._try(call)
+        if self.retries.hedge is not None:
+            Timeout(self.env, self.retries.hedge, call).callbacks.append(self._hedge)
 
-    def _choose(self, request: Request, pool: Pool) -> Backend | None:
+    def _send(self, attempt: Request, call: Call | None) -> None:
+        pool = self.default_pool if self.router is None else self.router.pool_for(attempt)
         if not pool.eligible:
-            return None
+            self._ended(attempt, -1, NO_BACKEND)
+            return
+        if self.layer == 4:
+            backend = self._pinned(attempt, pool)
+        else:
+            backend = self._choose(attempt, pool, call.tried if call is not None else ())
+        if call is not None:
+            call.tried.add(backend.index)
+        attempt.backend = backend
+        if self.breakers is not None and not self.breakers.allows(backend.index):
+            self._ended(attempt, backend.index, REJECTED)
+            return
+        if self.max_requests is not None and pool.outstanding >= self.max_requests:
+            self._ended(attempt, backend.index, REJECTED)
+            return
+        if self.layer == 7:
+            backend.active += 1
+            if pool.on_dispatch is not None:
+                pool.on_dispatch(backend, attempt)
+        pool.outstanding += 1
+        self.attempts_active += 1
+        self.servers[backend.index].accept(attempt)
+
+    def _choose(self, request: Request, pool: Pool, tried: set[int] | tuple[()]) -> Backend:
         backend = self._remembered(request, pool) if self.sticky is not None else None
-        if backend is None:
+        if backend is not None and backend.index not in tried:
+            return backend
+        backend = pool.policy.choose(request)
+        # A retry goes to a backend not tried yet when the policy offers one (Envoy's
+        # previous_hosts predicate, NGINX's per-request tried set).
+        for _ in range(len(pool.eligible) if tried else 0):
+            if backend.index not in tried:
+                break
             backend = pool.policy.choose(request)
-            if self.sticky is not None:
-                key = request.client if self.sticky_by_client else request.session
-                self.sticky[key] = (backend, self.env.now)
-        backend.active += 1
-        if pool.on_dispatch is not None:
-            pool.on_dispatch(backend, request)
+        if self.sticky is not None:
+            key = request.client if self.sticky_by_client else request.session
+            self.sticky[key] = (backend, self.env.now)
         return backend
 
     def _remembered(self, request: Request, pool: Pool) -> Backend | None:
@@ -250,23 +398,128 @@ class Balancer:
             return None
         backend, t_last = entry
         now = self.env.now
-        if backend.index not in pool.present or (
-            self.sticky_ttl is not None and now - t_last > self.sticky_ttl
-        ):
+        if backend.index not in pool.present or (self.sticky_ttl is not None and now - t_last > self.sticky_ttl):
             return None
         self.sticky[key] = (backend, now)
         return backend
 
-    def complete(self, request: Request, status: int) -> None:
-        """The backend answered ``request`` (or refused it) with ``status``."""
-        backend: Backend = request.backend
+    def complete(self, attempt: Request, status: int) -> None:
+        """The backend answered ``attempt`` (or refused it) with ``status``."""
+        if self.dead:
+            self.finish(attempt.call.request if attempt.call else attempt, -1, DROPPED)
+            return
+        backend: Backend = attempt.backend
+        pool = self.pool_of[backend.index]
+        pool.outstanding -= 1
+        self.attempts_active -= 1
         if self.layer == 7:
             backend.active -= 1
-            pool = self.pool_of[backend.index]
             if pool.on_complete is not None:
-                pool.on_complete(backend, request, self.env.now - request.t_sent, status == OK)
-        self._release(request)
-        self.finish(request, backend.index, status)
+                pool.on_complete(backend, attempt, self.env.now - attempt.t_sent, status == OK)
+        call = attempt.call
+        if self.passive and (call is None or attempt in call.live):
+            self._passive(backend.index, status, len(pool.members))
+        self._ended(attempt, backend.index, status)
+
+    def _passive(self, index: int, status: int, pool_size: int) -> None:
+        if self.detector is not None:
+            if self.detector.nginx:
+                # NGINX's default proxy_next_upstream: connection errors and timeouts, not 5xx.
+                failed = status in (CONNECT_FAILURE, RESET, TIMEOUT)
+            else:
+                failed = status != OK
+            self.detector.result(index, failed, pool_size)
+        if self.breakers is not None:
+            self.breakers.result(index, status != OK)
+
+    def _ended(self, attempt: Request, index: int, status: int) -> None:
+        call: Call | None = attempt.call
+        if call is None:
+            self._release(attempt)
+            self.finish(attempt, index, final_status(status))
+            return
+        if attempt not in call.live:
+            return  # abandoned after its try timeout; the answer is wasted
+        call.live.remove(attempt)
+        if attempt.retry:
+            self.retries_active -= 1
+        request = call.request
+        if request.t_done >= 0:
+            return  # the client gave up, or another attempt answered first
+        if status == OK:
+            self._finish_call(call, index, OK)
+        elif call.live:
+            return  # a hedged copy is still out
+        elif self._may_retry(call, status):
+            self._schedule_retry(call, index)
+        else:
+            self._finish_call(call, index, final_status(status))
+
+    def _finish_call(self, call: Call, index: int, status: int) -> None:
+        self._release(call.request)
+        self.finish(call.request, index, status)
+
+    # Retries and hedging -----------------------------------------------------------
+
+    def _try(self, call: Call, retry: bool = False) -> None:
+        request = call.request
+        attempt = Request(request.index, request.t_arrival, request.size, request.client)
+        attempt.session, attempt.path, attempt.headers = request.session, request.path, request.headers
+        attempt.connection, attempt.balancer, attempt.t_sent = request.connection, self, self.env.now
+        attempt.call, attempt.retry = call, retry
+        call.live.append(attempt)
+        assert self.retries is not None
+        if self.retries.try_timeout is not None:
+            Timeout(self.env, self.retries.try_timeout, attempt).callbacks.append(self._try_expired)
+        self._send(attempt, call)
+
+    def _try_expired(self, event: Event) -> None:
+        attempt: Request = event._value
+        call: Call = attempt.call
+        if attempt in call.live and not self.dead:
+            backend: Backend = attempt.backend
+            if self.passive:
+                self._passive(backend.index, TIMEOUT, len(self.pool_of[backend.index].members))
+            self._ended(attempt, backend.index, TIMEOUT)
+
+    def _may_retry(self, call: Call, status: int) -> bool:
+        retries = self.retries
+        assert retries is not None
+        if _CAUSE.get(status) not in self.retry_on or call.retries >= retries.max:
+            return False
+        if retries.budget is None:
+            return True
+        # Envoy's retry budget: concurrent retries <= max(min, budget x active requests).
+        allowed = max(retries.min_retry_concurrency, retries.budget * self.attempts_active)
+        return self.retries_active < allowed
+
+    def _schedule_retry(self, call: Call, index: int) -> None:
+        retries = self.retries
+        assert retries is not None
+        call.retries += 1
+        self.retries_active += 1
+        self.stats.n_retries += 1
+        self.stats.retry_log.append((self.env.now, index))
+        # Envoy: full jitter, retry n waits U[0, (2^n - 1) x base), capped at 10 x base.
+        cap = retries.max_backoff if retries.max_backoff is not None else 10 * retries.backoff
+        delay = float(self.retry_rng.uniform(0, min(cap, (2**call.retries - 1) * retries.backoff)))
+        Timeout(self.env, delay, call).callbacks.append(self._retry)
+
+    def _retry(self, event: Event) -> None:
+        call: Call = event._value
+        if call.request.t_done >= 0 or self.dead:
+            self.retries_active -= 1
+            if self.dead:
+                self.finish(call.request, -1, DROPPED)
+            return
+        self._try(call, retry=True)
+
+    def _hedge(self, event: Event) -> None:
+        call: Call = event._value
+        if call.request.t_done >= 0 or len(call.live) != 1 or self.dead:
+            return
+        self.stats.n_hedges += 1
+        self._try(call)
 
     # Client connections -------------------------------------------------------------
 
@@ -311,14 +564,12 @@ class Balancer:
         if connection.pool.on_complete is not None:
             connection.pool.on_complete(backend, connection.first, self.env.now - connection.t_open, True)
 
-    def _pinned(self, request: Request, pool: Pool) -> Backend | None:
+    def _pinned(self, request: Request, pool: Pool) -> Backend:
         """Layer 4: the backend of the request's connection, chosen when the connection opens."""
         connection: Connection = request.connection
         backend = connection.backend
         if backend is not None and backend.index in pool.present:
             return backend
-        if not pool.eligible:
-            return None
         self._close(connection)
         backend = pool.policy.choose(request)
         connection.backend, connection.pool, connection.counted = backend, pool, True
@@ -335,7 +586,3 @@ class Balancer:
 def _overrides(policy: Policy, hook: str) -> bool:
     return getattr(type(policy), hook) is not getattr(Policy, hook)
 
-
-def instance_of(client: int, instances: int) -> int:
-    """The balancer instance a client's requests go to."""
-    return client % instances

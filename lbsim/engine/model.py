@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 from simpy import Environment, Event, Timeout
 
-from lbsim.engine.balancer import Balancer, Placement
-from lbsim.engine.recorder import TIMEOUT, Recorder, Records
+from lbsim.engine.balancer import Balancer, Placement, RunStats
+from lbsim.engine.faults import Faults, Occurrence
+from lbsim.engine.recorder import DROPPED, TIMEOUT, Recorder, Records
 from lbsim.engine.server import ProcessorSharingServer, Server
 from lbsim.errors import SimulationError
-from lbsim.policies.base import Backend
+from lbsim.policies.base import Backend, UniformDraws
 from lbsim.rng import streams
 from lbsim.scenario import Scenario, ServerGroup
 from lbsim.workload import BLOCK, ClosedUsers, Request, request_blocks
@@ -52,6 +53,28 @@ class RunOutput:
     t_end: float
     sample_times: np.ndarray
     active_samples: np.ndarray
+    state_samples: np.ndarray | None
+    eligible_samples: np.ndarray | None
+    n_retries: int
+    n_hedges: int
+    retry_log: list[tuple[float, int]]
+    events: list[tuple[float, str, str, str]]
+    occurrences: list[Occurrence]
+
+
+# Server states in the time series.
+UP, CRASHED, HUNG, SLOW, ERRORING = range(5)
+
+
+def server_state(server: Server) -> int:
+    """The server's fault state as a small number (0 up, 1 crashed, 2 hung, 3 slow, 4 erroring)."""
+    if server.crashed:
+        return CRASHED
+    if server.hung:
+        return HUNG
+    if server.slowdown != 1.0:
+        return SLOW
+    return ERRORING if server.error_probability else UP
 
 
 class _Run:
@@ -71,14 +94,22 @@ class _Run:
         self.n_arrived = 0
         self.open = True
         self.stop = env.event()
-        self.servers, placements = self._build_servers()
+        self.servers, self.placements = self._build_servers()
+        self.events: list[tuple[float, str, str, str]] = []
+        self.stats = RunStats()
         config = scenario.balancer
-        rngs = self.streams["policy"].spawn(config.instances)
-        self.balancers = [
-            Balancer(env, i, config, self.servers, placements, scenario.workload.connection, rng, self.finish)
-            for i, rng in enumerate(rngs)
-        ]
-        self.cores = [b.processing for b in self.balancers if b.processing is not None]
+        self.instance_rngs = self.streams["policy"].spawn(config.instances)
+        self.balancers: list[Balancer | None] = [self._balancer(i) for i in range(config.instances)]
+        self.cores = [b.processing for b in self.balancers if b is not None and b.processing is not None]
+        self.present: set[int] = set()
+        self.faults: Faults | None = None
+        if scenario.faults:
+            draws = self.streams["faults"].spawn(len(self.servers) + 1)
+            for server, server_rng in zip(self.servers, draws, strict=False):
+                server.track_service(UniformDraws(server_rng))
+            self.faults = Faults(
+                env, scenario, {s.name: s for s in self.servers}, draws[-1], self.log, self._balancer_fails
+            )
         self._set_membership(0.0)
         changes = {g.t_join for g in scenario.servers} | {g.t_leave for g in scenario.servers if g.t_leave}
         for t in sorted(changes - {0.0}):
@@ -93,6 +124,11 @@ class _Run:
         self._at(2 * scenario.duration, self._give_up)
         self.sample_times = np.arange(0.0, scenario.duration, scenario.window_length)
         self.active_samples = np.zeros((self.sample_times.size, len(self.servers)), dtype=np.int32)
+        config = scenario.balancer
+        watched = bool(scenario.faults) or config.health_check is not None or config.outlier_detection is not None
+        shape = (self.sample_times.size, len(self.servers))
+        self.state_samples = np.zeros(shape, dtype=np.int8) if watched else None
+        self.eligible_samples = np.zeros(shape, dtype=np.int8) if watched else None
         self.n_samples = 0
         self._at(0.0, self._sample)
         process = scenario.workload.process()
@@ -128,7 +164,9 @@ class _Run:
                         group.queue,
                     )
                 )
-                placements.append(Placement(group.name, group.weight, group.zone, group.max_connection_age))
+                placements.append(
+                    Placement(group.name, group.weight, group.zone, group.max_connection_age, group.backup)
+                )
                 self._group_of.append(group)
         return servers, placements
 
@@ -139,8 +177,49 @@ class _Run:
             for s, g in zip(self.servers, self._group_of, strict=True)
             if g.t_join <= t and (g.t_leave is None or t < g.t_leave)
         }
+        self.present = present
         for balancer in self.balancers:
-            balancer.set_eligible(present)
+            if balancer is not None:
+                balancer.set_present(present)
+
+    def _balancer(self, i: int) -> Balancer:
+        scenario = self.scenario
+        rng = self.instance_rngs[i]
+        self.instance_rngs[i] = rng.spawn(1)[0]  # a standby that takes over gets fresh streams
+        return Balancer(
+            self.env,
+            i,
+            scenario.balancer,
+            self.servers,
+            self.placements,
+            scenario.workload.connection,
+            rng,
+            self.finish,
+            self.log,
+            self.stats,
+        )
+
+    def log(self, component: str, subject: str, event: str) -> None:
+        """Record a state change (health, ejection, fault, failover) at the current time."""
+        self.events.append((self.env.now, component, subject, event))
+
+    def _balancer_fails(self, i: int, occurrence: Occurrence) -> None:
+        failed = self.balancers[i]
+        if failed is None:
+            return
+        failed.fail()
+        self.balancers[i] = None
+        standby = self.scenario.balancer.standby
+        delay = standby.failover if standby is not None else occurrence.t_end - occurrence.t_start
+        occurrence.t_end = occurrence.t_start + delay
+        Timeout(self.env, delay, i).callbacks.append(self._balancer_returns)
+
+    def _balancer_returns(self, event: Event) -> None:
+        i: int = event._value
+        balancer = self._balancer(i)
+        balancer.set_present(self.present)
+        self.balancers[i] = balancer
+        self.log("balancer", f"balancer-{i}", "standby took over" if self.scenario.balancer.standby else "restarted")
 
     def _at(self, t: float, callback: object) -> None:
         Timeout(self.env, t).callbacks.append(callback)  # type: ignore[arg-type]
@@ -178,7 +257,11 @@ class _Run:
             self.n_arrived += 1
         if self.timeout is not None:
             Timeout(self.env, self.timeout, request).callbacks.append(self._expire)
-        self.balancers[request.client % len(self.balancers)].receive(request)
+        balancer = self.balancers[request.client % len(self.balancers)]
+        if balancer is None:
+            self.finish(request, -1, DROPPED)
+        else:
+            balancer.receive(request)
 
     def _expire(self, event: Event) -> None:
         request: Request = event._value
@@ -237,6 +320,11 @@ class _Run:
 
     def _sample(self, _: Event) -> None:
         self.active_samples[self.n_samples] = [s.active for s in self.servers]
+        if self.state_samples is not None and self.eligible_samples is not None:
+            self.state_samples[self.n_samples] = [server_state(s) for s in self.servers]
+            first = self.balancers[0]
+            eligible = {b.index for pool in first.pools.values() for b in pool.eligible} if first else set()
+            self.eligible_samples[self.n_samples] = [s.index in eligible for s in self.servers]
         self.n_samples += 1
         if self.n_samples < self.sample_times.size:
             self._at(self.sample_times[self.n_samples] - self.env.now, self._sample)
@@ -259,6 +347,13 @@ class _Run:
             t_end=self.env.now,
             sample_times=self.sample_times,
             active_samples=self.active_samples,
+            state_samples=self.state_samples,
+            eligible_samples=self.eligible_samples,
+            n_retries=self.stats.n_retries,
+            n_hedges=self.stats.n_hedges,
+            retry_log=self.stats.retry_log,
+            events=self.events,
+            occurrences=self.faults.occurrences if self.faults else [],
         )
 
 

@@ -18,6 +18,8 @@ STATUSES: tuple[str, ...] = ("ok", "error", "rejected", "timeout", "no_backend",
 OK, ERROR, REJECTED, TIMEOUT, NO_BACKEND, DROPPED = range(len(STATUSES))
 # A server refused the connection: an error to the client, but retried as connect_failure.
 CONNECT_FAILURE = len(STATUSES)
+# A server crashed while holding the request: an error to the client, retried as error.
+RESET = len(STATUSES) + 1
 
 
 class Recorder:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from simpy import Environment, Event, Timeout
 
-from lbsim.engine.recorder import CONNECT_FAILURE, ERROR, OK, REJECTED
+from lbsim.engine.recorder import CONNECT_FAILURE, ERROR, OK, REJECTED, RESET
 from lbsim.policies.base import UniformDraws
 from lbsim.workload import Request
 
@@ -161,7 +161,7 @@ class Server:
         if self.in_service is not None:
             self.in_service.clear()
         for request in lost:
-            self.done(request, ERROR)
+            self.done(request, RESET)
 
     def recover(self) -> None:
         """Accept connections again."""
@@ -288,7 +288,7 @@ class ProcessorSharingServer(Server):
         self.busy = 0
         self._schedule(now)
         for request in lost:
-            self.done(request, ERROR)
+            self.done(request, RESET)
 
     def hang(self) -> None:
         self._rate_changes()

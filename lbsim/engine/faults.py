@@ -1,0 +1,104 @@
+"""Failure injection: crashes, hangs, slowdowns and error bursts at scheduled or random times.
+
+A scheduled fault (``at``, ``duration``) hits its target once; a random one (``mtbf``,
+``mttr``) alternates up and down times drawn from its distributions over the whole run,
+independently for each member of a group target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from simpy import Environment, Event, Timeout
+
+from lbsim.engine.server import Server
+from lbsim.scenario import FaultModel, Scenario, fault_targets
+
+
+@dataclass(slots=True)
+class Occurrence:
+    """One fault occurrence: what failed, how, and when."""
+
+    target: str
+    kind: str
+    servers: tuple[str, ...]
+    t_start: float
+    t_end: float
+
+
+class Faults:
+    """Schedules every fault occurrence of a run and applies it to servers or balancers."""
+
+    def __init__(
+        self,
+        env: Environment,
+        scenario: Scenario,
+        servers: dict[str, Server],
+        rng: np.random.Generator,
+        log: Callable[[str, str, str], None],
+        balancer_fails: Callable[[int, Occurrence], None],
+    ) -> None:
+        self.env = env
+        self.servers = servers
+        self.log = log
+        self.balancer_fails = balancer_fails
+        self.occurrences: list[Occurrence] = []
+        for fault, fault_rng in zip(scenario.faults, rng.spawn(len(scenario.faults)), strict=True):
+            groups = fault_targets(scenario, fault.target) or []
+            for names, group_rng in zip(groups, fault_rng.spawn(len(groups)), strict=True):
+                target = names[0] if len(names) == 1 else fault.target
+                for t_start, t_end in _windows(fault, group_rng, scenario.duration):
+                    self._schedule(fault, Occurrence(target, fault.kind, tuple(names), t_start, t_end))
+
+    def _schedule(self, fault: FaultModel, occurrence: Occurrence) -> None:
+        self.occurrences.append(occurrence)
+        Timeout(self.env, occurrence.t_start, (fault, occurrence)).callbacks.append(self._start)
+        if not occurrence.target.startswith("balancer"):
+            Timeout(self.env, occurrence.t_end, (fault, occurrence)).callbacks.append(self._end)
+
+    def _start(self, event: Event) -> None:
+        fault, occurrence = event._value
+        self.log("fault", occurrence.target, f"{fault.kind} starts")
+        if occurrence.target.startswith("balancer"):
+            self.balancer_fails(int(occurrence.servers[0].removeprefix("balancer-")), occurrence)
+            return
+        for name in occurrence.servers:
+            server = self.servers[name]
+            if fault.kind == "crash":
+                server.crash()
+            elif fault.kind == "hang":
+                server.hang()
+            elif fault.kind == "slow":
+                server.set_slowdown(fault.factor)
+            else:
+                server.set_errors(fault.probability, fault.latency)
+
+    def _end(self, event: Event) -> None:
+        fault, occurrence = event._value
+        self.log("fault", occurrence.target, f"{fault.kind} ends")
+        for name in occurrence.servers:
+            server = self.servers[name]
+            if fault.kind == "crash":
+                server.recover()
+            elif fault.kind == "hang":
+                server.unhang()
+            elif fault.kind == "slow":
+                server.set_slowdown(1.0)
+            else:
+                server.set_errors(0.0, 0.0)
+
+
+def _windows(fault: FaultModel, rng: np.random.Generator, horizon: float) -> list[tuple[float, float]]:
+    if fault.at is not None and fault.duration is not None:
+        return [(fault.at, fault.at + fault.duration)]
+    assert fault.mtbf is not None and fault.mttr is not None
+    windows, t = [], 0.0
+    while True:
+        t += float(fault.mtbf.sample(rng, 1)[0])
+        if t >= horizon:
+            return windows
+        down = float(fault.mttr.sample(rng, 1)[0])
+        windows.append((t, t + down))
+        t += down

@@ -1,0 +1,232 @@
+"""How a balancer instance learns that a backend is unwell, and what it does about it.
+
+Active health checks send a small request through each server every interval (so a hung or
+overloaded server fails them by timeout); passive outlier detection watches live traffic
+(Envoy's consecutive errors and ejections, or NGINX's max_fails / fail_timeout); circuit
+breakers stop sending to a failing backend for a while (the notes' closed / open /
+half-open). Each calls back ``changed(server index)`` when a backend's availability flips.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from simpy import Environment, Event, Timeout
+
+from lbsim.engine.recorder import ERROR, OK
+from lbsim.engine.server import Server
+from lbsim.scenario import CircuitBreakerModel, HealthCheckModel, OutlierDetectionModel
+from lbsim.workload import Request
+
+Log = Callable[[str, str, str], None]
+Changed = Callable[[int], None]
+
+
+class HealthChecker:
+    """Active checks of every server by one balancer instance (HAProxy or Envoy rules)."""
+
+    def __init__(
+        self,
+        env: Environment,
+        config: HealthCheckModel,
+        servers: Sequence[Server],
+        rng: np.random.Generator,
+        changed: Changed,
+        log: Log,
+    ) -> None:
+        self.env = env
+        self.config = config
+        self.servers = list(servers)
+        self.rng = rng
+        self.changed = changed
+        self.log = log
+        self.haproxy = config.style == "haproxy"
+        top = config.rise + config.fall - 1
+        # HAProxy starts a server at the lowest up level; Envoy starts it failed, pending a pass.
+        self.health = [config.rise if self.haproxy else 0] * len(self.servers)
+        self.top = top
+        self.passes = [0] * len(self.servers)
+        self.fails = [0] * len(self.servers)
+        self.up = [self.haproxy] * len(self.servers)
+        self.outstanding: dict[int, Request] = {}
+        self.n_probes = 0
+        self.stopped = False
+        for server in self.servers:
+            # HAProxy spreads the first checks over an interval; Envoy checks new hosts at once.
+            first = float(rng.uniform(0, config.interval)) if self.haproxy else 0.0
+            Timeout(env, first, server.index).callbacks.append(self._probe)
+
+    def _probe(self, event: Event) -> None:
+        if self.stopped:
+            return
+        index: int = event._value
+        config = self.config
+        self.n_probes += 1
+        probe = Request(-self.n_probes, self.env.now, config.probe_size, -1)
+        probe.balancer = self
+        probe.backend = index
+        self.outstanding[index] = probe
+        Timeout(self.env, config.timeout, probe).callbacks.append(self._timed_out)
+        jitter = float(self.rng.uniform(0, config.jitter)) if config.jitter else 0.0
+        Timeout(self.env, config.interval + jitter, index).callbacks.append(self._probe)
+        self.servers[index].accept(probe)
+
+    def complete(self, probe: Request, status: int) -> None:
+        """The server answered a probe."""
+        index: int = probe.backend
+        if self.outstanding.get(index) is probe:
+            del self.outstanding[index]
+            self._result(index, status == OK, status == ERROR)
+
+    def _timed_out(self, event: Event) -> None:
+        probe: Request = event._value
+        index: int = probe.backend
+        if self.outstanding.get(index) is probe:
+            del self.outstanding[index]
+            self._result(index, False, False)
+
+    def _result(self, index: int, passed: bool, bad_status: bool) -> None:
+        config = self.config
+        was_up = self.up[index]
+        if self.haproxy:
+            health = self.health[index]
+            if passed:
+                health = self.top if health + 1 >= config.rise else health + 1
+            else:
+                health = health - 1 if health - 1 >= config.rise else 0
+            self.health[index] = health
+            self.up[index] = health >= config.rise
+        elif passed:
+            self.fails[index] = 0
+            self.passes[index] += 1
+            # A new host (never up) needs one pass; a host that went down needs `rise`.
+            if not was_up and (self.passes[index] >= config.rise or self.health[index] == 0):
+                self.up[index] = True
+                self.health[index] = 1
+        else:
+            self.passes[index] = 0
+            self.fails[index] += 1
+            # Envoy: an unexpected HTTP status fails the host at once; timeouts and refused
+            # connections count toward the unhealthy threshold.
+            if was_up and (bad_status or self.fails[index] >= config.fall):
+                self.up[index] = False
+        if self.up[index] != was_up:
+            self.log("health_check", self.servers[index].name, "up" if self.up[index] else "down")
+            self.changed(index)
+
+
+class OutlierDetector:
+    """Passive health from live responses: Envoy ejection, or NGINX max_fails / fail_timeout."""
+
+    def __init__(
+        self,
+        env: Environment,
+        config: OutlierDetectionModel,
+        servers: Sequence[Server],
+        changed: Changed,
+        log: Log,
+    ) -> None:
+        self.env = env
+        self.config = config
+        self.names = [s.name for s in servers]
+        self.changed = changed
+        self.log = log
+        n = len(self.names)
+        self.consecutive = [0] * n
+        self.ejections = [0] * n
+        self.out: set[int] = set()
+        self.nginx = config.max_fails is not None
+        if not self.nginx:
+            Timeout(env, config.interval).callbacks.append(self._sweep)
+
+    def result(self, index: int, failed: bool, pool_size: int) -> None:
+        """A response (or failure) from server ``index`` reached this instance."""
+        if not failed:
+            self.consecutive[index] = 0
+            return
+        self.consecutive[index] += 1
+        if index in self.out:
+            return
+        if self.nginx:
+            # NGINX ignores max_fails when the upstream has a single server.
+            if self.consecutive[index] >= (self.config.max_fails or 0) and pool_size > 1:
+                self._take_out(index, self.config.fail_timeout, "marked")
+        elif self.consecutive[index] >= self.config.consecutive_errors and self._may_eject():
+            self.ejections[index] += 1
+            self.consecutive[index] = 0
+            config = self.config
+            self._take_out(
+                index, min(config.base_ejection * self.ejections[index], max(config.max_ejection, config.base_ejection)), "ejected"
+            )
+
+    def _may_eject(self) -> bool:
+        # Modern Envoy (PR #27909): strict limit, (ejected + 1) / hosts <= max%; with
+        # always_eject_one, the first ejection is always allowed (PR #34796).
+        ejected = len(self.out)
+        if self.config.always_eject_one and ejected == 0:
+            return True
+        return (ejected + 1) * 100 <= self.config.max_ejection_percent * len(self.names)
+
+    def _take_out(self, index: int, seconds: float, event: str) -> None:
+        self.out.add(index)
+        self.log("outlier_detection", self.names[index], event)
+        self.changed(index)
+        Timeout(self.env, seconds, index).callbacks.append(self._bring_back)
+
+    def _bring_back(self, event: Event) -> None:
+        index: int = event._value
+        self.out.discard(index)
+        self.log("outlier_detection", self.names[index], "returned")
+        self.changed(index)
+
+    def _sweep(self, _: Event) -> None:
+        # Envoy: each interval, a healthy host's ejection multiplier decreases by one.
+        for index, count in enumerate(self.ejections):
+            if count and index not in self.out:
+                self.ejections[index] -= 1
+        Timeout(self.env, self.config.interval).callbacks.append(self._sweep)
+
+
+class CircuitBreakers:
+    """The notes' circuit breaker, one per backend: closed, open after ``failure_threshold``
+    consecutive failures, half-open once ``timeout`` has passed since the last failure (every
+    request is let through as a trial), closed again on a success, open again on a failure."""
+
+    CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+    def __init__(self, env: Environment, config: CircuitBreakerModel, names: Sequence[str], log: Log) -> None:
+        self.env = env
+        self.threshold = config.failure_threshold or math.inf
+        self.timeout = config.timeout
+        self.names = list(names)
+        self.log = log
+        self.state = [self.CLOSED] * len(self.names)
+        self.failures = [0] * len(self.names)
+        self.t_failure = [0.0] * len(self.names)
+
+    def allows(self, index: int) -> bool:
+        """May a request go to backend ``index`` now?"""
+        if self.state[index] != self.OPEN:
+            return True
+        if self.env.now - self.t_failure[index] >= self.timeout:
+            self._set(index, self.HALF_OPEN)
+            return True
+        return False
+
+    def result(self, index: int, failed: bool) -> None:
+        """Record the outcome of a request to backend ``index``."""
+        if failed:
+            self.failures[index] += 1
+            self.t_failure[index] = self.env.now
+            if self.failures[index] >= self.threshold and self.state[index] != self.OPEN:
+                self._set(index, self.OPEN)
+        else:
+            self.failures[index] = 0
+            if self.state[index] != self.CLOSED:
+                self._set(index, self.CLOSED)
+
+    def _set(self, index: int, state: str) -> None:
+        self.state[index] = state
+        self.log("circuit_breaker", self.names[index], state)
