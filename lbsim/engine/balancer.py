@@ -408,6 +408,17 @@ class Balancer:
         if self.dead:
             self.finish(attempt.call.request if attempt.call else attempt, -1, DROPPED)
             return
+        call: Call | None = attempt.call
+        if call is not None and attempt not in call.live:
+            return  # abandoned at its try timeout, and counted out then; the answer is wasted
+        backend: Backend = attempt.backend
+        self._count_out(attempt, status)
+        if self.passive:
+            self._passive(backend.index, status, len(self.pool_of[backend.index].members))
+        self._ended(attempt, backend.index, status)
+
+    def _count_out(self, attempt: Request, status: int) -> None:
+        """The attempt no longer counts as outstanding on its backend."""
         backend: Backend = attempt.backend
         pool = self.pool_of[backend.index]
         pool.outstanding -= 1
@@ -416,10 +427,6 @@ class Balancer:
             backend.active -= 1
             if pool.on_complete is not None:
                 pool.on_complete(backend, attempt, self.env.now - attempt.t_sent, status == OK)
-        call = attempt.call
-        if self.passive and (call is None or attempt in call.live):
-            self._passive(backend.index, status, len(pool.members))
-        self._ended(attempt, backend.index, status)
 
     def _passive(self, index: int, status: int, pool_size: int) -> None:
         if self.detector is not None:
@@ -438,8 +445,6 @@ class Balancer:
             self._release(attempt)
             self.finish(attempt, index, final_status(status))
             return
-        if attempt not in call.live:
-            return  # abandoned after its try timeout; the answer is wasted
         call.live.remove(attempt)
         if attempt.retry:
             self.retries_active -= 1
@@ -478,6 +483,9 @@ class Balancer:
         call: Call = attempt.call
         if attempt in call.live and not self.dead:
             backend: Backend = attempt.backend
+            # Envoy resets the upstream stream: the attempt stops counting as active now,
+            # though the server, which is not told, may still work on it.
+            self._count_out(attempt, TIMEOUT)
             if self.passive:
                 self._passive(backend.index, TIMEOUT, len(self.pool_of[backend.index].members))
             self._ended(attempt, backend.index, TIMEOUT)
