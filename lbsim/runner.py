@@ -113,7 +113,9 @@ def simulate(
             "session": records.session,
         }
     )
-    return SimulationResult(summary, tables.servers, tables.timeseries, requests, tables.faults, tables.events)
+    return SimulationResult(
+        summary, tables.servers, tables.timeseries, requests, tables.faults, tables.events
+    )
 
 
 def _run_task(task: tuple[Scenario, int, int]) -> tuple[RunTables, float]:

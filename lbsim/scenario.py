@@ -367,7 +367,7 @@ class RetriesModel(Model):
     """Retries on another backend, full-jitter back-off, an optional budget, per-try timeout, hedging."""
 
     max: int = Field(1, ge=0)
-    on: list[RetryOn] = Field(default_factory=lambda: ["connect_failure"])
+    on: list[RetryOn] = Field(default_factory=lambda: list[RetryOn](["connect_failure"]))
     backoff: Duration = Field(0.025, ge=0)
     max_backoff: Duration | None = Field(None, ge=0)
     budget: float | None = Field(None, gt=0, le=1)
@@ -414,14 +414,20 @@ class FaultModel(Model):
         scheduled = self.at is not None or self.duration is not None
         random = self.mtbf is not None or self.mttr is not None
         if scheduled == random:
-            raise ConfigError("must be timed by 'at' and 'duration' or by 'mtbf' and 'mttr'; got neither or both.")
+            raise ConfigError(
+                "must be timed by 'at' and 'duration' or by 'mtbf' and 'mttr'; got neither or both."
+            )
         for a, b in (("at", "duration"), ("mtbf", "mttr")):
             if (getattr(self, a) is None) != (getattr(self, b) is None):
-                raise ConfigError(f"must be given with {a!r}; got nothing.", key=b if getattr(self, a) is not None else a)
+                raise ConfigError(
+                    f"must be given with {a!r}; got nothing.", key=b if getattr(self, a) is not None else a
+                )
         if (self.kind == "slow") != (self.factor is not None):
             raise ConfigError(f"must be given for kind 'slow' only; got {self.factor!r}.", key="factor")
         if (self.kind == "errors") != (self.probability is not None):
-            raise ConfigError(f"must be given for kind 'errors' only; got {self.probability!r}.", key="probability")
+            raise ConfigError(
+                f"must be given for kind 'errors' only; got {self.probability!r}.", key="probability"
+            )
         if self.target.startswith("balancer") and self.kind != "crash":
             raise ConfigError(f"must be 'crash' for a balancer target; got {self.kind!r}.", key="kind")
         return self
@@ -548,7 +554,9 @@ class Scenario(Model):
         for i, fault in enumerate(self.faults):
             if fault_targets(self, fault.target) is None:
                 known = [g.name for g in self.servers] + ["balancer", "zone:<name>", "<group>-<k>"]
-                raise ConfigError(str(UnknownNameError("fault target", fault.target, known)), key=f"faults[{i}].target")
+                raise ConfigError(
+                    str(UnknownNameError("fault target", fault.target, known)), key=f"faults[{i}].target"
+                )
         for i, group in enumerate(self.servers):
             if group.t_leave is not None and group.t_leave <= group.t_join:
                 raise ConfigError(

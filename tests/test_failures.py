@@ -44,7 +44,9 @@ def test_crash_detection_and_recovery_times_follow_rise_and_fall(style, seed):
     # Checks every 2 s: the first failed check comes within one interval of the crash, and
     # fall = 3 failures later the server is down: between (3 - 1) x 2 and 3 x 2 seconds.
     balancer = {"health_check": CHECKS | {"style": style}}
-    faults = result_faults = lbsim.simulate(fleet_scenario(faults=[CRASH], balancer=balancer, seed=seed)).faults
+    faults = result_faults = lbsim.simulate(
+        fleet_scenario(faults=[CRASH], balancer=balancer, seed=seed)
+    ).faults
     row = faults.loc[0]
     assert 4.0 <= row["t_detected"] - 20.0 <= 6.0
     # Back up after rise = 2 passes: between (2 - 1) x 2 and 2 x 2 seconds after the end.
@@ -55,7 +57,9 @@ def test_crash_detection_and_recovery_times_follow_rise_and_fall(style, seed):
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_hung_backend_is_detected_by_probe_timeouts(seed):
     hang = CRASH | {"kind": "hang"}
-    result = lbsim.simulate(fleet_scenario(faults=[hang], balancer={"health_check": CHECKS}, seed=seed, timeout="2s"))
+    result = lbsim.simulate(
+        fleet_scenario(faults=[hang], balancer={"health_check": CHECKS}, seed=seed, timeout="2s")
+    )
     row = result.faults.loc[0]
     # Each failed probe takes the 1 s timeout to fail.
     assert 4.0 + 1.0 <= row["t_detected"] - 20.0 <= 6.0 + 1.0
@@ -83,7 +87,9 @@ def test_a_hung_backend_without_timeouts_leaves_requests_waiting_and_a_try_timeo
     hang = {"target": "web-1", "kind": "hang", "at": "20s", "duration": "30s"}
     plain = lbsim.simulate(fleet_scenario(faults=[hang], duration=40.0, timeout="1s"))
     # A quarter of the requests after 20 s reach the hung server and time out at the client.
-    assert plain.summary.loc[0, "n_timeout"] / plain.summary.loc[0, "n_requests"] == pytest.approx(0.25 * 20 / 40, rel=0.1)
+    assert plain.summary.loc[0, "n_timeout"] / plain.summary.loc[0, "n_requests"] == pytest.approx(
+        0.25 * 20 / 40, rel=0.1
+    )
     retried = {"retries": {"max": 1, "on": ["timeout"], "try_timeout": "100ms"}}
     recovered = lbsim.simulate(fleet_scenario(faults=[hang], duration=40.0, timeout="1s", balancer=retried))
     # What is left are requests whose two tries both waited over 100 ms in ordinary queues.
@@ -94,27 +100,49 @@ def test_a_hung_backend_without_timeouts_leaves_requests_waiting_and_a_try_timeo
 def test_a_hung_server_resumes_frozen_work_when_it_recovers(trace):
     # 0.5 s of work from t = 0; hung from 0.2 to 0.7 s: 0.3 s left, done at 1.0 s.
     workload = trace([(0.0, 0.5)])
-    result = lbsim.simulate(make_scenario(workload=workload, faults=[{"target": "web-0", "kind": "hang", "at": 0.2, "duration": 0.5}]))
+    result = lbsim.simulate(
+        make_scenario(
+            workload=workload, faults=[{"target": "web-0", "kind": "hang", "at": 0.2, "duration": 0.5}]
+        )
+    )
     assert result.requests["t_done"].tolist() == pytest.approx([1.0])
 
 
 def test_a_slow_server_takes_factor_times_longer(trace):
     workload = trace([(0.0, 0.1), (0.5, 0.1)])
-    result = lbsim.simulate(make_scenario(workload=workload, faults=[{"target": "web", "kind": "slow", "factor": 3, "at": 0.4, "duration": 0.5}]))
+    result = lbsim.simulate(
+        make_scenario(
+            workload=workload,
+            faults=[{"target": "web", "kind": "slow", "factor": 3, "at": 0.4, "duration": 0.5}],
+        )
+    )
     assert sorted(result.requests["latency"]) == pytest.approx([0.1, 0.3])
 
 
 def test_a_crash_fails_what_the_server_holds(trace):
     # Three requests of 0.5 s at 0: one served, two waiting; the crash at 0.2 fails all three.
     workload = trace([(0.0, 0.5)] * 3)
-    result = lbsim.simulate(make_scenario(workload=workload, faults=[{"target": "web-0", "kind": "crash", "at": 0.2, "duration": 0.1}]))
+    result = lbsim.simulate(
+        make_scenario(
+            workload=workload, faults=[{"target": "web-0", "kind": "crash", "at": 0.2, "duration": 0.1}]
+        )
+    )
     assert result.requests["status"].tolist() == ["error"] * 3
     assert result.requests["t_done"].tolist() == pytest.approx([0.2] * 3)
 
 
 def breaker_run(fault_duration):
     # One server, a request every 100 ms from 0; 5xx for every request from 0.25 s.
-    faults = [{"target": "web-0", "kind": "errors", "probability": 1.0, "latency": 0, "at": 0.25, "duration": fault_duration}]
+    faults = [
+        {
+            "target": "web-0",
+            "kind": "errors",
+            "probability": 1.0,
+            "latency": 0,
+            "at": 0.25,
+            "duration": fault_duration,
+        }
+    ]
     balancer = {"circuit_breaker": {"failure_threshold": 3, "timeout": "1s"}}
     return lbsim.simulate(make_scenario(duration=3.0, faults=faults, balancer=balancer))
 
@@ -124,7 +152,11 @@ def test_circuit_breaker_opens_half_opens_and_closes_at_the_rule_times():
     transitions = result.events[result.events["component"] == "balancer-0/circuit_breaker"]
     # Failures at 0.3, 0.4, 0.5 open it at 0.5; the first request at least 1 s after the last
     # failure (1.5) is the half-open trial; it succeeds (the fault ended at 0.75) at 1.55.
-    assert transitions[["t", "event"]].values.tolist() == [[0.5, "open"], [1.5, "half_open"], [pytest.approx(1.55), "closed"]]
+    assert transitions[["t", "event"]].values.tolist() == [
+        [0.5, "open"],
+        [1.5, "half_open"],
+        [pytest.approx(1.55), "closed"],
+    ]
     # Requests at 0.6 .. 1.4 were rejected without reaching the server.
     assert (result.requests["status"] == "rejected").sum() == 9
 
@@ -133,19 +165,39 @@ def test_circuit_breaker_reopens_when_the_trial_fails():
     result = breaker_run(2.0)
     transitions = result.events[result.events["component"] == "balancer-0/circuit_breaker"]
     # The trial at 1.5 fails at once: open again at 1.5; the next trial is at 2.5 (fault over).
-    assert transitions[["t", "event"]].values.tolist()[:4] == [[0.5, "open"], [1.5, "half_open"], [1.5, "open"], [2.5, "half_open"]]
+    assert transitions[["t", "event"]].values.tolist()[:4] == [
+        [0.5, "open"],
+        [1.5, "half_open"],
+        [1.5, "open"],
+        [2.5, "half_open"],
+    ]
 
 
 def outlier_run(n, **detection):
-    faults = [{"target": "web-0", "kind": "errors", "probability": 1.0, "latency": 0, "at": 1.0, "duration": 100.0}]
-    balancer = {"outlier_detection": {"consecutive_errors": 5, "base_ejection": "10s", "interval": "1000s"} | detection}
+    faults = [
+        {"target": "web-0", "kind": "errors", "probability": 1.0, "latency": 0, "at": 1.0, "duration": 100.0}
+    ]
+    balancer = {
+        "outlier_detection": {"consecutive_errors": 5, "base_ejection": "10s", "interval": "1000s"}
+        | detection
+    }
     workload = {"arrivals": "deterministic", "rate": n, "size": "det(1ms)", "clients": 1}
-    return lbsim.simulate(make_scenario(duration=60.0, workload=workload, servers=[{"name": "web", "count": n}], faults=faults, balancer=balancer))
+    return lbsim.simulate(
+        make_scenario(
+            duration=60.0,
+            workload=workload,
+            servers=[{"name": "web", "count": n}],
+            faults=faults,
+            balancer=balancer,
+        )
+    )
 
 
 def test_outlier_detection_ejects_after_exactly_consecutive_errors_for_growing_times():
     result = outlier_run(10)
-    ejections = result.events[(result.events["subject"] == "web-0") & result.events["component"].str.endswith("outlier_detection")]
+    ejections = result.events[
+        (result.events["subject"] == "web-0") & result.events["component"].str.endswith("outlier_detection")
+    ]
     # Round robin sends web-0 one request per second (at 1.0 s, 2.0 s, ...): the 5th 5xx at
     # 5.0 s ejects it for 10 s (base x 1); back at 15 s, its next 5 requests fail within the
     # next 5 s and eject it for 20 s (base x 2).
@@ -167,11 +219,23 @@ def test_nginx_marks_a_failing_server_for_fail_timeout():
     hang = {"target": "web-0", "kind": "crash", "at": 1.0, "duration": 100.0}
     balancer = {"outlier_detection": {"max_fails": 1, "fail_timeout": "10s"}}
     workload = {"arrivals": "deterministic", "rate": 20, "size": "det(1ms)", "clients": 1}
-    result = lbsim.simulate(make_scenario(duration=30.0, workload=workload, servers=[{"name": "web", "count": 2}], faults=[hang], balancer=balancer))
+    result = lbsim.simulate(
+        make_scenario(
+            duration=30.0,
+            workload=workload,
+            servers=[{"name": "web", "count": 2}],
+            faults=[hang],
+            balancer=balancer,
+        )
+    )
     marks = result.events[result.events["subject"] == "web-0"][["t", "event"]].values.tolist()
     # First refused connection at 1.0 s: marked; eligible again at 11 s; the probe request
     # fails at once and marks it again.
-    assert marks[1:4] == [[pytest.approx(1.0), "marked"], [pytest.approx(11.0), "returned"], [pytest.approx(11.0, abs=0.11), "marked"]]
+    assert marks[1:4] == [
+        [pytest.approx(1.0), "marked"],
+        [pytest.approx(11.0), "returned"],
+        [pytest.approx(11.0, abs=0.11), "marked"],
+    ]
 
 
 def test_panic_mode_spreads_traffic_over_unhealthy_backends():
@@ -180,9 +244,13 @@ def test_panic_mode_spreads_traffic_over_unhealthy_backends():
     panicking = lbsim.simulate(fleet_scenario(faults=faults, balancer={"health_check": CHECKS}))
     assert "on" in set(panicking.events[panicking.events["component"].str.endswith("panic")]["event"])
     # In panic, 3 of 4 backends are down but still receive traffic: about 3/4 fail.
-    window = panicking.requests[(panicking.requests["t_arrival"] > 20) & (panicking.requests["t_arrival"] < 38)]
+    window = panicking.requests[
+        (panicking.requests["t_arrival"] > 20) & (panicking.requests["t_arrival"] < 38)
+    ]
     assert (window["status"] == "error").mean() == pytest.approx(0.75, abs=0.05)
-    strict = lbsim.simulate(fleet_scenario(faults=faults, balancer={"health_check": CHECKS, "panic_threshold": 0}))
+    strict = lbsim.simulate(
+        fleet_scenario(faults=faults, balancer={"health_check": CHECKS, "panic_threshold": 0})
+    )
     window = strict.requests[(strict.requests["t_arrival"] > 20) & (strict.requests["t_arrival"] < 38)]
     assert (window["status"] == "error").mean() == 0.0
 
@@ -190,7 +258,9 @@ def test_panic_mode_spreads_traffic_over_unhealthy_backends():
 def test_backup_servers_serve_only_when_no_primary_can():
     servers = [{"name": "web", "count": 2}, {"name": "spare", "count": 1, "backup": True}]
     crash = {"target": "web", "kind": "crash", "at": "10s", "duration": "20s"}
-    scenario = fleet_scenario(faults=[crash], balancer={"health_check": CHECKS, "panic_threshold": 0}) | {"servers": servers}
+    scenario = fleet_scenario(faults=[crash], balancer={"health_check": CHECKS, "panic_threshold": 0}) | {
+        "servers": servers
+    }
     r = lbsim.simulate(scenario).requests
     spare = r[r["server"] == "spare-0"]
     assert spare["t_arrival"].min() > 10 and spare["t_arrival"].max() < 35
@@ -199,7 +269,9 @@ def test_backup_servers_serve_only_when_no_primary_can():
 
 def test_no_backend_when_nothing_is_eligible():
     crash = {"target": "web", "kind": "crash", "at": "10s", "duration": "20s"}
-    r = lbsim.simulate(fleet_scenario(faults=[crash], balancer={"health_check": CHECKS, "panic_threshold": 0}))
+    r = lbsim.simulate(
+        fleet_scenario(faults=[crash], balancer={"health_check": CHECKS, "panic_threshold": 0})
+    )
     assert r.summary.loc[0, "n_no_backend"] > 0
     assert set(r.requests.loc[r.requests["status"] == "no_backend", "server"]) == {""}
 
@@ -208,7 +280,9 @@ def test_standby_balancer_takes_over_and_requests_in_between_are_dropped():
     # A request every 10 ms; the balancer fails at 5 s and the standby takes over 3 s later.
     workload = {"arrivals": "deterministic", "rate": 100, "size": "det(1ms)"}
     faults = [{"target": "balancer", "kind": "crash", "at": 5.0, "duration": 60.0}]
-    scenario = make_scenario(duration=10.0, workload=workload, faults=faults, balancer={"standby": {"failover": "3s"}})
+    scenario = make_scenario(
+        duration=10.0, workload=workload, faults=faults, balancer={"standby": {"failover": "3s"}}
+    )
     result = lbsim.simulate(scenario)
     dropped = result.requests[result.requests["status"] == "dropped"]
     assert len(dropped) == 300  # arrivals at 5.00, 5.01, ..., 7.99
@@ -222,7 +296,11 @@ def test_random_crashes_give_the_downtime_of_mtbf_and_mttr():
     fractions = []
     for replication in range(4):
         occurrences = lbsim.simulate(scenario, replication=replication).faults
-        down = (occurrences["t_end"].clip(upper=3000.0) - occurrences["t_start"]).groupby(occurrences["target"]).sum()
+        down = (
+            (occurrences["t_end"].clip(upper=3000.0) - occurrences["t_start"])
+            .groupby(occurrences["target"])
+            .sum()
+        )
         fractions += list(down.reindex([f"web-{i}" for i in range(10)], fill_value=0.0) / 3000.0)
     values = np.array(fractions)
     half_width = 2.02 * values.std(ddof=1) / np.sqrt(values.size)
@@ -236,7 +314,9 @@ def test_retries_amplify_an_overload_and_a_budget_contains_it():
     base = fleet_scenario(rate="340/s", duration=60.0, timeout="2s")
     calm = lbsim.simulate(base).summary.loc[0]
     storm = lbsim.simulate(base | {"balancer": base["balancer"] | {"retries": retry}}).summary.loc[0]
-    budget = lbsim.simulate(base | {"balancer": base["balancer"] | {"retries": retry | {"budget": 0.2}}}).summary.loc[0]
+    budget = lbsim.simulate(
+        base | {"balancer": base["balancer"] | {"retries": retry | {"budget": 0.2}}}
+    ).summary.loc[0]
     assert calm["error_rate"] == 0
     assert storm["n_retries"] > 2 * storm["n_requests"]  # tries per request above 3
     assert storm["error_rate"] > 0.9
@@ -248,6 +328,29 @@ def test_retries_amplify_an_overload_and_a_budget_contains_it():
 def test_hedging_sends_a_second_copy_and_takes_the_first_answer():
     slow = {"target": "web-0", "kind": "slow", "factor": 20, "at": 0.0, "duration": 100.0}
     plain = lbsim.simulate(fleet_scenario(rate="50/s", faults=[slow]))
-    hedged = lbsim.simulate(fleet_scenario(rate="50/s", faults=[slow], balancer={"retries": {"max": 0, "hedge": "50ms"}}))
+    hedged = lbsim.simulate(
+        fleet_scenario(rate="50/s", faults=[slow], balancer={"retries": {"max": 0, "hedge": "50ms"}})
+    )
     assert hedged.summary.loc[0, "n_hedges"] > 0
     assert hedged.summary.loc[0, "latency_p99"] < 0.5 * plain.summary.loc[0, "latency_p99"]
+
+
+@pytest.mark.parametrize("style", ["envoy", "haproxy"])
+def test_slow_start_ramps_a_returning_backends_share(style):
+    # Two backends under weighted round robin; the second joins at 10 s with a 20 s slow
+    # start. Its share is f / (1 + f) for its weight factor f: Envoy max(0.1, t / 20),
+    # HAProxy t / 20 in 20 steps.
+    servers = [
+        {"name": "web"},
+        {"name": "new", "t_join": "10s", "slow_start": {"window": "20s", "style": style}},
+    ]
+    workload = {"arrivals": "poisson", "rate": "400/s", "size": "exp(2ms)"}
+    requests = lbsim.simulate(
+        make_scenario(
+            duration=40.0, workload=workload, servers=servers, balancer={"policy": "weighted_round_robin"}
+        )
+    ).requests
+    for t in (4.5, 9.5, 14.5, 25.0):
+        window = requests[(requests["t_arrival"] >= 10 + t - 0.5) & (requests["t_arrival"] < 10 + t + 0.5)]
+        f = min(1.0, max(0.1 if style == "envoy" else 0.05, (t + 0.5) / 20))
+        assert (window["server"] == "new-0").mean() == pytest.approx(f / (1 + f), abs=0.04), t

@@ -20,7 +20,7 @@ from lbsim.engine.health import CircuitBreakers, HealthChecker, Log, OutlierDete
 from lbsim.engine.recorder import CONNECT_FAILURE, DROPPED, ERROR, NO_BACKEND, OK, REJECTED, RESET, TIMEOUT
 from lbsim.engine.server import Server
 from lbsim.policies.base import Backend, Policy
-from lbsim.scenario import BalancerModel, ConnectionModel, PoolModel, RouteModel
+from lbsim.scenario import BalancerModel, ConnectionModel, PoolModel, RouteModel, SlowStartModel
 from lbsim.workload import Request, stable_uniform
 
 Finish = Callable[[Request, int, int], None]
@@ -34,6 +34,7 @@ class Placement(NamedTuple):
     zone: str | None
     max_connection_age: float | None
     backup: bool
+    slow_start: SlowStartModel | None
 
 
 class RunStats:
@@ -58,7 +59,13 @@ class Call:
 
 
 # What a failed attempt is, in the words of retries.on.
-_CAUSE = {CONNECT_FAILURE: "connect_failure", ERROR: "error", RESET: "error", TIMEOUT: "timeout", REJECTED: "rejected"}
+_CAUSE = {
+    CONNECT_FAILURE: "connect_failure",
+    ERROR: "error",
+    RESET: "error",
+    TIMEOUT: "timeout",
+    REJECTED: "rejected",
+}
 
 
 def final_status(status: int) -> int:
@@ -200,6 +207,9 @@ class Balancer:
         self.connection_lifetime = connection.lifetime
         self.max_age = [p.max_connection_age for p in placements]
         self.backup = [p.backup for p in placements]
+        self.slow_start = [p.slow_start for p in placements]
+        self.base_weight = [p.weight for p in placements]
+        self.usable: set[int] = set()
         pool_rng, self.age_rng, health_rng, self.retry_rng = rng.spawn(4)
         backends = [
             Backend(server.index, server.name, p.weight, p.zone, server)
@@ -288,6 +298,28 @@ class Balancer:
             return False
         return self.detector is None or index not in self.detector.out
 
+    def _ramp(self, backend: Backend, pool: Pool, step: int) -> None:
+        """Slow start: set the weight for step ``step`` of 20 and schedule the next step."""
+        config = self.slow_start[backend.index]
+        assert config is not None
+        steps = 20
+        if step > steps:
+            backend.weight = self.base_weight[backend.index]
+        elif config.style == "haproxy":
+            # HAProxy: linear, recomputed every max(1 s, window / 20), from one step up.
+            backend.weight = self.base_weight[backend.index] * step / steps
+        else:
+            # Envoy: weight x max(min_weight_percent, (t / window)^(1 / aggression)).
+            factor = max(config.min_weight_percent / 100, (step / steps) ** (1 / config.aggression))
+            backend.weight = self.base_weight[backend.index] * factor
+        if backend.index in pool.present:
+            pool.policy.update(pool.eligible)
+        if step <= steps:
+            interval = max(1.0, config.window / steps) if config.style == "haproxy" else config.window / steps
+            Timeout(self.env, interval, (backend, pool, step + 1)).callbacks.append(
+                lambda event: self._ramp(*event._value)
+            )
+
     def refresh(self) -> None:
         """Recompute each pool's eligible backends.
 
@@ -297,6 +329,9 @@ class Balancer:
         present primary, healthy or not (Envoy's panic mode; a threshold of 0 disables it).
         """
         panicking = False
+        usable = {i for i in self.present if self.available(i)}
+        returning = usable - self.usable if self.env.now > 0 else set()
+        self.usable = usable
         for pool in self.pools.values():
             present = [b for b in pool.members if b.index in self.present]
             primaries = [b for b in present if not self.backup[b.index]]
@@ -311,6 +346,9 @@ class Balancer:
                 pool.set_eligible(primaries)
             else:
                 pool.set_eligible(healthy)
+            for backend in pool.members:
+                if backend.index in returning and self.slow_start[backend.index] is not None:
+                    self._ramp(backend, pool, 1)
         if panicking != self.panicking:
             self.panicking = panicking
             self._log("panic", "pool", "on" if panicking else "off")
@@ -398,7 +436,9 @@ class Balancer:
             return None
         backend, t_last = entry
         now = self.env.now
-        if backend.index not in pool.present or (self.sticky_ttl is not None and now - t_last > self.sticky_ttl):
+        if backend.index not in pool.present or (
+            self.sticky_ttl is not None and now - t_last > self.sticky_ttl
+        ):
             return None
         self.sticky[key] = (backend, now)
         return backend
@@ -430,12 +470,9 @@ class Balancer:
 
     def _passive(self, index: int, status: int, pool_size: int) -> None:
         if self.detector is not None:
-            if self.detector.nginx:
-                # NGINX's default proxy_next_upstream: connection errors and timeouts, not 5xx.
-                failed = status in (CONNECT_FAILURE, RESET, TIMEOUT)
-            else:
-                failed = status != OK
-            self.detector.result(index, failed, pool_size)
+            # NGINX's default proxy_next_upstream counts connection errors and timeouts, not 5xx.
+            nginx_failure = status in (CONNECT_FAILURE, RESET, TIMEOUT)
+            self.detector.result(index, nginx_failure if self.detector.nginx else status != OK, pool_size)
         if self.breakers is not None:
             self.breakers.result(index, status != OK)
 
@@ -593,4 +630,3 @@ class Balancer:
 
 def _overrides(policy: Policy, hook: str) -> bool:
     return getattr(type(policy), hook) is not getattr(Policy, hook)
-

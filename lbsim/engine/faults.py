@@ -94,7 +94,8 @@ def _windows(fault: FaultModel, rng: np.random.Generator, horizon: float) -> lis
     if fault.at is not None and fault.duration is not None:
         return [(fault.at, fault.at + fault.duration)]
     assert fault.mtbf is not None and fault.mttr is not None
-    windows, t = [], 0.0
+    windows: list[tuple[float, float]] = []
+    t = 0.0
     while True:
         t += float(fault.mtbf.sample(rng, 1)[0])
         if t >= horizon:

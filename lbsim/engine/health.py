@@ -158,7 +158,12 @@ class OutlierDetector:
             self.consecutive[index] = 0
             config = self.config
             self._take_out(
-                index, min(config.base_ejection * self.ejections[index], max(config.max_ejection, config.base_ejection)), "ejected"
+                index,
+                min(
+                    config.base_ejection * self.ejections[index],
+                    max(config.max_ejection, config.base_ejection),
+                ),
+                "ejected",
             )
 
     def _may_eject(self) -> bool:

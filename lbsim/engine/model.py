@@ -125,7 +125,9 @@ class _Run:
         self.sample_times = np.arange(0.0, scenario.duration, scenario.window_length)
         self.active_samples = np.zeros((self.sample_times.size, len(self.servers)), dtype=np.int32)
         config = scenario.balancer
-        watched = bool(scenario.faults) or config.health_check is not None or config.outlier_detection is not None
+        watched = (
+            bool(scenario.faults) or config.health_check is not None or config.outlier_detection is not None
+        )
         shape = (self.sample_times.size, len(self.servers))
         self.state_samples = np.zeros(shape, dtype=np.int8) if watched else None
         self.eligible_samples = np.zeros(shape, dtype=np.int8) if watched else None
@@ -165,7 +167,14 @@ class _Run:
                     )
                 )
                 placements.append(
-                    Placement(group.name, group.weight, group.zone, group.max_connection_age, group.backup)
+                    Placement(
+                        group.name,
+                        group.weight,
+                        group.zone,
+                        group.max_connection_age,
+                        group.backup,
+                        group.slow_start,
+                    )
                 )
                 self._group_of.append(group)
         return servers, placements
@@ -219,7 +228,11 @@ class _Run:
         balancer = self._balancer(i)
         balancer.set_present(self.present)
         self.balancers[i] = balancer
-        self.log("balancer", f"balancer-{i}", "standby took over" if self.scenario.balancer.standby else "restarted")
+        self.log(
+            "balancer",
+            f"balancer-{i}",
+            "standby took over" if self.scenario.balancer.standby else "restarted",
+        )
 
     def _at(self, t: float, callback: object) -> None:
         Timeout(self.env, t).callbacks.append(callback)  # type: ignore[arg-type]

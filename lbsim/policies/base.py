@@ -24,7 +24,7 @@ class Backend:
     Attributes:
         index: position of the server in the whole fleet (0-based, stable for a run).
         name: server name, for example ``web-3``.
-        weight: configured weight (an integer >= 1).
+        weight: current weight: the configured one, less during a slow start.
         zone: zone label, or None.
         active: requests outstanding from this balancer instance to this backend (open
             connections, at layer 4).
@@ -39,7 +39,7 @@ class Backend:
     __slots__ = ("_server", "active", "index", "name", "weight", "zone")
 
     def __init__(
-        self, index: int, name: str, weight: int = 1, zone: str | None = None, server: Any = None
+        self, index: int, name: str, weight: float = 1, zone: str | None = None, server: Any = None
     ) -> None:
         self.index = index
         self.name = name

@@ -69,7 +69,8 @@ class HashPolicy(Policy):
         self._backends = sorted(backends, key=lambda b: b.name)
         self._total_weight = sum(b.weight for b in self._backends)
         self._total_active = sum(b.active for b in self._backends)
-        self.build([(b.name, b.weight) for b in self._backends])
+        # Tables count whole points per weight unit; slow start's fractional weights round.
+        self.build([(b.name, max(1, round(b.weight))) for b in self._backends])
 
     def build(self, hosts: list[tuple[str, int]]) -> None:
         """Build the lookup structure over (name, weight) pairs in name order."""

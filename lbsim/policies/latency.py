@@ -36,7 +36,7 @@ class LeastResponseTime(Policy):
 
     def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
         self._average: dict[int, float] = {}
-        self._current: dict[int, int] = {}
+        self._current: dict[int, float] = {}
         super().reset(backends, rng)
 
     def update(self, backends: Sequence[Backend]) -> None:
@@ -75,7 +75,7 @@ class LeastResponseTime(Policy):
         tied = sorted(self._groups[self._keys[0]])
         if len(tied) == 1:
             return self._backends[tied[0]]
-        total, best, best_weight = 0, -1, -math.inf
+        total, best, best_weight = 0.0, -1, -math.inf
         for i in tied:
             backend = self._backends[i]
             current = self._current.get(backend.index, 0) + backend.weight

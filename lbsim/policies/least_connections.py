@@ -126,14 +126,14 @@ class WeightedLeastConnections(Policy):
         self._backends = list(backends)
         self._position = {b.index: i for i, b in enumerate(self._backends)}
         self._version = [0] * len(self._backends)
-        self._heap: list[tuple[int, int, int, int]] = []
+        self._heap: list[tuple[float, int, int, int]] = []
         self._sequence = 0
         for i in range(len(self._backends)):
             self._push(i)
 
     def _push(self, i: int) -> None:
         backend = self._backends[i]
-        key = (
+        key: float = (
             ((backend.active + 1) * 4096 + 16 * backend.weight - 1) // (16 * backend.weight)
             if backend.active
             else 0

@@ -38,8 +38,8 @@ class Random(Policy):
 class WeightedRandom(Random):
     """Send each request to a backend drawn at random with probability proportional to weight.
 
-    Rule (ngx_http_upstream_random_module): x = random() % total_weight, then a binary search
-    of the cumulative weight ranges. Tie-break: none needed. Reads: Backend.weight.
+    Rule (ngx_http_upstream_random_module): x uniform in [0, total weight), then a binary
+    search of the cumulative weight ranges. Tie-break: none needed. Reads: Backend.weight.
     Follows: NGINX ``random`` (without ``two``).
     """
 
@@ -47,6 +47,6 @@ class WeightedRandom(Random):
     rule = "a backend drawn at random in proportion to its weight (NGINX random)"
 
     def _draw(self) -> list[int]:
-        upper = np.cumsum([b.weight for b in self._backends])
-        x = self.rng.integers(0, int(upper[-1]), _BLOCK)
-        return np.searchsorted(upper, x, side="right").tolist()
+        upper = np.cumsum([b.weight for b in self._backends], dtype=float)
+        x = self.rng.random(_BLOCK) * upper[-1]
+        return np.minimum(np.searchsorted(upper, x, side="right"), len(upper) - 1).tolist()

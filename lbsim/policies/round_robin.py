@@ -44,7 +44,8 @@ class WeightedRoundRobin(Policy):
     robin (ngx_http_upstream_round_robin.c), with effective weight equal to weight.
 
     The rule is O(n) per pick in NGINX; here one cycle of sum(weights) picks is computed
-    once when the membership changes and then replayed, so a pick costs O(1).
+    once when the membership changes and then replayed, so a pick costs O(1). Weights that
+    are not whole (during slow start) have no short cycle: blocks are computed as needed.
     """
 
     name = "weighted_round_robin"
@@ -52,20 +53,20 @@ class WeightedRoundRobin(Policy):
 
     def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
         self._backends: list[Backend] = []
-        self._weights = self._start = self._end = np.zeros(0, dtype=np.int64)
+        self._weights = self._start = self._end = np.zeros(0)
         self._position = 0
         super().reset(backends, rng)
 
     def update(self, backends: Sequence[Backend]) -> None:
         state = self._replay(self._start, self._position)[0]
-        carried = {b.index: int(c) for b, c in zip(self._backends, state, strict=True)}
+        carried = {b.index: float(c) for b, c in zip(self._backends, state, strict=True)}
         self._backends = list(backends)
-        self._weights = np.array([b.weight for b in self._backends], dtype=np.int64)
-        self._plan(np.array([carried.get(b.index, 0) for b in self._backends], dtype=np.int64))
+        self._weights = np.array([b.weight for b in self._backends], dtype=float)
+        self._plan(np.array([carried.get(b.index, 0.0) for b in self._backends]))
 
     def _replay(self, current: np.ndarray, steps: int) -> tuple[np.ndarray, list[int]]:
         current = current.copy()
-        total = int(self._weights.sum())
+        total = self._weights.sum()
         picks = []
         for _ in range(steps):
             current += self._weights
@@ -76,7 +77,7 @@ class WeightedRoundRobin(Policy):
 
     def _plan(self, start: np.ndarray) -> None:
         self._start = start
-        self._end, picks = self._replay(start, int(self._weights.sum()))
+        self._end, picks = self._replay(start, max(1, round(self._weights.sum())))
         self._cycle = [self._backends[i] for i in picks]
         self._position = 0
 
