@@ -375,6 +375,14 @@ class RetriesModel(Model):
     try_timeout: Duration | None = Field(None, gt=0)
     hedge: Duration | None = Field(None, gt=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _on_is_not_true(cls, data: Any) -> Any:
+        # YAML 1.1 reads the key `on` as the boolean true.
+        if isinstance(data, Mapping) and True in data:
+            data = {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
 
 class StandbyModel(Model):
     """A standby balancer that takes over ``failover`` seconds after the active one fails."""

@@ -308,10 +308,10 @@ def test_random_crashes_give_the_downtime_of_mtbf_and_mttr():
 
 
 def test_retries_amplify_an_overload_and_a_budget_contains_it():
-    # 85% load: without retries every request succeeds. Retrying whatever waits over 100 ms
+    # 70% load: without retries every request succeeds. Retrying whatever waits over 100 ms
     # adds load, queues grow, more tries time out: the fleet collapses into a retry storm.
     retry = {"max": 3, "on": ["timeout"], "try_timeout": "100ms"}
-    base = fleet_scenario(rate="340/s", duration=60.0, timeout="2s")
+    base = fleet_scenario(rate="280/s", duration=60.0, timeout="2s")
     calm = lbsim.simulate(base).summary.loc[0]
     storm = lbsim.simulate(base | {"balancer": base["balancer"] | {"retries": retry}}).summary.loc[0]
     budget = lbsim.simulate(
@@ -320,9 +320,9 @@ def test_retries_amplify_an_overload_and_a_budget_contains_it():
     assert calm["error_rate"] == 0
     assert storm["n_retries"] > 2 * storm["n_requests"]  # tries per request above 3
     assert storm["error_rate"] > 0.9
-    # The budget keeps retries under a fifth of what is in flight: far fewer tries.
-    assert budget["n_retries"] < 0.25 * budget["n_requests"]
-    assert budget["n_ok"] > storm["n_ok"]
+    # The budget keeps retries under a fifth of what is in flight: the storm never starts.
+    assert budget["n_retries"] < 0.05 * budget["n_requests"]
+    assert budget["error_rate"] < 0.05
 
 
 def test_hedging_sends_a_second_copy_and_takes_the_first_answer():

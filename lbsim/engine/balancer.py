@@ -417,12 +417,18 @@ class Balancer:
         if backend is not None and backend.index not in tried:
             return backend
         backend = pool.policy.choose(request)
-        # A retry goes to a backend not tried yet when the policy offers one (Envoy's
-        # previous_hosts predicate, NGINX's per-request tried set).
-        for _ in range(len(pool.eligible) if tried else 0):
-            if backend.index not in tried:
-                break
-            backend = pool.policy.choose(request)
+        if tried and backend.index in tried:
+            # A retry goes to a backend not tried yet (Envoy's previous_hosts predicate,
+            # NGINX's per-request tried set): ask the policy again a few times, then take
+            # the least busy untried backend, as NGINX's scan skipping tried peers would.
+            for _ in range(3):
+                backend = pool.policy.choose(request)
+                if backend.index not in tried:
+                    break
+            else:
+                untried = [b for b in pool.eligible if b.index not in tried]
+                if untried:
+                    backend = min(untried, key=lambda b: b.active)
         if self.sticky is not None:
             key = request.client if self.sticky_by_client else request.session
             self.sticky[key] = (backend, self.env.now)
