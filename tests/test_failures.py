@@ -354,3 +354,36 @@ def test_slow_start_ramps_a_returning_backends_share(style):
         window = requests[(requests["t_arrival"] >= 10 + t - 0.5) & (requests["t_arrival"] < 10 + t + 0.5)]
         f = min(1.0, max(0.1 if style == "envoy" else 0.05, (t + 0.5) / 20))
         assert (window["server"] == "new-0").mean() == pytest.approx(f / (1 + f), abs=0.04), t
+
+
+def test_a_zone_fails_all_at_once():
+    servers = [{"name": "a", "count": 2, "zone": "a"}, {"name": "b", "count": 2, "zone": "b"}]
+    faults = [{"target": "zone:a", "kind": "crash", "at": "10s", "duration": "10s"}]
+    result = lbsim.simulate(fleet_scenario(faults=faults) | {"servers": servers})
+    assert result.faults[["target", "t_start", "t_end"]].values.tolist() == [["zone:a", 10.0, 20.0]]
+    # Round robin: half the requests of the 10 s window fail, out of 60 s.
+    assert result.summary.loc[0, "error_rate"] == pytest.approx(0.5 * 10 / 60, rel=0.06)
+
+
+def test_envoy_request_limit_fails_fast_with_503(trace):
+    # Three requests of 1 s at once; at most 2 outstanding: the third is rejected at once.
+    scenario = make_scenario(workload=trace([(0.0, 1.0)] * 3), servers=[{"name": "web", "count": 3}],
+                             balancer={"circuit_breaker": {"max_requests": 2}})  # fmt: skip
+    requests = lbsim.simulate(scenario).requests.sort_values("t_done")
+    assert requests["status"].tolist() == ["rejected", "ok", "ok"]
+    assert requests["t_done"].tolist() == pytest.approx([0.0, 1.0, 1.0])
+
+
+def test_a_retry_waits_a_full_jitter_back_off():
+    # web-0 is down. Round robin sends every request there first (the retry's pick moves the
+    # rotation on to web-1), and each is retried on web-1 after U[0, 25 ms).
+    crash = {"target": "web-0", "kind": "crash", "at": 0.0, "duration": 100.0}
+    workload = {"arrivals": "deterministic", "rate": 10, "size": "det(5ms)", "clients": 1}
+    scenario = make_scenario(duration=20.0, workload=workload, servers=[{"name": "web", "count": 2}],
+                             faults=[crash], balancer={"retries": {"max": 1, "on": ["connect_failure"]}})  # fmt: skip
+    result = lbsim.simulate(scenario)
+    latency = result.requests["latency"].to_numpy()
+    retried = latency[latency > 0.005 + 1e-9]
+    assert result.summary.loc[0, "n_retries"] == len(retried) == 200
+    assert retried.min() >= 0.005 and retried.max() < 0.005 + 0.025
+    assert retried.mean() == pytest.approx(0.005 + 0.0125, abs=0.003)

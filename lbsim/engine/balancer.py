@@ -495,15 +495,17 @@ class Balancer:
         if request.t_done >= 0:
             return  # the client gave up, or another attempt answered first
         if status == OK:
-            self._finish_call(call, index, OK)
+            self._finish_call(call, attempt, index, OK)
         elif call.live:
             return  # a hedged copy is still out
         elif self._may_retry(call, status):
             self._schedule_retry(call, index)
         else:
-            self._finish_call(call, index, final_status(status))
+            self._finish_call(call, attempt, index, final_status(status))
 
-    def _finish_call(self, call: Call, index: int, status: int) -> None:
+    def _finish_call(self, call: Call, attempt: Request, index: int, status: int) -> None:
+        """End the client's request with the outcome of its last (or winning) attempt."""
+        call.request.t_start = attempt.t_start
         self._release(call.request)
         self.finish(call.request, index, status)
 
