@@ -379,8 +379,11 @@ def test_a_retry_waits_a_full_jitter_back_off():
     # rotation on to web-1), and each is retried on web-1 after U[0, 25 ms).
     crash = {"target": "web-0", "kind": "crash", "at": 0.0, "duration": 100.0}
     workload = {"arrivals": "deterministic", "rate": 10, "size": "det(5ms)", "clients": 1}
-    scenario = make_scenario(duration=20.0, workload=workload, servers=[{"name": "web", "count": 2}],
-                             faults=[crash], balancer={"retries": {"max": 1, "on": ["connect_failure"]}})  # fmt: skip
+    retries = {"retries": {"max": 1, "on": ["connect_failure"]}}
+    servers = [{"name": "web", "count": 2}]
+    scenario = make_scenario(
+        duration=20.0, workload=workload, servers=servers, faults=[crash], balancer=retries
+    )
     result = lbsim.simulate(scenario)
     latency = result.requests["latency"].to_numpy()
     retried = latency[latency > 0.005 + 1e-9]
