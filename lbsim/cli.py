@@ -168,6 +168,41 @@ def remap(policy_name: str, backends: int, keys: int, seed: int) -> None:
 
 
 @main.command()
+@click.option("--quick", is_flag=True, help="Shorter runs (under 2 minutes on 2 cores).")
+@click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results/validation"),
+    show_default=True,
+)
+@click.option("--quiet", is_flag=True, help="Print only the verdict.")
+def validate(quick: bool, jobs: int | None, out: Path, quiet: bool) -> None:
+    """Check the engine against queueing theory; exit 1 if any case fails."""
+    from lbsim.report import write_atomic
+    from lbsim.validation import markdown, table
+    from lbsim.validation import validate as run_suite
+
+    started = time.time()
+    with _progress(quiet) as progress:
+        rows = run_suite(quick=quick, jobs=jobs, progress=progress)
+    seconds = time.time() - started
+    text = markdown(rows)
+    failed = [row for row in rows if not row.passed]
+    kind = "quick" if quick else "full"
+    verdict = f"{len(rows) - len(failed)} of {len(rows)} cases pass ({kind} run, {seconds:.0f} s)."
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(
+        out / "validation.csv", lambda tmp: table(rows).to_csv(tmp, index=False, float_format="%.8g")
+    )
+    write_atomic(out / "validation.md", lambda tmp: tmp.write_text(text + "\n" + verdict + "\n"))
+    if not quiet:
+        click.echo(text)
+    click.echo(verdict)
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
 def policies() -> None:
     """List every balancing policy, its rule and its parameters."""
     for name, cls in POLICIES.items():

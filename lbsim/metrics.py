@@ -63,6 +63,7 @@ class RunTables:
     latency_quantiles: np.ndarray
     faults: pd.DataFrame
     events: pd.DataFrame
+    little: tuple[float, float]
 
 
 def measured(records: Records, warmup: float) -> np.ndarray:
@@ -105,8 +106,23 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
     summary["session_moves"] = session_moves(records, warmup)
     events = pd.DataFrame(output.events, columns=["t", "component", "subject", "event"])
     return RunTables(
-        summary, servers, _timeseries(output, duration, window), quantiles, _faults(output, events), events
+        summary,
+        servers,
+        _timeseries(output, duration, window),
+        quantiles,
+        _faults(output, events),
+        events,
+        little_law(output),
     )
+
+
+def little_law(output: RunOutput) -> tuple[float, float]:
+    """Both sides of Little's law over the whole run: the time-average number of requests in
+    the system (integrated by the engine) and the sum of sojourn times over the run length,
+    which is arrival rate x mean sojourn. They agree exactly when nothing is left in flight."""
+    records = output.records
+    sojourn = float(np.sum(records.t_done - records.t_arrival))
+    return output.in_system_time / output.t_end, sojourn / output.t_end
 
 
 # Events that take a server out of rotation, and that bring it back.

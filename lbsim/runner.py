@@ -118,7 +118,8 @@ def simulate(
     )
 
 
-def _run_task(task: tuple[Scenario, int, int]) -> tuple[RunTables, float]:
+def run_task(task: tuple[Scenario, int, int]) -> tuple[RunTables, float]:
+    """Simulate one (scenario cell, seed, replication) and return its tables and wall time."""
     scenario, seed, replication = task
     started = time.perf_counter()
     output = engine.run(scenario, seed, replication)
@@ -167,12 +168,12 @@ def run_sweep(
     results: list[tuple[RunTables, float] | None] = [None] * len(tasks)
     if jobs == 1 or len(tasks) == 1:
         for i, task in enumerate(tasks):
-            results[i] = _run_task(task)
+            results[i] = run_task(task)
             if progress:
                 progress(i + 1, len(tasks))
     else:
         with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-            futures = {pool.submit(_run_task, task): i for i, task in enumerate(tasks)}
+            futures = {pool.submit(run_task, task): i for i, task in enumerate(tasks)}
             for done, future in enumerate(as_completed(futures), start=1):
                 results[futures[future]] = future.result()
                 if progress:

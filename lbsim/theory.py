@@ -69,3 +69,89 @@ def mg1_ps_response_mean(arrival_rate: float, service_mean: float) -> float:
     load = arrival_rate * service_mean
     _stable(load)
     return service_mean / (1 - load)
+
+
+def mm1_wait_probability(arrival_rate: float, service_rate: float) -> float:
+    """Probability that an M/M/1 arrival waits: rho (PASTA)."""
+    load = arrival_rate / service_rate
+    _stable(load)
+    return load
+
+
+def mm1k_blocking(arrival_rate: float, service_rate: float, capacity: int) -> float:
+    """Blocking probability of M/M/1/K (K = capacity, in service plus waiting):
+    (1 - rho) rho^K / (1 - rho^(K+1)), or 1 / (K + 1) at rho = 1 (Kleinrock I, 3.6)."""
+    load = arrival_rate / service_rate
+    if math.isclose(load, 1.0):
+        return 1 / (capacity + 1)
+    return (1 - load) * load**capacity / (1 - load ** (capacity + 1))
+
+
+def mm1k_throughput(arrival_rate: float, service_rate: float, capacity: int) -> float:
+    """Throughput of M/M/1/K: lambda (1 - P_block)."""
+    return arrival_rate * (1 - mm1k_blocking(arrival_rate, service_rate, capacity))
+
+
+def mm1k_response_mean(arrival_rate: float, service_rate: float, capacity: int) -> float:
+    """Mean response time of admitted M/M/1/K requests: L / throughput (Little), with
+    L = rho / (1 - rho) - (K + 1) rho^(K+1) / (1 - rho^(K+1)), or K / 2 at rho = 1."""
+    load = arrival_rate / service_rate
+    k = capacity
+    if math.isclose(load, 1.0):
+        number = k / 2
+    else:
+        number = load / (1 - load) - (k + 1) * load ** (k + 1) / (1 - load ** (k + 1))
+    return number / mm1k_throughput(arrival_rate, service_rate, capacity)
+
+
+def round_robin_response_mean(servers: int, arrival_rate: float, service_rate: float) -> float:
+    """Mean response time at one of ``servers`` exponential servers fed in round robin from a
+    Poisson stream of total rate ``arrival_rate``: each server is an E_N/M/1 queue (every N-th
+    arrival), a G/M/1 queue with mean response 1 / (mu (1 - sigma)), where sigma in (0, 1) solves
+    sigma = (N lambda / (N lambda + mu (1 - sigma)))^N with lambda the per-server rate
+    (Kleinrock I, 6.4). Solved by fixed-point iteration, which converges from 0."""
+    _stable(arrival_rate / servers / service_rate)
+    sigma = 0.0
+    for _ in range(100_000):
+        following = (arrival_rate / (arrival_rate + service_rate * (1 - sigma))) ** servers
+        if abs(following - sigma) < 1e-14:
+            break
+        sigma = following
+    return 1 / (service_rate * (1 - sigma))
+
+
+def random_dispatch_response_mean(servers: int, arrival_rate: float, service_rate: float) -> float:
+    """Mean response time with uniform random dispatch: N independent M/M/1 queues at rate lambda / N."""
+    return mm1_response_mean(arrival_rate / servers, service_rate)
+
+
+def power_of_d_fraction(load: float, choices: int, at_least: int) -> float:
+    """Mean-field fraction of servers with at least ``at_least`` requests under power of d
+    choices: load^((d^i - 1) / (d - 1)) (Mitzenmacher 2001; Vvedenskaya, Dobrushin,
+    Karpelevich 1996)."""
+    return float(load ** ((choices**at_least - 1) / (choices - 1)))
+
+
+def power_of_d_response_mean(load: float, choices: int, service_rate: float = 1.0) -> float:
+    """Mean-field mean response time under power of d choices: (1 / lambda) sum_i s_i, in units
+    of 1 / mu (Little's law over the mean queue length sum_i s_i)."""
+    _stable(load)
+    total, i = 0.0, 1
+    while True:
+        term = power_of_d_fraction(load, choices, i)
+        total += term
+        if term < 1e-15:
+            break
+        i += 1
+    return total / load / service_rate
+
+
+def response_time_law(users: int, throughput: float, think_mean: float) -> float:
+    """Interactive response-time law of a closed system: R = N / X - Z (Denning and Buzen)."""
+    return users / throughput - think_mean
+
+
+def availability(mtbf: float, mttr: float) -> float:
+    """Long-run fraction of time a server with alternating up and repair times is up:
+    mtbf / (mtbf + mttr) (renewal-reward theorem)."""
+    return mtbf / (mtbf + mttr)

@@ -60,6 +60,7 @@ class RunOutput:
     retry_log: list[tuple[float, int]]
     events: list[tuple[float, str, str, str]]
     occurrences: list[Occurrence]
+    in_system_time: float
 
 
 # Server states in the time series.
@@ -92,6 +93,10 @@ class _Run:
         self.n_started = 0
         self.n_ended = 0
         self.n_arrived = 0
+        # Requests in the system (sent, not ended) integrated over time, for Little's law.
+        self.in_system = 0
+        self.in_system_time = 0.0
+        self.t_in_system = 0.0
         self.open = True
         self.stop = env.event()
         self.servers, self.placements = self._build_servers()
@@ -264,8 +269,15 @@ class _Run:
         self._next_arrival()
         self.send(request)
 
+    def _count_in_system(self, change: int) -> None:
+        now = self.env.now
+        self.in_system_time += self.in_system * (now - self.t_in_system)
+        self.in_system += change
+        self.t_in_system = now
+
     def send(self, request: Request) -> None:
         """A client sends ``request`` now."""
+        self._count_in_system(1)
         if request.t_arrival >= self.warmup:
             self.n_arrived += 1
         if self.timeout is not None:
@@ -306,6 +318,7 @@ class _Run:
         if request.t_done >= 0:
             return
         request.t_done = self.env.now
+        self._count_in_system(-1)
         self.record(request, server, status)
         self.n_ended += 1
         if self.open:
@@ -367,6 +380,7 @@ class _Run:
             retry_log=self.stats.retry_log,
             events=self.events,
             occurrences=self.faults.occurrences if self.faults else [],
+            in_system_time=self.in_system_time + self.in_system * (self.env.now - self.t_in_system),
         )
 
 
