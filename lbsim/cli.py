@@ -83,6 +83,7 @@ def run(
     quiet: bool,
 ) -> None:
     """Simulate SCENARIO with its sweep and replications; write the results folder."""
+    from lbsim.expectations import check
     from lbsim.report import markdown_table, write_results
     from lbsim.runner import run_sweep
 
@@ -98,6 +99,7 @@ def run(
     folder = out if out is not None else Path("results") / loaded.name
     command = shlex.join(["lbsim", *sys.argv[1:]])
     timings = {"simulate_seconds": round(simulated - started, 3)}
+    outcomes = check(loaded.expect, result.table, result.keys)
     write_results(
         folder,
         loaded,
@@ -106,6 +108,7 @@ def run(
         seed=seed,
         replications=replications,
         timings=timings,
+        outcomes=outcomes,
     )
     if not quiet:
         click.echo(
@@ -116,6 +119,11 @@ def run(
             )
         )
         click.echo(f"{len(result.summary)} runs in {simulated - started:.1f}s; results in {folder}/")
+    for outcome in outcomes:
+        if not (quiet and outcome.holds):
+            click.echo(f"expect {outcome.text}: {'holds' if outcome.holds else 'FAILS'} ({outcome.detail})")
+    if not all(outcome.holds for outcome in outcomes):
+        sys.exit(1)
 
 
 class _progress:

@@ -16,35 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from lbsim.engine.recorder import DROPPED, OK, STATUSES, Records
+from lbsim.columns import LATENCY_COLUMNS, METRICS, STATUSES
+from lbsim.engine.recorder import DROPPED, OK, Records
 
 if TYPE_CHECKING:
     from lbsim.engine.model import RunOutput
 
-LATENCY_COLUMNS = (
-    "latency_mean",
-    "latency_p50",
-    "latency_p90",
-    "latency_p99",
-    "latency_p999",
-    "latency_max",
-)
-METRICS: tuple[str, ...] = (
-    "n_requests",
-    *(f"n_{status}" for status in STATUSES),
-    "n_in_flight",
-    "n_retries",
-    "n_hedges",
-    "error_rate",
-    "availability",
-    "throughput",
-    *LATENCY_COLUMNS,
-    "utilization_mean",
-    "utilization_max",
-    "imbalance",
-    "balancer_utilization",
-    "session_moves",
-)
 # Probabilities at which each run keeps its latency distribution, for CDF plots.
 CDF_PROBABILITIES = np.concatenate([np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)])
 

@@ -12,7 +12,7 @@ import math
 import os
 import platform
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from pydantic import BaseModel
 
 from lbsim import plots
+from lbsim.expectations import Outcome
 from lbsim.policies import Policy
 from lbsim.runner import SweepResult
 from lbsim.scenario import Scenario
@@ -168,6 +169,7 @@ def write_results(
     seed: int,
     replications: int,
     timings: dict[str, float],
+    outcomes: Sequence[Outcome] = (),
 ) -> None:
     """Write every table, plot, the report and the manifest of a sweep into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -190,6 +192,10 @@ def write_results(
         "",
         table_md,
     ]
+    if outcomes:
+        report += ["## Expectations", ""]
+        report += [f"- {o.text}: **{'holds' if o.holds else 'FAILS'}** ({o.detail})" for o in outcomes]
+        report += [""]
     for title, name in made:
         report += [f"## {title}", "", f"![{title}]({name})", ""]
     report += ["## Resolved scenario", "", "```yaml", resolved.rstrip(), "```", ""]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from lbsim import engine
-from lbsim.engine.recorder import STATUSES
+from lbsim.columns import STATUSES
 from lbsim.errors import ConfigError
 from lbsim.metrics import RunTables, cell_table, summarize
 from lbsim.policies import Policy

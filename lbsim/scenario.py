@@ -31,6 +31,7 @@ from pydantic import (
 
 from lbsim.distributions import Distribution, Exponential, parse_distribution
 from lbsim.errors import ConfigError, UnknownNameError
+from lbsim.expectations import check_metric, parse_percent
 from lbsim.policies import Policy, make_policy
 from lbsim.units import parse_duration, parse_rate
 from lbsim.workload import (
@@ -498,6 +499,32 @@ class BalancerModel(Model):
         return self
 
 
+class ExpectModel(Model):
+    """An expectation about the results (data, never code); see lbsim.expectations."""
+
+    metric: Annotated[str, BeforeValidator(check_metric)]
+    policy: str | None = None
+    where: dict[str, Any] | None = None
+    below: str | None = None
+    above: str | None = None
+    max: float | None = None
+    min: float | None = None
+    within: Annotated[float, BeforeValidator(parse_percent)] | None = None
+    of: float | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> ExpectModel:
+        rules = [self.below or self.above, self.max is not None or self.min is not None, self.of is not None]
+        if sum(bool(rule) for rule in rules) != 1:
+            raise ConfigError("must have one rule: below/above a policy, max/min, or within ... of; got "
+                              f"{sum(bool(rule) for rule in rules)}.")  # fmt: skip
+        if (self.below or self.above) and not self.policy:
+            raise ConfigError("must name the policy compared; got nothing.", key="policy")
+        if (self.within is None) != (self.of is None):
+            raise ConfigError("must come with 'of' (and 'of' with 'within'); got one of them.", key="within")
+        return self
+
+
 class Scenario(Model):
     """A whole scenario: run length, workload, servers, balancer, sweep grid."""
 
@@ -512,6 +539,7 @@ class Scenario(Model):
     servers: list[ServerGroup] = Field(min_length=1)
     balancer: BalancerModel = BalancerModel()
     faults: list[FaultModel] = Field(default_factory=list)
+    expect: list[ExpectModel] = Field(default_factory=list)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     # The checked input and where it came from, so cells and overrides start from it.
     _source: _Source = PrivateAttr()

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lbsim.columns import STATUSES
 from lbsim.workload import Request
 
-# Terminal statuses, in the order of the summary's count columns.
-STATUSES: tuple[str, ...] = ("ok", "error", "rejected", "timeout", "no_backend", "dropped")
 OK, ERROR, REJECTED, TIMEOUT, NO_BACKEND, DROPPED = range(len(STATUSES))
 # A server refused the connection: an error to the client, but retried as connect_failure.
 CONNECT_FAILURE = len(STATUSES)

@@ -1,0 +1,31 @@
+"""The names the result tables share: terminal statuses and the metrics of summary.csv."""
+
+from __future__ import annotations
+
+# Terminal statuses, in the order of the summary's count columns.
+STATUSES: tuple[str, ...] = ("ok", "error", "rejected", "timeout", "no_backend", "dropped")
+
+LATENCY_COLUMNS = (
+    "latency_mean",
+    "latency_p50",
+    "latency_p90",
+    "latency_p99",
+    "latency_p999",
+    "latency_max",
+)
+METRICS: tuple[str, ...] = (
+    "n_requests",
+    *(f"n_{status}" for status in STATUSES),
+    "n_in_flight",
+    "n_retries",
+    "n_hedges",
+    "error_rate",
+    "availability",
+    "throughput",
+    *LATENCY_COLUMNS,
+    "utilization_mean",
+    "utilization_max",
+    "imbalance",
+    "balancer_utilization",
+    "session_moves",
+)

@@ -1,0 +1,118 @@
+"""Expectations a scenario declares about its own results, checked after the run.
+
+They are data, never code: a metric, an optional policy (and swept values) to look at, and
+one rule: ``below`` / ``above`` another policy in every matching cell, ``max`` / ``min``
+bounds, or ``within`` a relative tolerance ``of`` a value. Each is checked on the per-cell
+means of ``table.csv``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from lbsim.columns import METRICS
+from lbsim.errors import ConfigError, UnknownNameError
+
+
+def parse_percent(value: object) -> float:
+    """``"5%"`` -> 0.05; a bare number is a fraction."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            pass
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigError(f"must be a tolerance such as '5%' or 0.05; got {value!r}.")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One checked expectation."""
+
+    text: str
+    holds: bool
+    detail: str
+
+
+def check_metric(metric: str) -> str:
+    """Raise unless ``metric`` is a summary metric."""
+    if metric not in METRICS:
+        raise UnknownNameError("metric", metric, METRICS)
+    return metric
+
+
+def describe(expectation: Any) -> str:
+    """The expectation in words, as written in the scenario."""
+    parts = [expectation.metric]
+    if expectation.policy:
+        parts.append(f"of {expectation.policy}")
+    if expectation.where:
+        parts.append("where " + ", ".join(f"{k}={v}" for k, v in expectation.where.items()))
+    if expectation.below or expectation.above:
+        parts.append(f"{'below' if expectation.below else 'above'} {expectation.below or expectation.above}")
+    if expectation.max is not None:
+        parts.append(f"<= {expectation.max:g}")
+    if expectation.min is not None:
+        parts.append(f">= {expectation.min:g}")
+    if expectation.of is not None:
+        parts.append(f"within {expectation.within:.0%} of {expectation.of:g}")
+    return " ".join(parts)
+
+
+def check(expectations: list[Any], table: pd.DataFrame, keys: list[str]) -> list[Outcome]:
+    """Check every expectation against the per-cell table (``keys`` identify a cell)."""
+    outcomes = []
+    for expectation in expectations:
+        rows = table
+        for key, value in (expectation.where or {}).items():
+            rows = rows[rows[key].astype(str) == str(value)]
+        metric = expectation.metric
+        other = expectation.below or expectation.above
+        if other:
+            outcomes.append(_compare(expectation, rows, keys, other))
+            continue
+        if expectation.policy:
+            rows = rows[rows["policy"] == expectation.policy]
+        values = rows[metric]
+        if values.empty:
+            outcomes.append(Outcome(describe(expectation), False, "no cell matches"))
+            continue
+        if expectation.of is not None:
+            off = ((values - expectation.of).abs() / abs(expectation.of)).max()
+            holds = off <= expectation.within
+            detail = f"{len(values)} cell(s), farthest {off:.1%} off"
+        elif expectation.max is not None:
+            holds = values.max() <= expectation.max
+            detail = f"largest {values.max():.4g}"
+        else:
+            holds = values.min() >= expectation.min
+            detail = f"smallest {values.min():.4g}"
+        outcomes.append(Outcome(describe(expectation), bool(holds), detail))
+    return outcomes
+
+
+def _compare(expectation: Any, rows: pd.DataFrame, keys: list[str], other: str) -> Outcome:
+    others = [k for k in keys if k not in ("scenario", "policy")]
+    mine = (
+        rows[rows["policy"] == expectation.policy].set_index(others)
+        if others
+        else rows[rows["policy"] == expectation.policy]
+    )
+    theirs = rows[rows["policy"] == other].set_index(others) if others else rows[rows["policy"] == other]
+    if mine.empty or theirs.empty:
+        return Outcome(describe(expectation), False, "no cell matches")
+    a = mine[expectation.metric].to_numpy() if not others else mine[expectation.metric]
+    b = (
+        theirs[expectation.metric].to_numpy()
+        if not others
+        else theirs[expectation.metric].reindex(mine.index)
+    )
+    holds = (a < b) if expectation.below else (a > b)
+    count = int(pd.Series(holds).sum())
+    return Outcome(
+        describe(expectation), bool(pd.Series(holds).all()), f"{count} of {len(pd.Series(holds))} cell(s)"
+    )
