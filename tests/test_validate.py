@@ -10,7 +10,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_quick_validation_passes_every_case(tmp_path):
-    result = CliRunner().invoke(main, ["validate", "--quick", "--jobs", "2", "--quiet", "--out", str(tmp_path)])
+    args = ["validate", "--quick", "--jobs", "2", "--quiet", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
     table = pd.read_csv(tmp_path / "validation.csv")
     failed = table[~table["pass"]]
     assert result.exit_code == 0, failed.to_string()
