@@ -211,6 +211,33 @@ def validate(quick: bool, jobs: int | None, out: Path, quiet: bool) -> None:
 
 
 @main.command()
+@click.option(
+    "--baseline",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results/baseline"),
+    show_default=True,
+)
+@click.option("--update", is_flag=True, help="Rerun the canonical scenarios and rewrite the baseline.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
+@click.option(
+    "--seed", type=int, help="Run with another seed than the baseline's (to test for false alarms)."
+)
+@_config_errors
+def regress(baseline: Path, update: bool, jobs: int | None, seed: int | None) -> None:
+    """Rerun the canonical scenarios and compare with the baseline; exit 1 if behaviour moved."""
+    from lbsim import regress as regression
+
+    if update:
+        names = regression.update(baseline, jobs=jobs)
+        click.echo(f"baseline rewritten in {baseline}/: {', '.join(names)}")
+        return
+    changes = regression.compare(baseline, jobs=jobs, seed=seed)
+    click.echo(regression.report(changes))
+    if any(change.moved for change in changes):
+        sys.exit(1)
+
+
+@main.command()
 def policies() -> None:
     """List every balancing policy, its rule and its parameters."""
     for name, cls in POLICIES.items():

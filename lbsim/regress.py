@@ -1,0 +1,163 @@
+"""Regression of algorithm behaviour: rerun the canonical scenarios, compare with a baseline.
+
+A baseline folder holds, per scenario, ``baseline.json`` (the scenario file, the overrides
+that keep it small, seed and replications) and the ``table.csv`` it produced. A metric of a
+cell has moved when the change is statistically significant (larger than the combined
+95% half-widths of both runs) and larger than a practical threshold (15% of the baseline
+value, and at least an absolute floor per metric, so that noise around zero never counts).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lbsim.errors import ConfigError
+from lbsim.report import write_atomic
+from lbsim.runner import run_sweep
+from lbsim.scenario import load_scenario
+
+# The canonical scenarios and the overrides that make them quick enough for CI.
+CANONICAL: dict[str, dict[str, Any]] = {
+    "quickstart": {"duration": "60s", "warmup": "6s"},
+    "slow-servers": {"duration": "60s", "warmup": "6s"},
+    "high-variance": {"duration": "60s", "warmup": "6s"},
+    "hashing": {"duration": "40s", "warmup": "4s"},
+}
+COMPARED = ("latency_mean", "latency_p99", "error_rate", "utilization_max", "imbalance", "session_moves")
+RELATIVE = 0.15
+FLOOR = {
+    "latency_mean": 0.002,
+    "latency_p99": 0.005,
+    "error_rate": 0.01,
+    "utilization_max": 0.03,
+    "imbalance": 0.05,
+    "session_moves": 0.02,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A metric of a cell compared with its baseline."""
+
+    scenario: str
+    cell: str
+    metric: str
+    baseline: float
+    baseline_ci: float
+    now: float
+    now_ci: float
+
+    @property
+    def significant(self) -> bool:
+        """The change is larger than the two runs' combined 95% half-widths."""
+        spread = math.hypot(_zero(self.baseline_ci), _zero(self.now_ci))
+        return abs(self.now - self.baseline) > spread
+
+    @property
+    def practical(self) -> bool:
+        """The change is larger than 15% of the baseline and the metric's absolute floor."""
+        return abs(self.now - self.baseline) > max(RELATIVE * abs(self.baseline), FLOOR[self.metric])
+
+    @property
+    def moved(self) -> bool:
+        return self.significant and self.practical
+
+
+def _zero(value: float) -> float:
+    return 0.0 if math.isnan(value) else value
+
+
+def _run(spec: dict[str, Any], jobs: int | None, seed: int | None) -> tuple[pd.DataFrame, list[str]]:
+    scenario = load_scenario(Path(spec["scenario"]), overrides=list(spec["overrides"].items()))
+    result = run_sweep(
+        scenario, jobs=jobs, seed=spec["seed"] if seed is None else seed, replications=spec["replications"]
+    )
+    return result.table, result.keys
+
+
+def update(
+    baseline: Path,
+    *,
+    jobs: int | None = None,
+    scenarios_dir: Path = Path("scenarios"),
+    canonical: dict[str, dict[str, Any]] | None = None,
+) -> list[str]:
+    """Rerun the canonical scenarios and write them as the new baseline; return their names."""
+    canonical = CANONICAL if canonical is None else canonical
+    for name, overrides in canonical.items():
+        spec = {
+            "scenario": str(scenarios_dir / f"{name}.yaml"),
+            "overrides": overrides,
+            "seed": None,
+            "replications": 3,
+        }
+        spec["seed"] = load_scenario(Path(spec["scenario"])).seed
+        table, keys = _run(spec, jobs, None)
+        folder = baseline / name
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(
+            folder / "table.csv", lambda tmp, t=table: t.to_csv(tmp, index=False, float_format="%.10g")
+        )
+        spec["keys"] = keys
+        write_atomic(
+            folder / "baseline.json", lambda tmp, s=spec: tmp.write_text(json.dumps(s, indent=2) + "\n")
+        )
+    return list(canonical)
+
+
+def compare(baseline: Path, *, jobs: int | None = None, seed: int | None = None) -> list[Change]:
+    """Rerun every scenario of ``baseline`` and compare each metric per cell."""
+    specs = sorted(baseline.glob("*/baseline.json"))
+    if not specs:
+        raise ConfigError(f"--baseline must hold */baseline.json files; got none in {str(baseline)!r}.")
+    changes = []
+    for path in specs:
+        spec = json.loads(path.read_text())
+        stored = pd.read_csv(path.parent / "table.csv")
+        table, keys = _run(spec, jobs, seed)
+        cells = [k for k in keys if k != "scenario"]
+        merged = stored.merge(table, on=cells, suffixes=("_baseline", "_now"))
+        for row in merged.to_dict("records"):
+            cell = ", ".join(str(row[k]) for k in cells)
+            for metric in COMPARED:
+                changes.append(
+                    Change(
+                        path.parent.name,
+                        cell,
+                        metric,
+                        row[f"{metric}_baseline"],
+                        row[f"{metric}_ci_baseline"],
+                        row[f"{metric}_now"],
+                        row[f"{metric}_ci_now"],
+                    )
+                )
+    return changes
+
+
+def report(changes: list[Change]) -> str:
+    """What moved, as a readable table (or a line saying nothing did)."""
+    moved = [c for c in changes if c.moved]
+    if not moved:
+        return (
+            f"No regression: {len(changes)} metric values compared, "
+            "none moved significantly and by more than 15%."
+        )
+    lines = [
+        f"{len(moved)} of {len(changes)} metric values moved:",
+        "",
+        "| scenario | cell | metric | baseline | now | change |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in moved:
+        change = (c.now - c.baseline) / abs(c.baseline) if c.baseline else math.inf
+        lines.append(
+            f"| {c.scenario} | {c.cell} | {c.metric} | {c.baseline:.4g} ± {_zero(c.baseline_ci):.2g} | "
+            f"{c.now:.4g} ± {_zero(c.now_ci):.2g} | {change:+.0%} |"
+        )
+    return "\n".join(lines)
