@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from lbsim.errors import ConfigError
-from lbsim.report import write_atomic
+from lbsim.report import write_text_atomic
 from lbsim.runner import run_sweep
 from lbsim.scenario import load_scenario
 
@@ -91,23 +91,19 @@ def update(
     """Rerun the canonical scenarios and write them as the new baseline; return their names."""
     canonical = CANONICAL if canonical is None else canonical
     for name, overrides in canonical.items():
-        spec = {
-            "scenario": str(scenarios_dir / f"{name}.yaml"),
+        path = scenarios_dir / f"{name}.yaml"
+        spec: dict[str, Any] = {
+            "scenario": str(path),
             "overrides": overrides,
-            "seed": None,
+            "seed": load_scenario(path).seed,
             "replications": 3,
         }
-        spec["seed"] = load_scenario(Path(spec["scenario"])).seed
         table, keys = _run(spec, jobs, None)
+        spec["keys"] = keys
         folder = baseline / name
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(
-            folder / "table.csv", lambda tmp, t=table: t.to_csv(tmp, index=False, float_format="%.10g")
-        )
-        spec["keys"] = keys
-        write_atomic(
-            folder / "baseline.json", lambda tmp, s=spec: tmp.write_text(json.dumps(s, indent=2) + "\n")
-        )
+        write_text_atomic(folder / "table.csv", table.to_csv(index=False, float_format="%.10g"))
+        write_text_atomic(folder / "baseline.json", json.dumps(spec, indent=2) + "\n")
     return list(canonical)
 
 

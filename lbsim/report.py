@@ -59,7 +59,8 @@ def _csv(path: Path, frame: pd.DataFrame) -> None:
     write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.10g"))
 
 
-def _text(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file."""
     write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
@@ -176,7 +177,7 @@ def write_results(
     _csv(folder / "summary.csv", result.summary)
     _csv(folder / "table.csv", result.table)
     table_md = markdown_table(result.table, result.keys)
-    _text(folder / "table.md", table_md)
+    write_text_atomic(folder / "table.md", table_md)
     _csv(folder / "servers.csv", result.servers)
     _csv(folder / "timeseries.csv", result.timeseries)
     _csv(folder / "faults.csv", result.faults)
@@ -199,7 +200,7 @@ def write_results(
     for title, name in made:
         report += [f"## {title}", "", f"![{title}]({name})", ""]
     report += ["## Resolved scenario", "", "```yaml", resolved.rstrip(), "```", ""]
-    _text(folder / "report.md", "\n".join(report))
+    write_text_atomic(folder / "report.md", "\n".join(report))
     manifest = {
         "versions": versions(),
         "command": command,
@@ -209,7 +210,7 @@ def write_results(
         "timings": timings,
         "cells": result.cells,
     }
-    _text(folder / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+    write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
 
 
 def _plain(value: Any) -> Any:
