@@ -47,7 +47,8 @@ def plot_metric(
     by: str | Sequence[str] = "policy",
     ax: Axes | None = None,
 ) -> Axes:
-    """``metric`` against ``x``, one line per value of ``by`` (a column or several), with 95% bars.
+    """``metric`` against ``x``, one line per value of ``by`` (a column or several), with its
+    95% confidence band.
 
     Args:
         table: the per-cell table (``table.csv``) with ``<metric>`` and ``<metric>_ci``.
@@ -57,15 +58,9 @@ def plot_metric(
     for name, group in table.groupby(columns, sort=False):
         group = group.sort_values(x)
         ci = group[f"{metric}_ci"].fillna(0).to_numpy()
-        label = ", ".join(str(part) for part in name)
-        ax.errorbar(
-            group[x].to_numpy(),
-            group[metric].to_numpy(),
-            yerr=ci,
-            marker="o",
-            capsize=3,
-            label=label,
-        )
+        xs, ys = group[x].to_numpy(), group[metric].to_numpy()
+        (line,) = ax.plot(xs, ys, marker="o", label=", ".join(str(part) for part in name))
+        ax.fill_between(xs, ys - ci, ys + ci, color=line.get_color(), alpha=0.2)
     if metric.startswith("latency"):
         ax.set_yscale("log")
     ax.set_xlabel(x)
@@ -159,3 +154,29 @@ def _shade(ax: Axes, faults: pd.DataFrame | None) -> None:
     if faults is not None:
         for t_start, t_end in faults[["t_start", "t_end"]].to_numpy(dtype=float):
             ax.axvspan(t_start, t_end, color="red", alpha=0.15)
+
+
+def plot_policy_panel(
+    table: pd.DataFrame,
+    x: str,
+    metrics: Sequence[str] = ("latency_p50", "latency_p99", "error_rate", "imbalance"),
+    *,
+    by: str | Sequence[str] = "policy",
+    axes: Sequence[Axes] | None = None,
+) -> list[Axes]:
+    """A policy comparison panel: each of ``metrics`` against ``x``, one small chart each.
+
+    Returns:
+        the Axes, one per metric (created in one figure when ``axes`` is not given).
+    """
+    if axes is None:
+        figure = plt.figure(figsize=(11, 7), layout="constrained")
+        axes = list(figure.subplots(2, (len(metrics) + 1) // 2).flat)
+    for ax, metric in zip(axes, metrics, strict=False):
+        plot_metric(table, x, metric, by=by, ax=ax)
+        ax.set_title(metric)
+    for ax in list(axes)[1:]:
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.remove()
+    return list(axes)

@@ -111,6 +111,15 @@ def _plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
                     f"{metric} against {key}",
                     functools.partial(plots.plot_metric, result.table, key, metric, by=others),
                 )
+    numeric = [k for k in swept if pd.api.types.is_numeric_dtype(result.table[k])]
+    if numeric:
+        others = [k for k in result.keys if k not in ("scenario", numeric[0])]
+        figure = Figure(figsize=(11, 7), layout="constrained")
+        plots.plot_policy_panel(result.table, numeric[0], by=others, axes=list(figure.subplots(2, 2).flat))
+        write_atomic(
+            folder / "plots" / "policy_panel.png", lambda tmp: figure.savefig(tmp, format="png", dpi=100)
+        )
+        made.append(("Policy comparison", "plots/policy_panel.png"))
     if not any(path.startswith("plots/latency_p99_vs") for _, path in made):
         for metric in ("latency_p99", "error_rate"):
             save(
