@@ -1,15 +1,11 @@
 """Every plot takes the tidy tables and returns Axes, without showing or writing anything."""
 
-import matplotlib
+import pytest
+from matplotlib.axes import Axes
 
-matplotlib.use("Agg")
-
-import pytest  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-
-import lbsim  # noqa: E402
-from lbsim import plots  # noqa: E402
-from tests.helpers import make_scenario  # noqa: E402
+import lbsim
+from lbsim import plots
+from tests.helpers import make_scenario
 
 
 @pytest.fixture(scope="module")
