@@ -165,6 +165,15 @@ def run_sweep(
         raise ConfigError(f"jobs must be >= 1; got {jobs}.")
     cells = expand(scenario)
     tasks = [(cell.scenario, seed, r) for cell in cells for r in range(replications)]
+    return _assemble(scenario, cells, seed, replications, run_tasks(tasks, jobs, progress))
+
+
+def run_tasks(
+    tasks: list[tuple[Scenario, int, int]],
+    jobs: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[tuple[RunTables, float]]:
+    """Run (scenario, seed, replication) tasks, in this process or a pool, results in task order."""
     results: list[tuple[RunTables, float] | None] = [None] * len(tasks)
     if jobs == 1 or len(tasks) == 1:
         for i, task in enumerate(tasks):
@@ -178,7 +187,7 @@ def run_sweep(
                 results[futures[future]] = future.result()
                 if progress:
                     progress(done, len(tasks))
-    return _assemble(scenario, cells, seed, replications, results)  # type: ignore[arg-type]
+    return results  # type: ignore[return-value]
 
 
 def _assemble(

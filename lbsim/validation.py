@@ -14,7 +14,6 @@ import math
 import os
 import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +22,7 @@ import pandas as pd
 
 from lbsim import theory
 from lbsim.metrics import RunTables, confidence_half_width
-from lbsim.runner import run_task
+from lbsim.runner import run_tasks
 from lbsim.scenario import load_scenario
 
 MU = 100.0  # service rate of every case: exponential sizes with mean 10 ms
@@ -421,20 +420,8 @@ def validate(
         for scenario in case.scenarios:
             keys.setdefault(json.dumps(scenario, sort_keys=True), scenario)
     tasks = [(key, load_scenario(data), r) for key, data in keys.items() for r in range(replications)]
-    results: dict[tuple[str, int], RunTables] = {}
-    jobs = jobs or os.cpu_count() or 1
-    if jobs == 1:
-        for done, (key, loaded, r) in enumerate(tasks, start=1):
-            results[key, r] = run_task((loaded, SEED, r))[0]
-            if progress:
-                progress(done, len(tasks))
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(run_task, (loaded, SEED, r)): (key, r) for key, loaded, r in tasks}
-            for done, future in enumerate(as_completed(futures), start=1):
-                results[futures[future]] = future.result()[0]
-                if progress:
-                    progress(done, len(tasks))
+    outputs = run_tasks([(loaded, SEED, r) for _, loaded, r in tasks], jobs or os.cpu_count() or 1, progress)
+    results = {(key, r): tables for (key, _, r), (tables, _) in zip(tasks, outputs, strict=True)}
     rows = []
     for case in suite:
         runs = [json.dumps(s, sort_keys=True) for s in case.scenarios]
