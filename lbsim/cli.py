@@ -70,6 +70,7 @@ def main() -> None:
     metavar="KEY.PATH=V1,V2,...",
     help="Replace or add a sweep axis (repeatable).",
 )
+@click.option("--scheduler", help="Run on a Dask cluster: tcp://HOST:8786, or 'local' for a LocalCluster.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @_config_errors
 def run(
@@ -80,6 +81,7 @@ def run(
     jobs: int | None,
     sets: tuple[str, ...],
     sweeps: tuple[str, ...],
+    scheduler: str | None,
     quiet: bool,
 ) -> None:
     """Simulate SCENARIO with its sweep and replications; write the results folder."""
@@ -94,7 +96,9 @@ def run(
     replications = loaded.replications if replications is None else replications
     started = time.time()
     with _progress(quiet) as progress:
-        result = run_sweep(loaded, jobs=jobs, seed=seed, replications=replications, progress=progress)
+        result = run_sweep(
+            loaded, jobs=jobs, seed=seed, replications=replications, progress=progress, scheduler=scheduler
+        )
     simulated = time.time()
     folder = out if out is not None else Path("results") / loaded.name
     command = shlex.join(["lbsim", *sys.argv[1:]])

@@ -145,6 +145,7 @@ def run_sweep(
     seed: int | None = None,
     replications: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    scheduler: str | None = None,
 ) -> SweepResult:
     """Simulate every cell of the sweep grid for every replication.
 
@@ -154,6 +155,8 @@ def run_sweep(
         seed: overrides the scenario's seed.
         replications: overrides the scenario's number of replications.
         progress: called as ``progress(done, total)`` after each finished run.
+        scheduler: a Dask scheduler address (``tcp://host:8786``), or ``local`` for a
+            LocalCluster of 2 workers on this machine; None runs in ``jobs`` processes.
     """
     scenario = _scenario(scenario)
     seed = scenario.seed if seed is None else seed
@@ -165,16 +168,20 @@ def run_sweep(
         raise ConfigError(f"jobs must be >= 1; got {jobs}.")
     cells = expand(scenario)
     tasks = [(cell.scenario, seed, r) for cell in cells for r in range(replications)]
-    return _assemble(scenario, cells, seed, replications, run_tasks(tasks, jobs, progress))
+    return _assemble(scenario, cells, seed, replications, run_tasks(tasks, jobs, progress, scheduler))
 
 
 def run_tasks(
     tasks: list[tuple[Scenario, int, int]],
     jobs: int,
     progress: Callable[[int, int], None] | None = None,
+    scheduler: str | None = None,
 ) -> list[tuple[RunTables, float]]:
-    """Run (scenario, seed, replication) tasks, in this process or a pool, results in task order."""
+    """Run (scenario, seed, replication) tasks, results in task order: in this process, in a
+    process pool of ``jobs``, or on a Dask cluster (``scheduler``: an address or ``local``)."""
     results: list[tuple[RunTables, float] | None] = [None] * len(tasks)
+    if scheduler is not None:
+        return _on_dask(tasks, scheduler, progress)
     if jobs == 1 or len(tasks) == 1:
         for i, task in enumerate(tasks):
             results[i] = run_task(task)
@@ -187,6 +194,34 @@ def run_tasks(
                 results[futures[future]] = future.result()
                 if progress:
                     progress(done, len(tasks))
+    return results  # type: ignore[return-value]
+
+
+def _on_dask(
+    tasks: list[tuple[Scenario, int, int]], scheduler: str, progress: Callable[[int, int], None] | None
+) -> list[tuple[RunTables, float]]:
+    try:
+        from dask.distributed import Client, LocalCluster
+        from dask.distributed import as_completed as dask_completed
+    except ImportError:
+        raise ConfigError(
+            f"--scheduler needs Dask distributed: pip install 'lbsim[dask]'; got {scheduler!r}."
+        ) from None
+    cluster = (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True) if scheduler == "local" else None
+    )
+    try:
+        with Client(cluster if cluster is not None else scheduler) as client:
+            futures = client.map(run_task, tasks, pure=False)
+            position = {future.key: i for i, future in enumerate(futures)}
+            results: list[tuple[RunTables, float] | None] = [None] * len(tasks)
+            for done, future in enumerate(dask_completed(futures), start=1):
+                results[position[future.key]] = future.result()
+                if progress:
+                    progress(done, len(tasks))
+    finally:
+        if cluster is not None:
+            cluster.close()
     return results  # type: ignore[return-value]
 
 
@@ -250,6 +285,7 @@ def sweep(
     jobs: int | None = None,
     seed: int | None = None,
     replications: int | None = None,
+    scheduler: str | None = None,
 ) -> pd.DataFrame:
     """Simulate the sweep grid x replications and return the summary table (summary.csv)."""
-    return run_sweep(scenario, jobs=jobs, seed=seed, replications=replications).summary
+    return run_sweep(scenario, jobs=jobs, seed=seed, replications=replications, scheduler=scheduler).summary
