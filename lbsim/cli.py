@@ -87,20 +87,26 @@ def run(
     """Simulate SCENARIO with its sweep and replications; write the results folder."""
     from lbsim.expectations import check
     from lbsim.report import markdown_table, write_results
-    from lbsim.runner import run_sweep
+    from lbsim.runner import RunCache, run_sweep
 
     overrides = [parse_assignment(text, "--set") for text in sets]
     axes = [(key, split_values(values)) for key, values in (parse_assignment(t, "--sweep") for t in sweeps)]
     loaded = load_scenario(scenario, overrides=overrides, sweeps=axes)
     seed = loaded.seed if seed is None else seed
     replications = loaded.replications if replications is None else replications
+    folder = out if out is not None else Path("results") / loaded.name
     started = time.time()
     with _progress(quiet) as progress:
         result = run_sweep(
-            loaded, jobs=jobs, seed=seed, replications=replications, progress=progress, scheduler=scheduler
+            loaded,
+            jobs=jobs,
+            seed=seed,
+            replications=replications,
+            progress=progress,
+            scheduler=scheduler,
+            cache=RunCache(folder / "cache"),
         )
     simulated = time.time()
-    folder = out if out is not None else Path("results") / loaded.name
     command = shlex.join(["lbsim", *sys.argv[1:]])
     timings = {"simulate_seconds": round(simulated - started, 3)}
     outcomes = check(loaded.expect, result.table, result.keys)

@@ -6,7 +6,9 @@ sweep gives identical results serially or in a process pool.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -146,6 +148,7 @@ def run_sweep(
     replications: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     scheduler: str | None = None,
+    cache: RunCache | None = None,
 ) -> SweepResult:
     """Simulate every cell of the sweep grid for every replication.
 
@@ -157,6 +160,7 @@ def run_sweep(
         progress: called as ``progress(done, total)`` after each finished run.
         scheduler: a Dask scheduler address (``tcp://host:8786``), or ``local`` for a
             LocalCluster of 2 workers on this machine; None runs in ``jobs`` processes.
+        cache: where finished runs are kept; runs found there are not simulated again.
     """
     scenario = _scenario(scenario)
     seed = scenario.seed if seed is None else seed
@@ -168,7 +172,49 @@ def run_sweep(
         raise ConfigError(f"jobs must be >= 1; got {jobs}.")
     cells = expand(scenario)
     tasks = [(cell.scenario, seed, r) for cell in cells for r in range(replications)]
-    return _assemble(scenario, cells, seed, replications, run_tasks(tasks, jobs, progress, scheduler))
+    found = [cache.load(task) if cache is not None else None for task in tasks]
+    todo = [i for i, result in enumerate(found) if result is None]
+    reused = len(tasks) - len(todo)
+
+    def finished(done: int, total: int) -> None:
+        if progress:
+            progress(reused + done, len(tasks))
+
+    fresh = run_tasks([tasks[i] for i in todo], jobs, finished, scheduler, cache.store if cache else None)
+    for i, result in zip(todo, fresh, strict=True):
+        found[i] = result
+    return _assemble(scenario, cells, seed, replications, found, {i // replications for i in todo})  # type: ignore[arg-type]
+
+
+class RunCache:
+    """Finished runs kept in a folder, one file each, keyed by a hash of the resolved cell,
+    the seed, the replication and the lbsim version; files are written whole or not at all."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, task: tuple[Scenario, int, int]) -> Path:
+        """Where the run of ``task`` is kept."""
+        from lbsim import __version__
+
+        scenario, seed, replication = task
+        text = f"{scenario!r}|{seed}|{replication}|{__version__}"
+        return self.folder / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.pickle"
+
+    def load(self, task: tuple[Scenario, int, int]) -> tuple[RunTables, float] | None:
+        """The kept run of ``task``, or None."""
+        path = self.path(task)
+        if not path.exists():
+            return None
+        with path.open("rb") as file:
+            result: tuple[RunTables, float] = pickle.load(file)
+        return result
+
+    def store(self, task: tuple[Scenario, int, int], result: tuple[RunTables, float]) -> None:
+        """Keep the run of ``task``."""
+        from lbsim.report import write_atomic
+
+        write_atomic(self.path(task), lambda tmp: tmp.write_bytes(pickle.dumps(result)))
 
 
 def run_tasks(
@@ -176,30 +222,40 @@ def run_tasks(
     jobs: int,
     progress: Callable[[int, int], None] | None = None,
     scheduler: str | None = None,
+    store: Callable[[tuple[Scenario, int, int], tuple[RunTables, float]], None] | None = None,
 ) -> list[tuple[RunTables, float]]:
     """Run (scenario, seed, replication) tasks, results in task order: in this process, in a
-    process pool of ``jobs``, or on a Dask cluster (``scheduler``: an address or ``local``)."""
+    process pool of ``jobs``, or on a Dask cluster (``scheduler``: an address or ``local``).
+    ``store`` is called with each result as soon as it arrives."""
     results: list[tuple[RunTables, float] | None] = [None] * len(tasks)
+
+    def arrived(i: int, result: tuple[RunTables, float], done: int) -> None:
+        results[i] = result
+        if store is not None:
+            store(tasks[i], result)
+        if progress:
+            progress(done, len(tasks))
+
+    if not tasks:
+        return []
     if scheduler is not None:
-        return _on_dask(tasks, scheduler, progress)
-    if jobs == 1 or len(tasks) == 1:
+        _on_dask(tasks, scheduler, arrived)
+    elif jobs == 1 or len(tasks) == 1:
         for i, task in enumerate(tasks):
-            results[i] = run_task(task)
-            if progress:
-                progress(i + 1, len(tasks))
+            arrived(i, run_task(task), i + 1)
     else:
         with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
             futures = {pool.submit(run_task, task): i for i, task in enumerate(tasks)}
             for done, future in enumerate(as_completed(futures), start=1):
-                results[futures[future]] = future.result()
-                if progress:
-                    progress(done, len(tasks))
+                arrived(futures[future], future.result(), done)
     return results  # type: ignore[return-value]
 
 
 def _on_dask(
-    tasks: list[tuple[Scenario, int, int]], scheduler: str, progress: Callable[[int, int], None] | None
-) -> list[tuple[RunTables, float]]:
+    tasks: list[tuple[Scenario, int, int]],
+    scheduler: str,
+    arrived: Callable[[int, tuple[RunTables, float], int], None],
+) -> None:
     try:
         from dask.distributed import Client, LocalCluster
         from dask.distributed import as_completed as dask_completed
@@ -214,15 +270,11 @@ def _on_dask(
         with Client(cluster if cluster is not None else scheduler) as client:
             futures = client.map(run_task, tasks, pure=False)
             position = {future.key: i for i, future in enumerate(futures)}
-            results: list[tuple[RunTables, float] | None] = [None] * len(tasks)
             for done, future in enumerate(dask_completed(futures), start=1):
-                results[position[future.key]] = future.result()
-                if progress:
-                    progress(done, len(tasks))
+                arrived(position[future.key], future.result(), done)
     finally:
         if cluster is not None:
             cluster.close()
-    return results  # type: ignore[return-value]
 
 
 def _assemble(
@@ -231,6 +283,7 @@ def _assemble(
     seed: int,
     replications: int,
     results: list[tuple[RunTables, float]],
+    simulated: set[int],
 ) -> SweepResult:
     keys = ["scenario", "policy", *(key for key in scenario.sweep if key != "balancer.policy")]
     summary_rows, servers, series, cdf, faults, cell_rows = [], [], [], [], [], []
@@ -254,7 +307,8 @@ def _assemble(
                     {"probability": _probabilities(tables), "latency": tables.latency_quantiles}
                 ).assign(**ids)
             )
-        cell_rows.append({**label, "status": "done", "wall_time": round(wall, 3)})
+        status = "done" if c in simulated else "cached"
+        cell_rows.append({**label, "status": status, "wall_time": round(wall, 3)})
     summary = pd.DataFrame(summary_rows)
     id_columns = [*keys, "replication", "seed"]
     return SweepResult(
