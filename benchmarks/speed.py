@@ -6,9 +6,10 @@
 2. Peak memory of ``lbsim run`` at 100,000 and 1,000,000 requests, and the growth per
    request against the size of one request's record (41 bytes).
 3. Per-request cost of each policy with 10 and with 1,000 backends.
-4. Engine time with health checks and outlier detection configured but nothing failing.
+4. Per-request cost with 8 balancer instances over 10 and over 1,000 servers.
+5. Engine time with health checks and outlier detection configured but nothing failing.
 
-Usage: python benchmarks/speed.py [--repeat N] [--only speed|memory|policies|resilience]
+Usage: python benchmarks/speed.py [--repeat N] [--only speed|memory|policies|fleet|resilience]
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def memory() -> None:
     print(f"  growth: {per_request:.0f} bytes per request (one record is {RECORD_BYTES} bytes)")
 
 
-def policy_cost(policy: str, n_servers: int, n_requests: int = 200_000) -> float:
+def policy_cost(policy: str, n_servers: int, n_requests: int = 200_000, instances: int = 1) -> float:
     """Seconds of simulation per request for ``policy`` over ``n_servers`` identical servers."""
     import lbsim
     from lbsim import engine
@@ -95,7 +96,7 @@ def policy_cost(policy: str, n_servers: int, n_requests: int = 200_000) -> float
             "window": n_requests / rate,
             "workload": {"rate": rate, "size": "exp(10ms)"},
             "servers": [{"name": "web", "count": n_servers}],
-            "balancer": {"policy": policy, "cost": 0},
+            "balancer": {"policy": policy, "cost": 0, "instances": instances},
         }
     )
     started = time.perf_counter()
@@ -111,6 +112,15 @@ def policies() -> None:
     for name in lbsim.POLICIES:
         small, large = policy_cost(name, 10), policy_cost(name, 1000)
         print(f"  {name:28s} {small * 1e6:12.2f} {large * 1e6:14.2f} {large / small:6.2f}")
+
+
+def fleet() -> None:
+    """Per-request cost with 8 balancer instances: 10 servers against 1,000."""
+    print("per-request cost of the engine (microseconds), 8 balancer instances, 200,000 requests at 90% load")
+    print(f"  {'policy':20s} {'10 servers':>11s} {'1000 servers':>13s} {'ratio':>6s}")
+    for name in ("least_connections", "p2c", "maglev"):
+        small, large = policy_cost(name, 10, instances=8), policy_cost(name, 1000, instances=8)
+        print(f"  {name:20s} {small * 1e6:11.2f} {large * 1e6:13.2f} {large / small:6.2f}  (target <= 2)")
 
 
 def resilience(repeat: int) -> None:
@@ -145,7 +155,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--only", choices=["speed", "memory", "policies", "resilience"])
+    parser.add_argument("--only", choices=["speed", "memory", "policies", "fleet", "resilience"])
     args = parser.parse_args()
     if args.only in (None, "speed"):
         speed(args.repeat)
@@ -153,6 +163,8 @@ def main() -> None:
         memory()
     if args.only in (None, "policies"):
         policies()
+    if args.only in (None, "fleet"):
+        fleet()
     if args.only in (None, "resilience"):
         resilience(args.repeat)
 
