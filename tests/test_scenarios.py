@@ -12,7 +12,7 @@ SCENARIOS = sorted((Path(__file__).parents[1] / "scenarios").glob("*.yaml"))
 
 
 # Scenarios too big for 40 simulated seconds in a test run.
-SHORT = {"large-fleet": ("2s", "0.2s")}
+SHORT = {"large-fleet": ("1s", "0.1s")}
 
 
 def run_small(path: Path, out: Path, duration: str = "40s", warmup: str = "4s") -> pd.DataFrame:
