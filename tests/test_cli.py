@@ -127,3 +127,34 @@ def test_readme_commands_name_the_bundled_scenario():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert "lbsim run scenarios/quickstart.yaml" in readme
     assert "python -m pytest" in readme
+
+
+def test_expectations_are_checked_reported_and_set_the_exit_code(tmp_path):
+    expect = [
+        {"metric": "latency_p99", "policy": "least_connections", "below": "random"},
+        {"metric": "error_rate", "max": 0.01},
+        {"metric": "latency_mean", "policy": "random", "within": "1%", "of": 1.0},
+    ]
+    path = tmp_path / "expect.yaml"
+    path.write_text(yaml.safe_dump(SMALL | {"expect": expect}))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--jobs", "1", "--quiet"])
+    assert result.exit_code == 1
+    # Quiet prints only what fails; every file is still written.
+    assert (
+        result.output.strip().splitlines() == [result.output.strip().splitlines()[0]]
+        and "latency_mean of random within 1% of 1: FAILS" in result.output
+    )
+    report = (out / "report.md").read_text()
+    assert "latency_p99 of least_connections below random: **holds**" in report
+    assert "error_rate <= 0.01: **holds**" in report
+    assert (out / "summary.csv").exists()
+
+
+def test_an_unknown_expectation_metric_is_bad_input(tmp_path):
+    path = tmp_path / "expect.yaml"
+    path.write_text(yaml.safe_dump(SMALL | {"expect": [{"metric": "latency_p95", "max": 1}]}))
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "expect[0].metric: unknown metric 'latency_p95'. Did you mean" in result.output
+    assert not (tmp_path / "out").exists()
