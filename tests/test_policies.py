@@ -197,3 +197,14 @@ def test_check_policy_catches_global_randomness():
 
     with pytest.raises(AssertionError, match="global random state"):
         check_policy(Global())
+
+
+def test_check_policy_catches_the_random_module():
+    import random
+
+    class StdlibRandom(Fixed):
+        def choose(self, request):
+            return random.choice(self.backends)
+
+    with pytest.raises(AssertionError, match="must not draw from the random module"):
+        check_policy(StdlibRandom())
