@@ -45,7 +45,8 @@ class HealthChecker:
         self.haproxy = config.style == "haproxy"
         top = config.rise + config.fall - 1
         # HAProxy starts a server at the lowest up level; Envoy starts it failed, pending a pass.
-        self.health = [config.rise if self.haproxy else 0] * len(self.servers)
+        self.health = [config.rise] * len(self.servers)
+        self.ever_up = [self.haproxy] * len(self.servers)
         self.top = top
         self.passes = [0] * len(self.servers)
         self.fails = [0] * len(self.servers)
@@ -102,9 +103,9 @@ class HealthChecker:
             self.fails[index] = 0
             self.passes[index] += 1
             # A new host (never up) needs one pass; a host that went down needs `rise`.
-            if not was_up and (self.passes[index] >= config.rise or self.health[index] == 0):
+            if not was_up and (self.passes[index] >= config.rise or not self.ever_up[index]):
                 self.up[index] = True
-                self.health[index] = 1
+                self.ever_up[index] = True
         else:
             self.passes[index] = 0
             self.fails[index] += 1
