@@ -71,6 +71,11 @@ def main() -> None:
     help="Replace or add a sweep axis (repeatable).",
 )
 @click.option("--scheduler", help="Run on a Dask cluster: tcp://HOST:8786, or 'local' for a LocalCluster.")
+@click.option(
+    "--keep-requests",
+    is_flag=True,
+    help="Also write every run's per-request records as Parquet under <out>/requests/.",
+)
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @_config_errors
 def run(
@@ -82,6 +87,7 @@ def run(
     sets: tuple[str, ...],
     sweeps: tuple[str, ...],
     scheduler: str | None,
+    keep_requests: bool,
     quiet: bool,
 ) -> None:
     """Simulate SCENARIO with its sweep and replications; write the results folder."""
@@ -105,6 +111,7 @@ def run(
             progress=progress,
             scheduler=scheduler,
             cache=RunCache(folder / "cache"),
+            keep_requests=folder / "requests" if keep_requests else None,
         )
     simulated = time.time()
     command = shlex.join(["lbsim", *sys.argv[1:]])

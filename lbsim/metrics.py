@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from lbsim.columns import LATENCY_COLUMNS, METRICS, STATUSES
-from lbsim.engine.recorder import DROPPED, OK, Records
+from lbsim.engine.recorder import DROPPED, OK
+from lbsim.histogram import LatencyHistogram
 
 if TYPE_CHECKING:
     from lbsim.engine.model import RunOutput
@@ -43,27 +44,18 @@ class RunTables:
     little: tuple[float, float]
 
 
-def measured(records: Records, warmup: float) -> np.ndarray:
-    """Return the mask of requests that arrived after warm-up."""
-    return records.t_arrival >= warmup
-
-
 def summarize(output: RunOutput, warmup: float, duration: float, window: float) -> RunTables:
-    """Compute the tables of one run.
+    """Compute the tables of one run from its tally.
 
-    Temporary arrays are kept few (the latency column is sorted in place) so that the
-    memory this needs stays a small multiple of the records' own.
+    Latency percentiles come from log-bucketed histograms (``lbsim.histogram``): each is
+    within 0.5% of the exact order statistic of rank ceil(p n); mean and maximum are exact.
     """
-    records = output.records
-    inside = measured(records, warmup)
-    counts = np.bincount(records.status[inside], minlength=len(STATUSES))
+    tally = output.tally
+    counts = tally.status_counts
     n_requests = output.n_arrived
-    ok = inside & (records.status == OK)
-    latency = _latency(records, ok)
     span = duration - warmup
     workers = np.array([s.workers for s in output.servers], dtype=float)
     utilization = output.busy_time / (workers * span)
-    servers = _servers(output, inside, ok, latency, utilization)
     summary: dict[str, Any] = {"n_requests": n_requests}
     summary.update({f"n_{name}": int(count) for name, count in zip(STATUSES, counts, strict=True)})
     summary["n_in_flight"] = n_requests - int(counts.sum())
@@ -72,7 +64,7 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
     summary["error_rate"] = (n_requests - int(counts[OK])) / n_requests if n_requests else math.nan
     summary["availability"] = 1 - summary["error_rate"]
     summary["throughput"] = int(counts[OK]) / span
-    quantiles = _latency_stats(latency, summary)
+    quantiles = _latency_stats(tally.latency, summary)
     summary["utilization_mean"] = float(utilization.mean())
     summary["utilization_max"] = float(utilization.max())
     summary["imbalance"] = (
@@ -80,11 +72,11 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
     )
     cores = output.balancer_busy_time / (output.balancer_cores * span)
     summary["balancer_utilization"] = float(cores.max()) if cores.size else 0.0
-    summary["session_moves"] = session_moves(records, warmup)
+    summary["session_moves"] = tally.n_moves / tally.n_follows if tally.n_follows else math.nan
     events = pd.DataFrame(output.events, columns=["t", "component", "subject", "event"])
     return RunTables(
         summary,
-        servers,
+        _servers(output, utilization),
         _timeseries(output, duration, window),
         quantiles,
         _faults(output, events),
@@ -97,9 +89,7 @@ def little_law(output: RunOutput) -> tuple[float, float]:
     """Both sides of Little's law over the whole run: the time-average number of requests in
     the system (integrated by the engine) and the sum of sojourn times over the run length,
     which is arrival rate x mean sojourn. They agree exactly when nothing is left in flight."""
-    records = output.records
-    sojourn = float(np.sum(records.t_done - records.t_arrival))
-    return output.in_system_time / output.t_end, sojourn / output.t_end
+    return output.in_system_time / output.t_end, output.tally.sojourn / output.t_end
 
 
 # Events that take a server out of rotation, and that bring it back.
@@ -116,7 +106,7 @@ def _faults(output: RunOutput, events: pd.DataFrame) -> pd.DataFrame:
     at the failed servers (or were dropped, for a balancer) between the start and the
     restoration (or the end); ``n_retried`` the retries those failures triggered.
     """
-    records = output.records
+    t_done, server, status = output.tally.failed()
     index_of = {s.name: s.index for s in output.servers}
     retries = np.array(output.retry_log, dtype=float).reshape(-1, 2)
     rows = []
@@ -127,13 +117,13 @@ def _faults(output: RunOutput, events: pd.DataFrame) -> pd.DataFrame:
         back = mine[mine["event"].isin(_BACK) & (mine["t"] >= occurrence.t_end)]
         t_restored = float(back["t"].min()) if len(out) and len(back) else math.nan
         t_until = t_restored if not math.isnan(t_restored) else occurrence.t_end
-        window = (records.t_done >= occurrence.t_start) & (records.t_done <= t_until) & (records.status != OK)
+        window = (t_done >= occurrence.t_start) & (t_done <= t_until)
         if occurrence.target.startswith("balancer"):
-            failed = window & (records.status == DROPPED)
+            failed = window & (status == DROPPED)
             retried = 0
         else:
             servers = [index_of[name] for name in occurrence.servers]
-            failed = window & np.isin(records.server, servers)
+            failed = window & np.isin(server, servers)
             in_window = (retries[:, 0] >= occurrence.t_start) & (retries[:, 0] <= t_until)
             retried = int(np.isin(retries[in_window, 1], servers).sum())
         rows.append(
@@ -143,73 +133,35 @@ def _faults(output: RunOutput, events: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(FAULT_COLUMNS))
 
 
-def session_moves(records: Records, warmup: float) -> float:
-    """Fraction of counted requests that went to another server than their session's previous one.
-
-    Affinity matters for caches and in-memory sessions; consistent hashing and sticky
-    sessions keep this near zero, modulo hashing does not when backends change.
-    """
-    served = records.server >= 0
-    order = np.lexsort((records.t_arrival[served], records.session[served]))
-    session = records.session[served][order]
-    server = records.server[served][order]
-    counted = records.t_arrival[served][order] >= warmup
-    follows = np.zeros(session.size, dtype=bool)
-    follows[1:] = session[1:] == session[:-1]
-    moved = np.zeros(session.size, dtype=bool)
-    moved[1:] = server[1:] != server[:-1]
-    eligible = follows & counted
-    return float(moved[eligible].mean()) if eligible.any() else math.nan
-
-
-def _latency(records: Records, mask: np.ndarray) -> np.ndarray:
-    latency = records.t_done[mask]
-    latency -= records.t_arrival[mask]
-    return latency
-
-
-def _latency_stats(latency: np.ndarray, summary: dict[str, Any]) -> np.ndarray:
-    """Add the latency columns to ``summary``; return the quantiles kept for CDF plots.
-
-    Sorts ``latency`` in place.
-    """
-    if latency.size == 0:
+def _latency_stats(histogram: LatencyHistogram, summary: dict[str, Any]) -> np.ndarray:
+    """Add the latency columns to ``summary``; return the quantiles kept for CDF plots."""
+    if histogram.n[0] == 0:
         summary.update(dict.fromkeys(LATENCY_COLUMNS, math.nan))
         return np.full(CDF_PROBABILITIES.size, np.nan)
-    summary["latency_mean"] = float(latency.mean())
-    latency.sort()
-    p50, p90, p99, p999 = np.quantile(latency, [0.5, 0.9, 0.99, 0.999])
+    summary["latency_mean"] = histogram.mean()
+    p50, p90, p99, p999 = histogram.quantiles(np.array([0.5, 0.9, 0.99, 0.999]))
     summary.update(
         latency_p50=float(p50),
         latency_p90=float(p90),
         latency_p99=float(p99),
         latency_p999=float(p999),
-        latency_max=float(latency[-1]),
+        latency_max=float(histogram.high[0]),
     )
-    return np.quantile(latency, CDF_PROBABILITIES)
+    return histogram.quantiles(CDF_PROBABILITIES)
 
 
-def _servers(
-    output: RunOutput,
-    inside: np.ndarray,
-    ok: np.ndarray,
-    latency: np.ndarray,
-    utilization: np.ndarray,
-) -> pd.DataFrame:
-    records = output.records
-    n = len(output.servers)
-    served = inside & (records.server >= 0)
-    n_requests = np.bincount(records.server[served], minlength=n)
-    n_ok = np.bincount(records.server[ok], minlength=n)
-    latency_sum = np.bincount(records.server[ok], weights=latency, minlength=n)
+def _servers(output: RunOutput, utilization: np.ndarray) -> pd.DataFrame:
+    tally = output.tally
     with np.errstate(invalid="ignore", divide="ignore"):
-        latency_mean = np.where(n_ok > 0, latency_sum / np.maximum(n_ok, 1), np.nan)
+        latency_mean = np.where(
+            tally.server_ok > 0, tally.server_latency / np.maximum(tally.server_ok, 1), np.nan
+        )
     return pd.DataFrame(
         {
             "server": [s.name for s in output.servers],
             "group": [s.group for s in output.servers],
-            "n_requests": n_requests,
-            "n_error": n_requests - n_ok,
+            "n_requests": tally.server_requests,
+            "n_error": tally.server_requests - tally.server_ok,
             "utilization": utilization,
             "latency_mean": latency_mean,
         }
@@ -217,17 +169,11 @@ def _servers(
 
 
 def _timeseries(output: RunOutput, duration: float, window: float) -> pd.DataFrame:
-    records = output.records
+    tally = output.tally
     starts = output.sample_times
-    bins = np.minimum(records.t_arrival * (1 / window), starts.size - 1).astype(np.int32)
-    n = np.bincount(bins, minlength=starts.size)
-    ok = records.status == OK
-    ok_bins = bins[ok]
-    n_ok = np.bincount(ok_bins, minlength=starts.size)
-    latency = _latency(records, ok)
-    p99 = np.full(starts.size, np.nan)
-    for k in np.flatnonzero(n_ok):
-        p99[k] = np.quantile(latency[ok_bins == k], 0.99)
+    n = tally.window_requests
+    n_ok = tally.window_latency.n
+    p99 = np.array([tally.window_latency.quantiles(np.array([0.99]), row=k)[0] for k in range(starts.size)])
     widths = np.minimum(starts + window, duration) - starts
     with np.errstate(invalid="ignore", divide="ignore"):
         error_rate = np.where(n > 0, (n - n_ok) / np.maximum(n, 1), np.nan)
@@ -236,13 +182,15 @@ def _timeseries(output: RunOutput, duration: float, window: float) -> pd.DataFra
     )
     names = [s.name for s in output.servers]
     parts = [table, pd.DataFrame(output.active_samples, columns=[f"active_{name}" for name in names])]
-    if output.state_samples is not None and output.eligible_samples is not None:
-        served = np.zeros((starts.size, len(names)))
-        np.add.at(served, (bins[records.server >= 0], records.server[records.server >= 0]), 1.0)
+    if (
+        output.state_samples is not None
+        and output.eligible_samples is not None
+        and tally.window_served is not None
+    ):
         parts += [
             pd.DataFrame(output.state_samples, columns=[f"state_{name}" for name in names]),
             pd.DataFrame(output.eligible_samples, columns=[f"eligible_{name}" for name in names]),
-            pd.DataFrame(served / widths[:, None], columns=[f"served_{name}" for name in names]),
+            pd.DataFrame(tally.window_served / widths[:, None], columns=[f"served_{name}" for name in names]),
         ]
     return pd.concat(parts, axis=1)
 

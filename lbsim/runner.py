@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from lbsim import engine
-from lbsim.columns import STATUSES
 from lbsim.errors import ConfigError
 from lbsim.metrics import RunTables, cell_table, summarize
 from lbsim.policies import Policy
+from lbsim.request_log import RequestsFile, RequestsInMemory, require_parquet
 from lbsim.scenario import Cell, Scenario, expand, get_path, load_scenario
 
 ScenarioSource = Scenario | str | Path | Mapping[str, Any]
@@ -89,7 +89,8 @@ def simulate(
     """
     scenario = _scenario(scenario, policy)
     seed = scenario.seed if seed is None else seed
-    output = engine.run(scenario, seed, replication)
+    kept = RequestsInMemory()
+    output = engine.run(scenario, seed, replication, [kept])
     tables = summarize(output, scenario.warmup, scenario.duration, scenario.window_length)
     row = {
         "scenario": scenario.name,
@@ -98,33 +99,24 @@ def simulate(
         "seed": seed,
     }
     summary = pd.DataFrame([{**row, **tables.summary}])
-    records = output.records
-    names = np.array([s.name for s in output.servers] + [""])
-    requests = pd.DataFrame(
-        {
-            "t_arrival": records.t_arrival,
-            "t_start": records.t_start,
-            "t_done": records.t_done,
-            "latency": records.t_done - records.t_arrival,
-            "size": records.size,
-            "server": names[records.server],
-            "status": pd.Categorical.from_codes(
-                records.status.astype(np.int64), categories=pd.Index(STATUSES)
-            ),
-            "client": records.client,
-            "session": records.session,
-        }
-    )
+    requests = kept.frame([server.name for server in output.servers])
     return SimulationResult(
         summary, tables.servers, tables.timeseries, requests, tables.faults, tables.events
     )
 
 
-def run_task(task: tuple[Scenario, int, int]) -> tuple[RunTables, float]:
-    """Simulate one (scenario cell, seed, replication) and return its tables and wall time."""
+Task = tuple[Scenario, int, int]
+
+
+def run_task(task: Task, requests_path: Path | None = None) -> tuple[RunTables, float]:
+    """Simulate one (scenario cell, seed, replication) and return its tables and wall time;
+    with ``requests_path``, also write its per-request records there as Parquet."""
     scenario, seed, replication = task
     started = time.perf_counter()
-    output = engine.run(scenario, seed, replication)
+    kept = RequestsFile(requests_path) if requests_path is not None else None
+    output = engine.run(scenario, seed, replication, [kept] if kept is not None else [])
+    if kept is not None:
+        kept.close()
     tables = summarize(output, scenario.warmup, scenario.duration, scenario.window_length)
     return tables, time.perf_counter() - started
 
@@ -149,6 +141,7 @@ def run_sweep(
     progress: Callable[[int, int], None] | None = None,
     scheduler: str | None = None,
     cache: RunCache | None = None,
+    keep_requests: Path | None = None,
 ) -> SweepResult:
     """Simulate every cell of the sweep grid for every replication.
 
@@ -161,6 +154,8 @@ def run_sweep(
         scheduler: a Dask scheduler address (``tcp://host:8786``), or ``local`` for a
             LocalCluster of 2 workers on this machine; None runs in ``jobs`` processes.
         cache: where finished runs are kept; runs found there are not simulated again.
+        keep_requests: a folder to write each run's per-request records to, as Parquet
+            (``<task key>.parquet``; the manifest maps cells to them).
     """
     scenario = _scenario(scenario)
     seed = scenario.seed if seed is None else seed
@@ -170,9 +165,15 @@ def run_sweep(
     jobs = os.cpu_count() or 1 if jobs is None else jobs
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1; got {jobs}.")
+    if keep_requests is not None:
+        require_parquet()
     cells = expand(scenario)
     tasks = [(cell.scenario, seed, r) for cell in cells for r in range(replications)]
-    found = [cache.load(task) if cache is not None else None for task in tasks]
+    paths = [keep_requests / f"{task_key(task)}.parquet" if keep_requests else None for task in tasks]
+    found = [
+        cache.load(task) if cache is not None and (path is None or path.exists()) else None
+        for task, path in zip(tasks, paths, strict=True)
+    ]
     todo = [i for i, result in enumerate(found) if result is None]
     reused = len(tasks) - len(todo)
 
@@ -180,10 +181,31 @@ def run_sweep(
         if progress:
             progress(reused + done, len(tasks))
 
-    fresh = run_tasks([tasks[i] for i in todo], jobs, finished, scheduler, cache.store if cache else None)
-    for i, result in zip(todo, fresh, strict=True):
-        found[i] = result
-    return _assemble(scenario, cells, seed, replications, found, {i // replications for i in todo})  # type: ignore[arg-type]
+    fresh = run_tasks(
+        [tasks[i] for i in todo],
+        jobs,
+        finished,
+        scheduler,
+        cache.store if cache else None,
+        [paths[i] for i in todo],
+    )
+    for i, run in zip(todo, fresh, strict=True):
+        found[i] = run
+    result = _assemble(scenario, cells, seed, replications, found, {i // replications for i in todo})  # type: ignore[arg-type]
+    if keep_requests is not None:
+        for c, row in enumerate(result.cells):
+            row["requests"] = [path.name for path in paths[c * replications : (c + 1) * replications] if path]
+    return result
+
+
+def task_key(task: Task) -> str:
+    """A name for one run: a hash of the resolved cell, the seed, the replication and the
+    lbsim version, so a changed parameter or release never matches an old run."""
+    from lbsim import __version__
+
+    scenario, seed, replication = task
+    text = f"{scenario!r}|{seed}|{replication}|{__version__}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 class RunCache:
@@ -193,15 +215,11 @@ class RunCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def path(self, task: tuple[Scenario, int, int]) -> Path:
+    def path(self, task: Task) -> Path:
         """Where the run of ``task`` is kept."""
-        from lbsim import __version__
+        return self.folder / f"{task_key(task)}.pickle"
 
-        scenario, seed, replication = task
-        text = f"{scenario!r}|{seed}|{replication}|{__version__}"
-        return self.folder / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.pickle"
-
-    def load(self, task: tuple[Scenario, int, int]) -> tuple[RunTables, float] | None:
+    def load(self, task: Task) -> tuple[RunTables, float] | None:
         """The kept run of ``task``, or None."""
         path = self.path(task)
         if not path.exists():
@@ -210,7 +228,7 @@ class RunCache:
             result: tuple[RunTables, float] = pickle.load(file)
         return result
 
-    def store(self, task: tuple[Scenario, int, int], result: tuple[RunTables, float]) -> None:
+    def store(self, task: Task, result: tuple[RunTables, float]) -> None:
         """Keep the run of ``task``."""
         from lbsim.report import write_atomic
 
@@ -218,15 +236,18 @@ class RunCache:
 
 
 def run_tasks(
-    tasks: list[tuple[Scenario, int, int]],
+    tasks: list[Task],
     jobs: int,
     progress: Callable[[int, int], None] | None = None,
     scheduler: str | None = None,
-    store: Callable[[tuple[Scenario, int, int], tuple[RunTables, float]], None] | None = None,
+    store: Callable[[Task, tuple[RunTables, float]], None] | None = None,
+    requests_paths: list[Path | None] | None = None,
 ) -> list[tuple[RunTables, float]]:
     """Run (scenario, seed, replication) tasks, results in task order: in this process, in a
     process pool of ``jobs``, or on a Dask cluster (``scheduler``: an address or ``local``).
-    ``store`` is called with each result as soon as it arrives."""
+    ``store`` is called with each result as soon as it arrives; ``requests_paths`` says
+    where each task writes its per-request records (None: nowhere)."""
+    paths: list[Path | None] = requests_paths if requests_paths is not None else [None] * len(tasks)
     results: list[tuple[RunTables, float] | None] = [None] * len(tasks)
 
     def arrived(i: int, result: tuple[RunTables, float], done: int) -> None:
@@ -239,20 +260,24 @@ def run_tasks(
     if not tasks:
         return []
     if scheduler is not None:
-        _on_dask(tasks, scheduler, arrived)
+        _on_dask(tasks, paths, scheduler, arrived)
     elif jobs == 1 or len(tasks) == 1:
-        for i, task in enumerate(tasks):
-            arrived(i, run_task(task), i + 1)
+        for i, (task, path) in enumerate(zip(tasks, paths, strict=True)):
+            arrived(i, run_task(task, path), i + 1)
     else:
         with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-            futures = {pool.submit(run_task, task): i for i, task in enumerate(tasks)}
+            futures = {
+                pool.submit(run_task, task, path): i
+                for i, (task, path) in enumerate(zip(tasks, paths, strict=True))
+            }
             for done, future in enumerate(as_completed(futures), start=1):
                 arrived(futures[future], future.result(), done)
     return results  # type: ignore[return-value]
 
 
 def _on_dask(
-    tasks: list[tuple[Scenario, int, int]],
+    tasks: list[Task],
+    paths: list[Path | None],
     scheduler: str,
     arrived: Callable[[int, tuple[RunTables, float], int], None],
 ) -> None:
@@ -268,7 +293,7 @@ def _on_dask(
     )
     try:
         with Client(cluster if cluster is not None else scheduler) as client:
-            futures = client.map(run_task, tasks, pure=False)
+            futures = client.map(run_task, tasks, paths, pure=False)
             position = {future.key: i for i, future in enumerate(futures)}
             for done, future in enumerate(dask_completed(futures), start=1):
                 arrived(position[future.key], future.result(), done)

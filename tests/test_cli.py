@@ -1,8 +1,10 @@
 """The command line as a user runs it: files, columns, options."""
 
 import json
+import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -155,4 +157,34 @@ def test_an_unknown_expectation_metric_is_bad_input(tmp_path):
     result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "expect[0].metric: unknown metric 'latency_p95'. Did you mean" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_keep_requests_writes_each_runs_records_as_parquet(small, tmp_path):
+    out = tmp_path / "out"
+    run(small, "--out", out, "--keep-requests", "--quiet")
+    manifest = json.loads((out / "manifest.json").read_text())
+    summary = pd.read_csv(out / "summary.csv")
+    files = [name for cell in manifest["cells"] for name in cell["requests"]]
+    assert len(files) == len(summary) == 4
+    for name, (_, row) in zip(files, summary.iterrows(), strict=True):
+        requests = pd.read_parquet(out / "requests" / name)
+        counted = requests[(requests["t_arrival"] >= SMALL["warmup"]) & (requests["status"] == "ok")]
+        assert len(counted) == row["n_ok"]
+        assert counted["latency"].mean() == pytest.approx(row["latency_mean"], rel=1e-9)
+        exact = np.quantile(counted["latency"], 0.99, method="inverted_cdf")
+        assert row["latency_p99"] == pytest.approx(exact, rel=0.005)
+    assert not list((out / "requests").glob(".*partial"))
+    (out / "requests" / files[0]).unlink()
+    run(small, "--out", out, "--keep-requests", "--quiet")
+    statuses = [cell["status"] for cell in json.loads((out / "manifest.json").read_text())["cells"]]
+    assert statuses == ["done", "cached"]
+    assert (out / "requests" / files[0]).exists()
+
+
+def test_keep_requests_without_pyarrow_says_what_to_install(small, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    result = CliRunner().invoke(main, ["run", str(small), "--out", str(tmp_path / "out"), "--keep-requests"])
+    assert result.exit_code == 2
+    assert "pip install 'lbsim[parquet]'" in result.output
     assert not (tmp_path / "out").exists()

@@ -8,7 +8,7 @@ the duration, whichever comes first; what is still in flight then is counted as 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +17,13 @@ from simpy import Environment, Event, Timeout
 
 from lbsim.engine.balancer import Balancer, Placement, RunStats
 from lbsim.engine.faults import Faults, Occurrence
-from lbsim.engine.recorder import DROPPED, TIMEOUT, Recorder, Records
+from lbsim.engine.recorder import DROPPED, TIMEOUT, Recorder, Sink
 from lbsim.engine.server import ProcessorSharingServer, Server
 from lbsim.errors import SimulationError
 from lbsim.policies.base import Backend, UniformDraws
 from lbsim.rng import streams
 from lbsim.scenario import Scenario, ServerGroup
+from lbsim.tally import Tally
 from lbsim.workload import BLOCK, ClosedUsers, Request, request_blocks
 
 
@@ -38,13 +39,13 @@ class ServerInfo:
 
 @dataclass(frozen=True, slots=True)
 class RunOutput:
-    """Everything one run produced: records, busy times, samples of server load.
+    """Everything one run produced: the tally of its requests, busy times, samples of server load.
 
     ``balancer_busy_time`` holds each balancer instance's busy core-seconds after warm-up
     and ``balancer_cores`` its cores (empty when the balancer costs nothing).
     """
 
-    records: Records
+    tally: Tally
     servers: tuple[ServerInfo, ...]
     busy_time: np.ndarray
     balancer_busy_time: np.ndarray
@@ -81,12 +82,10 @@ def server_state(server: Server) -> int:
 class _Run:
     """The state of one run; methods are the callbacks the SimPy events call."""
 
-    def __init__(self, scenario: Scenario, seed: int, replication: int) -> None:
+    def __init__(self, scenario: Scenario, seed: int, replication: int, sinks: Sequence[Sink]) -> None:
         self.scenario = scenario
         self.env = env = Environment()
         self.streams = streams(seed, replication)
-        self.recorder = Recorder()
-        self.record = self.recorder.record
         self.warmup = scenario.warmup
         self.duration = scenario.duration
         self.timeout = scenario.workload.timeout
@@ -136,6 +135,16 @@ class _Run:
         shape = (self.sample_times.size, len(self.servers))
         self.state_samples = np.zeros(shape, dtype=np.int8) if watched else None
         self.eligible_samples = np.zeros(shape, dtype=np.int8) if watched else None
+        self.tally = Tally(
+            scenario.warmup,
+            scenario.window_length,
+            self.sample_times.size,
+            len(self.servers),
+            per_server_windows=watched,
+            keep_failures=bool(scenario.faults),
+        )
+        self.recorder = Recorder([self.tally.fold, *sinks])
+        self.record = self.recorder.record
         self.n_samples = 0
         self._at(0.0, self._sample)
         process = scenario.workload.process()
@@ -361,10 +370,11 @@ class _Run:
             raise SimulationError(
                 f"t={self.env.now:.6g}: engine: {self.n_ended} requests ended but {self.n_started} started."
             )
+        self.recorder.flush()
         busy = self.busy_end - self.busy_start
         n = len(self.servers)
         return RunOutput(
-            records=self.recorder.columns(),
+            tally=self.tally,
             servers=tuple(ServerInfo(s.index, s.name, s.group, s.workers) for s in self.servers),
             busy_time=busy[:n],
             balancer_busy_time=busy[n:],
@@ -409,6 +419,9 @@ def _flatten(
         yield from zip(times.tolist(), sizes.tolist(), clients.tolist(), strict=True)
 
 
-def run(scenario: Scenario, seed: int, replication: int) -> RunOutput:
-    """Simulate one replication of one scenario cell (a scenario without a sweep)."""
-    return _Run(scenario, seed, replication).output()
+def run(scenario: Scenario, seed: int, replication: int, sinks: Sequence[Sink] = ()) -> RunOutput:
+    """Simulate one replication of one scenario cell (a scenario without a sweep).
+
+    Each sink is called with every chunk of per-request records (see ``Recorder``).
+    """
+    return _Run(scenario, seed, replication, sinks).output()

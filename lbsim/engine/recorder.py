@@ -1,12 +1,15 @@
 """Columnar per-request records: one compact numeric column per field, no objects kept.
 
 A request is written once, when it ends, by appending to typed arrays (8 bytes per float,
-4 per integer, 1 per status), so memory grows with the records themselves only.
+4 per integer, 1 per status). Every CHUNK requests the columns are handed to the sinks (the
+run's tally, and a file or a list when per-request records are kept) and started afresh, so
+the engine's memory does not grow with the number of requests.
 """
 
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,14 +22,25 @@ OK, ERROR, REJECTED, TIMEOUT, NO_BACKEND, DROPPED = range(len(STATUSES))
 CONNECT_FAILURE = len(STATUSES)
 # A server crashed while holding the request: an error to the client, retried as error.
 RESET = len(STATUSES) + 1
+# Requests per chunk: about 13 MB of columns, few enough folds to keep their cost negligible.
+CHUNK = 1 << 18
+
+Sink = Callable[["Records"], None]
 
 
 class Recorder:
-    """Collects the outcome of every request that ends."""
+    """Collects the outcome of every request that ends and hands them to ``sinks`` in chunks."""
 
-    __slots__ = ("client", "server", "session", "size", "status", "t_arrival", "t_done", "t_start")
+    __slots__ = (
+        "client", "left", "server", "session", "sinks", "size", "status", "t_arrival", "t_done", "t_start",
+    )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        self.sinks = tuple(sinks)
+        self._start_chunk()
+
+    def _start_chunk(self) -> None:
+        self.left = CHUNK
         self.t_arrival = array("d")
         self.t_start = array("d")
         self.t_done = array("d")
@@ -46,10 +60,13 @@ class Recorder:
         self.status.append(status)
         self.client.append(request.client)
         self.session.append(request.session)
+        self.left -= 1
+        if not self.left:
+            self.flush()
 
-    def columns(self) -> Records:
-        """Return the records as numpy columns sharing the arrays' memory."""
-        return Records(
+    def flush(self) -> None:
+        """Hand the records of the current chunk to the sinks and start a new chunk."""
+        chunk = Records(
             t_arrival=np.frombuffer(self.t_arrival, dtype=np.float64),
             t_start=np.frombuffer(self.t_start, dtype=np.float64),
             t_done=np.frombuffer(self.t_done, dtype=np.float64),
@@ -59,6 +76,9 @@ class Recorder:
             client=np.frombuffer(self.client, dtype=np.int32),
             session=np.frombuffer(self.session, dtype=np.int64),
         )
+        self._start_chunk()
+        for sink in self.sinks:
+            sink(chunk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +96,13 @@ class Records:
 
     def __len__(self) -> int:
         return int(self.t_arrival.size)
+
+    @staticmethod
+    def join(chunks: Sequence[Records]) -> Records:
+        """One Records of several chunks, in order."""
+        return Records(
+            **{
+                name: np.concatenate([getattr(chunk, name) for chunk in chunks])
+                for name in Records.__dataclass_fields__
+            }
+        )

@@ -1,0 +1,130 @@
+"""Running totals of one run's request outcomes, folded in chunk by chunk.
+
+The engine hands over its per-request records in chunks and drops them; what the tables
+need (counts, latency histograms, per-server and per-window sums, each session's last
+server) stays, so memory does not grow with the number of requests. Only requests that
+failed are kept, and only when the scenario has faults (``faults.csv`` counts them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lbsim.columns import STATUSES
+from lbsim.engine.recorder import OK, Records
+from lbsim.histogram import LatencyHistogram
+
+
+class Tally:
+    """What the tables of one run need from its requests.
+
+    Args:
+        warmup: requests that arrived before this instant are not counted.
+        window_length: width of a time-series window.
+        n_windows: number of windows.
+        n_servers: number of servers.
+        per_server_windows: also count requests per server per window (runs whose servers
+            are watched, for the traffic-per-server plot).
+        keep_failures: keep the end instant, server and status of every failed request.
+    """
+
+    def __init__(
+        self,
+        warmup: float,
+        window_length: float,
+        n_windows: int,
+        n_servers: int,
+        *,
+        per_server_windows: bool,
+        keep_failures: bool,
+    ) -> None:
+        self.warmup = warmup
+        self.window_length = window_length
+        self.n_windows = n_windows
+        self.n_servers = n_servers
+        self.status_counts = np.zeros(len(STATUSES), dtype=np.int64)
+        self.latency = LatencyHistogram()
+        self.server_requests = np.zeros(n_servers, dtype=np.int64)
+        self.server_ok = np.zeros(n_servers, dtype=np.int64)
+        self.server_latency = np.zeros(n_servers)
+        self.window_requests = np.zeros(n_windows, dtype=np.int64)
+        self.window_latency = LatencyHistogram(n_windows)
+        self.window_served = np.zeros((n_windows, n_servers)) if per_server_windows else None
+        self.sojourn = 0.0
+        self.n_follows = 0
+        self.n_moves = 0
+        self.last_session = np.zeros(0, dtype=np.int64)
+        self.last_server = np.zeros(0, dtype=np.int32)
+        self.failures: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = [] if keep_failures else None
+
+    def fold(self, records: Records) -> None:
+        """Add one chunk of records."""
+        inside = records.t_arrival >= self.warmup
+        self.status_counts += np.bincount(records.status[inside], minlength=len(STATUSES))
+        is_ok = records.status == OK
+        ok = inside & is_ok
+        latency = records.t_done[ok] - records.t_arrival[ok]
+        self.latency.add(latency)
+        served = inside & (records.server >= 0)
+        n = self.n_servers
+        self.server_requests += np.bincount(records.server[served], minlength=n)
+        self.server_ok += np.bincount(records.server[ok], minlength=n)
+        self.server_latency += np.bincount(records.server[ok], weights=latency, minlength=n)
+        windows = np.minimum(records.t_arrival * (1 / self.window_length), self.n_windows - 1).astype(
+            np.int64
+        )
+        self.window_requests += np.bincount(windows, minlength=self.n_windows)
+        self.window_latency.add(records.t_done[is_ok] - records.t_arrival[is_ok], windows[is_ok])
+        if self.window_served is not None:
+            anywhere = records.server >= 0
+            flat = windows[anywhere] * n + records.server[anywhere]
+            self.window_served += np.bincount(flat, minlength=self.n_windows * n).reshape(self.n_windows, n)
+        self.sojourn += float(np.sum(records.t_done - records.t_arrival))
+        self._fold_sessions(records)
+        if self.failures is not None:
+            failed = ~is_ok
+            self.failures.append((records.t_done[failed], records.server[failed], records.status[failed]))
+
+    def _fold_sessions(self, records: Records) -> None:
+        """Count counted requests that follow another of their session's, and those of them
+        that went to another server than the session's previous request to end.
+
+        Records come in the order requests ended, so a stable sort by session keeps that
+        order within each session, and the first of a session in a chunk follows the last
+        of the chunks before: the count does not depend on where chunks are cut.
+        """
+        served = records.server >= 0
+        order = np.argsort(records.session[served], kind="stable")
+        session = records.session[served][order]
+        server = records.server[served][order]
+        counted = records.t_arrival[served][order] >= self.warmup
+        if session.size == 0:
+            return
+        first = np.ones(session.size, dtype=bool)
+        first[1:] = session[1:] != session[:-1]
+        previous = np.full(session.size, -1, dtype=np.int64)
+        previous[1:] = server[:-1]
+        firsts = session[first]
+        if self.last_session.size:
+            at = np.minimum(np.searchsorted(self.last_session, firsts), self.last_session.size - 1)
+            previous[first] = np.where(self.last_session[at] == firsts, self.last_server[at], -1)
+        else:
+            previous[first] = -1
+        follows = (previous >= 0) & counted
+        self.n_follows += int(follows.sum())
+        self.n_moves += int((server[follows] != previous[follows]).sum())
+        last = np.ones(session.size, dtype=bool)
+        last[:-1] = first[1:]
+        sessions = np.concatenate([session[last], self.last_session])
+        servers = np.concatenate([server[last], self.last_server])
+        self.last_session, keep = np.unique(sessions, return_index=True)
+        self.last_server = servers[keep]
+
+    def failed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """End instants, servers and statuses of the failed requests kept."""
+        parts = self.failures or []
+        return (
+            np.concatenate([p[0] for p in parts]) if parts else np.zeros(0),
+            np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int32),
+            np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, dtype=np.int8),
+        )
