@@ -3,8 +3,8 @@
 1. Whole process against whole process: ``lbsim run benchmarks/core.yaml`` (simulation,
    tables, plots, report) against ``python benchmarks/bare_simpy.py`` (simulation and two
    statistics), 200,000 requests each; the median of several runs.
-2. Peak memory of ``lbsim run`` at 100,000 and 1,000,000 requests, and the growth per
-   request against the size of one request's record (41 bytes).
+2. Peak memory of ``lbsim run`` at 100,000, 1,000,000 and 10,000,000 requests, and at 10
+   million with ``--keep-requests`` (exact records written as Parquet as the run goes).
 3. Per-request cost of each policy with 10 and with 1,000 backends.
 4. Per-request cost with 8 balancer instances over 10 and over 1,000 servers.
 5. Engine time with health checks and outlier detection configured but nothing failing.
@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-RECORD_BYTES = 8 * 4 + 4 + 1 + 4 + 8  # t_arrival, t_start, t_done, size; server; status; client; session
 
 
 def timed(command: list[str]) -> float:
@@ -56,7 +55,7 @@ def speed(repeat: int) -> None:
     print(f"  ratio lbsim / bare:                    {a / b:.2f}  (target <= 1.5)")
 
 
-def peak_memory(n_requests: int) -> float:
+def peak_memory(n_requests: int, *options: str) -> float:
     """Peak resident memory in MiB of ``lbsim run`` on about ``n_requests`` requests."""
     duration = n_requests / 900
     with tempfile.TemporaryDirectory() as out:
@@ -67,19 +66,17 @@ def peak_memory(n_requests: int) -> float:
             "except SystemExit: pass\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
             "lbsim", "run", str(HERE / "core.yaml"), "--jobs", "1", "--quiet", "--out", out,
-            "--set", f"duration={duration}s",
+            "--set", f"duration={duration}s", *options,
         ]  # fmt: skip
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return int(output.split()[-1]) / 1024
 
 
 def memory() -> None:
-    small, large = peak_memory(100_000), peak_memory(1_000_000)
-    per_request = (large - small) * 1024 * 1024 / 900_000
-    print("peak memory of lbsim run")
-    print(f"  100,000 requests:   {small:.0f} MiB")
-    print(f"  1,000,000 requests: {large:.0f} MiB")
-    print(f"  growth: {per_request:.0f} bytes per request (one record is {RECORD_BYTES} bytes)")
+    print("peak memory of lbsim run (MiB)")
+    for n in (100_000, 1_000_000, 10_000_000):
+        print(f"  {n:>10,} requests:                  {peak_memory(n):6.0f}")
+    print(f"  {10_000_000:>10,} requests, --keep-requests: {peak_memory(10_000_000, '--keep-requests'):6.0f}")
 
 
 def policy_cost(policy: str, n_servers: int, n_requests: int = 200_000, instances: int = 1) -> float:
@@ -101,7 +98,7 @@ def policy_cost(policy: str, n_servers: int, n_requests: int = 200_000, instance
     )
     started = time.perf_counter()
     output = engine.run(scenario, 1, 0)
-    return (time.perf_counter() - started) / len(output.records)
+    return (time.perf_counter() - started) / output.n_arrived
 
 
 def policies() -> None:

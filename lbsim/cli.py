@@ -168,6 +168,138 @@ class _progress:
 
 
 @main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--vary", "key", required=True, metavar="KEY.PATH", help="The number to search: servers[0].count, ..."
+)
+@click.option(
+    "--slo",
+    "slos",
+    multiple=True,
+    required=True,
+    metavar="METRIC<=VALUE",
+    help="An objective over a summary metric: latency_p99<=200ms, error_rate<=0.1% (repeatable).",
+)
+@click.option(
+    "--range", "span", metavar="LO..HI", help="Values to search (default: 1..max(64, 16 x current))."
+)
+@click.option(
+    "--survive", metavar="FAULT", help="Also meet the objectives with this fault: 'crash 1 server', 'zone:a'."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Results folder (default: results/<name>-capacity).",
+)
+@click.option(
+    "--replications", type=click.IntRange(min=2), help="Replications per probe (default: max(3, scenario's))."
+)
+@click.option("--seed", type=int, help="Override the scenario's seed.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
+@click.option(
+    "--set", "sets", multiple=True, metavar="KEY.PATH=VALUE", help="Override a scenario key (repeatable)."
+)
+@click.option("--quiet", is_flag=True, help="Print only the answer.")
+@_config_errors
+def capacity(
+    scenario: Path,
+    key: str,
+    slos: tuple[str, ...],
+    span: str | None,
+    survive: str | None,
+    out: Path | None,
+    replications: int | None,
+    seed: int | None,
+    jobs: int | None,
+    sets: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Find the smallest KEY.PATH (or largest, for a rate) of SCENARIO meeting every --slo."""
+    from lbsim.capacity import parse_objective, parse_range, parse_survival, plan, probes_table
+    from lbsim.report import capacity_markdown, write_capacity
+
+    objectives = [parse_objective(text) for text in slos]
+    bounds = parse_range(span) if span is not None else None
+    survival = parse_survival(survive) if survive is not None else None
+    loaded = load_scenario(scenario, overrides=[parse_assignment(text, "--set") for text in sets])
+    replications = replications if replications is not None else max(3, loaded.replications)
+    folder = out if out is not None else Path("results") / f"{loaded.name}-capacity"
+    started = time.time()
+
+    def report(line: str) -> None:
+        if not quiet:
+            click.echo(line, err=True)
+
+    searches = plan(
+        loaded,
+        key,
+        objectives,
+        bounds=bounds,
+        survival=survival,
+        replications=replications,
+        jobs=jobs,
+        seed=seed,
+        progress=report,
+    )
+    probes = probes_table(searches)
+    simulations = len(probes) * replications
+    write_capacity(
+        folder,
+        probes,
+        key,
+        [(o.metric, o.value) for o in objectives],
+        {
+            "command": shlex.join(["lbsim", *sys.argv[1:]]),
+            "scenario": loaded.name,
+            "seed": loaded.seed if seed is None else seed,
+            "replications": replications,
+            "simulations": simulations,
+            "seconds": round(time.time() - started, 3),
+            "answers": {s.policy: s.answer for s in searches},
+        },
+    )
+    shown = {s.policy: _value(s.answer) for s in searches}
+    if not quiet:
+        click.echo(capacity_markdown(probes, key, [o.metric for o in objectives]))
+        for s in searches:
+            estimate = f"{key} = {_value(s.estimate.value)}" if s.estimate.value is not None else "-"
+            click.echo(
+                f"{s.policy}: analytic estimate {estimate} ({s.estimate.method}); simulated {shown[s.policy]}"
+            )
+        runs = f"{simulations} simulations ({len(probes)} probes x {replications} replications)"
+        click.echo(f"{runs}; results in {folder}/")
+        click.echo(
+            "A probe meets an objective when its 95% confidence bound on the objective's side does, "
+            "so each answer is conservative: it may be one step above the true threshold."
+        )
+    missed = [s for s in searches if s.answer is None]
+    for s in missed:
+        click.echo(
+            f"{s.policy}: no value of {key} in the range meets the objectives; closest: {_closest(s, key)}"
+        )
+    for s in searches:
+        if s.answer is not None:
+            suffix = f" ({s.policy})" if len(searches) > 1 else ""
+            click.echo(f"{key} = {shown[s.policy]}{suffix}")
+    if missed:
+        sys.exit(1)
+
+
+def _value(value: float | None) -> str:
+    if value is None:
+        return "none"
+    return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
+
+
+def _closest(search: Any, key: str) -> str:
+    """The last probe, at the easiest end of the range, and its objectives' metrics."""
+    probe = search.probes[-1]
+    metrics = [m[:-3] for m in probe if m.endswith("_ci")]
+    parts = [f"{m} = {probe[m]:.4g} ± {probe[f'{m}_ci']:.2g}" for m in metrics]
+    return f"{key} = {_value(probe[key])} ({probe['variant']}) with " + ", ".join(parts)
+
+
+@main.command()
 @click.option(
     "--policy", "policy_name", required=True, help="A policy name, e.g. ring_hash, maglev, ip_hash."
 )

@@ -180,3 +180,33 @@ def plot_policy_panel(
         if legend is not None:
             legend.remove()
     return list(axes)
+
+
+def plot_capacity(
+    probes: pd.DataFrame, key: str, metric: str, threshold: float, *, ax: Axes | None = None
+) -> Axes:
+    """One objective's metric against the varied parameter, a line per policy through the
+    probes (filled markers passed every objective, hollow ones did not), with 95% confidence
+    bars and the threshold as a dashed line.
+
+    Args:
+        probes: the capacity probes (``capacity.csv``) of the scenario without a survived fault.
+    """
+    ax = _axes(ax)
+    for name, group in probes.groupby("policy", sort=False):
+        group = group.sort_values(key)
+        xs, ys = group[key].to_numpy(), group[metric].to_numpy()
+        errors = group[f"{metric}_ci"].fillna(0).to_numpy()
+        (line,) = ax.plot(xs, ys, label=str(name))
+        passed = group["passes"].to_numpy(dtype=bool)
+        ax.errorbar(xs, ys, yerr=errors, fmt="none", ecolor=line.get_color(), capsize=3)
+        ax.plot(xs[passed], ys[passed], "o", color=line.get_color())
+        ax.plot(xs[~passed], ys[~passed], "o", mfc="none", color=line.get_color())
+    ax.axhline(threshold, linestyle="--", color="black", label=f"objective {threshold:g}")
+    if metric.startswith("latency"):
+        ax.set_yscale("log")
+    ax.set_xlabel(key)
+    ax.set_ylabel(metric)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax

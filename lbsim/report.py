@@ -239,3 +239,41 @@ def _plain(value: Any) -> Any:
     if isinstance(value, int | float | str | bool) or value is None:
         return value
     return str(value)
+
+
+def capacity_markdown(probes: pd.DataFrame, key: str, metrics: Sequence[str]) -> str:
+    """The capacity probes as a Markdown table: value, each objective's metric ± its 95%
+    half-width, and whether the probe met every objective."""
+    header = ["policy", key, "variant", *metrics, "meets"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in probes.to_dict("records"):
+        cells = [str(row["policy"]), f"{row[key]:.6g}", str(row["variant"])]
+        for metric in metrics:
+            ci = row[f"{metric}_ci"]
+            cells.append(_number(row[metric]) + ("" if math.isnan(ci) else f" ± {_number(ci)}"))
+        cells.append("yes" if row["passes"] else "no")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_capacity(
+    folder: Path,
+    probes: pd.DataFrame,
+    key: str,
+    thresholds: Sequence[tuple[str, float]],
+    manifest: dict[str, Any],
+) -> None:
+    """Write ``capacity.csv``, ``capacity.md``, ``capacity.png`` (one panel per objective) and
+    ``manifest.json`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _csv(folder / "capacity.csv", probes)
+    write_text_atomic(folder / "capacity.md", capacity_markdown(probes, key, [m for m, _ in thresholds]))
+    normal = probes[probes["variant"] == "normal"]
+    figure = Figure(figsize=(7, 3.6 * len(thresholds)), layout="constrained")
+    for k, (metric, threshold) in enumerate(thresholds):
+        plots.plot_capacity(normal, key, metric, threshold, ax=figure.add_subplot(len(thresholds), 1, k + 1))
+    write_atomic(folder / "capacity.png", lambda tmp: figure.savefig(tmp, format="png", dpi=110))
+    write_text_atomic(
+        folder / "manifest.json",
+        json.dumps({"versions": versions(), **manifest}, indent=2, default=str) + "\n",
+    )

@@ -649,6 +649,15 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return data
 
 
+def written(scenario: Scenario, path: str) -> Any:
+    """The value at ``path`` as the scenario's source wrote it (None when absent), before
+    parsing: what an override must extend to keep the rest as it was."""
+    try:
+        return copy.deepcopy(get_path(scenario._source.data, path))
+    except (KeyError, IndexError):
+        return None
+
+
 def get_path(data: Any, path: str) -> Any:
     """Return the value at ``path`` in a scenario or a plain mapping."""
     node = data

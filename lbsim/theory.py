@@ -55,6 +55,36 @@ def mmc_response_mean(servers: int, arrival_rate: float, service_rate: float) ->
     return waiting + 1 / service_rate
 
 
+def mmc_response_tail(servers: int, arrival_rate: float, service_rate: float, t: float) -> float:
+    """P(T > t) of the M/M/c FCFS response time T = W + S: with probability 1 - C no wait,
+    otherwise an exponential wait of rate theta = c mu - lambda, so
+    P(T > t) = (1 - C) e^(-mu t) + C (theta e^(-mu t) - mu e^(-theta t)) / (theta - mu)
+    (Gross and Harris, Fundamentals of Queueing Theory, 2.3; the limit theta -> mu is
+    (1 + mu t) e^(-mu t)). For c = 1 it reduces to e^(-(mu - lambda) t)."""
+    waits = erlang_c(servers, arrival_rate / service_rate)
+    theta, mu = servers * service_rate - arrival_rate, service_rate
+    if math.isclose(theta, mu, rel_tol=1e-9):
+        queued = (1 + mu * t) * math.exp(-mu * t)
+    else:
+        queued = (theta * math.exp(-mu * t) - mu * math.exp(-theta * t)) / (theta - mu)
+    return (1 - waits) * math.exp(-mu * t) + waits * queued
+
+
+def mmc_response_quantile(servers: int, arrival_rate: float, service_rate: float, p: float) -> float:
+    """p-quantile of the M/M/c FCFS response time: the t with P(T > t) = 1 - p, found by
+    bisection on :func:`mmc_response_tail` (decreasing in t) to a relative 1e-12."""
+    low, high = 0.0, 1 / service_rate
+    while mmc_response_tail(servers, arrival_rate, service_rate, high) > 1 - p:
+        low, high = high, 2 * high
+    while high - low > 1e-12 * high:
+        middle = (low + high) / 2
+        if mmc_response_tail(servers, arrival_rate, service_rate, middle) > 1 - p:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
 def mg1_response_mean(arrival_rate: float, service_mean: float, service_cv: float) -> float:
     """Mean response time of M/G/1 FCFS by Pollaczek-Khinchine:
     E[S] + rho (1 + cv^2) E[S] / (2 (1 - rho)) (Kleinrock I, 5.7)."""

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from lbsim import theory
@@ -64,3 +65,18 @@ def test_laws():
     assert theory.response_time_law(50, 40.0, 1.0) == pytest.approx(0.25)
     assert theory.availability(100, 10) == pytest.approx(100 / 110)
     assert theory.random_dispatch_response_mean(10, 900, 100) == pytest.approx(0.1)
+
+
+def test_mmc_response_tail_by_hand_and_against_its_mean():
+    # M/M/2, lambda = mu = 1: C = 1/3 and theta = mu, so P(T > t) = (2/3 + (1 + t) / 3) e^-t.
+    assert theory.mmc_response_tail(2, 1.0, 1.0, 2.0) == pytest.approx(5 / 3 * math.exp(-2))
+    # The tail integrates to the Erlang C mean (M/M/3, lambda 2, mu 1).
+    t = np.linspace(0, 60, 6_001)
+    tail = np.array([theory.mmc_response_tail(3, 2.0, 1.0, x) for x in t])
+    assert np.trapezoid(tail, t) == pytest.approx(theory.mmc_response_mean(3, 2.0, 1.0), rel=1e-4)
+
+
+def test_mmc_response_quantile_reduces_to_mm1_and_inverts_the_tail():
+    assert theory.mmc_response_quantile(1, 80.0, 100.0, 0.99) == pytest.approx(math.log(100) / 20, rel=1e-9)
+    q = theory.mmc_response_quantile(4, 3.0, 1.0, 0.99)
+    assert theory.mmc_response_tail(4, 3.0, 1.0, q) == pytest.approx(0.01, rel=1e-9)

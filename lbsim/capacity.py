@@ -1,0 +1,373 @@
+"""Capacity planning: the fewest servers (or workers, or balancer cores), or the highest
+arrival rate, that meets every service-level objective, found by a monotone search.
+
+The search starts from a queueing-theory estimate (each server an M/M/c queue fed by random
+dispatch), brackets the answer by steps that double, then bisects. A probe simulates the
+scenario with ``replications`` replications and passes when, for every objective, the 95%
+confidence bound on the objective's side meets the threshold, so the answer is conservative.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
+
+from lbsim import theory
+from lbsim.errors import ConfigError
+from lbsim.expectations import check_metric
+from lbsim.runner import run_sweep
+from lbsim.scenario import Scenario, expand, fault_targets, get_path, load_scenario, written
+from lbsim.units import parse_duration
+
+# Kinds of fault --survive accepts: the others need a factor or a probability.
+SURVIVE_KINDS = ("crash", "hang")
+# A continuous parameter is settled when the passing and failing values are this close.
+RELATIVE_RESOLUTION = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Objective:
+    """One service-level objective: ``metric <= value`` or ``metric >= value``."""
+
+    metric: str
+    sense: Literal["<=", ">="]
+    value: float
+    text: str
+
+    def met(self, mean: float, half_width: float) -> bool:
+        """Whether the confidence bound on the objective's side meets it (NaN bound: the mean)."""
+        margin = 0.0 if math.isnan(half_width) else half_width
+        if math.isnan(mean):
+            return False
+        return mean + margin <= self.value if self.sense == "<=" else mean - margin >= self.value
+
+
+def parse_objective(text: str) -> Objective:
+    """``latency_p99<=200ms``, ``error_rate<=0.1%``, ``availability>=99.9%`` -> Objective.
+
+    Latency thresholds take duration units; other metrics a number or a percentage.
+    """
+    match = re.fullmatch(r"\s*([a-z_0-9]+)\s*(<=|>=)\s*(\S+)\s*", text)
+    if match is None:
+        raise ConfigError(f"--slo must be written metric<=value or metric>=value; got {text!r}.")
+    metric, sense, raw = match.groups()
+    try:
+        check_metric(metric)
+    except ConfigError as exc:
+        raise ConfigError(f"--slo {exc}") from None
+    if metric.startswith("latency"):
+        try:
+            value = parse_duration(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"--slo {metric} {exc}") from None
+    else:
+        value = _number(raw, f"--slo {metric}")
+    return Objective(metric, sense, value, text.strip())  # type: ignore[arg-type]
+
+
+def _number(text: str, where: str) -> float:
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ConfigError(f"{where} must be a number or a percentage; got {text!r}.") from None
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """``LO..HI`` -> (LO, HI), LO < HI."""
+    low, sep, high = text.partition("..")
+    if not sep:
+        raise ConfigError(f"--range must be written LO..HI; got {text!r}.")
+    bounds = _number(low.strip(), "--range LO"), _number(high.strip(), "--range HI")
+    if not 0 < bounds[0] < bounds[1]:
+        raise ConfigError(f"--range must have 0 < LO < HI; got {text!r}.")
+    return bounds
+
+
+@dataclass(frozen=True, slots=True)
+class Survival:
+    """A fault the answer must also survive, present for the whole run (N+1 planning).
+
+    ``text`` is ``[crash|hang] N server(s)`` (the last N servers of the varied group, or of
+    the first group) or ``[crash|hang] TARGET`` (a server, a group, ``zone:<z>``).
+    """
+
+    kind: str
+    servers: int | None
+    target: str | None
+    text: str
+
+    def faults(self, scenario: Scenario, group: int) -> list[dict[str, Any]]:
+        """The fault entries to add to ``scenario``, from before warm-up to past the end."""
+        timing = {"at": 0.0, "duration": 2 * scenario.duration + 1}
+        if self.servers is not None:
+            chosen = scenario.servers[group]
+            if self.servers >= chosen.count:
+                return [{"target": chosen.name, "kind": self.kind, **timing}]
+            names = [f"{chosen.name}-{i}" for i in range(chosen.count - self.servers, chosen.count)]
+            return [{"target": name, "kind": self.kind, **timing} for name in names]
+        if fault_targets(scenario, self.target or "") is None:
+            raise ConfigError(f"--survive must name a server, a group or zone:<zone>; got {self.target!r}.")
+        return [{"target": self.target, "kind": self.kind, **timing}]
+
+
+def parse_survival(text: str) -> Survival:
+    """``crash 1 server``, ``hang 2 servers``, ``zone:a``, ``crash web-3`` -> Survival."""
+    words = text.split()
+    kind = words.pop(0) if words and words[0] in SURVIVE_KINDS else "crash"
+    if len(words) == 2 and words[0].isdigit() and words[1] in ("server", "servers") and int(words[0]) > 0:
+        return Survival(kind, int(words[0]), None, text.strip())
+    if len(words) == 1 and not words[0].isdigit():
+        return Survival(kind, None, words[0], text.strip())
+    raise ConfigError(
+        f"--survive must be '[{'|'.join(SURVIVE_KINDS)}] N servers' or '[{'|'.join(SURVIVE_KINDS)}] "
+        f"TARGET' (a server, a group, zone:<zone>); got {text!r}."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    """The varied key: whether it is a count, and which way is better."""
+
+    key: str
+    integer: bool
+    maximize: bool
+    low: float
+    high: float
+
+    def settled(self, passing: float, failing: float) -> bool:
+        """Whether no value between the two can still be probed usefully."""
+        if self.integer:
+            return abs(passing - failing) <= 1
+        return abs(passing - failing) <= RELATIVE_RESOLUTION * max(abs(passing), abs(failing))
+
+    def clamp(self, value: float) -> float:
+        value = min(max(value, self.low), self.high)
+        return float(round(value)) if self.integer else value
+
+    def toward(self, value: float, step: float, easier: bool) -> float:
+        """``value`` moved ``step`` toward easier (more capacity) or harder, within the range."""
+        up = easier != self.maximize
+        if self.integer:
+            return self.clamp(value + step if up else value - step)
+        return self.clamp(value * (1 + 0.1 * step) if up else value / (1 + 0.1 * step))
+
+    def between(self, a: float, b: float) -> float:
+        if self.integer:
+            return float(math.floor((a + b) / 2))
+        return math.sqrt(a * b)
+
+    def show(self, value: float) -> str:
+        return str(int(value)) if self.integer else f"{value:.4g}"
+
+
+def parameter(scenario: Scenario, key: str, bounds: tuple[float, float] | None) -> Parameter:
+    """Describe the varied key of ``scenario``; its current value must be a positive number."""
+    try:
+        current = get_path(scenario, key)
+    except (KeyError, IndexError, AttributeError, TypeError):
+        raise ConfigError(f"--vary must name a number in the scenario; got {key!r}.") from None
+    if isinstance(current, bool) or not isinstance(current, int | float) or current <= 0:
+        raise ConfigError(f"--vary must name a positive number in the scenario; got {key!r} = {current!r}.")
+    integer = isinstance(current, int)
+    maximize = key.endswith("rate")
+    if bounds is None:
+        bounds = (1.0, max(64.0, 16.0 * current)) if integer else (current / 100, current * 100)
+    if integer and (bounds[0] != int(bounds[0]) or bounds[1] != int(bounds[1])):
+        raise ConfigError(f"--range must be whole numbers for {key}; got {bounds[0]:g}..{bounds[1]:g}.")
+    return Parameter(key, integer, maximize, bounds[0], bounds[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """The analytic answer and how it was found."""
+
+    value: float | None
+    method: str
+
+
+def estimate(scenario: Scenario, key: str, objectives: list[Objective]) -> Estimate:
+    """Queueing theory's answer, treating each server of the varied group (or of the first)
+    as an M/M/c queue with exponential sizes of the workload's mean, fed by random dispatch
+    (exact for random over identical servers; smarter policies need fewer). The balancer's
+    processing is left out, except for ``balancer.cores``, whose estimate is its stability
+    bound. Objectives on errors, sessions and the like do not enter."""
+    rate = scenario.workload.rate
+    if rate is None:
+        return Estimate(None, "none: closed-loop users have no fixed arrival rate")
+    match = re.fullmatch(r"servers\[(\d+)\]\.(count|workers)", key)
+    group = scenario.servers[int(match.group(1)) if match else 0]
+    service_rate = group.speed / scenario.workload.size.mean
+    others = sum(g.count for g in scenario.servers) - group.count
+    if key == "balancer.cores":
+        config = scenario.balancer
+        cost = config.cost_per_request + (config.tls.per_request if config.tls else 0.0)
+        cores = math.floor(rate / config.instances * cost) + 1
+        return Estimate(float(cores), "stability bound: cores > rate per instance x processing per request")
+
+    def meets(n_servers: int, workers: int, arrival_rate: float) -> bool:
+        per_server = arrival_rate / n_servers
+        if per_server >= workers * service_rate:
+            return False
+        for objective in objectives:
+            value = _mmc_metric(objective.metric, workers, per_server, service_rate)
+            if value is not None and not objective.met(value, 0.0):
+                return False
+        return True
+
+    method = "M/M/c per server, random dispatch, exponential sizes"
+    if match and match.group(2) == "count":
+        needed = next(n for n in range(1, 1_000_000) if meets(others + n, group.workers, rate))
+        return Estimate(float(needed), method)
+    if match:
+        needed = next(c for c in range(1, 1_000_000) if meets(group.count + others, c, rate))
+        return Estimate(float(needed), method)
+    if key == "workload.rate":
+        servers = others + group.count
+        low, high = 0.0, servers * group.workers * service_rate
+        while high - low > 1e-6 * high:
+            middle = (low + high) / 2
+            low, high = (middle, high) if meets(servers, group.workers, middle) else (low, middle)
+        return Estimate(low, method) if low > 0 else Estimate(None, "none: no load meets the objectives")
+    return Estimate(None, f"none: no analytic model for {key}")
+
+
+def _mmc_metric(metric: str, workers: int, arrival_rate: float, service_rate: float) -> float | None:
+    quantiles = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p99": 0.99, "latency_p999": 0.999}
+    if metric == "latency_mean":
+        return theory.mmc_response_mean(workers, arrival_rate, service_rate)
+    if metric in quantiles:
+        return theory.mmc_response_quantile(workers, arrival_rate, service_rate, quantiles[metric])
+    if metric in ("utilization_mean", "utilization_max"):
+        return arrival_rate / (workers * service_rate)
+    return None
+
+
+@dataclass(slots=True)
+class Search:
+    """The probes of one policy's search and its answer."""
+
+    policy: str
+    estimate: Estimate
+    probes: list[dict[str, Any]] = field(default_factory=list)
+    answer: float | None = None
+
+
+def search(
+    parameter: Parameter,
+    start: float,
+    passes: Callable[[float], bool],
+) -> float | None:
+    """The best value of ``parameter`` for which ``passes`` holds, assuming it holds on one
+    side of a threshold: probe ``start``, step away (doubling the step) until the outcome
+    flips, then bisect. None when even the easiest value of the range fails."""
+    value = parameter.clamp(start)
+    if passes(value):
+        passing = value
+        step = 1.0
+        while True:
+            candidate = parameter.toward(passing, step, easier=False)
+            if candidate == passing:
+                return passing
+            if not passes(candidate):
+                failing = candidate
+                break
+            passing, step = candidate, 2 * step
+    else:
+        failing = value
+        step = 1.0
+        while True:
+            candidate = parameter.toward(failing, step, easier=True)
+            if candidate == failing:
+                return None
+            if passes(candidate):
+                passing = candidate
+                break
+            failing, step = candidate, 2 * step
+    while not parameter.settled(passing, failing):
+        middle = parameter.between(passing, failing)
+        if passes(middle):
+            passing = middle
+        else:
+            failing = middle
+    return passing
+
+
+def plan(
+    scenario: Scenario,
+    key: str,
+    objectives: list[Objective],
+    *,
+    bounds: tuple[float, float] | None = None,
+    survival: Survival | None = None,
+    replications: int = 3,
+    jobs: int | None = None,
+    seed: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Search]:
+    """Search the capacity of ``scenario`` for each policy it sweeps (or its one policy).
+
+    Raises:
+        ConfigError: the scenario sweeps anything but ``balancer.policy``, or an argument is bad.
+    """
+    if not objectives:
+        raise ConfigError("--slo must be given at least once; got nothing.")
+    if replications < 2:
+        raise ConfigError(f"replications must be >= 2 for confidence bounds; got {replications}.")
+    other_axes = [axis for axis in scenario.sweep if axis != "balancer.policy"]
+    if other_axes:
+        raise ConfigError(
+            f"capacity sweeps only balancer.policy; fix {other_axes[0]} with --set; got a sweep over it."
+        )
+    varied = parameter(scenario, key, bounds)
+    match = re.fullmatch(r"servers\[(\d+)\]\.\w+", key)
+    group = int(match.group(1)) if match else 0
+    if survival is not None:
+        survival.faults(scenario, group)
+    searches = []
+    for cell in expand(scenario):
+        policy_scenario = cell.scenario
+        guess = estimate(policy_scenario, key, objectives)
+        result = Search(policy_scenario.policy_label(), guess)
+        start = guess.value if guess.value is not None else float(get_path(policy_scenario, key))
+
+        def passes(value: float, base: Scenario = policy_scenario, result: Search = result) -> bool:
+            shown = varied.show(value)
+            probe = load_scenario(base, overrides=[(key, int(value) if varied.integer else value)])
+            variants = [("normal", probe)]
+            if survival is not None:
+                faults = [*(written(probe, "faults") or []), *survival.faults(probe, group)]
+                variants.append((survival.text, load_scenario(probe, overrides=[("faults", faults)])))
+            ok = True
+            for variant, variant_scenario in variants:
+                table = run_sweep(variant_scenario, jobs=jobs, seed=seed, replications=replications).table
+                row = table.iloc[0]
+                met = [o.met(float(row[o.metric]), float(row[f"{o.metric}_ci"])) for o in objectives]
+                result.probes.append(
+                    {
+                        "policy": result.policy,
+                        key: value,
+                        "variant": variant,
+                        **{c: row[c] for o in objectives for c in (o.metric, f"{o.metric}_ci")},
+                        "passes": all(met),
+                    }
+                )
+                ok = ok and all(met)
+                if not ok:
+                    break
+            if progress:
+                progress(f"{result.policy}: {key} = {shown}: {'meets' if ok else 'misses'} the objectives")
+            return ok
+
+        result.answer = search(varied, start, passes)
+        searches.append(result)
+    return searches
+
+
+def probes_table(searches: list[Search]) -> pd.DataFrame:
+    """Every probe of every search, in the order they ran."""
+    return pd.DataFrame([probe for s in searches for probe in s.probes])
