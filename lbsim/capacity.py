@@ -161,6 +161,12 @@ class Parameter:
             return float(math.floor((a + b) / 2))
         return math.sqrt(a * b)
 
+    def values(self) -> int:
+        """How many values a full sweep of the range at the search's resolution would probe."""
+        if self.integer:
+            return int(self.high - self.low) + 1
+        return math.ceil(math.log(self.high / self.low) / math.log1p(RELATIVE_RESOLUTION)) + 1
+
     def show(self, value: float) -> str:
         return str(int(value)) if self.integer else f"{value:.4g}"
 
@@ -204,10 +210,7 @@ def estimate(scenario: Scenario, key: str, objectives: list[Objective]) -> Estim
     service_rate = group.speed / scenario.workload.size.mean
     others = sum(g.count for g in scenario.servers) - group.count
     if key == "balancer.cores":
-        config = scenario.balancer
-        cost = config.cost_per_request + (config.tls.per_request if config.tls else 0.0)
-        cores = math.floor(rate / config.instances * cost) + 1
-        return Estimate(float(cores), "stability bound: cores > rate per instance x processing per request")
+        return _cores_estimate(scenario, rate, objectives)
 
     def meets(n_servers: int, workers: int, arrival_rate: float) -> bool:
         per_server = arrival_rate / n_servers
@@ -236,6 +239,24 @@ def estimate(scenario: Scenario, key: str, objectives: list[Objective]) -> Estim
     return Estimate(None, f"none: no analytic model for {key}")
 
 
+def _cores_estimate(scenario: Scenario, rate: float, objectives: list[Objective]) -> Estimate:
+    """Cores for the balancer's processing load (requests, and TLS handshakes spread over a
+    connection's requests): the busy cores per instance over the utilization objective, or
+    the stability bound without one."""
+    config = scenario.balancer
+    cost = config.cost_per_request
+    if config.tls is not None:
+        per_connection = scenario.workload.connection.requests
+        cost += config.tls.per_request + (config.tls.handshake / per_connection if per_connection else 0.0)
+    busy = rate / config.instances * cost
+    limits = [o.value for o in objectives if o.metric == "balancer_utilization" and o.sense == "<="]
+    if limits:
+        return Estimate(
+            float(max(1, math.ceil(busy / min(limits)))), "processing load over the utilization objective"
+        )
+    return Estimate(float(math.floor(busy) + 1), "stability bound: cores > busy cores per instance")
+
+
 def _mmc_metric(metric: str, workers: int, arrival_rate: float, service_rate: float) -> float | None:
     quantiles = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p99": 0.99, "latency_p999": 0.999}
     if metric == "latency_mean":
@@ -253,6 +274,7 @@ class Search:
 
     policy: str
     estimate: Estimate
+    full_sweep: int
     probes: list[dict[str, Any]] = field(default_factory=list)
     answer: float | None = None
 
@@ -332,7 +354,7 @@ def plan(
     for cell in expand(scenario):
         policy_scenario = cell.scenario
         guess = estimate(policy_scenario, key, objectives)
-        result = Search(policy_scenario.policy_label(), guess)
+        result = Search(policy_scenario.policy_label(), guess, varied.values())
         start = guess.value if guess.value is not None else float(get_path(policy_scenario, key))
 
         def passes(value: float, base: Scenario = policy_scenario, result: Search = result) -> bool:

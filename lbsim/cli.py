@@ -268,6 +268,8 @@ def capacity(
             )
         runs = f"{simulations} simulations ({len(probes)} probes x {replications} replications)"
         click.echo(f"{runs}; results in {folder}/")
+        sweep = sum(s.full_sweep for s in searches) * replications
+        click.echo(f"A full sweep of the range at the same resolution would take {sweep} simulations.")
         click.echo(
             "A probe meets an objective when its 95% confidence bound on the objective's side does, "
             "so each answer is conservative: it may be one step above the true threshold."
