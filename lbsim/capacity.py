@@ -26,6 +26,9 @@ from lbsim.units import parse_duration
 
 # Kinds of fault --survive accepts: the others need a factor or a probability.
 SURVIVE_KINDS = ("crash", "hang")
+# A probe whose busiest server is busier than this is saturated: its queue grows for as long
+# as the run lasts, so its latency says more about the run length than about the system.
+SATURATION = 0.98
 # A continuous parameter is settled when the passing and failing values are this close.
 RELATIVE_RESOLUTION = 0.01
 
@@ -86,6 +89,13 @@ def parse_range(text: str) -> tuple[float, float]:
     if not 0 < bounds[0] < bounds[1]:
         raise ConfigError(f"--range must have 0 < LO < HI; got {text!r}.")
     return bounds
+
+
+def unsaturated(objectives: list[Objective]) -> list[Objective]:
+    """``objectives`` and, unless one of them already implies it, ``utilization_max <= SATURATION``."""
+    if any(o.metric == "utilization_max" and o.sense == "<=" and o.value <= SATURATION for o in objectives):
+        return objectives
+    return [*objectives, Objective("utilization_max", "<=", SATURATION, f"utilization_max<={SATURATION}")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +343,9 @@ def plan(
 ) -> list[Search]:
     """Search the capacity of ``scenario`` for each policy it sweeps (or its one policy).
 
+    Every probe must also be unsaturated (``utilization_max <= SATURATION``) unless a
+    stricter utilization objective is given: a saturated run's latency grows with its length.
+
     Raises:
         ConfigError: the scenario sweeps anything but ``balancer.policy``, or an argument is bad.
     """
@@ -346,6 +359,7 @@ def plan(
             f"capacity sweeps only balancer.policy; fix {other_axes[0]} with --set; got a sweep over it."
         )
     varied = parameter(scenario, key, bounds)
+    objectives = unsaturated(objectives)
     match = re.fullmatch(r"servers\[(\d+)\]\.\w+", key)
     group = int(match.group(1)) if match else 0
     if survival is not None:

@@ -215,10 +215,10 @@ def capacity(
     quiet: bool,
 ) -> None:
     """Find the smallest KEY.PATH (or largest, for a rate) of SCENARIO meeting every --slo."""
-    from lbsim.capacity import parse_objective, parse_range, parse_survival, plan, probes_table
+    from lbsim.capacity import parse_objective, parse_range, parse_survival, plan, probes_table, unsaturated
     from lbsim.report import capacity_markdown, write_capacity
 
-    objectives = [parse_objective(text) for text in slos]
+    objectives = unsaturated([parse_objective(text) for text in slos])
     bounds = parse_range(span) if span is not None else None
     survival = parse_survival(survive) if survive is not None else None
     loaded = load_scenario(scenario, overrides=[parse_assignment(text, "--set") for text in sets])
