@@ -298,28 +298,11 @@ def search(
     side of a threshold: probe ``start``, step away (doubling the step) until the outcome
     flips, then bisect. None when even the easiest value of the range fails."""
     value = parameter.clamp(start)
-    if passes(value):
-        passing = value
-        step = 1.0
-        while True:
-            candidate = parameter.toward(passing, step, easier=False)
-            if candidate == passing:
-                return passing
-            if not passes(candidate):
-                failing = candidate
-                break
-            passing, step = candidate, 2 * step
-    else:
-        failing = value
-        step = 1.0
-        while True:
-            candidate = parameter.toward(failing, step, easier=True)
-            if candidate == failing:
-                return None
-            if passes(candidate):
-                passing = candidate
-                break
-            failing, step = candidate, 2 * step
+    outcome = passes(value)
+    same, flipped = _bracket(parameter, value, outcome, passes)
+    if flipped is None:
+        return same if outcome else None
+    passing, failing = (same, flipped) if outcome else (flipped, same)
     while not parameter.settled(passing, failing):
         middle = parameter.between(passing, failing)
         if passes(middle):
@@ -327,6 +310,22 @@ def search(
         else:
             failing = middle
     return passing
+
+
+def _bracket(
+    parameter: Parameter, value: float, outcome: bool, passes: Callable[[float], bool]
+) -> tuple[float, float | None]:
+    """Step from ``value`` toward harder values when it passes (easier when it fails),
+    doubling the step, until the outcome flips: the last value with ``value``'s outcome and
+    the first with the other (None when the range ends first)."""
+    step = 1.0
+    while True:
+        candidate = parameter.toward(value, step, easier=not outcome)
+        if candidate == value:
+            return value, None
+        if passes(candidate) != outcome:
+            return value, candidate
+        value, step = candidate, 2 * step
 
 
 def plan(

@@ -61,6 +61,11 @@ def plot_metric(
         xs, ys = group[x].to_numpy(), group[metric].to_numpy()
         (line,) = ax.plot(xs, ys, marker="o", label=", ".join(str(part) for part in name))
         ax.fill_between(xs, ys - ci, ys + ci, color=line.get_color(), alpha=0.2)
+    return _against(ax, x, metric)
+
+
+def _against(ax: Axes, x: str, metric: str) -> Axes:
+    """Label a metric-against-parameter plot: log scale for latencies, grid, legend."""
     if metric.startswith("latency"):
         ax.set_yscale("log")
     ax.set_xlabel(x)
@@ -203,10 +208,4 @@ def plot_capacity(
         ax.plot(xs[passed], ys[passed], "o", color=line.get_color())
         ax.plot(xs[~passed], ys[~passed], "o", mfc="none", color=line.get_color())
     ax.axhline(threshold, linestyle="--", color="black", label=f"objective {threshold:g}")
-    if metric.startswith("latency"):
-        ax.set_yscale("log")
-    ax.set_xlabel(key)
-    ax.set_ylabel(metric)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
-    return ax
+    return _against(ax, key, metric)
