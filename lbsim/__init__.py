@@ -14,7 +14,7 @@ from lbsim.policies import POLICIES, Backend, Policy, make_policy
 from lbsim.runner import SimulationResult, SweepResult, run_sweep, simulate, sweep
 from lbsim.scenario import Scenario, expand, load_scenario
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Backend",

@@ -28,4 +28,15 @@ METRICS: tuple[str, ...] = (
     "imbalance",
     "balancer_utilization",
     "session_moves",
+    "cross_region",
+)
+# Columns of regions.csv, one row per client region.
+REGION_COLUMNS = (
+    "region",
+    "n_requests",
+    "error_rate",
+    "latency_mean",
+    "latency_p50",
+    "latency_p99",
+    "served_elsewhere",
 )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from lbsim.columns import LATENCY_COLUMNS, METRICS, STATUSES
+from lbsim.columns import LATENCY_COLUMNS, METRICS, REGION_COLUMNS, STATUSES
 from lbsim.engine.recorder import DROPPED, OK
 from lbsim.histogram import LatencyHistogram
 
@@ -33,7 +33,8 @@ FAULT_COLUMNS = ("target", "kind", "t_start", "t_end", "t_detected", "t_restored
 @dataclass(frozen=True, slots=True)
 class RunTables:
     """The tables of one run: a summary row, per-server rows, time series, latency quantiles,
-    one row per fault occurrence, and the log of state changes."""
+    one row per fault occurrence, the log of state changes, both sides of Little's law, and
+    one row per client region."""
 
     summary: dict[str, Any]
     servers: pd.DataFrame
@@ -42,6 +43,7 @@ class RunTables:
     faults: pd.DataFrame
     events: pd.DataFrame
     little: tuple[float, float]
+    regions: pd.DataFrame
 
 
 def summarize(output: RunOutput, warmup: float, duration: float, window: float) -> RunTables:
@@ -73,6 +75,8 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
     cores = output.balancer_busy_time / (output.balancer_cores * span)
     summary["balancer_utilization"] = float(cores.max()) if cores.size else 0.0
     summary["session_moves"] = tally.n_moves / tally.n_follows if tally.n_follows else math.nan
+    served = int(tally.region_served.sum())
+    summary["cross_region"] = int(tally.region_elsewhere.sum()) / served if served else 0.0
     events = pd.DataFrame(output.events, columns=["t", "component", "subject", "event"])
     return RunTables(
         summary,
@@ -82,7 +86,24 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
         _faults(output, events),
         events,
         little_law(output),
+        _regions(output),
     )
+
+
+def _regions(output: RunOutput) -> pd.DataFrame:
+    """One row per client region: its counted requests, error rate, latency, and the share
+    of its served requests served in another region (empty without regions)."""
+    tally = output.tally
+    rows = []
+    for r, name in enumerate(output.regions):
+        n = int(tally.region_requests[r])
+        p50, p99 = tally.region_latency.quantiles(np.array([0.5, 0.99]), row=r)
+        served = int(tally.region_served[r])
+        rows.append(
+            (name, n, 1 - int(tally.region_latency.n[r]) / n if n else math.nan, tally.region_latency.mean(r),
+             float(p50), float(p99), int(tally.region_elsewhere[r]) / served if served else math.nan)
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=list(REGION_COLUMNS))
 
 
 def little_law(output: RunOutput) -> tuple[float, float]:
@@ -192,6 +213,9 @@ def _timeseries(output: RunOutput, duration: float, window: float) -> pd.DataFra
             pd.DataFrame(output.eligible_samples, columns=[f"eligible_{name}" for name in names]),
             pd.DataFrame(tally.window_served / widths[:, None], columns=[f"served_{name}" for name in names]),
         ]
+    if output.regions:
+        columns = [f"region_{name}" for name in output.regions]
+        parts.append(pd.DataFrame(tally.window_region / widths[:, None], columns=columns))
     return pd.concat(parts, axis=1)
 
 

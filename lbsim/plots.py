@@ -129,24 +129,28 @@ def plot_timeseries(
 
 
 def plot_traffic(
-    timeseries: pd.DataFrame, *, faults: pd.DataFrame | None = None, ax: Axes | None = None
+    timeseries: pd.DataFrame,
+    *,
+    prefix: str = "served_",
+    faults: pd.DataFrame | None = None,
+    ax: Axes | None = None,
 ) -> Axes:
-    """Requests per second served by each server over time, for the first cell and
-    replication, with fault windows shaded when given.
+    """Requests per second served by each server (or, with ``prefix="region_"``, in each
+    region) over time, for the first cell and replication, fault windows shaded when given.
 
     Args:
         timeseries: the time series with ``served_<server>`` columns (scenarios with faults
-            or health checks).
+            or health checks) or ``region_<region>`` columns (scenarios with regions).
     """
     ax = _axes(ax)
     first = timeseries
     for key in ("replication", "policy"):
         if key in first:
             first = first[first[key] == first[key].iloc[0]]
-    columns = [c for c in first.columns if c.startswith("served_")]
+    columns = [c for c in first.columns if c.startswith(prefix)]
     curves = first.groupby("t_start")[columns].mean()
     for column in columns:
-        ax.plot(curves.index.to_numpy(), curves[column].to_numpy(), label=column.removeprefix("served_"))
+        ax.plot(curves.index.to_numpy(), curves[column].to_numpy(), label=column.removeprefix(prefix))
     _shade(ax, faults)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("requests per second")

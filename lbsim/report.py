@@ -146,6 +146,12 @@ def _plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
             "Traffic per server over time",
             functools.partial(plots.plot_traffic, result.timeseries, faults=faults),
         )
+    if len(result.regions):
+        save(
+            "traffic_per_region",
+            "Traffic served in each region over time",
+            functools.partial(plots.plot_traffic, result.timeseries, prefix="region_", faults=faults),
+        )
     return made
 
 
@@ -190,6 +196,8 @@ def write_results(
     _csv(folder / "servers.csv", result.servers)
     _csv(folder / "timeseries.csv", result.timeseries)
     _csv(folder / "faults.csv", result.faults)
+    if len(result.regions):
+        _csv(folder / "regions.csv", result.regions)
     made = _plots(result, folder)
     resolved = yaml.safe_dump(_plain(scenario), sort_keys=False)
     report = [f"# {scenario.name}", ""]

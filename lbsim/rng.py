@@ -20,6 +20,7 @@ STREAM_NAMES: tuple[str, ...] = (
     "think",
     "sessions",
     "paths",
+    "dns",
 )
 
 

@@ -40,7 +40,8 @@ class SimulationResult:
         requests: one row per request that ended: arrival, start and end instants, latency,
             size, server, status, client, session.
         faults: one row per fault occurrence (faults.csv).
-        events: every state change: health checks, ejections, circuit breakers, faults.
+        events: every state change: health checks, ejections, circuit breakers, faults, DNS.
+        regions: one row per client region (regions.csv; empty without regions).
     """
 
     summary: pd.DataFrame
@@ -49,6 +50,7 @@ class SimulationResult:
     requests: pd.DataFrame
     faults: pd.DataFrame
     events: pd.DataFrame
+    regions: pd.DataFrame
 
 
 @dataclass(slots=True)
@@ -61,6 +63,7 @@ class SweepResult:
     timeseries: pd.DataFrame
     cdf: pd.DataFrame
     faults: pd.DataFrame
+    regions: pd.DataFrame
     keys: list[str]
     cells: list[dict[str, Any]] = field(default_factory=list)
 
@@ -101,7 +104,7 @@ def simulate(
     summary = pd.DataFrame([{**row, **tables.summary}])
     requests = kept.frame([server.name for server in output.servers])
     return SimulationResult(
-        summary, tables.servers, tables.timeseries, requests, tables.faults, tables.events
+        summary, tables.servers, tables.timeseries, requests, tables.faults, tables.events, tables.regions
     )
 
 
@@ -311,7 +314,7 @@ def _assemble(
     simulated: set[int],
 ) -> SweepResult:
     keys = ["scenario", "policy", *(key for key in scenario.sweep if key != "balancer.policy")]
-    summary_rows, servers, series, cdf, faults, cell_rows = [], [], [], [], [], []
+    summary_rows, servers, series, cdf, faults, regions, cell_rows = [], [], [], [], [], [], []
     for c, cell in enumerate(cells):
         label = {
             "scenario": scenario.name,
@@ -327,6 +330,7 @@ def _assemble(
             servers.append(tables.servers.assign(**ids))
             series.append(tables.timeseries.assign(**ids))
             faults.append(tables.faults.assign(**ids))
+            regions.append(tables.regions.assign(**ids))
             cdf.append(
                 pd.DataFrame(
                     {"probability": _probabilities(tables), "latency": tables.latency_quantiles}
@@ -343,6 +347,7 @@ def _assemble(
         timeseries=_ids_first(pd.concat(series, ignore_index=True), id_columns),
         cdf=_ids_first(pd.concat(cdf, ignore_index=True), id_columns),
         faults=_ids_first(pd.concat(faults, ignore_index=True), id_columns),
+        regions=_ids_first(pd.concat(regions, ignore_index=True), id_columns),
         keys=keys,
         cells=cell_rows,
     )

@@ -266,6 +266,7 @@ class ServerGroup(Model):
     discipline: Literal["fcfs", "ps"] = "fcfs"
     weight: int = Field(1, ge=1, le=256)
     zone: str | None = None
+    region: str | None = None
     t_join: Duration = Field(0.0, ge=0)
     t_leave: Duration | None = Field(None, gt=0)
     max_connection_age: Duration | None = Field(None, gt=0)
@@ -525,6 +526,53 @@ class ExpectModel(Model):
         return self
 
 
+class RegionModel(Model):
+    """A region: the share of the clients that are in it (their requests are that share of the traffic
+    when clients are picked uniformly)."""
+
+    clients: float = Field(ge=0, le=1)
+
+
+class NetworkModel(Model):
+    """Round-trip times between regions (``us-eu: 80ms``, either order), within a region
+    (``local``), and a ``jitter`` distribution added to every one-way crossing."""
+
+    rtt: dict[str, Duration] = Field(default_factory=dict)
+    local: Duration = Field(0.0, ge=0)
+    jitter: Dist | None = None
+
+
+class TtlFloorModel(Model):
+    """The ``share`` of clients whose resolvers keep an answer at least ``ttl`` whatever it says."""
+
+    share: float = Field(gt=0, le=1)
+    ttl: Duration = Field(gt=0)
+
+
+class RegionCheckModel(Model):
+    """The DNS balancer's checks of each region: down after ``fall`` failed checks (no server up),
+    up again after ``rise`` passed ones."""
+
+    interval: Duration = Field(10.0, gt=0)
+    fall: int = Field(3, ge=1)
+    rise: int = Field(2, ge=1)
+
+
+class DnsModel(Model):
+    """Global DNS load balancing (GSLB): which region a client's name resolves to, and for how long.
+
+    ``geo``: the client's own region, or the nearest healthy one by RTT. ``latency``: the
+    healthy region with the lowest RTT measured by the checks (jitter included).
+    ``weighted``: a healthy region at random by ``weights``.
+    """
+
+    policy: Literal["geo", "latency", "weighted"] = "geo"
+    ttl: Duration = Field(60.0, gt=0)
+    ttl_floor: TtlFloorModel | None = None
+    weights: dict[str, float] | None = None
+    health_check: RegionCheckModel = RegionCheckModel()
+
+
 class Scenario(Model):
     """A whole scenario: run length, workload, servers, balancer, sweep grid."""
 
@@ -539,6 +587,9 @@ class Scenario(Model):
     servers: list[ServerGroup] = Field(min_length=1)
     balancer: BalancerModel = BalancerModel()
     faults: list[FaultModel] = Field(default_factory=list)
+    regions: dict[str, RegionModel] | None = None
+    network: NetworkModel | None = None
+    dns: DnsModel | None = None
     expect: list[ExpectModel] = Field(default_factory=list)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     # The checked input and where it came from, so cells and overrides start from it.
@@ -600,6 +651,62 @@ class Scenario(Model):
                     key=f"servers[{i}].t_leave",
                 )
         return self
+
+    @model_validator(mode="after")
+    def _geography(self) -> Scenario:
+        if self.regions is None:
+            for key in ("network", "dns"):
+                if getattr(self, key) is not None:
+                    raise ConfigError("must come with 'regions'; got no regions.", key=key)
+            for i, group in enumerate(self.servers):
+                if group.region is not None:
+                    raise ConfigError(f"must name one of 'regions'; got {group.region!r} and no regions.",
+                                      key=f"servers[{i}].region")  # fmt: skip
+            return self
+        names = list(self.regions)
+        total = sum(region.clients for region in self.regions.values())
+        if abs(total - 1) > 1e-9:
+            raise ConfigError(f"must have client shares that sum to 1; got {total:g}.", key="regions")
+        for i, group in enumerate(self.servers):
+            if group.region not in names:
+                raise ConfigError(
+                    str(UnknownNameError("region", str(group.region), names)), key=f"servers[{i}].region"
+                )
+        for name in names:
+            if not any(group.region == name for group in self.servers):
+                raise ConfigError(f"must have servers in every region; got none in {name!r}.", key="servers")
+        rtt = self.network.rtt if self.network else {}
+        for pair in rtt:
+            a, _, b = pair.partition("-")
+            if a not in names or b not in names or a == b:
+                raise ConfigError(
+                    f"must be keyed region-region between two regions; got {pair!r}.", key="network.rtt"
+                )
+        for a, b in itertools.combinations(names, 2):
+            if f"{a}-{b}" not in rtt and f"{b}-{a}" not in rtt:
+                raise ConfigError(f"must give the RTT between every two regions; got none for {a}-{b}.",
+                                  key="network.rtt")  # fmt: skip
+        weights = self.dns.weights if self.dns else None
+        for name, weight in (weights or {}).items():
+            if name not in names:
+                raise ConfigError(str(UnknownNameError("region", name, names)), key="dns.weights")
+            if weight < 0:
+                raise ConfigError(f"must be >= 0; got {weight:g} for {name!r}.", key="dns.weights")
+        if weights is not None and not any(weights.get(name, 1.0) > 0 for name in names):
+            raise ConfigError("must give some region a positive weight; got none.", key="dns.weights")
+        return self
+
+    def rtt(self, a: str, b: str) -> float:
+        """Round-trip time between regions ``a`` and ``b`` (``network.local`` within one)."""
+        network = self.network or NetworkModel()
+        if a == b:
+            return network.local
+        return network.rtt.get(f"{a}-{b}", network.rtt.get(f"{b}-{a}", 0.0))
+
+    @property
+    def n_balancers(self) -> int:
+        """Balancer instances in all: ``balancer.instances`` in each region (or in all)."""
+        return self.balancer.instances * (len(self.regions) if self.regions else 1)
 
     @property
     def window_length(self) -> float:
@@ -876,8 +983,8 @@ _RULES = {
 def fault_targets(scenario: Scenario, target: str) -> list[list[str]] | None:
     """The server names a fault target covers, as groups failing together, or None if unknown.
 
-    ``web-3``: one server. ``web``: every member, each on its own. ``zone:a``: every
-    server in zone a, all at once. ``balancer`` or ``balancer-<i>``: one balancer instance.
+    ``web-3``: one server. ``web``: every member, each on its own. ``zone:a`` (``region:eu``):
+    every server in zone a (region eu), all at once. ``balancer`` or ``balancer-<i>``: one balancer instance.
     """
     names = [(f"{g.name}-{i}", g) for g in scenario.servers for i in range(g.count)]
     if target in {name for name, _ in names}:
@@ -887,8 +994,11 @@ def fault_targets(scenario: Scenario, target: str) -> list[list[str]] | None:
     if target.startswith("zone:"):
         members = [name for name, g in names if g.zone == target.removeprefix("zone:")]
         return [members] if members else None
+    if target.startswith("region:"):
+        members = [name for name, g in names if g.region == target.removeprefix("region:")]
+        return [members] if members else None
     if target == "balancer":
         return [["balancer-0"]]
     if target.startswith("balancer-") and target.removeprefix("balancer-").isdigit():
-        return [[target]] if int(target.removeprefix("balancer-")) < scenario.balancer.instances else None
+        return [[target]] if int(target.removeprefix("balancer-")) < scenario.n_balancers else None
     return None

@@ -26,6 +26,7 @@ class Tally:
         per_server_windows: also count requests per server per window (runs whose servers
             are watched, for the traffic-per-server plot).
         keep_failures: keep the end instant, server and status of every failed request.
+        regions: the region of every client and of every server, when the scenario has regions.
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class Tally:
         *,
         per_server_windows: bool,
         keep_failures: bool,
+        regions: tuple[np.ndarray, np.ndarray, int] | None = None,
     ) -> None:
         self.warmup = warmup
         self.window_length = window_length
@@ -56,6 +58,13 @@ class Tally:
         self.last_session = np.zeros(0, dtype=np.int64)
         self.last_server = np.zeros(0, dtype=np.int32)
         self.failures: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = [] if keep_failures else None
+        self.regions = regions
+        n_regions = regions[2] if regions else 0
+        self.region_requests = np.zeros(n_regions, dtype=np.int64)
+        self.region_latency = LatencyHistogram(max(n_regions, 1))
+        self.region_elsewhere = np.zeros(n_regions, dtype=np.int64)
+        self.region_served = np.zeros(n_regions, dtype=np.int64)
+        self.window_region = np.zeros((n_windows, n_regions))
 
     def fold(self, records: Records) -> None:
         """Add one chunk of records."""
@@ -79,11 +88,31 @@ class Tally:
             anywhere = records.server >= 0
             flat = windows[anywhere] * n + records.server[anywhere]
             self.window_served += np.bincount(flat, minlength=self.n_windows * n).reshape(self.n_windows, n)
+        if self.regions is not None:
+            self._fold_regions(records, inside, ok, latency, windows)
         self.sojourn += float(np.sum(records.t_done - records.t_arrival))
         self._fold_sessions(records)
         if self.failures is not None:
             failed = ~is_ok
             self.failures.append((records.t_done[failed], records.server[failed], records.status[failed]))
+
+    def _fold_regions(
+        self, records: Records, inside: np.ndarray, ok: np.ndarray, latency: np.ndarray, windows: np.ndarray
+    ) -> None:
+        """Per client region: counted requests, latencies of the ok ones, and how many were
+        served in another region; per window, requests served in each region."""
+        assert self.regions is not None
+        client_region, server_region, n = self.regions
+        home = client_region[records.client]
+        self.region_requests += np.bincount(home[inside], minlength=n)
+        self.region_latency.add(latency, home[ok])
+        served = inside & (records.server >= 0)
+        where = server_region[records.server[served]]
+        self.region_served += np.bincount(home[served], minlength=n)
+        self.region_elsewhere += np.bincount(home[served][where != home[served]], minlength=n)
+        anywhere = records.server >= 0
+        flat = windows[anywhere] * n + server_region[records.server[anywhere]]
+        self.window_region += np.bincount(flat, minlength=self.n_windows * n).reshape(self.n_windows, n)
 
     def _fold_sessions(self, records: Records) -> None:
         """Count counted requests that follow another of their session's, and those of them

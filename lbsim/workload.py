@@ -45,6 +45,7 @@ class Request:
         "headers",
         "index",
         "path",
+        "region",
         "retry",
         "session",
         "size",
@@ -70,6 +71,7 @@ class Request:
         self.connection: Any = None
         self.call: Any = None
         self.retry = False
+        self.region = -1
 
     def __repr__(self) -> str:
         return (

@@ -194,9 +194,12 @@ class Balancer:
         finish: Finish,
         log: Log,
         stats: RunStats,
+        scope: set[int] | None = None,
     ) -> None:
-        """Build instance ``index`` in front of ``servers`` (placed as ``placements`` say)."""
+        """Build instance ``index`` in front of ``servers`` (placed as ``placements`` say);
+        with ``scope`` (a region's servers), only those servers are ever members."""
         self.env = env
+        self.scope = scope
         self.index = index
         self.layer = config.layer
         self.servers = list(servers)
@@ -250,7 +253,7 @@ class Balancer:
         self.panicking = False
         names = [s.name for s in servers]
         self.checker = (
-            HealthChecker(env, config.health_check, servers, health_rng, self._changed, self._log)
+            HealthChecker(env, config.health_check, servers, health_rng, self._changed, self._log, scope)
             if config.health_check
             else None
         )
@@ -285,8 +288,8 @@ class Balancer:
     # Which backends may be chosen ---------------------------------------------------
 
     def set_present(self, indices: set[int]) -> None:
-        """The servers whose index is in ``indices`` are members (planned membership)."""
-        self.present = indices
+        """The servers whose index is in ``indices`` (and in the scope) are members."""
+        self.present = indices if self.scope is None else indices & self.scope
         self.refresh()
 
     def _changed(self, index: int) -> None:

@@ -35,7 +35,9 @@ class HealthChecker:
         rng: np.random.Generator,
         changed: Changed,
         log: Log,
+        scope: set[int] | None = None,
     ) -> None:
+        """Check the servers whose index is in ``scope`` (all when None)."""
         self.env = env
         self.config = config
         self.servers = list(servers)
@@ -54,7 +56,7 @@ class HealthChecker:
         self.outstanding: dict[int, Request] = {}
         self.n_probes = 0
         self.stopped = False
-        for server in self.servers:
+        for server in self.servers if scope is None else [s for s in self.servers if s.index in scope]:
             # HAProxy spreads the first checks over an interval; Envoy checks new hosts at once.
             first = float(rng.uniform(0, config.interval)) if self.haproxy else 0.0
             Timeout(env, first, server.index).callbacks.append(self._probe)

@@ -17,6 +17,7 @@ from simpy import Environment, Event, Timeout
 
 from lbsim.engine.balancer import Balancer, Placement, RunStats
 from lbsim.engine.faults import Faults, Occurrence
+from lbsim.engine.geography import Geography, client_regions, server_regions
 from lbsim.engine.recorder import DROPPED, TIMEOUT, Recorder, Sink
 from lbsim.engine.server import ProcessorSharingServer, Server
 from lbsim.errors import SimulationError
@@ -47,6 +48,7 @@ class RunOutput:
 
     tally: Tally
     servers: tuple[ServerInfo, ...]
+    regions: tuple[str, ...]
     busy_time: np.ndarray
     balancer_busy_time: np.ndarray
     balancer_cores: np.ndarray
@@ -102,8 +104,15 @@ class _Run:
         self.events: list[tuple[float, str, str, str]] = []
         self.stats = RunStats()
         config = scenario.balancer
-        self.instance_rngs = self.streams["policy"].spawn(config.instances)
-        self.balancers: list[Balancer | None] = [self._balancer(i) for i in range(config.instances)]
+        self.geo = (
+            Geography(env, scenario, self.servers, self.streams["network"], self.streams["dns"], self.log)
+            if scenario.regions
+            else None
+        )
+        # With regions, each region has ``instances`` balancers over its own servers.
+        self.per_region = config.instances
+        self.instance_rngs = self.streams["policy"].spawn(scenario.n_balancers)
+        self.balancers: list[Balancer | None] = [self._balancer(i) for i in range(scenario.n_balancers)]
         self.cores = [b.processing for b in self.balancers if b is not None and b.processing is not None]
         self.present: set[int] = set()
         self.faults: Faults | None = None
@@ -142,6 +151,11 @@ class _Run:
             len(self.servers),
             per_server_windows=watched,
             keep_failures=bool(scenario.faults),
+            regions=(
+                (client_regions(scenario), server_regions(scenario), len(scenario.regions))
+                if scenario.regions
+                else None
+            ),
         )
         self.recorder = Recorder([self.tally.fold, *sinks])
         self.record = self.recorder.record
@@ -209,6 +223,7 @@ class _Run:
         scenario = self.scenario
         rng = self.instance_rngs[i]
         self.instance_rngs[i] = rng.spawn(1)[0]  # a standby that takes over gets fresh streams
+        scope = {s.index for s in self.geo.members[i // self.per_region]} if self.geo else None
         return Balancer(
             self.env,
             i,
@@ -217,9 +232,10 @@ class _Run:
             self.placements,
             scenario.workload.connection,
             rng,
-            self.finish,
+            self.respond,
             self.log,
             self.stats,
+            scope,
         )
 
     def log(self, component: str, subject: str, event: str) -> None:
@@ -291,11 +307,39 @@ class _Run:
             self.n_arrived += 1
         if self.timeout is not None:
             Timeout(self.env, self.timeout, request).callbacks.append(self._expire)
-        balancer = self.balancers[request.client % len(self.balancers)]
+        geo = self.geo
+        if geo is None:
+            self._reach(request, request.client % len(self.balancers))
+            return
+        region = request.region = geo.resolve(request.client)
+        delay = geo.one_way(geo.client_region[request.client], region)
+        Timeout(self.env, delay, request).callbacks.append(self._crossed)
+
+    def _crossed(self, event: Event) -> None:
+        request: Request = event._value
+        self._reach(request, request.region * self.per_region + request.client % self.per_region)
+
+    def _reach(self, request: Request, k: int) -> None:
+        """``request`` reaches balancer instance ``k`` (dropped if it is down)."""
+        balancer = self.balancers[k]
         if balancer is None:
             self.finish(request, -1, DROPPED)
         else:
             balancer.receive(request)
+
+    def respond(self, request: Request, server: int, status: int) -> None:
+        """The balancer answers ``request``; the answer reaches the client after crossing back."""
+        geo = self.geo
+        if geo is None:
+            self.finish(request, server, status)
+            return
+        if request.t_done >= 0:
+            return
+        delay = geo.one_way(request.region, geo.client_region[request.client])
+        Timeout(self.env, delay, (request, server, status)).callbacks.append(self._answered)
+
+    def _answered(self, event: Event) -> None:
+        self.finish(*event._value)
 
     def _expire(self, event: Event) -> None:
         request: Request = event._value
@@ -376,6 +420,7 @@ class _Run:
         return RunOutput(
             tally=self.tally,
             servers=tuple(ServerInfo(s.index, s.name, s.group, s.workers) for s in self.servers),
+            regions=tuple(self.scenario.regions or ()),
             busy_time=busy[:n],
             balancer_busy_time=busy[n:],
             balancer_cores=np.array([c.workers for c in self.cores], dtype=float),

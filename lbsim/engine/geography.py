@@ -1,0 +1,149 @@
+"""Regions, the network between them and global DNS load balancing (GSLB).
+
+A client lives in a region; its resolver asks the DNS balancer which region to use and
+keeps the answer for the TTL (longer, for the share of resolvers with a TTL floor; a
+client's first answer has a random part of its TTL left, as a shared resolver's), so a
+failed region keeps receiving its cached clients until their answers expire. The DNS
+balancer checks every region on a fixed interval: a region is down after ``fall`` checks
+find no server up, and up again after ``rise`` checks find one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from simpy import Environment, Event, Timeout
+
+from lbsim.engine.health import Log
+from lbsim.engine.server import Server
+from lbsim.scenario import DnsModel, Scenario
+
+# Weight of a new RTT sample in the DNS balancer's measured RTT (latency policy).
+RTT_SMOOTHING = 0.3
+# Spreads clients evenly over the TTL floor share: client k is a floor client when the
+# fractional part of (k + 1) x this constant falls below the share (a low-discrepancy sequence).
+_GOLDEN = (math.sqrt(5) - 1) / 2
+
+
+def client_regions(scenario: Scenario) -> np.ndarray:
+    """The region (index in ``scenario.regions``) of every client: contiguous blocks of
+    client numbers in proportion to the regions' client shares."""
+    assert scenario.regions is not None
+    count = scenario.workload.clients.count
+    bounds = np.cumsum([region.clients for region in scenario.regions.values()])
+    return np.minimum(np.searchsorted(bounds, (np.arange(count) + 0.5) / count), len(bounds) - 1)
+
+
+def server_regions(scenario: Scenario) -> np.ndarray:
+    """The region index of every server, in server order."""
+    assert scenario.regions is not None
+    names = list(scenario.regions)
+    return np.array(
+        [names.index(str(g.region)) for g in scenario.servers for _ in range(g.count)], dtype=np.int64
+    )
+
+
+class Geography:
+    """Where each request goes and how long it travels, for one run."""
+
+    def __init__(
+        self,
+        env: Environment,
+        scenario: Scenario,
+        servers: list[Server],
+        network_rng: np.random.Generator,
+        dns_rng: np.random.Generator,
+        log: Log,
+    ) -> None:
+        assert scenario.regions is not None
+        self.env = env
+        self.names = list(scenario.regions)
+        n = len(self.names)
+        self.rtt = np.array([[scenario.rtt(a, b) for b in self.names] for a in self.names])
+        self.jitter = scenario.network.jitter if scenario.network else None
+        self.network_rng = network_rng
+        self.dns_rng = dns_rng
+        self.client_region = client_regions(scenario).tolist()
+        regions = server_regions(scenario)
+        self.members = [[s for s in servers if regions[s.index] == r] for r in range(n)]
+        dns = scenario.dns or DnsModel()
+        self.dns = dns
+        self.ttl = dns.ttl
+        floor = dns.ttl_floor
+        self.floor_ttl = max(dns.ttl, floor.ttl) if floor else dns.ttl
+        self.floor_share = floor.share if floor else 0.0
+        self.weights = np.array([(dns.weights or {}).get(name, 1.0) for name in self.names])
+        self.cache: dict[int, tuple[int, float]] = {}
+        self.up = [True] * n
+        self.passes = [0] * n
+        self.fails = [0] * n
+        self.measured = self.rtt.copy()
+        self.log = log
+        self.n_crossings = 0
+        # By RTT from each client region: the regions in the order geo fails over to them.
+        self.nearest = [self._by_distance(a) for a in range(n)]
+        Timeout(env, 0.0).callbacks.append(self._check)
+
+    def _by_distance(self, home: int) -> list[int]:
+        return sorted(range(len(self.names)), key=lambda r: (r != home, float(self.rtt[home][r]), r))
+
+    def resolve(self, client: int) -> int:
+        """The region ``client``'s resolver answers with now (cached until its TTL ends)."""
+        now = self.env.now
+        cached = self.cache.get(client)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        region = self._answer(self.client_region[client])
+        floor = math.modf((client + 1) * _GOLDEN)[0] < self.floor_share
+        ttl = self.floor_ttl if floor else self.ttl
+        if cached is None:
+            # The resolver already held the answer for an earlier client: a uniformly random
+            # part of its TTL is left, so caches do not all expire together.
+            ttl *= 1 - float(self.dns_rng.random())
+        self.cache[client] = (region, now + ttl)
+        return region
+
+    def _answer(self, home: int) -> int:
+        up = [r for r in range(len(self.names)) if self.up[r]]
+        if not up:
+            return home
+        policy = self.dns.policy
+        if policy == "geo":
+            return next(r for r in self.nearest[home] if self.up[r])
+        if policy == "latency":
+            return min(up, key=lambda r: (self.measured[home][r], r))
+        weights = self.weights[up]
+        return int(up[int(self.dns_rng.choice(len(up), p=weights / weights.sum()))])
+
+    def one_way(self, a: int, b: int) -> float:
+        """Seconds to cross from region ``a`` to ``b``: half the RTT, plus jitter."""
+        delay = self.rtt[a][b] / 2
+        if self.jitter is not None:
+            delay += float(self.jitter.sample(self.network_rng, 1)[0])
+        if a != b:
+            self.n_crossings += 1
+        return delay
+
+    def _check(self, _: Event) -> None:
+        config = self.dns.health_check
+        for r, members in enumerate(self.members):
+            alive = any(not s.crashed and not s.hung for s in members)
+            if alive:
+                self.passes[r], self.fails[r] = self.passes[r] + 1, 0
+                if not self.up[r] and self.passes[r] >= config.rise:
+                    self.up[r] = True
+                    self.log("dns", f"region:{self.names[r]}", "up")
+            else:
+                self.passes[r], self.fails[r] = 0, self.fails[r] + 1
+                if self.up[r] and self.fails[r] >= config.fall:
+                    self.up[r] = False
+                    self.log("dns", f"region:{self.names[r]}", "down")
+        if self.dns.policy == "latency":
+            for a in range(len(self.names)):
+                for b in range(len(self.names)):
+                    sample = self.rtt[a][b] + (
+                        2 * float(self.jitter.sample(self.network_rng, 1)[0]) if self.jitter else 0.0
+                    )
+                    self.measured[a][b] += RTT_SMOOTHING * (sample - self.measured[a][b])
+        Timeout(self.env, config.interval).callbacks.append(self._check)

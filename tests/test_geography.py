@@ -1,0 +1,119 @@
+"""Regions, the network between them and global DNS: latencies by hand, DNS failover by arithmetic."""
+
+import numpy as np
+import pytest
+
+import lbsim
+from tests.helpers import make_scenario
+
+RTT = {"us-eu": "80ms", "us-asia": "150ms", "eu-asia": "200ms"}
+
+
+def geo(**changes):
+    """Two or three regions, deterministic arrivals of 50 ms requests, local RTT 2 ms."""
+    base = {
+        "duration": 10.0,
+        "workload": {"arrivals": "deterministic", "rate": 10, "size": "det(50ms)", "clients": 10},
+        "regions": {"us": {"clients": 0.5}, "eu": {"clients": 0.5}},
+        "network": {"rtt": {"us-eu": "80ms"}, "local": "2ms"},
+        "servers": [{"name": "us", "count": 2, "region": "us"}, {"name": "eu", "count": 2, "region": "eu"}],
+    }
+    return make_scenario(**{**base, **changes})
+
+
+def test_a_request_served_in_its_own_region_pays_the_local_rtt():
+    result = lbsim.simulate(geo())
+    # 50 ms of service plus 1 ms each way inside the region.
+    assert result.requests["latency"].to_numpy() == pytest.approx([0.052] * 100)
+    assert result.summary.loc[0, "cross_region"] == 0.0
+
+
+def test_a_request_sent_to_another_region_pays_that_rtt():
+    result = lbsim.simulate(geo(dns={"policy": "weighted", "weights": {"us": 1, "eu": 0}}))
+    requests = result.requests
+    home = np.where(requests["client"] < 5, "us", "eu")
+    latency = requests["latency"].to_numpy()
+    # Clients 0-4 are in us (2 ms round trip), 5-9 in eu and served in us (80 ms round trip).
+    assert (home == "us").sum() > 30 and (home == "eu").sum() > 30
+    assert np.allclose(latency[home == "us"], 0.052) and np.allclose(latency[home == "eu"], 0.130)
+    assert set(requests["server"].str[:2]) == {"us"}
+    assert result.summary.loc[0, "cross_region"] == pytest.approx((home == "eu").mean())
+    regions = result.regions.set_index("region")
+    assert regions.loc["eu", "served_elsewhere"] == 1.0 and regions.loc["us", "served_elsewhere"] == 0.0
+    assert regions.loc["eu", "latency_mean"] == pytest.approx(0.130)
+
+
+def test_three_regions_split_clients_by_share_and_geo_keeps_them_home():
+    result = lbsim.simulate(
+        geo(
+            regions={"us": {"clients": 0.5}, "eu": {"clients": 0.3}, "asia": {"clients": 0.2}},
+            network={"rtt": RTT, "local": "2ms"},
+            servers=[
+                {"name": "us", "count": 2, "region": "us"},
+                {"name": "eu", "count": 1, "region": "eu"},
+                {"name": "asia", "count": 1, "region": "asia"},
+            ],
+        )
+    )
+    # Clients 0-4 are in us, 5-7 in eu, 8-9 in asia; each is served at home.
+    requests = result.requests
+    expected = np.array(["us"] * 5 + ["eu"] * 3 + ["as"] * 2)[requests["client"]]
+    assert (requests["server"].str[:2] == expected).all()
+    assert (result.regions["served_elsewhere"] == 0).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_dns_failover_moves_clients_as_their_cached_answers_expire(seed):
+    # eu crashes at 21 s; the DNS checks every 5 s with fall 1 see it at 25 s; answers live 10 s.
+    scenario = geo(
+        seed=seed,
+        duration=60.0,
+        workload={"arrivals": "poisson", "rate": 200, "size": "exp(5ms)", "clients": 100},
+        servers=[{"name": "us", "count": 4, "region": "us"}, {"name": "eu", "count": 4, "region": "eu"}],
+        dns={"ttl": "10s", "health_check": {"interval": "5s", "fall": 1}},
+        faults=[{"target": "region:eu", "kind": "crash", "at": "21s", "duration": "100s"}],
+    )
+    result = lbsim.simulate(scenario)
+    assert result.events.query("component == 'dns'")[["t", "subject", "event"]].values.tolist() == [
+        [25.0, "region:eu", "down"]
+    ]
+    requests = result.requests
+    to_eu = requests[requests["server"].str.startswith("eu") & (requests["t_arrival"] > 21)]
+    # Every cached answer was given before the detection, so all have expired by 25 + 10 s.
+    assert 34 < to_eu["t_arrival"].max() <= 35.0
+    # Caches expire uniformly over [21, 31) at the crash; those before 25 re-resolve to eu and
+    # expire in [31, 35): eu's clients (100/s) move uniformly over [25, 35), each at its next
+    # request (0.5 s later on average at 2 requests/s per client). Failed: 100 x (4 + 5 + 0.5).
+    failed = (requests["status"] != "ok").sum()
+    assert failed == pytest.approx(950, rel=0.12)
+
+
+@pytest.mark.slow
+def test_resolvers_with_a_ttl_floor_keep_sending_to_the_failed_region():
+    scenario = geo(
+        duration=80.0,
+        workload={"arrivals": "poisson", "rate": 200, "size": "exp(5ms)", "clients": 100},
+        servers=[{"name": "us", "count": 4, "region": "us"}, {"name": "eu", "count": 4, "region": "eu"}],
+        dns={
+            "ttl": "10s",
+            "ttl_floor": {"share": 0.2, "ttl": "40s"},
+            "health_check": {"interval": "5s", "fall": 1},
+        },
+        faults=[{"target": "region:eu", "kind": "crash", "at": "21s", "duration": "100s"}],
+    )
+    requests = lbsim.simulate(scenario).requests
+    to_eu = requests[requests["server"].str.startswith("eu") & (requests["t_arrival"] > 21)]
+    late = to_eu[to_eu["t_arrival"] > 35]
+    # Only the floor clients (20% of them) still resolve to eu after 35 s, until 25 + 40 s.
+    assert late["client"].nunique() == pytest.approx(10, abs=3)
+    assert late["t_arrival"].max() <= 65.0
+
+
+def test_region_settings_are_checked():
+    with pytest.raises(lbsim.ConfigError, match="must give the RTT between every two regions"):
+        lbsim.load_scenario(geo(network={"rtt": {}}))
+    with pytest.raises(lbsim.ConfigError, match="must have client shares that sum to 1"):
+        lbsim.load_scenario(geo(regions={"us": {"clients": 0.5}, "eu": {"clients": 0.6}}))
+    with pytest.raises(lbsim.ConfigError, match="must come with 'regions'"):
+        lbsim.load_scenario(make_scenario(dns={"ttl": "5s"}))
