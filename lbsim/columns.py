@@ -29,6 +29,7 @@ METRICS: tuple[str, ...] = (
     "balancer_utilization",
     "session_moves",
     "cross_region",
+    "cross_zone",
 )
 # Columns of regions.csv, one row per client region.
 REGION_COLUMNS = (

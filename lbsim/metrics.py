@@ -77,6 +77,7 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
     summary["session_moves"] = tally.n_moves / tally.n_follows if tally.n_follows else math.nan
     served = int(tally.region_served.sum())
     summary["cross_region"] = int(tally.region_elsewhere.sum()) / served if served else 0.0
+    summary["cross_zone"] = output.cross_zone
     events = pd.DataFrame(output.events, columns=["t", "component", "subject", "event"])
     return RunTables(
         summary,

@@ -449,6 +449,22 @@ class FaultModel(Model):
 DEFAULT_COST = {4: 10e-6, 7: 100e-6}
 
 
+class LocalityModel(Model):
+    """How a balancer instance picks a zone before a backend (Envoy), given its own zone.
+
+    ``zone_aware``: stay in the instance's zone while its share of the healthy backends is
+    at least its share of the instances, else keep upstream%/local% of the traffic local and
+    spill the rest to zones with residual capacity; off below ``min_cluster_size`` healthy
+    backends. ``weighted``: zones in smooth weighted round robin by
+    weight x min(1, overprovisioning x healthy / present).
+    """
+
+    mode: Literal["zone_aware", "weighted"] = "zone_aware"
+    min_cluster_size: int = Field(6, ge=1)
+    overprovisioning: float = Field(1.4, gt=0)
+    weights: dict[str, float] = Field(default_factory=dict)
+
+
 class BalancerModel(Model):
     """The balancer tier: policy, layer, instances, processing capacity, routing, persistence."""
 
@@ -467,6 +483,8 @@ class BalancerModel(Model):
     panic_threshold: float = Field(50.0, ge=0, le=100)
     retries: RetriesModel | None = None
     standby: StandbyModel | None = None
+    zones: list[str] = Field(default_factory=list)
+    locality: LocalityModel | None = None
 
     @property
     def cost_per_request(self) -> float:
@@ -476,6 +494,12 @@ class BalancerModel(Model):
     def policy_object(self, spec: Any = None) -> Policy:
         """Return a fresh policy object for one run (``spec``, or the balancer's policy)."""
         return copy.deepcopy(make_policy(self.policy if spec is None else spec))
+
+    @model_validator(mode="after")
+    def _locality_needs_zones(self) -> BalancerModel:
+        if self.locality is not None and self.locality.mode == "zone_aware" and not self.zones:
+            raise ConfigError("must list the instances' zones for zone-aware routing; got none.", key="zones")
+        return self
 
     @model_validator(mode="after")
     def _routes_use_pools(self) -> BalancerModel:

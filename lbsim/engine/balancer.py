@@ -10,6 +10,7 @@ the session table) and is sent to that server.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -17,10 +18,18 @@ import numpy as np
 from simpy import Environment, Event, Timeout
 
 from lbsim.engine.health import CircuitBreakers, HealthChecker, Log, OutlierDetector
+from lbsim.engine.locality import locality_weights, zone_aware_split
 from lbsim.engine.recorder import CONNECT_FAILURE, DROPPED, ERROR, NO_BACKEND, OK, REJECTED, RESET, TIMEOUT
 from lbsim.engine.server import Server
 from lbsim.policies.base import Backend, Policy
-from lbsim.scenario import BalancerModel, ConnectionModel, PoolModel, RouteModel, SlowStartModel
+from lbsim.scenario import (
+    BalancerModel,
+    ConnectionModel,
+    LocalityModel,
+    PoolModel,
+    RouteModel,
+    SlowStartModel,
+)
 from lbsim.workload import Request, stable_uniform
 
 Finish = Callable[[Request, int, int], None]
@@ -38,12 +47,17 @@ class Placement(NamedTuple):
 
 
 class RunStats:
-    """Counters the balancer instances share: retries and hedges sent, and where retries came from."""
+    """Counters the balancer instances share: retries and hedges sent, where retries came
+    from, and (for instances in a zone) requests sent after ``warmup`` and how many of them
+    crossed to another zone."""
 
-    def __init__(self) -> None:
+    def __init__(self, warmup: float = 0.0) -> None:
+        self.warmup = warmup
         self.n_retries = 0
         self.n_hedges = 0
         self.retry_log: list[tuple[float, int]] = []
+        self.n_zoned = 0
+        self.n_cross_zone = 0
 
 
 class Call:
@@ -94,7 +108,11 @@ class Processing(Server):
 
 
 class Pool:
-    """Backends that share a policy: the balancer's whole fleet, or a named subset of groups."""
+    """Backends that share a policy: the balancer's whole fleet, or a named subset of groups.
+
+    With a locality rule (:meth:`localize`), a zone is picked first and a policy of that
+    zone's own picks the backend, as Envoy keeps a host set per locality.
+    """
 
     def __init__(
         self, name: str, policy: Policy, members: Sequence[Backend], rng: np.random.Generator
@@ -107,11 +125,55 @@ class Pool:
         self.present: set[int] = set()
         self.started = False
         self.outstanding = 0
-        self.on_dispatch = policy.on_dispatch if _overrides(policy, "on_dispatch") else None
-        self.on_complete = policy.on_complete if _overrides(policy, "on_complete") else None
+        self.on_dispatch = policy_hook(policy, "on_dispatch")
+        self.on_complete = policy_hook(policy, "on_complete")
+        self.locality: LocalityModel | None = None
+        self.zones: dict[str, Pool] = {}
+        self.split: list[tuple[str, float]] | None = None
+        self.current: dict[str, float] = {}
+        self.effective: dict[str, float] = {}
 
-    def set_eligible(self, eligible: list[Backend]) -> None:
-        """Make ``eligible`` (members, in member order) the backends the policy chooses from."""
+    def localize(
+        self,
+        locality: LocalityModel,
+        zone: str | None,
+        local_share: dict[str, float],
+        policies: Callable[[], Policy],
+    ) -> None:
+        """Pick a zone by ``locality`` for an instance in ``zone`` (``local_share``: the share
+        of instances in each zone), then a backend by a fresh policy of that zone."""
+        zones = list(dict.fromkeys(b.zone for b in self.members if b.zone is not None))
+        rngs = self.rng.spawn(len(zones) + 1)
+        self.zones = {
+            z: Pool(z, policies(), [b for b in self.members if b.zone == z], r)
+            for z, r in zip(zones, rngs, strict=False)
+        }
+        self.locality_rng = rngs[-1]
+        self.locality, self.zone, self.local_share = locality, zone, local_share
+        self.current = dict.fromkeys(zones, 0.0)
+        pools = [self, *self.zones.values()]
+        if any(p.on_dispatch is not None for p in pools):
+            self.on_dispatch = self._dispatched
+        if any(p.on_complete is not None for p in pools):
+            self.on_complete = self._completed
+        self._own_dispatch = policy_hook(self.policy, "on_dispatch")
+        self._own_complete = policy_hook(self.policy, "on_complete")
+
+    def _dispatched(self, backend: Backend, request: Request) -> None:
+        for hook in (self._own_dispatch, self.zones[backend.zone].on_dispatch if backend.zone else None):
+            if hook is not None:
+                hook(backend, request)
+
+    def _completed(self, backend: Backend, request: Request, latency: float, ok: bool) -> None:
+        for hook in (self._own_complete, self.zones[backend.zone].on_complete if backend.zone else None):
+            if hook is not None:
+                hook(backend, request, latency, ok)
+
+    def set_eligible(self, eligible: list[Backend], present: Sequence[Backend] = ()) -> None:
+        """Make ``eligible`` (members, in member order) the backends the policy chooses from;
+        ``present`` (the members in rotation, healthy or not) sizes the zones' health."""
+        if self.locality is not None:
+            self._set_zones(eligible, present)
         if [b.index for b in eligible] == [b.index for b in self.eligible]:
             return
         self.eligible = eligible
@@ -123,6 +185,51 @@ class Pool:
         else:
             self.policy.reset(eligible, self.rng)
             self.started = True
+
+    def _set_zones(self, eligible: list[Backend], present: Sequence[Backend]) -> None:
+        assert self.locality is not None
+        for z, sub in self.zones.items():
+            sub.set_eligible([b for b in eligible if b.zone == z])
+        healthy = {z: sum(b.zone == z for b in eligible) for z in self.zones}
+        if self.locality.mode == "zone_aware":
+            assert self.zone is not None
+            split = zone_aware_split(self.zone, self.local_share, healthy, self.locality.min_cluster_size)
+            self.split = None if split is None else list(split.items())
+        else:
+            counts = {z: sum(b.zone == z for b in present) for z in self.zones}
+            self.effective = locality_weights(
+                self.locality.weights, healthy, counts, self.locality.overprovisioning
+            )
+
+    def reweigh(self) -> None:
+        """Tell the policies that weights changed (slow start)."""
+        self.policy.update(self.eligible)
+        for sub in self.zones.values():
+            if sub.eligible:
+                sub.policy.update(sub.eligible)
+
+    def pick(self, request: Request) -> Backend:
+        """The backend for ``request``: in the zone the locality rule picks, if any."""
+        zone = self._zone() if self.zones else None
+        return self.policy.choose(request) if zone is None else self.zones[zone].policy.choose(request)
+
+    def _zone(self) -> str | None:
+        if self.split is not None:
+            draw = float(self.locality_rng.random())
+            for zone, probability in self.split:
+                draw -= probability
+                if draw < 0:
+                    return zone
+            return self.split[-1][0]
+        total = sum(self.effective.values())
+        if total <= 0:
+            return None
+        # Smooth weighted round robin over zones (NGINX's rule; Envoy uses an EDF schedule).
+        for zone, weight in self.effective.items():
+            self.current[zone] += weight
+        best = max(self.current, key=lambda z: self.current[z] if self.effective.get(z) else -math.inf)
+        self.current[best] -= total
+        return best
 
 
 class Router:
@@ -218,6 +325,14 @@ class Balancer:
             Backend(server.index, server.name, p.weight, p.zone, server)
             for server, p in zip(servers, placements, strict=True)
         ]
+        # The instance's zone: instances take the listed zones in turn (in each region).
+        own = index % config.instances
+        self.zone = config.zones[own % len(config.zones)] if config.zones else None
+        local_share = {
+            z: sum(config.zones[j % len(config.zones)] == z for j in range(config.instances))
+            / config.instances
+            for z in config.zones
+        }
         pool_specs: dict[str, PoolModel | None] = dict(config.pools) or {"default": None}
         self.pools: dict[str, Pool] = {}
         self.pool_of: list[Pool] = [None] * len(servers)  # type: ignore[list-item]
@@ -229,6 +344,8 @@ class Balancer:
             ]
             policy = config.policy_object(spec.policy if spec is not None else None)
             pool = self.pools[name] = Pool(name, policy, members, one_rng)
+            if config.locality is not None:
+                pool.localize(config.locality, self.zone, local_share, _policies(config, spec))
             for b in members:
                 self.pool_of[b.index] = pool
         self.router = Router(config.routes, self.pools) if config.routes else None
@@ -316,7 +433,7 @@ class Balancer:
             factor = max(config.min_weight_percent / 100, (step / steps) ** (1 / config.aggression))
             backend.weight = self.base_weight[backend.index] * factor
         if backend.index in pool.present:
-            pool.policy.update(pool.eligible)
+            pool.reweigh()
         if step <= steps:
             interval = max(1.0, config.window / steps) if config.style == "haproxy" else config.window / steps
             Timeout(self.env, interval, (backend, pool, step + 1)).callbacks.append(
@@ -341,14 +458,14 @@ class Balancer:
             healthy = [b for b in primaries if self.available(b.index)]
             backups = [b for b in present if self.backup[b.index] and self.available(b.index)]
             if healthy and 100 * len(healthy) >= self.panic_threshold * len(primaries):
-                pool.set_eligible(healthy)
+                pool.set_eligible(healthy, present)
             elif not healthy and backups:
-                pool.set_eligible(backups)
+                pool.set_eligible(backups, present)
             elif primaries and self.panic_threshold > 0:
                 panicking = True
-                pool.set_eligible(primaries)
+                pool.set_eligible(primaries, present)
             else:
-                pool.set_eligible(healthy)
+                pool.set_eligible(healthy, present)
             for backend in pool.members:
                 if backend.index in returning and self.slow_start[backend.index] is not None:
                     self._ramp(backend, pool, 1)
@@ -411,6 +528,9 @@ class Balancer:
             backend.active += 1
             if pool.on_dispatch is not None:
                 pool.on_dispatch(backend, attempt)
+        if self.zone is not None and attempt.t_arrival >= self.stats.warmup:
+            self.stats.n_zoned += 1
+            self.stats.n_cross_zone += backend.zone != self.zone
         pool.outstanding += 1
         self.attempts_active += 1
         self.servers[backend.index].accept(attempt)
@@ -419,13 +539,13 @@ class Balancer:
         backend = self._remembered(request, pool) if self.sticky is not None else None
         if backend is not None and backend.index not in tried:
             return backend
-        backend = pool.policy.choose(request)
+        backend = pool.pick(request)
         if tried and backend.index in tried:
             # A retry goes to a backend not tried yet (Envoy's previous_hosts predicate,
             # NGINX's per-request tried set): ask the policy again a few times, then take
             # the least busy untried backend, as NGINX's scan skipping tried peers would.
             for _ in range(3):
-                backend = pool.policy.choose(request)
+                backend = pool.pick(request)
                 if backend.index not in tried:
                     break
             else:
@@ -627,7 +747,7 @@ class Balancer:
         if backend is not None and backend.index in pool.present:
             return backend
         self._close(connection)
-        backend = pool.policy.choose(request)
+        backend = pool.pick(request)
         connection.backend, connection.pool, connection.counted = backend, pool, True
         backend.active += 1
         if pool.on_dispatch is not None:
@@ -641,3 +761,13 @@ class Balancer:
 
 def _overrides(policy: Policy, hook: str) -> bool:
     return getattr(type(policy), hook) is not getattr(Policy, hook)
+
+
+def _policies(config: BalancerModel, spec: PoolModel | None) -> Callable[[], Policy]:
+    """A maker of fresh policy objects for a pool's zones."""
+    return lambda: config.policy_object(spec.policy if spec is not None else None)
+
+
+def policy_hook(policy: Policy, hook: str) -> Callable[..., None] | None:
+    """``policy``'s ``hook`` method when its class overrides the base's no-op, else None."""
+    return getattr(policy, hook) if _overrides(policy, hook) else None

@@ -60,6 +60,7 @@ class RunOutput:
     eligible_samples: np.ndarray | None
     n_retries: int
     n_hedges: int
+    cross_zone: float
     retry_log: list[tuple[float, int]]
     events: list[tuple[float, str, str, str]]
     occurrences: list[Occurrence]
@@ -102,7 +103,7 @@ class _Run:
         self.stop = env.event()
         self.servers, self.placements = self._build_servers()
         self.events: list[tuple[float, str, str, str]] = []
-        self.stats = RunStats()
+        self.stats = RunStats(scenario.warmup)
         config = scenario.balancer
         self.geo = (
             Geography(env, scenario, self.servers, self.streams["network"], self.streams["dns"], self.log)
@@ -432,6 +433,7 @@ class _Run:
             eligible_samples=self.eligible_samples,
             n_retries=self.stats.n_retries,
             n_hedges=self.stats.n_hedges,
+            cross_zone=self.stats.n_cross_zone / self.stats.n_zoned if self.stats.n_zoned else 0.0,
             retry_log=self.stats.retry_log,
             events=self.events,
             occurrences=self.faults.occurrences if self.faults else [],

@@ -1,0 +1,87 @@
+"""Zone-aware routing and locality-weighted balancing with Envoy's rules, by hand."""
+
+import numpy as np
+import pytest
+
+import lbsim
+from lbsim.engine.locality import locality_weights, zone_aware_split
+from tests.helpers import make_scenario
+
+THIRDS = {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}
+
+
+def test_balanced_zones_keep_everything_local():
+    assert zone_aware_split("a", THIRDS, {"a": 2, "b": 2, "c": 2}, 6) == {"a": 1.0}
+
+
+def test_a_short_zone_keeps_upstream_over_local_and_spills_by_residual_capacity():
+    # upstream% = 0.2 / 0.4 / 0.4 against local% 1/3 each: keep 0.2 / (1/3) = 0.6 in a; the
+    # residuals of b and c are both 0.4 - 1/3, so each takes half of the other 0.4.
+    split = zone_aware_split("a", THIRDS, {"a": 2, "b": 4, "c": 4}, 6)
+    assert split == pytest.approx({"a": 0.6, "b": 0.2, "c": 0.2})
+    assert zone_aware_split("b", THIRDS, {"a": 2, "b": 4, "c": 4}, 6) == {"b": 1.0}
+
+
+def test_zone_aware_routing_is_off_below_the_minimum_cluster_size_or_without_local_hosts():
+    assert zone_aware_split("a", THIRDS, {"a": 1, "b": 2, "c": 2}, 6) is None
+    assert zone_aware_split("a", THIRDS, {"a": 0, "b": 4, "c": 4}, 6) is None
+
+
+def test_locality_weights_scale_health_by_the_overprovisioning_factor():
+    # Half of a is healthy: 1.4 x 0.5 = 0.7 of its weight; b is whole; c has none healthy.
+    weights = locality_weights({}, {"a": 2, "b": 4, "c": 0}, {"a": 4, "b": 4, "c": 2}, 1.4)
+    assert weights == pytest.approx({"a": 0.7, "b": 1.0, "c": 0.0})
+    # At 3 of 4 healthy, 1.4 x 0.75 > 1: a locality keeps its full weight until 1/1.4 = 71% is left.
+    assert locality_weights({"a": 2}, {"a": 3}, {"a": 4}, 1.4) == {"a": 2.0}
+
+
+def zoned(servers, **balancer):
+    return make_scenario(
+        duration=40.0,
+        warmup=5.0,
+        workload={"arrivals": "poisson", "rate": 300, "size": "exp(5ms)", "clients": 300},
+        servers=[{"name": z, "count": n, "zone": z} for z, n in servers.items()],
+        balancer={"policy": "round_robin", "instances": 3, "zones": ["a", "b", "c"], **balancer},
+    )
+
+
+def served_zone(result):
+    requests = result.requests[result.requests["t_arrival"] >= 5]
+    return requests, requests["server"].str[0]
+
+
+def test_in_the_engine_balanced_zones_send_nothing_across():
+    result = lbsim.simulate(zoned({"a": 2, "b": 2, "c": 2}, locality={"mode": "zone_aware"}))
+    assert result.summary.loc[0, "cross_zone"] == 0.0
+    requests, zone = served_zone(result)
+    assert (zone == np.array(["a", "b", "c"])[requests["client"] % 3]).all()
+
+
+def test_in_the_engine_a_short_zone_spills_as_envoys_formula_says():
+    result = lbsim.simulate(zoned({"a": 2, "b": 4, "c": 4}, locality={"mode": "zone_aware"}))
+    requests, zone = served_zone(result)
+    from_a = (requests["client"] % 3 == 0).to_numpy()
+    assert (zone[from_a] == "a").mean() == pytest.approx(0.6, abs=0.03)
+    assert (zone[~from_a] == np.array(["a", "b", "c"])[requests["client"][~from_a] % 3]).all()
+    # Only instance a's 40% leaves its zone: 0.4 / 3 of all requests.
+    assert result.summary.loc[0, "cross_zone"] == pytest.approx(0.4 / 3, abs=0.015)
+
+
+def test_in_the_engine_below_six_hosts_zones_are_ignored():
+    result = lbsim.simulate(zoned({"a": 1, "b": 2, "c": 2}, locality={"mode": "zone_aware"}))
+    # Round robin over all 5: a's instance crosses 4/5 of the time, b's and c's 3/5.
+    assert result.summary.loc[0, "cross_zone"] == pytest.approx((0.8 + 0.6 + 0.6) / 3, abs=0.02)
+
+
+def test_in_the_engine_locality_weights_follow_health():
+    scenario = zoned(
+        {"a": 4, "b": 4},
+        instances=1,
+        zones=[],
+        locality={"mode": "weighted"},
+        health_check={"interval": "500ms", "timeout": "200ms", "fall": 1, "rise": 1},
+    )
+    scenario["faults"] = [{"target": f"a-{k}", "kind": "crash", "at": 0.0, "duration": "100s"} for k in (0, 1)]
+    requests, zone = served_zone(lbsim.simulate(scenario))
+    # a: 1.4 x 2/4 = 0.7 against b's 1: smooth weighted round robin gives a 7/17 of requests.
+    assert (zone == "a").mean() == pytest.approx(7 / 17, abs=0.005)
