@@ -129,31 +129,63 @@ def plot_timeseries(
 
 
 def plot_traffic(
-    timeseries: pd.DataFrame,
-    *,
-    prefix: str = "served_",
-    faults: pd.DataFrame | None = None,
-    ax: Axes | None = None,
+    timeseries: pd.DataFrame, *, faults: pd.DataFrame | None = None, ax: Axes | None = None
 ) -> Axes:
-    """Requests per second served by each server (or, with ``prefix="region_"``, in each
-    region) over time, for the first cell and replication, fault windows shaded when given.
+    """Requests per second served by each server over time, for the first cell and
+    replication, with fault windows shaded when given.
 
     Args:
         timeseries: the time series with ``served_<server>`` columns (scenarios with faults
-            or health checks) or ``region_<region>`` columns (scenarios with regions).
+            or health checks).
     """
     ax = _axes(ax)
     first = timeseries
     for key in ("replication", "policy"):
         if key in first:
             first = first[first[key] == first[key].iloc[0]]
-    columns = [c for c in first.columns if c.startswith(prefix)]
+    columns = [c for c in first.columns if c.startswith("served_")]
     curves = first.groupby("t_start")[columns].mean()
     for column in columns:
-        ax.plot(curves.index.to_numpy(), curves[column].to_numpy(), label=column.removeprefix(prefix))
+        ax.plot(curves.index.to_numpy(), curves[column].to_numpy(), label=column.removeprefix("served_"))
     _shade(ax, faults)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("requests per second")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", ncol=2)
+    return ax
+
+
+def plot_region_traffic(
+    timeseries: pd.DataFrame,
+    *,
+    by: Sequence[str] = ("policy",),
+    faults: pd.DataFrame | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Requests per second sent to each region over time, averaged over replications: one
+    colour per region, one line style per cell (the values of ``by``), fault windows shaded.
+
+    Args:
+        timeseries: the time series with ``region_<region>`` columns (scenarios with regions).
+    """
+    ax = _axes(ax)
+    columns = [c for c in timeseries.columns if c.startswith("region_")]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ["-", "--", ":", "-."]
+    for k, (name, cell) in enumerate(timeseries.groupby(list(by), sort=False)):
+        curves = cell.groupby("t_start")[columns].mean()
+        label = ", ".join(f"{key}={value}" for key, value in zip(by, name, strict=True))
+        for j, column in enumerate(columns):
+            ax.plot(
+                curves.index.to_numpy(),
+                curves[column].to_numpy(),
+                color=colours[j % len(colours)],
+                linestyle=styles[k % len(styles)],
+                label=f"{column.removeprefix('region_')} ({label})",
+            )
+    _shade(ax, faults)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("requests per second sent to the region")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", ncol=2)
     return ax

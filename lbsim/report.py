@@ -149,8 +149,14 @@ def _plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
     if len(result.regions):
         save(
             "traffic_per_region",
-            "Traffic served in each region over time",
-            functools.partial(plots.plot_traffic, result.timeseries, prefix="region_", faults=faults),
+            "Traffic sent to each region over time",
+            functools.partial(
+                plots.plot_region_traffic,
+                result.timeseries,
+                by=[k for k in result.keys if k != "scenario"],
+                faults=faults,
+            ),
+            (9, 5),
         )
     return made
 
