@@ -80,7 +80,6 @@ class Geography:
         self.fails = [0] * n
         self.measured = self.rtt.copy()
         self.log = log
-        self.n_crossings = 0
         # By RTT from each client region: the regions in the order geo fails over to them.
         self.nearest = [self._by_distance(a) for a in range(n)]
         Timeout(env, 0.0).callbacks.append(self._check)
@@ -121,8 +120,6 @@ class Geography:
         delay = self.rtt[a][b] / 2
         if self.jitter is not None:
             delay += float(self.jitter.sample(self.network_rng, 1)[0])
-        if a != b:
-            self.n_crossings += 1
         return delay
 
     def _check(self, _: Event) -> None:
