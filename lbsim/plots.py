@@ -120,12 +120,7 @@ def plot_timeseries(
     for name, group in timeseries.groupby(by, sort=False):
         curve = group.groupby("t_start")[metric].mean()
         ax.plot(curve.index.to_numpy(), curve.to_numpy(), label=str(name))
-    _shade(ax, faults)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel(metric)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
-    return ax
+    return _over_time(ax, faults, metric)
 
 
 def plot_traffic(
@@ -147,12 +142,7 @@ def plot_traffic(
     curves = first.groupby("t_start")[columns].mean()
     for column in columns:
         ax.plot(curves.index.to_numpy(), curves[column].to_numpy(), label=column.removeprefix("served_"))
-    _shade(ax, faults)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("requests per second")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", ncol=2)
-    return ax
+    return _over_time(ax, faults, "requests per second", columns=2)
 
 
 def plot_region_traffic(
@@ -183,18 +173,19 @@ def plot_region_traffic(
                 linestyle=styles[k % len(styles)],
                 label=f"{column.removeprefix('region_')} ({label})",
             )
-    _shade(ax, faults)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("requests per second sent to the region")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", ncol=2)
-    return ax
+    return _over_time(ax, faults, "requests per second sent to the region", columns=2)
 
 
-def _shade(ax: Axes, faults: pd.DataFrame | None) -> None:
+def _over_time(ax: Axes, faults: pd.DataFrame | None, ylabel: str, columns: int = 1) -> Axes:
+    """Shade the fault windows of a plot over time and label it."""
     if faults is not None:
         for t_start, t_end in faults[["t_start", "t_end"]].to_numpy(dtype=float):
             ax.axvspan(t_start, t_end, color="red", alpha=0.15)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", ncol=columns)
+    return ax
 
 
 def plot_policy_panel(
