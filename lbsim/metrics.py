@@ -44,6 +44,7 @@ class RunTables:
     events: pd.DataFrame
     little: tuple[float, float]
     regions: pd.DataFrame
+    tiers: pd.DataFrame
 
 
 def summarize(output: RunOutput, warmup: float, duration: float, window: float) -> RunTables:
@@ -88,7 +89,20 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
         events,
         little_law(output),
         _regions(output),
+        _tiers(output, cores),
     )
+
+
+def _tiers(output: RunOutput, utilization: np.ndarray) -> pd.DataFrame:
+    """One row per balancer tier with processing: its instances and the utilization of its
+    busiest and of its average instance (empty when no tier has processing)."""
+    tiers = np.array(output.balancer_tiers)
+    rows = [
+        (name, int((tiers == name).sum()), float(utilization[tiers == name].max()),
+         float(utilization[tiers == name].mean()))
+        for name in dict.fromkeys(output.balancer_tiers)
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["tier", "instances", "utilization_max", "utilization_mean"])
 
 
 def _regions(output: RunOutput) -> pd.DataFrame:

@@ -204,6 +204,8 @@ def write_results(
     _csv(folder / "faults.csv", result.faults)
     if len(result.regions):
         _csv(folder / "regions.csv", result.regions)
+    if result.tiers["tier"].nunique() > 1:
+        _csv(folder / "tiers.csv", result.tiers)
     made = _plots(result, folder)
     resolved = yaml.safe_dump(_plain(scenario), sort_keys=False)
     report = [f"# {scenario.name}", ""]

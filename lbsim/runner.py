@@ -42,6 +42,7 @@ class SimulationResult:
         faults: one row per fault occurrence (faults.csv).
         events: every state change: health checks, ejections, circuit breakers, faults, DNS.
         regions: one row per client region (regions.csv; empty without regions).
+        tiers: one row per balancer tier with processing (tiers.csv).
     """
 
     summary: pd.DataFrame
@@ -51,6 +52,7 @@ class SimulationResult:
     faults: pd.DataFrame
     events: pd.DataFrame
     regions: pd.DataFrame
+    tiers: pd.DataFrame
 
 
 @dataclass(slots=True)
@@ -64,6 +66,7 @@ class SweepResult:
     cdf: pd.DataFrame
     faults: pd.DataFrame
     regions: pd.DataFrame
+    tiers: pd.DataFrame
     keys: list[str]
     cells: list[dict[str, Any]] = field(default_factory=list)
 
@@ -104,7 +107,14 @@ def simulate(
     summary = pd.DataFrame([{**row, **tables.summary}])
     requests = kept.frame([server.name for server in output.servers])
     return SimulationResult(
-        summary, tables.servers, tables.timeseries, requests, tables.faults, tables.events, tables.regions
+        summary,
+        tables.servers,
+        tables.timeseries,
+        requests,
+        tables.faults,
+        tables.events,
+        tables.regions,
+        tables.tiers,
     )
 
 
@@ -314,7 +324,7 @@ def _assemble(
     simulated: set[int],
 ) -> SweepResult:
     keys = ["scenario", "policy", *(key for key in scenario.sweep if key != "balancer.policy")]
-    summary_rows, servers, series, cdf, faults, regions, cell_rows = [], [], [], [], [], [], []
+    summary_rows, servers, series, cdf, faults, regions, tiers, cell_rows = [], [], [], [], [], [], [], []
     for c, cell in enumerate(cells):
         label = {
             "scenario": scenario.name,
@@ -331,6 +341,7 @@ def _assemble(
             series.append(tables.timeseries.assign(**ids))
             faults.append(tables.faults.assign(**ids))
             regions.append(tables.regions.assign(**ids))
+            tiers.append(tables.tiers.assign(**ids))
             cdf.append(
                 pd.DataFrame(
                     {"probability": _probabilities(tables), "latency": tables.latency_quantiles}
@@ -348,6 +359,7 @@ def _assemble(
         cdf=_ids_first(pd.concat(cdf, ignore_index=True), id_columns),
         faults=_ids_first(pd.concat(faults, ignore_index=True), id_columns),
         regions=_ids_first(pd.concat(regions, ignore_index=True), id_columns),
+        tiers=_ids_first(pd.concat(tiers, ignore_index=True), id_columns),
         keys=keys,
         cells=cell_rows,
     )

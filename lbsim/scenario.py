@@ -550,6 +550,20 @@ class ExpectModel(Model):
         return self
 
 
+class TierModel(BalancerModel):
+    """An upper balancer tier: its ``name`` and balancer settings; it balances over the
+    instances of the tier below it (the next tier, or ``balancer``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")
+
+    @model_validator(mode="after")
+    def _plain_tier(self) -> TierModel:
+        for key in ("pools", "routes", "zones", "locality", "standby", "sticky"):
+            if getattr(self, key):
+                raise ConfigError(f"is not supported in an upper tier; got {getattr(self, key)!r}.", key=key)
+        return self
+
+
 class RegionModel(Model):
     """A region: the share of the clients that are in it (their requests are that share of the traffic
     when clients are picked uniformly)."""
@@ -611,6 +625,7 @@ class Scenario(Model):
     servers: list[ServerGroup] = Field(min_length=1)
     balancer: BalancerModel = BalancerModel()
     faults: list[FaultModel] = Field(default_factory=list)
+    tiers: list[TierModel] = Field(default_factory=list)
     regions: dict[str, RegionModel] | None = None
     network: NetworkModel | None = None
     dns: DnsModel | None = None
@@ -678,6 +693,12 @@ class Scenario(Model):
 
     @model_validator(mode="after")
     def _geography(self) -> Scenario:
+        if self.tiers and self.regions is not None:
+            raise ConfigError("must not be combined with 'regions' yet; got both.", key="tiers")
+        names = [tier.name for tier in self.tiers]
+        for name in names:
+            if names.count(name) > 1 or name == "balancer":
+                raise ConfigError(f"must have unique names other than 'balancer'; got {name!r}.", key="tiers")
         if self.regions is None:
             for key in ("network", "dns"):
                 if getattr(self, key) is not None:

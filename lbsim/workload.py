@@ -44,9 +44,11 @@ class Request:
         "connection",
         "headers",
         "index",
+        "parent",
         "path",
         "region",
         "retry",
+        "served_by",
         "session",
         "size",
         "t_arrival",
@@ -72,6 +74,9 @@ class Request:
         self.call: Any = None
         self.retry = False
         self.region = -1
+        # Across balancer tiers: the request of the tier above, and the server that served it.
+        self.parent: Request | None = None
+        self.served_by = -1
 
     def __repr__(self) -> str:
         return (

@@ -302,11 +302,13 @@ class Balancer:
         log: Log,
         stats: RunStats,
         scope: set[int] | None = None,
+        tier: str = "balancer",
     ) -> None:
         """Build instance ``index`` in front of ``servers`` (placed as ``placements`` say);
         with ``scope`` (a region's servers), only those servers are ever members."""
         self.env = env
         self.scope = scope
+        self.tier = tier
         self.index = index
         self.layer = config.layer
         self.servers = list(servers)
@@ -353,7 +355,7 @@ class Balancer:
         cost = config.cost_per_request + (config.tls.per_request if config.tls else 0.0)
         handshake = config.tls.handshake if config.tls else 0.0
         self.processing = (
-            Processing(env, f"balancer-{index}", config.cores, cost, handshake)
+            Processing(env, f"{tier}-{index}", config.cores, cost, handshake)
             if cost > 0 or handshake > 0
             else None
         )
@@ -400,7 +402,7 @@ class Balancer:
             self.checker.stopped = True
 
     def _log(self, component: str, subject: str, event: str) -> None:
-        self.log(f"balancer-{self.index}/{component}", subject, event)
+        self.log(f"{self.tier}-{self.index}/{component}", subject, event)
 
     # Which backends may be chosen ---------------------------------------------------
 
@@ -629,6 +631,7 @@ class Balancer:
     def _finish_call(self, call: Call, attempt: Request, index: int, status: int) -> None:
         """End the client's request with the outcome of its last (or winning) attempt."""
         call.request.t_start = attempt.t_start
+        call.request.served_by = attempt.served_by
         self._release(call.request)
         self.finish(call.request, index, status)
 

@@ -20,6 +20,7 @@ from lbsim.engine.faults import Faults, Occurrence
 from lbsim.engine.geography import Geography, client_regions, server_regions
 from lbsim.engine.recorder import DROPPED, TIMEOUT, Recorder, Sink
 from lbsim.engine.server import ProcessorSharingServer, Server
+from lbsim.engine.tiers import TierGate, answer_up
 from lbsim.errors import SimulationError
 from lbsim.policies.base import Backend, UniformDraws
 from lbsim.rng import streams
@@ -52,6 +53,7 @@ class RunOutput:
     busy_time: np.ndarray
     balancer_busy_time: np.ndarray
     balancer_cores: np.ndarray
+    balancer_tiers: tuple[str, ...]
     n_arrived: int
     t_end: float
     sample_times: np.ndarray
@@ -114,7 +116,8 @@ class _Run:
         self.per_region = config.instances
         self.instance_rngs = self.streams["policy"].spawn(scenario.n_balancers)
         self.balancers: list[Balancer | None] = [self._balancer(i) for i in range(scenario.n_balancers)]
-        self.cores = [b.processing for b in self.balancers if b is not None and b.processing is not None]
+        self.entry = self._tiers()
+        self.cores = [b.processing for b in self.every_balancer if b.processing is not None]
         self.present: set[int] = set()
         self.faults: Faults | None = None
         if scenario.faults:
@@ -239,6 +242,32 @@ class _Run:
             scope,
         )
 
+    def _tiers(self) -> list[Balancer | None]:
+        """Build the upper tiers from the bottom up, each over gates to the tier below;
+        return the top tier's instances, where clients send their requests."""
+        scenario = self.scenario
+        below: list[Balancer | None] = self.balancers
+        below_name = "balancer"
+        self.every_balancer = [b for b in self.balancers if b is not None]
+        self.balancer_tiers = ["balancer"] * len(self.every_balancer)
+        for tier in reversed(scenario.tiers):
+            gates = [TierGate(self.env, k, f"{below_name}-{k}", below_name, below) for k in range(len(below))]
+            placements = [Placement(below_name, 1, None, None, False, None)] * len(gates)
+            rngs = self.streams["policy"].spawn(tier.instances)
+            connection = scenario.workload.connection
+            upper: list[Balancer | None] = [
+                Balancer(self.env, i, tier, gates, placements, connection, rng, self.respond, self.log,
+                         self.stats, None, tier.name)
+                for i, rng in enumerate(rngs)
+            ]  # fmt: skip
+            for balancer in upper:
+                assert balancer is not None
+                balancer.set_present(set(range(len(gates))))
+                self.every_balancer.append(balancer)
+                self.balancer_tiers.append(tier.name)
+            below, below_name = upper, tier.name
+        return below
+
     def log(self, component: str, subject: str, event: str) -> None:
         """Record a state change (health, ejection, fault, failover) at the current time."""
         self.events.append((self.env.now, component, subject, event))
@@ -310,7 +339,7 @@ class _Run:
             Timeout(self.env, self.timeout, request).callbacks.append(self._expire)
         geo = self.geo
         if geo is None:
-            self._reach(request, request.client % len(self.balancers))
+            self._reach(request, request.client % len(self.entry))
             return
         region = request.region = geo.resolve(request.client)
         delay = geo.one_way(geo.client_region[request.client], region)
@@ -321,15 +350,21 @@ class _Run:
         self._reach(request, request.region * self.per_region + request.client % self.per_region)
 
     def _reach(self, request: Request, k: int) -> None:
-        """``request`` reaches balancer instance ``k`` (dropped if it is down)."""
-        balancer = self.balancers[k]
+        """``request`` reaches balancer instance ``k`` of the top tier (dropped if it is down)."""
+        balancer = self.entry[k]
         if balancer is None:
             self.finish(request, -1, DROPPED)
         else:
             balancer.receive(request)
 
     def respond(self, request: Request, server: int, status: int) -> None:
-        """The balancer answers ``request``; the answer reaches the client after crossing back."""
+        """The balancer answers ``request``: to the tier above, or to the client (after crossing
+        back to its region)."""
+        if request.parent is not None:
+            answer_up(request, server, status)
+            return
+        if self.scenario.tiers:
+            server = request.served_by
         geo = self.geo
         if geo is None:
             self.finish(request, server, status)
@@ -425,6 +460,9 @@ class _Run:
             busy_time=busy[:n],
             balancer_busy_time=busy[n:],
             balancer_cores=np.array([c.workers for c in self.cores], dtype=float),
+            balancer_tiers=tuple(
+                t for b, t in zip(self.every_balancer, self.balancer_tiers, strict=True) if b.processing
+            ),
             n_arrived=self.n_arrived,
             t_end=self.env.now,
             sample_times=self.sample_times,
