@@ -127,6 +127,8 @@ class Pool:
         self.outstanding = 0
         self.on_dispatch = policy_hook(policy, "on_dispatch")
         self.on_complete = policy_hook(policy, "on_complete")
+        # The backend for a request: the policy's choice, or its zone's once localized.
+        self.pick: Callable[[Request], Backend] = policy.choose
         self.locality: LocalityModel | None = None
         self.zones: dict[str, Pool] = {}
         self.split: list[tuple[str, float]] | None = None
@@ -151,6 +153,7 @@ class Pool:
         self.locality_rng = rngs[-1]
         self.locality, self.zone, self.local_share = locality, zone, local_share
         self.current = dict.fromkeys(zones, 0.0)
+        self.pick = self._pick_in_zone
         pools = [self, *self.zones.values()]
         if any(p.on_dispatch is not None for p in pools):
             self.on_dispatch = self._dispatched
@@ -208,9 +211,9 @@ class Pool:
             if sub.eligible:
                 sub.policy.update(sub.eligible)
 
-    def pick(self, request: Request) -> Backend:
-        """The backend for ``request``: in the zone the locality rule picks, if any."""
-        zone = self._zone() if self.zones else None
+    def _pick_in_zone(self, request: Request) -> Backend:
+        """The backend for ``request`` in the zone the locality rule picks (any, if none)."""
+        zone = self._zone()
         return self.policy.choose(request) if zone is None else self.zones[zone].policy.choose(request)
 
     def _zone(self) -> str | None:

@@ -117,6 +117,7 @@ class _Run:
         self.instance_rngs = self.streams["policy"].spawn(scenario.n_balancers)
         self.balancers: list[Balancer | None] = [self._balancer(i) for i in range(scenario.n_balancers)]
         self.entry = self._tiers()
+        self.tiered = bool(scenario.tiers)
         self.cores = [b.processing for b in self.every_balancer if b.processing is not None]
         self.present: set[int] = set()
         self.faults: Faults | None = None
@@ -363,7 +364,7 @@ class _Run:
         if request.parent is not None:
             answer_up(request, server, status)
             return
-        if self.scenario.tiers:
+        if self.tiered:
             server = request.served_by
         geo = self.geo
         if geo is None:
