@@ -338,7 +338,7 @@ def remap(policy_name: str, backends: int, keys: int, seed: int) -> None:
 @click.option("--quiet", is_flag=True, help="Print only the verdict.")
 def validate(quick: bool, jobs: int | None, out: Path, quiet: bool) -> None:
     """Check the engine against queueing theory; exit 1 if any case fails."""
-    from lbsim.report import write_atomic
+    from lbsim.report import write_atomic, write_text_atomic
     from lbsim.validation import markdown, table
     from lbsim.validation import validate as run_suite
 
@@ -354,7 +354,7 @@ def validate(quick: bool, jobs: int | None, out: Path, quiet: bool) -> None:
     write_atomic(
         out / "validation.csv", lambda tmp: table(rows).to_csv(tmp, index=False, float_format="%.8g")
     )
-    write_atomic(out / "validation.md", lambda tmp: tmp.write_text(text + "\n" + verdict + "\n"))
+    write_text_atomic(out / "validation.md", text + "\n" + verdict + "\n")
     if not quiet:
         click.echo(text)
     click.echo(verdict)

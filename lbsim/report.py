@@ -86,7 +86,12 @@ def _number(value: float) -> str:
 def _figure(path: Path, draw: Callable[..., Any], size: tuple[float, float] = (7, 4.2)) -> None:
     figure = Figure(figsize=size, layout="constrained")
     draw(ax=figure.add_subplot())
-    write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
+    _save(path, figure)
+
+
+def _save(path: Path, figure: Figure, dpi: int = 110) -> None:
+    """Write ``figure`` as a PNG through a temporary file."""
+    write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi))
 
 
 def _plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
@@ -116,9 +121,7 @@ def _plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
         others = [k for k in result.keys if k not in ("scenario", numeric[0])]
         figure = Figure(figsize=(11, 7), layout="constrained")
         plots.plot_policy_panel(result.table, numeric[0], by=others, axes=list(figure.subplots(2, 2).flat))
-        write_atomic(
-            folder / "plots" / "policy_panel.png", lambda tmp: figure.savefig(tmp, format="png", dpi=100)
-        )
+        _save(folder / "plots" / "policy_panel.png", figure, dpi=100)
         made.append(("Policy comparison", "plots/policy_panel.png"))
     if not any(path.startswith("plots/latency_p99_vs") for _, path in made):
         for metric in ("latency_p99", "error_rate"):
@@ -288,7 +291,7 @@ def write_capacity(
     figure = Figure(figsize=(7, 3.6 * len(thresholds)), layout="constrained")
     for k, (metric, threshold) in enumerate(thresholds):
         plots.plot_capacity(normal, key, metric, threshold, ax=figure.add_subplot(len(thresholds), 1, k + 1))
-    write_atomic(folder / "capacity.png", lambda tmp: figure.savefig(tmp, format="png", dpi=110))
+    _save(folder / "capacity.png", figure)
     write_text_atomic(
         folder / "manifest.json",
         json.dumps({"versions": versions(), **manifest}, indent=2, default=str) + "\n",

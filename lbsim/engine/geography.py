@@ -15,6 +15,7 @@ import math
 import numpy as np
 from simpy import Environment, Event, Timeout
 
+from lbsim.engine.draws import Draws
 from lbsim.engine.health import Log
 from lbsim.engine.server import Server
 from lbsim.scenario import DnsModel, Scenario
@@ -61,8 +62,8 @@ class Geography:
         self.names = list(scenario.regions)
         n = len(self.names)
         self.rtt = np.array([[scenario.rtt(a, b) for b in self.names] for a in self.names])
-        self.jitter = scenario.network.jitter if scenario.network else None
-        self.network_rng = network_rng
+        jitter = scenario.network.jitter if scenario.network else None
+        self.jitter = Draws(lambda n: jitter.sample(network_rng, n)) if jitter is not None else None
         self.dns_rng = dns_rng
         self.client_region = client_regions(scenario).tolist()
         regions = server_regions(scenario)
@@ -119,7 +120,7 @@ class Geography:
         """Seconds to cross from region ``a`` to ``b``: half the RTT, plus jitter."""
         delay = self.rtt[a][b] / 2
         if self.jitter is not None:
-            delay += float(self.jitter.sample(self.network_rng, 1)[0])
+            delay += self.jitter.next()
         return delay
 
     def _check(self, _: Event) -> None:
@@ -139,8 +140,6 @@ class Geography:
         if self.dns.policy == "latency":
             for a in range(len(self.names)):
                 for b in range(len(self.names)):
-                    sample = self.rtt[a][b] + (
-                        2 * float(self.jitter.sample(self.network_rng, 1)[0]) if self.jitter else 0.0
-                    )
+                    sample = self.rtt[a][b] + (2 * self.jitter.next() if self.jitter is not None else 0.0)
                     self.measured[a][b] += RTT_SMOOTHING * (sample - self.measured[a][b])
         Timeout(self.env, config.interval).callbacks.append(self._check)

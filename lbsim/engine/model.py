@@ -8,14 +8,14 @@ the duration, whichever comes first; what is still in flight then is counted as 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from simpy import Environment, Event, Timeout
 
 from lbsim.engine.balancer import Balancer, Placement, RunStats
+from lbsim.engine.draws import Draws
 from lbsim.engine.faults import Faults, Occurrence
 from lbsim.engine.geography import Geography, client_regions, server_regions
 from lbsim.engine.recorder import DROPPED, TIMEOUT, Recorder, Sink
@@ -26,7 +26,7 @@ from lbsim.policies.base import Backend, UniformDraws
 from lbsim.rng import streams
 from lbsim.scenario import Scenario, ServerGroup
 from lbsim.tally import Tally
-from lbsim.workload import BLOCK, ClosedUsers, Request, request_blocks
+from lbsim.workload import ClosedUsers, Request, request_blocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +133,8 @@ class _Run:
         for t in sorted(changes - {0.0}):
             Timeout(env, t, t).callbacks.append(lambda event: self._set_membership(event._value))
         self.attributes = scenario.workload.attributes()
-        self.sessions = _Draws(lambda n: self.attributes.session_draws(n, self.streams["sessions"]))
-        self.paths = _Draws(lambda n: self.attributes.path_draws(n, self.streams["paths"]))
+        self.sessions = Draws(lambda n: self.attributes.session_draws(n, self.streams["sessions"]))
+        self.paths = Draws(lambda n: self.attributes.path_draws(n, self.streams["paths"]))
         self.busy_start = np.zeros(len(self.servers) + len(self.cores))
         self.busy_end = np.zeros(len(self.servers) + len(self.cores))
         self._at(scenario.warmup, self._start_measuring)
@@ -388,8 +388,8 @@ class _Run:
     def _start_users(self, users: ClosedUsers) -> None:
         self.users = users
         size, think = self.scenario.workload.size, users.think
-        self.sizes = _Draws(lambda n: size.sample(self.streams["sizes"], n))
-        self.thinks = _Draws(lambda n: think.sample(self.streams["think"], n))
+        self.sizes = Draws(lambda n: size.sample(self.streams["sizes"], n))
+        self.thinks = Draws(lambda n: think.sample(self.streams["think"], n))
         for user in range(users.users):
             self._think(user)
 
@@ -478,24 +478,6 @@ class _Run:
             occurrences=self.faults.occurrences if self.faults else [],
             in_system_time=self.in_system_time + self.in_system * (self.env.now - self.t_in_system),
         )
-
-
-class _Draws:
-    """Values drawn in blocks of fixed size, handed out one at a time (the k-th value is the
-    same whatever else the run draws)."""
-
-    __slots__ = ("_buffer", "_draw")
-
-    def __init__(self, draw: Callable[[int], Any]) -> None:
-        self._draw = draw
-        self._buffer: list[Any] = []
-
-    def next(self) -> Any:
-        if not self._buffer:
-            block = self._draw(BLOCK)
-            self._buffer = block.tolist() if isinstance(block, np.ndarray) else list(block)
-            self._buffer.reverse()
-        return self._buffer.pop()
 
 
 def _flatten(
