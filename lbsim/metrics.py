@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lbsim.columns import LATENCY_COLUMNS, METRICS, REGION_COLUMNS, STATUSES
-from lbsim.engine.recorder import DROPPED, OK
+from lbsim.engine.recorder import DROPPED, ERROR, OK
 from lbsim.histogram import LatencyHistogram
 
 if TYPE_CHECKING:
@@ -154,8 +154,10 @@ def _faults(output: RunOutput, events: pd.DataFrame) -> pd.DataFrame:
         t_restored = float(back["t"].min()) if len(out) and len(back) else math.nan
         t_until = t_restored if not math.isnan(t_restored) else occurrence.t_end
         window = (t_done >= occurrence.t_start) & (t_done <= t_until)
-        if occurrence.target.startswith("balancer"):
-            failed = window & (status == DROPPED)
+        if occurrence.balancer:
+            # Dropped by the failed instance, or (an instance of a tier below the top) answered
+            # with an error by the tier above, which had no server to name.
+            failed = window & ((status == DROPPED) | ((server < 0) & (status == ERROR)))
             retried = 0
         else:
             servers = [index_of[name] for name in occurrence.servers]

@@ -438,8 +438,6 @@ class FaultModel(Model):
             raise ConfigError(
                 f"must be given for kind 'errors' only; got {self.probability!r}.", key="probability"
             )
-        if self.target.startswith("balancer") and self.kind != "crash":
-            raise ConfigError(f"must be 'crash' for a balancer target; got {self.kind!r}.", key="kind")
         return self
 
 
@@ -641,6 +639,8 @@ class Scenario(Model):
         for name in names:
             if names.count(name) > 1:
                 raise ConfigError(f"must have unique names; got {name!r} twice.")
+            if name == "balancer":
+                raise ConfigError("must not be named 'balancer' (the balancer's name); got 'balancer'.")
         return groups
 
     @field_validator("sweep")
@@ -678,10 +678,16 @@ class Scenario(Model):
         if all(group.t_join > 0 for group in self.servers):
             raise ConfigError("must have a group present from the start (t_join 0); got none.", key="servers")
         for i, fault in enumerate(self.faults):
-            if fault_targets(self, fault.target) is None:
-                known = [g.name for g in self.servers] + ["balancer", "zone:<name>", "<group>-<k>"]
+            targets = fault_targets(self, fault.target)
+            if targets is None:
+                known = [g.name for g in self.servers]
+                known += ["balancer", "zone:<name>", "<group>-<k>", "<tier>-<i>"]
                 raise ConfigError(
                     str(UnknownNameError("fault target", fault.target, known)), key=f"faults[{i}].target"
+                )
+            if balancer_instance(self, targets[0][0]) is not None and fault.kind != "crash":
+                raise ConfigError(
+                    f"must be 'crash' for a balancer target; got {fault.kind!r}.", key=f"faults[{i}].kind"
                 )
         for i, group in enumerate(self.servers):
             if group.t_leave is not None and group.t_leave <= group.t_join:
@@ -693,12 +699,14 @@ class Scenario(Model):
 
     @model_validator(mode="after")
     def _geography(self) -> Scenario:
-        if self.tiers and self.regions is not None:
-            raise ConfigError("must not be combined with 'regions' yet; got both.", key="tiers")
         names = [tier.name for tier in self.tiers]
+        taken = {"balancer"} | {group.name for group in self.servers}
         for name in names:
-            if names.count(name) > 1 or name == "balancer":
-                raise ConfigError(f"must have unique names other than 'balancer'; got {name!r}.", key="tiers")
+            if names.count(name) > 1 or name in taken:
+                raise ConfigError(
+                    f"must have unique names other than 'balancer' and the server groups'; got {name!r}.",
+                    key="tiers",
+                )
         if self.regions is None:
             for key in ("network", "dns"):
                 if getattr(self, key) is not None:
@@ -751,7 +759,15 @@ class Scenario(Model):
     @property
     def n_balancers(self) -> int:
         """Balancer instances in all: ``balancer.instances`` in each region (or in all)."""
-        return self.balancer.instances * (len(self.regions) if self.regions else 1)
+        return self.tier_instances["balancer"]
+
+    @property
+    def tier_instances(self) -> dict[str, int]:
+        """Instances in all of each balancer tier, bottom (``balancer``) first: a tier's
+        ``instances`` in each region (or in all)."""
+        regions = len(self.regions) if self.regions else 1
+        tiers = [("balancer", self.balancer), *((tier.name, tier) for tier in reversed(self.tiers))]
+        return {name: config.instances * regions for name, config in tiers}
 
     @property
     def window_length(self) -> float:
@@ -1029,7 +1045,8 @@ def fault_targets(scenario: Scenario, target: str) -> list[list[str]] | None:
     """The server names a fault target covers, as groups failing together, or None if unknown.
 
     ``web-3``: one server. ``web``: every member, each on its own. ``zone:a`` (``region:eu``):
-    every server in zone a (region eu), all at once. ``balancer`` or ``balancer-<i>``: one balancer instance.
+    every server in zone a (region eu), all at once. ``balancer-<i>`` (``<tier>-<i>``): one
+    instance of the bottom balancer tier (of an upper tier); ``balancer`` (``<tier>``): its instance 0.
     """
     names = [(f"{g.name}-{i}", g) for g in scenario.servers for i in range(g.count)]
     if target in {name for name, _ in names}:
@@ -1042,8 +1059,16 @@ def fault_targets(scenario: Scenario, target: str) -> list[list[str]] | None:
     if target.startswith("region:"):
         members = [name for name, g in names if g.region == target.removeprefix("region:")]
         return [members] if members else None
-    if target == "balancer":
-        return [["balancer-0"]]
-    if target.startswith("balancer-") and target.removeprefix("balancer-").isdigit():
-        return [[target]] if int(target.removeprefix("balancer-")) < scenario.n_balancers else None
-    return None
+    if target in scenario.tier_instances:
+        return [[f"{target}-0"]]
+    return [[target]] if balancer_instance(scenario, target) is not None else None
+
+
+def balancer_instance(scenario: Scenario, name: str) -> tuple[str, int] | None:
+    """The tier and number of the balancer instance called ``name`` (``balancer-3``,
+    ``regional-1``), or None if there is none."""
+    tier, _, number = name.rpartition("-")
+    count = scenario.tier_instances.get(tier)
+    if count is None or not number.isdigit() or int(number) >= count:
+        return None
+    return tier, int(number)

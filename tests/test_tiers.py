@@ -1,5 +1,6 @@
 """Hierarchical balancing: each tier over the instances of the tier below, latencies by hand."""
 
+import numpy as np
 import pytest
 
 import lbsim
@@ -76,3 +77,95 @@ def test_upper_tiers_take_plain_balancer_settings_only():
         lbsim.load_scenario(tiered(tiers=[{"name": "front", "zones": ["a"]}]))
     with pytest.raises(lbsim.ConfigError, match="unique names"):
         lbsim.load_scenario(tiered(tiers=[{"name": "front"}, {"name": "front"}]))
+
+
+def three_tiers(**changes):
+    """front (1 instance) over mid (2) over the balancer (2) over two servers, free of cost;
+    100 requests/s of 10 ms, so round robin alternates every tier's choices."""
+    base = {
+        "duration": 10.0,
+        "workload": {"arrivals": "deterministic", "rate": 100, "size": "det(10ms)"},
+        "tiers": [{"name": "front", "cost": 0}, {"name": "mid", "cost": 0, "instances": 2}],
+        "servers": [{"name": "web", "count": 2}],
+        "balancer": {"cost": 0, "instances": 2},
+    }
+    return make_scenario(**{**base, **changes})
+
+
+def test_an_instance_of_an_upper_tier_fails_and_restarts():
+    crash = {"target": "mid-1", "kind": "crash", "at": "5.005s", "duration": "2s"}
+    result = lbsim.simulate(three_tiers(faults=[crash]))
+    requests = result.requests
+    failed = requests[requests["status"] != "ok"]
+    # front alternates mid-0 / mid-1: request k (sent at k x 10 ms) goes to mid-1 when k is odd.
+    # The odd requests sent while mid-1 is down, k = 501, 503, ..., 699, are refused: 100.
+    assert (failed["status"] == "error").all()
+    assert np.round(failed["t_arrival"].to_numpy() * 100).astype(int).tolist() == list(range(501, 700, 2))
+    assert requests.loc[requests["status"] == "ok", "latency"].to_numpy() == pytest.approx([0.01] * 900)
+    assert result.events.query("subject == 'mid-1'")[["t", "event"]].values.tolist() == [
+        [5.005, "crash starts"],
+        [pytest.approx(7.005), "restarted"],
+    ]
+    row = result.faults.iloc[0]
+    assert (row["target"], row["n_failed"]) == ("mid-1", 100)
+
+
+def test_a_fault_on_a_tier_must_crash_an_instance_it_has():
+    slow = {"target": "mid", "kind": "slow", "factor": 2, "at": 1, "duration": 1}
+    with pytest.raises(lbsim.ConfigError, match=r"faults\[0\].kind.*must be 'crash'"):
+        lbsim.load_scenario(three_tiers(faults=[slow]))
+    crash = {"target": "mid-2", "kind": "crash", "at": 1, "duration": 1}
+    with pytest.raises(lbsim.ConfigError, match="unknown fault target 'mid-2'"):
+        lbsim.load_scenario(three_tiers(faults=[crash]))
+    with pytest.raises(lbsim.ConfigError, match="unique names other than"):
+        lbsim.load_scenario(three_tiers(tiers=[{"name": "web"}]))
+
+
+def regional_tiers(**changes):
+    """``tiered()`` in two regions 80 ms apart (2 ms inside one): per region one global
+    instance over two regional ones over two local ones over two servers; 10 clients."""
+    return tiered(
+        workload={"arrivals": "deterministic", "rate": 10, "size": "det(50ms)", "clients": 10},
+        regions={"us": {"clients": 0.5}, "eu": {"clients": 0.5}},
+        network={"rtt": {"us-eu": "80ms"}, "local": "2ms"},
+        servers=[{"name": "us", "count": 2, "region": "us"}, {"name": "eu", "count": 2, "region": "eu"}],
+        **changes,
+    )
+
+
+def test_with_regions_every_region_has_its_own_tiers():
+    result = lbsim.simulate(regional_tiers())
+    requests = result.requests
+    # 2 ms of local round trip, 1 + 2 + 4 ms of processing, 50 ms of service.
+    assert requests["latency"].to_numpy() == pytest.approx([0.059] * 10)
+    home = np.where(requests["client"] < 5, "us", "eu")
+    assert (requests["server"].str[:2] == home).all()
+    tiers = result.tiers.set_index("tier")
+    assert tiers["instances"].to_dict() == {"balancer": 4, "regional": 4, "global": 2}
+    # 10 requests in 1 s, whatever the split: 10 x 1 ms over 2 instances, 10 x 2 ms over 4,
+    # 10 x 4 ms over 4.
+    expected = {"global": 0.005, "regional": 0.005, "balancer": 0.01}
+    assert tiers["utilization_mean"].to_dict() == pytest.approx(expected)
+
+
+def test_dns_moves_a_region_away_when_its_entry_tier_is_down():
+    # eu's global instance (global-1) crashes at 11 s; the DNS checks every 5 s with fall 1
+    # see it at 15 s; answers live 5 s, so eu's clients have all moved to us by 20 s.
+    scenario = regional_tiers(
+        duration=30.0,
+        dns={"ttl": "5s", "health_check": {"interval": "5s", "fall": 1}},
+        faults=[{"target": "global-1", "kind": "crash", "at": "11s", "duration": "100s"}],
+    )
+    result = lbsim.simulate(scenario)
+    assert result.events.query("component == 'dns'")[["t", "subject", "event"]].values.tolist() == [
+        [15.0, "region:eu", "down"]
+    ]
+    requests = result.requests
+    eu = requests[requests["client"] >= 5]
+    failed = eu[eu["status"] != "ok"]
+    assert (failed["status"] == "dropped").all() and len(failed) > 0
+    assert failed["t_arrival"].min() >= 11.0 and failed["t_arrival"].max() < 20.0
+    late = eu[eu["t_arrival"] >= 20.0]
+    # Served in us: 40 ms each way plus us's 57 ms.
+    assert (late["status"] == "ok").all() and late["latency"].to_numpy() == pytest.approx(0.137)
+    assert (requests.loc[requests["client"] < 5, "status"] == "ok").all()

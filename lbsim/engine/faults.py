@@ -14,18 +14,19 @@ import numpy as np
 from simpy import Environment, Event, Timeout
 
 from lbsim.engine.server import Server
-from lbsim.scenario import FaultModel, Scenario, fault_targets
+from lbsim.scenario import FaultModel, Scenario, balancer_instance, fault_targets
 
 
 @dataclass(slots=True)
 class Occurrence:
-    """One fault occurrence: what failed, how, and when."""
+    """One fault occurrence: what failed (servers, or one balancer instance), how, and when."""
 
     target: str
     kind: str
     servers: tuple[str, ...]
     t_start: float
     t_end: float
+    balancer: bool = False
 
 
 class Faults:
@@ -38,7 +39,7 @@ class Faults:
         servers: dict[str, Server],
         rng: np.random.Generator,
         log: Callable[[str, str, str], None],
-        balancer_fails: Callable[[int, Occurrence], None],
+        balancer_fails: Callable[[str, Occurrence], None],
     ) -> None:
         self.env = env
         self.servers = servers
@@ -49,20 +50,22 @@ class Faults:
             groups = fault_targets(scenario, fault.target) or []
             for names, group_rng in zip(groups, fault_rng.spawn(len(groups)), strict=True):
                 target = names[0] if len(names) == 1 else fault.target
+                balancer = balancer_instance(scenario, names[0]) is not None
                 for t_start, t_end in _windows(fault, group_rng, scenario.duration):
-                    self._schedule(fault, Occurrence(target, fault.kind, tuple(names), t_start, t_end))
+                    occurrence = Occurrence(target, fault.kind, tuple(names), t_start, t_end, balancer)
+                    self._schedule(fault, occurrence)
 
     def _schedule(self, fault: FaultModel, occurrence: Occurrence) -> None:
         self.occurrences.append(occurrence)
         Timeout(self.env, occurrence.t_start, (fault, occurrence)).callbacks.append(self._start)
-        if not occurrence.target.startswith("balancer"):
+        if not occurrence.balancer:
             Timeout(self.env, occurrence.t_end, (fault, occurrence)).callbacks.append(self._end)
 
     def _start(self, event: Event) -> None:
         fault, occurrence = event._value
         self.log("fault", occurrence.target, f"{fault.kind} starts")
-        if occurrence.target.startswith("balancer"):
-            self.balancer_fails(int(occurrence.servers[0].removeprefix("balancer-")), occurrence)
+        if occurrence.balancer:
+            self.balancer_fails(occurrence.servers[0], occurrence)
             return
         for name in occurrence.servers:
             server = self.servers[name]

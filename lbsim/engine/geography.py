@@ -5,12 +5,14 @@ keeps the answer for the TTL (longer, for the share of resolvers with a TTL floo
 client's first answer has a random part of its TTL left, as a shared resolver's), so a
 failed region keeps receiving its cached clients until their answers expire. The DNS
 balancer checks every region on a fixed interval: a region is down after ``fall`` checks
-find no server up, and up again after ``rise`` checks find one.
+find no server up (or none of the balancer instances its clients reach), and up again after
+``rise`` checks find both.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from simpy import Environment, Event, Timeout
@@ -53,18 +55,19 @@ class Geography:
         env: Environment,
         scenario: Scenario,
         servers: list[Server],
-        network_rng: np.random.Generator,
-        dns_rng: np.random.Generator,
+        streams: dict[str, np.random.Generator],
         log: Log,
+        entry_up: Callable[[int], bool],
     ) -> None:
+        """``entry_up(r)``: whether some balancer instance where region ``r``'s requests arrive is up."""
         assert scenario.regions is not None
         self.env = env
         self.names = list(scenario.regions)
         n = len(self.names)
         self.rtt = np.array([[scenario.rtt(a, b) for b in self.names] for a in self.names])
         jitter = scenario.network.jitter if scenario.network else None
-        self.jitter = Draws(lambda n: jitter.sample(network_rng, n)) if jitter is not None else None
-        self.dns_rng = dns_rng
+        self.jitter = Draws(lambda n: jitter.sample(streams["network"], n)) if jitter is not None else None
+        self.dns_rng = streams["dns"]
         self.client_region = client_regions(scenario).tolist()
         regions = server_regions(scenario)
         self.members = [[s for s in servers if regions[s.index] == r] for r in range(n)]
@@ -81,6 +84,7 @@ class Geography:
         self.fails = [0] * n
         self.measured = self.rtt.copy()
         self.log = log
+        self.entry_up = entry_up
         # By RTT from each client region: the regions in the order geo fails over to them.
         self.nearest = [self._by_distance(a) for a in range(n)]
         Timeout(env, 0.0).callbacks.append(self._check)
@@ -126,7 +130,7 @@ class Geography:
     def _check(self, _: Event) -> None:
         config = self.dns.health_check
         for r, members in enumerate(self.members):
-            alive = any(not s.crashed and not s.hung for s in members)
+            alive = self.entry_up(r) and any(not s.crashed and not s.hung for s in members)
             if alive:
                 self.passes[r], self.fails[r] = self.passes[r] + 1, 0
                 if not self.up[r] and self.passes[r] >= config.rise:

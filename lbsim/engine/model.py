@@ -20,7 +20,7 @@ from lbsim.engine.faults import Faults, Occurrence
 from lbsim.engine.geography import Geography, client_regions, server_regions
 from lbsim.engine.recorder import DROPPED, TIMEOUT, Recorder, Sink
 from lbsim.engine.server import ProcessorSharingServer, Server
-from lbsim.engine.tiers import TierGate, answer_up
+from lbsim.engine.tiers import Tier, TierGate, answer_up
 from lbsim.errors import SimulationError
 from lbsim.policies.base import Backend, UniformDraws
 from lbsim.rng import streams
@@ -108,25 +108,25 @@ class _Run:
         self.stats = RunStats(scenario.warmup)
         config = scenario.balancer
         self.geo = (
-            Geography(env, scenario, self.servers, self.streams["network"], self.streams["dns"], self.log)
+            Geography(env, scenario, self.servers, self.streams, self.log, self._entry_up)
             if scenario.regions
             else None
         )
-        # With regions, each region has ``instances`` balancers over its own servers.
-        self.per_region = config.instances
-        self.instance_rngs = self.streams["policy"].spawn(scenario.n_balancers)
-        self.balancers: list[Balancer | None] = [self._balancer(i) for i in range(scenario.n_balancers)]
-        self.entry = self._tiers()
+        self.present: set[int] = set()
+        self.tiers = self._build_tiers()
+        self.balancers = self.tiers[0].instances
+        self.entry = self.tiers[-1].instances
+        # With regions, each region has ``instances`` of the top tier, where its requests arrive.
+        self.per_region = self.tiers[-1].config.instances
         self.tiered = bool(scenario.tiers)
         self.cores = [b.processing for b in self.every_balancer if b.processing is not None]
-        self.present: set[int] = set()
         self.faults: Faults | None = None
         if scenario.faults:
             draws = self.streams["faults"].spawn(len(self.servers) + 1)
             for server, server_rng in zip(self.servers, draws, strict=False):
                 server.track_service(UniformDraws(server_rng))
             self.faults = Faults(
-                env, scenario, {s.name: s for s in self.servers}, draws[-1], self.log, self._balancer_fails
+                env, scenario, {s.name: s for s in self.servers}, draws[-1], self.log, self._instance_fails
             )
         self._set_membership(0.0)
         changes = {g.t_join for g in scenario.servers} | {g.t_leave for g in scenario.servers if g.t_leave}
@@ -224,76 +224,85 @@ class _Run:
             if balancer is not None:
                 balancer.set_present(present)
 
-    def _balancer(self, i: int) -> Balancer:
+    def _build_tiers(self) -> list[Tier]:
+        """Every balancer tier from the bottom up: the bottom one over the servers, each upper
+        one over gates to the instances of the tier below."""
         scenario = self.scenario
-        rng = self.instance_rngs[i]
-        self.instance_rngs[i] = rng.spawn(1)[0]  # a standby that takes over gets fresh streams
-        scope = {s.index for s in self.geo.members[i // self.per_region]} if self.geo else None
-        return Balancer(
+        policy = self.streams["policy"]
+        n_regions = len(scenario.regions) if scenario.regions else 1
+        geo = self.geo
+        scopes = [{s.index for s in members} for members in geo.members] if geo else None
+        tiers = [
+            Tier("balancer", scenario.balancer, self.servers, self.placements,
+                 policy.spawn(scenario.n_balancers), scopes)
+        ]  # fmt: skip
+        for config in reversed(scenario.tiers):
+            below = tiers[-1]
+            gates: list[Server] = [
+                TierGate(self.env, k, f"{below.name}-{k}", below.name, below.instances)
+                for k in range(len(below.instances))
+            ]
+            n = below.config.instances
+            scopes = [set(range(r * n, (r + 1) * n)) for r in range(n_regions)] if geo else None
+            placements = [Placement(below.name, 1, None, None, False, None)] * len(gates)
+            rngs = policy.spawn(config.instances * n_regions)
+            tiers.append(Tier(config.name, config, gates, placements, rngs, scopes))
+        self.every_balancer: list[Balancer] = []
+        self.balancer_tiers: list[str] = []
+        for tier in tiers:
+            for i in range(len(tier.instances)):
+                balancer = tier.instances[i] = self._instance(tier, i)
+                self.every_balancer.append(balancer)
+                self.balancer_tiers.append(tier.name)
+        self.tier_named = {tier.name: tier for tier in tiers}
+        return tiers
+
+    def _instance(self, tier: Tier, i: int) -> Balancer:
+        """A new instance ``i`` of ``tier``, with its members set."""
+        balancer = Balancer(
             self.env,
             i,
-            scenario.balancer,
-            self.servers,
-            self.placements,
-            scenario.workload.connection,
-            rng,
+            tier.config,
+            tier.backends,
+            tier.placements,
+            self.scenario.workload.connection,
+            tier.next_rng(i),
             self.respond,
             self.log,
             self.stats,
-            scope,
+            tier.scope(i),
+            tier.name,
         )
+        balancer.set_present(self.present if tier.name == "balancer" else set(range(len(tier.backends))))
+        return balancer
 
-    def _tiers(self) -> list[Balancer | None]:
-        """Build the upper tiers from the bottom up, each over gates to the tier below;
-        return the top tier's instances, where clients send their requests."""
-        scenario = self.scenario
-        below: list[Balancer | None] = self.balancers
-        below_name = "balancer"
-        self.every_balancer = [b for b in self.balancers if b is not None]
-        self.balancer_tiers = ["balancer"] * len(self.every_balancer)
-        for tier in reversed(scenario.tiers):
-            gates = [TierGate(self.env, k, f"{below_name}-{k}", below_name, below) for k in range(len(below))]
-            placements = [Placement(below_name, 1, None, None, False, None)] * len(gates)
-            rngs = self.streams["policy"].spawn(tier.instances)
-            connection = scenario.workload.connection
-            upper: list[Balancer | None] = [
-                Balancer(self.env, i, tier, gates, placements, connection, rng, self.respond, self.log,
-                         self.stats, None, tier.name)
-                for i, rng in enumerate(rngs)
-            ]  # fmt: skip
-            for balancer in upper:
-                assert balancer is not None
-                balancer.set_present(set(range(len(gates))))
-                self.every_balancer.append(balancer)
-                self.balancer_tiers.append(tier.name)
-            below, below_name = upper, tier.name
-        return below
+    def _entry_up(self, region: int) -> bool:
+        n = self.per_region
+        return any(b is not None for b in self.entry[region * n : (region + 1) * n])
 
     def log(self, component: str, subject: str, event: str) -> None:
         """Record a state change (health, ejection, fault, failover) at the current time."""
         self.events.append((self.env.now, component, subject, event))
 
-    def _balancer_fails(self, i: int, occurrence: Occurrence) -> None:
-        failed = self.balancers[i]
+    def _instance_fails(self, name: str, occurrence: Occurrence) -> None:
+        """Balancer instance ``name`` (``regional-1``) crashes; a standby takes over after its
+        failover time (bottom tier), or the instance restarts when the fault ends."""
+        tier_name, _, number = name.rpartition("-")
+        tier, i = self.tier_named[tier_name], int(number)
+        failed = tier.instances[i]
         if failed is None:
             return
         failed.fail()
-        self.balancers[i] = None
-        standby = self.scenario.balancer.standby
+        tier.instances[i] = None
+        standby = tier.config.standby
         delay = standby.failover if standby is not None else occurrence.t_end - occurrence.t_start
         occurrence.t_end = occurrence.t_start + delay
-        Timeout(self.env, delay, i).callbacks.append(self._balancer_returns)
+        Timeout(self.env, delay, (tier, i)).callbacks.append(self._instance_returns)
 
-    def _balancer_returns(self, event: Event) -> None:
-        i: int = event._value
-        balancer = self._balancer(i)
-        balancer.set_present(self.present)
-        self.balancers[i] = balancer
-        self.log(
-            "balancer",
-            f"balancer-{i}",
-            "standby took over" if self.scenario.balancer.standby else "restarted",
-        )
+    def _instance_returns(self, event: Event) -> None:
+        tier, i = event._value
+        tier.instances[i] = self._instance(tier, i)
+        self.log("balancer", f"{tier.name}-{i}", "standby took over" if tier.config.standby else "restarted")
 
     def _at(self, t: float, callback: object) -> None:
         Timeout(self.env, t).callbacks.append(callback)  # type: ignore[arg-type]

@@ -1,20 +1,53 @@
-"""Hierarchical balancing: a balancer instance of one tier, seen by the tier above as a backend.
+"""Hierarchical balancing: tiers of balancer instances, each seen by the tier above as backends.
 
 The tier above sends a request to a gate; the gate hands a copy of it to the instance
 below (a refused connection if that instance is down), and the instance's answer comes back
 up as the gate's answer: ``ok``, or an error (the 502/503 a balancer returns) otherwise.
+With regions, every tier has its instances in each region, and an instance balances over
+the instances (or servers) of its own region only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
 from simpy import Environment
 
-from lbsim.engine.balancer import Balancer
+from lbsim.engine.balancer import Balancer, Placement
 from lbsim.engine.recorder import CONNECT_FAILURE, ERROR, OK
 from lbsim.engine.server import Server
+from lbsim.scenario import BalancerModel
 from lbsim.workload import Request
+
+
+@dataclass(slots=True)
+class Tier:
+    """One balancer tier of a run: its instances (None while one is down) over its backends
+    (servers, or gates to the tier below), each instance's random streams, and with regions
+    the backends of each region (an instance's scope)."""
+
+    name: str
+    config: BalancerModel
+    backends: list[Server]
+    placements: list[Placement]
+    rngs: list[np.random.Generator]
+    scopes: list[set[int]] | None
+    instances: list[Balancer | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.instances = [None] * len(self.rngs)
+
+    def scope(self, i: int) -> set[int] | None:
+        """The backends instance ``i`` may use: its region's, or all (None)."""
+        return self.scopes[i // self.config.instances] if self.scopes is not None else None
+
+    def next_rng(self, i: int) -> np.random.Generator:
+        """Instance ``i``'s random stream; a standby (or restart) that takes over later gets fresh ones."""
+        rng = self.rngs[i]
+        self.rngs[i] = rng.spawn(1)[0]
+        return rng
 
 
 class TierGate(Server):
