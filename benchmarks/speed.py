@@ -8,13 +8,18 @@
 3. Per-request cost of each policy with 10 and with 1,000 backends.
 4. Per-request cost with 8 balancer instances over 10 and over 1,000 servers.
 5. Engine time with health checks and outlier detection configured but nothing failing.
+6. Per-request cost of one balancer over 10 servers before regions, zones and tiers existed
+   (``--rev``, checked out in a temporary git worktree) and now, each as a ratio against the
+   bare SimPy model timed in the same process, so the machine's drift cancels out.
 
-Usage: python benchmarks/speed.py [--repeat N] [--only speed|memory|policies|fleet|resilience]
+Usage: python benchmarks/speed.py [--repeat N] [--rev REV]
+                                  [--only speed|memory|policies|fleet|resilience|topology]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -147,13 +152,65 @@ def resilience(repeat: int) -> None:
     print(f"  slowdown: {b / a - 1:+.1%}  (target <= +20%)")
 
 
+# The commit before regions, zones and tiers (issue 8) were added.
+BEFORE_TOPOLOGIES = "3a9785b"
+
+
+def engine_against_bare(policy: str) -> None:
+    """Print the per-request engine time of ``policy`` over 10 servers, the bare SimPy
+    model's, and their ratio, timed in this process (child of ``topology``)."""
+    import contextlib
+    import io
+
+    import bare_simpy
+
+    engine = policy_cost(policy, 10)
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        bare_simpy.main(200_000)
+    bare = (time.perf_counter() - started) / 200_000
+    print(engine, bare, engine / bare)
+
+
+def topology(repeat: int, rev: str) -> None:
+    """Per-request cost before topologies existed (``rev``) and now, in interleaved child
+    processes, each against the bare model it timed."""
+    root = HERE.parent
+    print(f"per-request cost of one layer-7 balancer over 10 servers, {rev} against the working tree")
+    print(f"  (engine time / bare SimPy time in the same process; {repeat} interleaved runs each)")
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", tmp, rev],
+                       check=True, capture_output=True)  # fmt: skip
+        try:
+            for policy in ("round_robin", "least_connections"):
+                runs: dict[str, list[list[float]]] = {"before": [], "now": []}
+                for _ in range(repeat):
+                    for name, path in (("before", tmp), ("now", str(root))):
+                        command = [sys.executable, str(HERE / "speed.py"), "--engine-against-bare", policy]
+                        env = {**os.environ, "PYTHONPATH": path}
+                        out = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+                        runs[name].append([float(x) for x in out.stdout.split()])
+                ratio = {name: statistics.median(r[2] for r in rows) for name, rows in runs.items()}
+                engine = {name: statistics.median(r[0] for r in rows) * 1e6 for name, rows in runs.items()}
+                print(f"  {policy:18s} before {engine['before']:.1f} us ({ratio['before']:.3f} x bare), "
+                      f"now {engine['now']:.1f} us ({ratio['now']:.3f} x bare): "
+                      f"{ratio['now'] / ratio['before'] - 1:+.1%}")  # fmt: skip
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", tmp], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--only", choices=["speed", "memory", "policies", "fleet", "resilience"])
+    parser.add_argument("--only", choices=["speed", "memory", "policies", "fleet", "resilience", "topology"])
+    parser.add_argument("--rev", default=BEFORE_TOPOLOGIES, help="the revision topology compares against")
+    parser.add_argument("--engine-against-bare", metavar="POLICY", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.engine_against_bare:
+        engine_against_bare(args.engine_against_bare)
+        return
     if args.only in (None, "speed"):
         speed(args.repeat)
     if args.only in (None, "memory"):
@@ -164,6 +221,8 @@ def main() -> None:
         fleet()
     if args.only in (None, "resilience"):
         resilience(args.repeat)
+    if args.only in (None, "topology"):
+        topology(args.repeat, args.rev)
 
 
 if __name__ == "__main__":

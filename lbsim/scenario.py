@@ -571,10 +571,13 @@ class RegionModel(Model):
 
 class NetworkModel(Model):
     """Round-trip times between regions (``us-eu: 80ms``, either order), within a region
-    (``local``), and a ``jitter`` distribution added to every one-way crossing."""
+    (``local``), between two zones of a region (``cross_zone``: a balancer instance's
+    requests and probes to a backend in another zone; 0 leaves them undelayed), and a
+    ``jitter`` distribution added to every one-way crossing."""
 
     rtt: dict[str, Duration] = Field(default_factory=dict)
     local: Duration = Field(0.0, ge=0)
+    cross_zone: Duration = Field(0.0, ge=0)
     jitter: Dist | None = None
 
 
@@ -708,8 +711,10 @@ class Scenario(Model):
                     key="tiers",
                 )
         if self.regions is None:
-            for key in ("network", "dns"):
-                if getattr(self, key) is not None:
+            network = self.network or NetworkModel()
+            given = {"dns": self.dns, "network.rtt": network.rtt, "network.local": network.local}
+            for key, value in given.items():
+                if value:
                     raise ConfigError("must come with 'regions'; got no regions.", key=key)
             for i, group in enumerate(self.servers):
                 if group.region is not None:

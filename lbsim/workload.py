@@ -42,6 +42,7 @@ class Request:
         "call",
         "client",
         "connection",
+        "crossed",
         "headers",
         "index",
         "parent",
@@ -77,6 +78,8 @@ class Request:
         # Across balancer tiers: the request of the tier above, and the server that served it.
         self.parent: Request | None = None
         self.served_by = -1
+        # Sent to a backend in another zone: its answer crosses back.
+        self.crossed = False
 
     def __repr__(self) -> str:
         return (

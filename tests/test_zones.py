@@ -86,3 +86,42 @@ def test_in_the_engine_locality_weights_follow_health():
     _, zone = served_zone(lbsim.simulate(scenario))
     # a: 1.4 x 2/4 = 0.7 against b's 1: smooth weighted round robin gives a 7/17 of requests.
     assert (zone == "a").mean() == pytest.approx(7 / 17, abs=0.005)
+
+
+def two_zones(network, **balancer):
+    """One instance in zone a over a server in zone a and one in zone b, round robin,
+    10 requests/s of 50 ms."""
+    return make_scenario(
+        network=network,
+        servers=[{"name": "a", "zone": "a"}, {"name": "b", "zone": "b"}],
+        balancer={"zones": ["a"], **balancer},
+    )
+
+
+def test_a_request_to_another_zone_pays_the_cross_zone_round_trip():
+    result = lbsim.simulate(two_zones({"cross_zone": "2ms"}))
+    # Round robin alternates a and b: 50 ms, then 50 ms plus 1 ms each way to zone b.
+    assert result.requests["server"].tolist() == ["a-0", "b-0"] * 5
+    assert result.requests["latency"].to_numpy() == pytest.approx([0.050, 0.052] * 5)
+    assert result.summary.loc[0, "cross_zone"] == 0.5
+    # Every one-way crossing adds a draw of the jitter: here 1 ms each way.
+    jittered = lbsim.simulate(two_zones({"cross_zone": "2ms", "jitter": "det(1ms)"}))
+    assert jittered.requests["latency"].to_numpy() == pytest.approx([0.050, 0.054] * 5)
+
+
+def test_probes_to_another_zone_cross_it_too():
+    # Probes of 1 ms: 1 ms to zone a's server, 21 ms to zone b's across a 20 ms round trip.
+    checks = {"interval": "100ms", "timeout": "15ms", "fall": 1, "rise": 1, "probe_size": "1ms"}
+    result = lbsim.simulate(two_zones({"cross_zone": "20ms"}, health_check=checks))
+    downs = result.events.query("event == 'down'")
+    assert downs["subject"].tolist() == ["b-0"]
+    # Once b is down every request goes to a (no crossing): 50 ms each.
+    late = result.requests[result.requests["t_arrival"] > 0.2]
+    assert (late["server"] == "a-0").all()
+    patient = dict(checks, timeout="30ms")
+    assert lbsim.simulate(two_zones({"cross_zone": "20ms"}, health_check=patient)).events.empty
+
+
+def test_network_without_regions_gives_zone_hops_only():
+    with pytest.raises(lbsim.ConfigError, match="network.rtt.*must come with 'regions'"):
+        lbsim.load_scenario(two_zones({"rtt": {"us-eu": "80ms"}}))

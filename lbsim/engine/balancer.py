@@ -19,6 +19,7 @@ from simpy import Environment, Event, Timeout
 
 from lbsim.engine.health import CircuitBreakers, HealthChecker, Log, OutlierDetector
 from lbsim.engine.locality import locality_weights, zone_aware_split
+from lbsim.engine.network import ZoneHops
 from lbsim.engine.recorder import CONNECT_FAILURE, DROPPED, ERROR, NO_BACKEND, OK, REJECTED, RESET, TIMEOUT
 from lbsim.engine.server import Server
 from lbsim.policies.base import Backend, Policy
@@ -306,9 +307,11 @@ class Balancer:
         stats: RunStats,
         scope: set[int] | None = None,
         tier: str = "balancer",
+        hops: ZoneHops | None = None,
     ) -> None:
         """Build instance ``index`` in front of ``servers`` (placed as ``placements`` say);
-        with ``scope`` (a region's servers), only those servers are ever members."""
+        with ``scope`` (a region's servers), only those servers are ever members. With
+        ``hops``, requests and probes to another zone than the instance's cross between zones."""
         self.env = env
         self.scope = scope
         self.tier = tier
@@ -374,11 +377,14 @@ class Balancer:
         self.present: set[int] = set()
         self.panicking = False
         names = [s.name for s in servers]
+        self.hops = hops if self.zone is not None else None
+        far = {b.index for b in backends if b.zone != self.zone} if self.hops is not None else set()
         self.checker = (
-            HealthChecker(env, config.health_check, servers, health_rng, self._changed, self._log, scope)
+            HealthChecker(env, config.health_check, servers, health_rng, self._changed, self._log,
+                          scope, far, self.hops)
             if config.health_check
             else None
-        )
+        )  # fmt: skip
         self.detector = (
             OutlierDetector(env, config.outlier_detection, servers, self._changed, self._log)
             if config.outlier_detection
@@ -533,11 +539,16 @@ class Balancer:
             backend.active += 1
             if pool.on_dispatch is not None:
                 pool.on_dispatch(backend, attempt)
-        if self.zone is not None and attempt.t_arrival >= self.stats.warmup:
-            self.stats.n_zoned += 1
-            self.stats.n_cross_zone += backend.zone != self.zone
         pool.outstanding += 1
         self.attempts_active += 1
+        if self.zone is not None:
+            crossed = backend.zone != self.zone
+            if attempt.t_arrival >= self.stats.warmup:
+                self.stats.n_zoned += 1
+                self.stats.n_cross_zone += crossed
+            if crossed and self.hops is not None:
+                self.hops.send(self.servers[backend.index], attempt)
+                return
         self.servers[backend.index].accept(attempt)
 
     def _choose(self, request: Request, pool: Pool, tried: set[int] | tuple[()]) -> Backend:
@@ -579,6 +590,10 @@ class Balancer:
 
     def complete(self, attempt: Request, status: int) -> None:
         """The backend answered ``attempt`` (or refused it) with ``status``."""
+        if attempt.crossed:
+            assert self.hops is not None
+            self.hops.answer(attempt, status)
+            return
         if self.dead:
             self.finish(attempt.call.request if attempt.call else attempt, -1, DROPPED)
             return

@@ -17,8 +17,8 @@ from collections.abc import Callable
 import numpy as np
 from simpy import Environment, Event, Timeout
 
-from lbsim.engine.draws import Draws
 from lbsim.engine.health import Log
+from lbsim.engine.network import Network
 from lbsim.engine.server import Server
 from lbsim.scenario import DnsModel, Scenario
 
@@ -55,7 +55,8 @@ class Geography:
         env: Environment,
         scenario: Scenario,
         servers: list[Server],
-        streams: dict[str, np.random.Generator],
+        network: Network,
+        dns_rng: np.random.Generator,
         log: Log,
         entry_up: Callable[[int], bool],
     ) -> None:
@@ -64,10 +65,9 @@ class Geography:
         self.env = env
         self.names = list(scenario.regions)
         n = len(self.names)
-        self.rtt = np.array([[scenario.rtt(a, b) for b in self.names] for a in self.names])
-        jitter = scenario.network.jitter if scenario.network else None
-        self.jitter = Draws(lambda n: jitter.sample(streams["network"], n)) if jitter is not None else None
-        self.dns_rng = streams["dns"]
+        self.network = network
+        self.rtt = network.rtt
+        self.dns_rng = dns_rng
         self.client_region = client_regions(scenario).tolist()
         regions = server_regions(scenario)
         self.members = [[s for s in servers if regions[s.index] == r] for r in range(n)]
@@ -120,13 +120,6 @@ class Geography:
         weights = self.weights[up]
         return int(up[int(self.dns_rng.choice(len(up), p=weights / weights.sum()))])
 
-    def one_way(self, a: int, b: int) -> float:
-        """Seconds to cross from region ``a`` to ``b``: half the RTT, plus jitter."""
-        delay = self.rtt[a][b] / 2
-        if self.jitter is not None:
-            delay += self.jitter.next()
-        return delay
-
     def _check(self, _: Event) -> None:
         config = self.dns.health_check
         for r, members in enumerate(self.members):
@@ -144,6 +137,6 @@ class Geography:
         if self.dns.policy == "latency":
             for a in range(len(self.names)):
                 for b in range(len(self.names)):
-                    sample = self.rtt[a][b] + (2 * self.jitter.next() if self.jitter is not None else 0.0)
+                    sample = self.rtt[a][b] + 2 * self.network.jittered()
                     self.measured[a][b] += RTT_SMOOTHING * (sample - self.measured[a][b])
         Timeout(self.env, config.interval).callbacks.append(self._check)

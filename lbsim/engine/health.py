@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from simpy import Environment, Event, Timeout
 
+from lbsim.engine.network import ZoneHops
 from lbsim.engine.recorder import ERROR, OK
 from lbsim.engine.server import Server
 from lbsim.scenario import CircuitBreakerModel, HealthCheckModel, OutlierDetectionModel
@@ -36,8 +37,11 @@ class HealthChecker:
         changed: Changed,
         log: Log,
         scope: set[int] | None = None,
+        far: set[int] | None = None,
+        hops: ZoneHops | None = None,
     ) -> None:
-        """Check the servers whose index is in ``scope`` (all when None)."""
+        """Check the servers whose index is in ``scope`` (all when None); probes to those in
+        ``far`` (another zone) cross between zones by ``hops``."""
         self.env = env
         self.config = config
         self.servers = list(servers)
@@ -53,6 +57,8 @@ class HealthChecker:
         self.passes = [0] * len(self.servers)
         self.fails = [0] * len(self.servers)
         self.up = [self.haproxy] * len(self.servers)
+        self.far = far or set()
+        self.hops = hops
         self.outstanding: dict[int, Request] = {}
         self.n_probes = 0
         self.stopped = False
@@ -74,10 +80,18 @@ class HealthChecker:
         Timeout(self.env, config.timeout, probe).callbacks.append(self._timed_out)
         jitter = float(self.rng.uniform(0, config.jitter)) if config.jitter else 0.0
         Timeout(self.env, config.interval + jitter, index).callbacks.append(self._probe)
+        if index in self.far:
+            assert self.hops is not None
+            self.hops.send(self.servers[index], probe)
+            return
         self.servers[index].accept(probe)
 
     def complete(self, probe: Request, status: int) -> None:
-        """The server answered a probe."""
+        """The server answered a probe (its answer crosses back first, from another zone)."""
+        if probe.crossed:
+            assert self.hops is not None
+            self.hops.answer(probe, status)
+            return
         index: int = probe.backend
         if self.outstanding.get(index) is probe:
             del self.outstanding[index]

@@ -18,6 +18,7 @@ from lbsim.engine.balancer import Balancer, Placement, RunStats
 from lbsim.engine.draws import Draws
 from lbsim.engine.faults import Faults, Occurrence
 from lbsim.engine.geography import Geography, client_regions, server_regions
+from lbsim.engine.network import Network, ZoneHops
 from lbsim.engine.recorder import DROPPED, TIMEOUT, Recorder, Sink
 from lbsim.engine.server import ProcessorSharingServer, Server
 from lbsim.engine.tiers import Tier, TierGate, answer_up
@@ -106,12 +107,15 @@ class _Run:
         self.servers, self.placements = self._build_servers()
         self.events: list[tuple[float, str, str, str]] = []
         self.stats = RunStats(scenario.warmup)
-        config = scenario.balancer
+        self.network = Network(scenario, self.streams["network"])
+        # Requests and probes between zones are delayed only when the scenario gives the round trip.
+        self.hops = ZoneHops(env, self.network) if self.network.zone_one_way > 0 else None
         self.geo = (
-            Geography(env, scenario, self.servers, self.streams, self.log, self._entry_up)
+            Geography(env, scenario, self.servers, self.network, self.streams["dns"], self.log,
+                      self._entry_up)
             if scenario.regions
             else None
-        )
+        )  # fmt: skip
         self.present: set[int] = set()
         self.tiers = self._build_tiers()
         self.balancers = self.tiers[0].instances
@@ -272,6 +276,7 @@ class _Run:
             self.stats,
             tier.scope(i),
             tier.name,
+            self.hops,
         )
         balancer.set_present(self.present if tier.name == "balancer" else set(range(len(tier.backends))))
         return balancer
@@ -352,7 +357,7 @@ class _Run:
             self._reach(request, request.client % len(self.entry))
             return
         region = request.region = geo.resolve(request.client)
-        delay = geo.one_way(geo.client_region[request.client], region)
+        delay = self.network.one_way(geo.client_region[request.client], region)
         Timeout(self.env, delay, request).callbacks.append(self._crossed)
 
     def _crossed(self, event: Event) -> None:
@@ -381,7 +386,7 @@ class _Run:
             return
         if request.t_done >= 0:
             return
-        delay = geo.one_way(request.region, geo.client_region[request.client])
+        delay = self.network.one_way(request.region, geo.client_region[request.client])
         Timeout(self.env, delay, (request, server, status)).callbacks.append(self._answered)
 
     def _answered(self, event: Event) -> None:
