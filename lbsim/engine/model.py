@@ -117,12 +117,15 @@ class _Run:
             else None
         )  # fmt: skip
         self.present: set[int] = set()
+        self.tiered = bool(scenario.tiers)
+        # A balancer answers the client directly unless an answer crosses tiers or regions.
+        self.answer = self.respond if self.tiered or self.geo is not None else self.finish
         self.tiers = self._build_tiers()
         self.balancers = self.tiers[0].instances
         self.entry = self.tiers[-1].instances
+        self.n_entry = len(self.entry)
         # With regions, each region has ``instances`` of the top tier, where its requests arrive.
         self.per_region = self.tiers[-1].config.instances
-        self.tiered = bool(scenario.tiers)
         self.cores = [b.processing for b in self.every_balancer if b.processing is not None]
         self.faults: Faults | None = None
         if scenario.faults:
@@ -271,7 +274,7 @@ class _Run:
             tier.placements,
             self.scenario.workload.connection,
             tier.next_rng(i),
-            self.respond,
+            self.answer,
             self.log,
             self.stats,
             tier.scope(i),
@@ -354,7 +357,7 @@ class _Run:
             Timeout(self.env, self.timeout, request).callbacks.append(self._expire)
         geo = self.geo
         if geo is None:
-            self._reach(request, request.client % len(self.entry))
+            self._reach(request, request.client % self.n_entry)
             return
         region = request.region = geo.resolve(request.client)
         delay = self.network.one_way(geo.client_region[request.client], region)
