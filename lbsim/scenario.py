@@ -589,12 +589,14 @@ class TtlFloorModel(Model):
 
 
 class RegionCheckModel(Model):
-    """The DNS balancer's checks of each region: down after ``fall`` failed checks (no server up),
-    up again after ``rise`` passed ones."""
+    """The DNS balancer's checks of each region, sent from ``region`` (the first region when
+    not given) every ``interval``: down after ``fall`` failed checks (no server up), up again
+    after ``rise`` passed ones."""
 
     interval: Duration = Field(10.0, gt=0)
     fall: int = Field(3, ge=1)
     rise: int = Field(2, ge=1)
+    region: str | None = None
 
 
 class DnsModel(Model):
@@ -744,6 +746,9 @@ class Scenario(Model):
             if f"{a}-{b}" not in rtt and f"{b}-{a}" not in rtt:
                 raise ConfigError(f"must give the RTT between every two regions; got none for {a}-{b}.",
                                   key="network.rtt")  # fmt: skip
+        checker = self.dns.health_check.region if self.dns else None
+        if checker is not None and checker not in names:
+            raise ConfigError(str(UnknownNameError("region", checker, names)), key="dns.health_check.region")
         weights = self.dns.weights if self.dns else None
         for name, weight in (weights or {}).items():
             if name not in names:

@@ -65,7 +65,8 @@ def test_three_regions_split_clients_by_share_and_geo_keeps_them_home():
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_dns_failover_moves_clients_as_their_cached_answers_expire(seed):
-    # eu crashes at 21 s; the DNS checks every 5 s with fall 1 see it at 25 s; answers live 10 s.
+    # eu crashes at 21 s; the DNS checks every 5 s with fall 1, sent from us (the first
+    # region), reach eu 40 ms after 25 s and bring the verdict back at 25.08 s; answers live 10 s.
     scenario = geo(
         seed=seed,
         duration=60.0,
@@ -76,17 +77,31 @@ def test_dns_failover_moves_clients_as_their_cached_answers_expire(seed):
     )
     result = lbsim.simulate(scenario)
     assert result.events.query("component == 'dns'")[["t", "subject", "event"]].values.tolist() == [
-        [25.0, "region:eu", "down"]
+        [pytest.approx(25.08), "region:eu", "down"]
     ]
     requests = result.requests
     to_eu = requests[requests["server"].str.startswith("eu") & (requests["t_arrival"] > 21)]
-    # Every cached answer was given before the detection, so all have expired by 25 + 10 s.
-    assert 34 < to_eu["t_arrival"].max() <= 35.0
-    # Caches expire uniformly over [21, 31) at the crash; those before 25 re-resolve to eu and
-    # expire in [31, 35): eu's clients (100/s) move uniformly over [25, 35), each at its next
-    # request (0.5 s later on average at 2 requests/s per client). Failed: 100 x (4 + 5 + 0.5).
+    # Every cached answer was given before the detection, so all have expired by 25.08 + 10 s.
+    assert 34 < to_eu["t_arrival"].max() <= 35.08
+    # Caches expire uniformly over [21, 31) at the crash; those before 25.08 re-resolve to eu
+    # and expire in [31, 35.08): eu's clients (100/s) move uniformly over [25.08, 35.08), each
+    # at its next request (0.5 s later on average at 2 requests/s per client).
+    # Failed: 100 x (4.08 + 5 + 0.5) = 958.
     failed = (requests["status"] != "ok").sum()
-    assert failed == pytest.approx(950, rel=0.12)
+    assert failed == pytest.approx(958, rel=0.12)
+
+
+@pytest.mark.parametrize(("checker", "detected"), [(None, 5.08), ("us", 5.08), ("eu", 5.002)])
+def test_region_checks_cross_the_network_from_their_region(checker, detected):
+    # eu crashes at 1 s; the checks at 5 s reach it after half the round trip from the
+    # checkers' region (40 ms from us, 1 ms inside eu) and bring the verdict back as long.
+    health_check = {"interval": "5s", "fall": 1} | ({"region": checker} if checker else {})
+    scenario = geo(
+        dns={"health_check": health_check},
+        faults=[{"target": "region:eu", "kind": "crash", "at": "1s", "duration": "100s"}],
+    )
+    events = lbsim.simulate(scenario).events.query("component == 'dns'")
+    assert events[["t", "event"]].values.tolist() == [[pytest.approx(detected), "down"]]
 
 
 @pytest.mark.slow
@@ -107,7 +122,7 @@ def test_resolvers_with_a_ttl_floor_keep_sending_to_the_failed_region():
     late = to_eu[to_eu["t_arrival"] > 35]
     # Only the floor clients (20% of them) still resolve to eu after 35 s, until 25 + 40 s.
     assert late["client"].nunique() == pytest.approx(10, abs=3)
-    assert late["t_arrival"].max() <= 65.0
+    assert late["t_arrival"].max() <= 65.08
 
 
 def test_region_settings_are_checked():
@@ -117,3 +132,5 @@ def test_region_settings_are_checked():
         lbsim.load_scenario(geo(regions={"us": {"clients": 0.5}, "eu": {"clients": 0.6}}))
     with pytest.raises(lbsim.ConfigError, match="must come with 'regions'"):
         lbsim.load_scenario(make_scenario(dns={"ttl": "5s"}))
+    with pytest.raises(lbsim.ConfigError, match=r"dns\.health_check\.region.*unknown region 'asia'"):
+        lbsim.load_scenario(geo(dns={"health_check": {"region": "asia"}}))

@@ -123,5 +123,5 @@ def test_probes_to_another_zone_cross_it_too():
 
 
 def test_network_without_regions_gives_zone_hops_only():
-    with pytest.raises(lbsim.ConfigError, match="network.rtt.*must come with 'regions'"):
+    with pytest.raises(lbsim.ConfigError, match=r"network\.rtt.*must come with 'regions'"):
         lbsim.load_scenario(two_zones({"rtt": {"us-eu": "80ms"}}))

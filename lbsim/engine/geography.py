@@ -4,9 +4,10 @@ A client lives in a region; its resolver asks the DNS balancer which region to u
 keeps the answer for the TTL (longer, for the share of resolvers with a TTL floor; a
 client's first answer has a random part of its TTL left, as a shared resolver's), so a
 failed region keeps receiving its cached clients until their answers expire. The DNS
-balancer checks every region on a fixed interval: a region is down after ``fall`` checks
-find no server up (or none of the balancer instances its clients reach), and up again after
-``rise`` checks find both.
+balancer checks every region on a fixed interval, from one region: a check crosses the
+network to the region, sees its state on arrival and crosses back with the verdict. A
+region is down after ``fall`` checks find no server up (or none of the balancer instances
+its clients reach), and up again after ``rise`` checks find both.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class Geography:
         self.passes = [0] * n
         self.fails = [0] * n
         self.measured = self.rtt.copy()
+        checker = dns.health_check.region
+        self.checker = self.names.index(checker) if checker is not None else 0
         self.log = log
         self.entry_up = entry_up
         # By RTT from each client region: the regions in the order geo fails over to them.
@@ -121,22 +124,31 @@ class Geography:
         return int(up[int(self.dns_rng.choice(len(up), p=weights / weights.sum()))])
 
     def _check(self, _: Event) -> None:
-        config = self.dns.health_check
-        for r, members in enumerate(self.members):
-            alive = self.entry_up(r) and any(not s.crashed and not s.hung for s in members)
-            if alive:
-                self.passes[r], self.fails[r] = self.passes[r] + 1, 0
-                if not self.up[r] and self.passes[r] >= config.rise:
-                    self.up[r] = True
-                    self.log("dns", f"region:{self.names[r]}", "up")
-            else:
-                self.passes[r], self.fails[r] = 0, self.fails[r] + 1
-                if self.up[r] and self.fails[r] >= config.fall:
-                    self.up[r] = False
-                    self.log("dns", f"region:{self.names[r]}", "down")
+        for r in range(len(self.names)):
+            Timeout(self.env, self.network.one_way(self.checker, r), r).callbacks.append(self._check_arrives)
         if self.dns.policy == "latency":
             for a in range(len(self.names)):
                 for b in range(len(self.names)):
                     sample = self.rtt[a][b] + 2 * self.network.jittered()
                     self.measured[a][b] += RTT_SMOOTHING * (sample - self.measured[a][b])
-        Timeout(self.env, config.interval).callbacks.append(self._check)
+        Timeout(self.env, self.dns.health_check.interval).callbacks.append(self._check)
+
+    def _check_arrives(self, event: Event) -> None:
+        r: int = event._value
+        alive = self.entry_up(r) and any(not s.crashed and not s.hung for s in self.members[r])
+        delay = self.network.one_way(r, self.checker)
+        Timeout(self.env, delay, (r, alive)).callbacks.append(self._verdict)
+
+    def _verdict(self, event: Event) -> None:
+        r, alive = event._value
+        config = self.dns.health_check
+        if alive:
+            self.passes[r], self.fails[r] = self.passes[r] + 1, 0
+            if not self.up[r] and self.passes[r] >= config.rise:
+                self.up[r] = True
+                self.log("dns", f"region:{self.names[r]}", "up")
+        else:
+            self.passes[r], self.fails[r] = 0, self.fails[r] + 1
+            if self.up[r] and self.fails[r] >= config.fall:
+                self.up[r] = False
+                self.log("dns", f"region:{self.names[r]}", "down")
