@@ -170,3 +170,18 @@ def test_dns_moves_a_region_away_when_its_entry_tier_is_down():
     # Served in us: 40 ms each way plus us's 57 ms.
     assert (late["status"] == "ok").all() and late["latency"].to_numpy() == pytest.approx(0.137)
     assert (requests.loc[requests["client"] < 5, "status"] == "ok").all()
+
+
+def test_a_refusal_two_tiers_down_is_charged_to_no_server():
+    crash = {"target": "balancer-1", "kind": "crash", "at": "5.005s", "duration": "2s"}
+    result = lbsim.simulate(three_tiers(faults=[crash]))
+    requests = result.requests
+    failed = requests[requests["status"] != "ok"]
+    # front sends request k (sent at k x 10 ms) to mid-(k mod 2), and each mid instance
+    # alternates balancer-0 / balancer-1 over its own requests, so balancer-1 gets k = 2 and
+    # 3 mod 4: the 100 of them sent while it is down are refused, and no server saw them.
+    expected = [k for k in range(501, 700) if k % 4 in (2, 3)]
+    assert np.round(failed["t_arrival"].to_numpy() * 100).astype(int).tolist() == expected
+    assert (failed["server"] == "").all()
+    assert result.servers["n_error"].sum() == 0
+    assert result.faults.loc[0, "n_failed"] == 100

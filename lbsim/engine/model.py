@@ -21,7 +21,7 @@ from lbsim.engine.geography import Geography, client_regions, server_regions
 from lbsim.engine.network import Network, ZoneHops
 from lbsim.engine.recorder import DROPPED, TIMEOUT, Recorder, Sink
 from lbsim.engine.server import ProcessorSharingServer, Server
-from lbsim.engine.tiers import Tier, TierGate, answer_up
+from lbsim.engine.tiers import BOTTOM, Tier, TierGate, answer_up
 from lbsim.errors import SimulationError
 from lbsim.policies.base import Backend, UniformDraws
 from lbsim.rng import streams
@@ -240,7 +240,7 @@ class _Run:
         geo = self.geo
         scopes = [{s.index for s in members} for members in geo.members] if geo else None
         tiers = [
-            Tier("balancer", scenario.balancer, self.servers, self.placements,
+            Tier(BOTTOM, scenario.balancer, self.servers, self.placements,
                  policy.spawn(scenario.n_balancers), scopes)
         ]  # fmt: skip
         for config in reversed(scenario.tiers):
@@ -281,7 +281,7 @@ class _Run:
             tier.name,
             self.hops,
         )
-        balancer.set_present(self.present if tier.name == "balancer" else set(range(len(tier.backends))))
+        balancer.set_present(self.present if tier.name == BOTTOM else set(range(len(tier.backends))))
         return balancer
 
     def _entry_up(self, region: int) -> bool:

@@ -21,6 +21,9 @@ from lbsim.engine.server import Server
 from lbsim.scenario import BalancerModel
 from lbsim.workload import Request
 
+# The name of the bottom tier, the one over the servers.
+BOTTOM = "balancer"
+
 
 @dataclass(slots=True)
 class Tier:
@@ -79,9 +82,10 @@ class TierGate(Server):
 
 
 def answer_up(child: Request, server: int, status: int) -> None:
-    """The tier below answered ``child``: pass the answer to the request above it."""
+    """The tier below answered ``child`` (the bottom tier from ``server``, an upper one from
+    an instance below): pass the answer, and the server that served it, to the request above."""
     parent = child.parent
     assert parent is not None
     parent.t_start = child.t_start
-    parent.served_by = server if child.served_by < 0 else child.served_by
+    parent.served_by = server if child.balancer.tier == BOTTOM else child.served_by
     parent.balancer.complete(parent, OK if status == OK else ERROR)
