@@ -36,3 +36,9 @@ class Fixed(Policy):
 
     def choose(self, request):
         return self.backends[min(self.position, len(self.backends) - 1)]
+
+
+def dns_events(result: Any) -> list[list[Any]]:
+    """The DNS balancer's verdicts on regions in a simulation result: [t, subject, event] rows."""
+    events = result.events
+    return events[events["component"] == "dns"][["t", "subject", "event"]].values.tolist()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import lbsim
-from tests.helpers import make_scenario
+from tests.helpers import dns_events, make_scenario
 
 
 def tiered(**changes):
@@ -158,9 +158,7 @@ def test_dns_moves_a_region_away_when_its_entry_tier_is_down():
         faults=[{"target": "global-1", "kind": "crash", "at": "11s", "duration": "100s"}],
     )
     result = lbsim.simulate(scenario)
-    assert result.events.query("component == 'dns'")[["t", "subject", "event"]].values.tolist() == [
-        [pytest.approx(15.08), "region:eu", "down"]
-    ]
+    assert dns_events(result) == [[pytest.approx(15.08), "region:eu", "down"]]
     requests = result.requests
     eu = requests[requests["client"] >= 5]
     failed = eu[eu["status"] != "ok"]
