@@ -154,7 +154,7 @@ def _faults(output: RunOutput, events: pd.DataFrame) -> pd.DataFrame:
         t_restored = float(back["t"].min()) if len(out) and len(back) else math.nan
         t_until = t_restored if not math.isnan(t_restored) else occurrence.t_end
         window = (t_done >= occurrence.t_start) & (t_done <= t_until)
-        if occurrence.balancer:
+        if occurrence.instance is not None:
             # Dropped by the failed instance, or (an instance of a tier below the top) answered
             # with an error by the tier above, which had no server to name.
             failed = window & ((status == DROPPED) | ((server < 0) & (status == ERROR)))

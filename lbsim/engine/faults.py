@@ -26,7 +26,8 @@ class Occurrence:
     servers: tuple[str, ...]
     t_start: float
     t_end: float
-    balancer: bool = False
+    # The tier and number of the balancer instance that failed (None for servers).
+    instance: tuple[str, int] | None = None
 
 
 class Faults:
@@ -39,7 +40,7 @@ class Faults:
         servers: dict[str, Server],
         rng: np.random.Generator,
         log: Callable[[str, str, str], None],
-        balancer_fails: Callable[[str, Occurrence], None],
+        balancer_fails: Callable[[Occurrence], None],
     ) -> None:
         self.env = env
         self.servers = servers
@@ -50,22 +51,22 @@ class Faults:
             groups = fault_targets(scenario, fault.target) or []
             for names, group_rng in zip(groups, fault_rng.spawn(len(groups)), strict=True):
                 target = names[0] if len(names) == 1 else fault.target
-                balancer = balancer_instance(scenario, names[0]) is not None
+                instance = balancer_instance(scenario, names[0])
                 for t_start, t_end in _windows(fault, group_rng, scenario.duration):
-                    occurrence = Occurrence(target, fault.kind, tuple(names), t_start, t_end, balancer)
+                    occurrence = Occurrence(target, fault.kind, tuple(names), t_start, t_end, instance)
                     self._schedule(fault, occurrence)
 
     def _schedule(self, fault: FaultModel, occurrence: Occurrence) -> None:
         self.occurrences.append(occurrence)
         Timeout(self.env, occurrence.t_start, (fault, occurrence)).callbacks.append(self._start)
-        if not occurrence.balancer:
+        if occurrence.instance is None:
             Timeout(self.env, occurrence.t_end, (fault, occurrence)).callbacks.append(self._end)
 
     def _start(self, event: Event) -> None:
         fault, occurrence = event._value
         self.log("fault", occurrence.target, f"{fault.kind} starts")
-        if occurrence.balancer:
-            self.balancer_fails(occurrence.servers[0], occurrence)
+        if occurrence.instance is not None:
+            self.balancer_fails(occurrence)
             return
         for name in occurrence.servers:
             server = self.servers[name]

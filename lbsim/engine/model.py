@@ -292,11 +292,12 @@ class _Run:
         """Record a state change (health, ejection, fault, failover) at the current time."""
         self.events.append((self.env.now, component, subject, event))
 
-    def _instance_fails(self, name: str, occurrence: Occurrence) -> None:
-        """Balancer instance ``name`` (``regional-1``) crashes; a standby takes over after its
+    def _instance_fails(self, occurrence: Occurrence) -> None:
+        """The balancer instance of ``occurrence`` crashes; a standby takes over after its
         failover time (bottom tier), or the instance restarts when the fault ends."""
-        tier_name, _, number = name.rpartition("-")
-        tier, i = self.tier_named[tier_name], int(number)
+        assert occurrence.instance is not None
+        tier_name, i = occurrence.instance
+        tier = self.tier_named[tier_name]
         failed = tier.instances[i]
         if failed is None:
             return
