@@ -767,11 +767,6 @@ class Scenario(Model):
         return network.rtt.get(f"{a}-{b}", network.rtt.get(f"{b}-{a}", 0.0))
 
     @property
-    def n_balancers(self) -> int:
-        """Balancer instances in all: ``balancer.instances`` in each region (or in all)."""
-        return self.tier_instances["balancer"]
-
-    @property
     def tier_instances(self) -> dict[str, int]:
         """Instances in all of each balancer tier, bottom (``balancer``) first: a tier's
         ``instances`` in each region (or in all)."""

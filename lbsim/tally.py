@@ -86,8 +86,7 @@ class Tally:
         self.window_latency.add(records.t_done[is_ok] - records.t_arrival[is_ok], windows[is_ok])
         if self.window_served is not None:
             anywhere = records.server >= 0
-            flat = windows[anywhere] * n + records.server[anywhere]
-            self.window_served += np.bincount(flat, minlength=self.n_windows * n).reshape(self.n_windows, n)
+            self.window_served += self._per_window(windows[anywhere], records.server[anywhere], n)
         if self.regions is not None:
             self._fold_regions(records, inside, ok, latency, windows)
         self.sojourn += float(np.sum(records.t_done - records.t_arrival))
@@ -111,8 +110,12 @@ class Tally:
         self.region_served += np.bincount(home[served], minlength=n)
         self.region_elsewhere += np.bincount(home[served][where != home[served]], minlength=n)
         anywhere = records.server >= 0
-        flat = windows[anywhere] * n + server_region[records.server[anywhere]]
-        self.window_region += np.bincount(flat, minlength=self.n_windows * n).reshape(self.n_windows, n)
+        self.window_region += self._per_window(windows[anywhere], server_region[records.server[anywhere]], n)
+
+    def _per_window(self, windows: np.ndarray, columns: np.ndarray, n: int) -> np.ndarray:
+        """Counts per window (rows) of each of ``n`` columns, for records in ``windows`` and ``columns``."""
+        flat = windows * n + columns
+        return np.bincount(flat, minlength=self.n_windows * n).reshape(self.n_windows, n)
 
     def _fold_sessions(self, records: Records) -> None:
         """Count counted requests that follow another of their session's, and those of them

@@ -10,19 +10,19 @@ the session table) and is sent to that server.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 from simpy import Environment, Event, Timeout
 
+from lbsim.draws import UniformDraws
 from lbsim.engine.health import CircuitBreakers, HealthChecker, Log, OutlierDetector
 from lbsim.engine.locality import locality_weights, zone_aware_split
 from lbsim.engine.network import ZoneHops
 from lbsim.engine.recorder import CONNECT_FAILURE, DROPPED, ERROR, NO_BACKEND, OK, REJECTED, RESET, TIMEOUT
 from lbsim.engine.server import Server
-from lbsim.policies.base import Backend, Policy
+from lbsim.policies.base import Backend, Policy, smooth_pick
 from lbsim.scenario import (
     BalancerModel,
     ConnectionModel,
@@ -151,7 +151,7 @@ class Pool:
             z: Pool(z, policies(), [b for b in self.members if b.zone == z], r)
             for z, r in zip(zones, rngs, strict=False)
         }
-        self.locality_rng = rngs[-1]
+        self.locality_draws = UniformDraws(rngs[-1])
         self.locality, self.zone, self.local_share = locality, zone, local_share
         self.current = dict.fromkeys(zones, 0.0)
         self.pick = self._pick_in_zone
@@ -219,21 +219,17 @@ class Pool:
 
     def _zone(self) -> str | None:
         if self.split is not None:
-            draw = float(self.locality_rng.random())
+            draw = self.locality_draws.next()
             for zone, probability in self.split:
                 draw -= probability
                 if draw < 0:
                     return zone
             return self.split[-1][0]
-        total = sum(self.effective.values())
-        if total <= 0:
+        weighted = [(zone, weight) for zone, weight in self.effective.items() if weight > 0]
+        if not weighted:
             return None
         # Smooth weighted round robin over zones (NGINX's rule; Envoy uses an EDF schedule).
-        for zone, weight in self.effective.items():
-            self.current[zone] += weight
-        best = max(self.current, key=lambda z: self.current[z] if self.effective.get(z) else -math.inf)
-        self.current[best] -= total
-        return best
+        return smooth_pick(self.current, weighted)
 
 
 class Router:

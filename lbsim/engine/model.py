@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from simpy import Environment, Event, Timeout
 
+from lbsim.draws import Draws, UniformDraws
 from lbsim.engine.balancer import Balancer, Placement, RunStats
-from lbsim.engine.draws import Draws
 from lbsim.engine.faults import Faults, Occurrence
 from lbsim.engine.geography import Geography, client_regions, server_regions
 from lbsim.engine.network import Network, ZoneHops
@@ -23,7 +23,7 @@ from lbsim.engine.recorder import DROPPED, TIMEOUT, Recorder, Sink
 from lbsim.engine.server import ProcessorSharingServer, Server
 from lbsim.engine.tiers import BOTTOM, Tier, TierGate, answer_up
 from lbsim.errors import SimulationError
-from lbsim.policies.base import Backend, UniformDraws
+from lbsim.policies.base import Backend
 from lbsim.rng import streams
 from lbsim.scenario import Scenario, ServerGroup
 from lbsim.tally import Tally
@@ -239,10 +239,12 @@ class _Run:
         n_regions = len(scenario.regions) if scenario.regions else 1
         geo = self.geo
         scopes = [{s.index for s in members} for members in geo.members] if geo else None
+        counts = scenario.tier_instances
         tiers = [
-            Tier(BOTTOM, scenario.balancer, self.servers, self.placements,
-                 policy.spawn(scenario.n_balancers), scopes)
-        ]  # fmt: skip
+            Tier(
+                BOTTOM, scenario.balancer, self.servers, self.placements, policy.spawn(counts[BOTTOM]), scopes
+            )
+        ]
         for config in reversed(scenario.tiers):
             below = tiers[-1]
             gates: list[Server] = [
@@ -252,7 +254,7 @@ class _Run:
             n = below.config.instances
             scopes = [set(range(r * n, (r + 1) * n)) for r in range(n_regions)] if geo else None
             placements = [Placement(below.name, 1, None, None, False, None)] * len(gates)
-            rngs = policy.spawn(config.instances * n_regions)
+            rngs = policy.spawn(counts[config.name])
             tiers.append(Tier(config.name, config, gates, placements, rngs, scopes))
         self.every_balancer: list[Balancer] = []
         self.balancer_tiers: list[str] = []

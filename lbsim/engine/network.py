@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from simpy import Environment, Event, Timeout
 
-from lbsim.engine.draws import Draws
+from lbsim.draws import Draws
 from lbsim.engine.server import Server
 from lbsim.scenario import NetworkModel, Scenario
 from lbsim.workload import Request

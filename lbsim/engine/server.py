@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 from simpy import Environment, Event, Timeout
 
+from lbsim.draws import UniformDraws
 from lbsim.engine.recorder import CONNECT_FAILURE, ERROR, OK, REJECTED, RESET
-from lbsim.policies.base import UniformDraws
 from lbsim.workload import Request
 
 Done = Callable[[Request, int], None]

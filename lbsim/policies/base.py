@@ -7,7 +7,8 @@ exactly as a production balancer does. It never sees simpy objects.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -123,18 +124,16 @@ def require(condition: bool, policy: str, parameter: str, rule: str, value: obje
         raise ConfigError(f"{policy}: {parameter} must be {rule}; got {value!r}.")
 
 
-class UniformDraws:
-    """Uniform numbers in [0, 1) from a generator, drawn in blocks so each pick costs O(1)."""
-
-    __slots__ = ("_buffer", "_rng")
-
-    def __init__(self, rng: np.random.Generator) -> None:
-        self._rng = rng
-        self._buffer: list[float] = []
-
-    def next(self) -> float:
-        """Return the next uniform number."""
-        if not self._buffer:
-            self._buffer = self._rng.random(4096).tolist()
-            self._buffer.reverse()
-        return self._buffer.pop()
+def smooth_pick(current: dict[Any, float], weights: Iterable[tuple[Any, float]]) -> Any:
+    """One step of NGINX's smooth weighted round robin (ngx_http_upstream_get_peer) over
+    ``(key, weight)`` pairs: each key adds its weight to its ``current`` weight; the largest
+    (the first on ties) wins and pays the total weight. Returns the winning key."""
+    total, best, best_current = 0.0, None, -math.inf
+    for key, weight in weights:
+        value = current.get(key, 0.0) + weight
+        current[key] = value
+        total += weight
+        if value > best_current:
+            best, best_current = key, value
+    current[best] -= total
+    return best

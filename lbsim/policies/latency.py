@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lbsim.policies.base import Backend, Policy, UniformDraws, require
+from lbsim.draws import UniformDraws
+from lbsim.policies.base import Backend, Policy, require, smooth_pick
 from lbsim.policies.power_of_choices import distinct_sample
 from lbsim.workload import Request
 
@@ -75,17 +76,9 @@ class LeastResponseTime(Policy):
         tied = sorted(self._groups[self._keys[0]])
         if len(tied) == 1:
             return self._backends[tied[0]]
-        total, best, best_weight = 0.0, -1, -math.inf
-        for i in tied:
-            backend = self._backends[i]
-            current = self._current.get(backend.index, 0) + backend.weight
-            self._current[backend.index] = current
-            total += backend.weight
-            if current > best_weight:
-                best, best_weight = i, current
-        chosen = self._backends[best]
-        self._current[chosen.index] -= total
-        return chosen
+        backends = self._backends
+        index = smooth_pick(self._current, ((backends[i].index, backends[i].weight) for i in tied))
+        return backends[self._position[index]]
 
     def on_dispatch(self, backend: Backend, request: Request) -> None:
         i = self._position.get(backend.index)

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lbsim.policies.base import Backend, Policy, UniformDraws
+from lbsim.draws import UniformDraws
+from lbsim.policies.base import Backend, Policy
 from lbsim.workload import Request
 
 

@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from lbsim.policies.base import Backend, Policy, UniformDraws, require
+from lbsim.draws import UniformDraws
+from lbsim.policies.base import Backend, Policy, require
 from lbsim.workload import Request
 
 

@@ -27,3 +27,12 @@ class Draws:
             self._buffer = block.tolist() if isinstance(block, np.ndarray) else list(block)
             self._buffer.reverse()
         return self._buffer.pop()
+
+
+class UniformDraws(Draws):
+    """Uniform numbers in [0, 1) from ``rng``, drawn in blocks so each costs O(1)."""
+
+    __slots__ = ()
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        super().__init__(rng.random)
