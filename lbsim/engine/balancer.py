@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
-from simpy import Environment, Event, Timeout
 
 from lbsim.draws import UniformDraws
+from lbsim.engine.clock import Clock
 from lbsim.engine.health import CircuitBreakers, HealthChecker, Log, OutlierDetector
 from lbsim.engine.locality import locality_weights, zone_aware_split
 from lbsim.engine.network import ZoneHops
@@ -96,8 +96,8 @@ class Processing(Server):
 
     marks_start = False
 
-    def __init__(self, env: Environment, name: str, cores: int, cost: float, handshake: float) -> None:
-        super().__init__(env, -1, name, "balancer", 1.0, cores, None)
+    def __init__(self, clock: Clock, name: str, cores: int, cost: float, handshake: float) -> None:
+        super().__init__(clock, -1, name, "balancer", 1.0, cores, None)
         self.cost = cost
         self.handshake = handshake
 
@@ -291,7 +291,7 @@ class Balancer:
 
     def __init__(
         self,
-        env: Environment,
+        clock: Clock,
         index: int,
         config: BalancerModel,
         servers: Sequence[Server],
@@ -308,7 +308,7 @@ class Balancer:
         """Build instance ``index`` in front of ``servers`` (placed as ``placements`` say);
         with ``scope`` (a region's servers), only those servers are ever members. With
         ``hops``, requests and probes to another zone than the instance's cross between zones."""
-        self.env = env
+        self.clock = clock
         self.scope = scope
         self.tier = tier
         self.index = index
@@ -357,7 +357,7 @@ class Balancer:
         cost = config.cost_per_request + (config.tls.per_request if config.tls else 0.0)
         handshake = config.tls.handshake if config.tls else 0.0
         self.processing = (
-            Processing(env, f"{tier}-{index}", config.cores, cost, handshake)
+            Processing(clock, f"{tier}-{index}", config.cores, cost, handshake)
             if cost > 0 or handshake > 0
             else None
         )
@@ -376,19 +376,21 @@ class Balancer:
         self.hops = hops if self.zone is not None else None
         far = {b.index for b in backends if b.zone != self.zone} if self.hops is not None else set()
         self.checker = (
-            HealthChecker(env, config.health_check, servers, health_rng, self._changed, self._log,
+            HealthChecker(clock, config.health_check, servers, health_rng, self._changed, self._log,
                           scope, far, self.hops)
             if config.health_check
             else None
         )  # fmt: skip
         self.detector = (
-            OutlierDetector(env, config.outlier_detection, servers, self._changed, self._log)
+            OutlierDetector(clock, config.outlier_detection, servers, self._changed, self._log)
             if config.outlier_detection
             else None
         )
         breaker = config.circuit_breaker
         self.breakers = (
-            CircuitBreakers(env, breaker, names, self._log) if breaker and breaker.failure_threshold else None
+            CircuitBreakers(clock, breaker, names, self._log)
+            if breaker and breaker.failure_threshold
+            else None
         )
         self.max_requests = breaker.max_requests if breaker else None
         self.max_pending = breaker.max_pending if breaker else None
@@ -443,9 +445,7 @@ class Balancer:
             pool.reweigh()
         if step <= steps:
             interval = max(1.0, config.window / steps) if config.style == "haproxy" else config.window / steps
-            Timeout(self.env, interval, (backend, pool, step + 1)).callbacks.append(
-                lambda event: self._ramp(*event._value)
-            )
+            self.clock.schedule(interval, lambda args: self._ramp(*args), (backend, pool, step + 1))
 
     def refresh(self) -> None:
         """Recompute each pool's eligible backends.
@@ -457,7 +457,7 @@ class Balancer:
         """
         panicking = False
         usable = {i for i in self.present if self.available(i)}
-        returning = usable - self.usable if self.env.now > 0 else set()
+        returning = usable - self.usable if self.clock.now > 0 else set()
         self.usable = usable
         for pool in self.pools.values():
             present = [b for b in pool.members if b.index in self.present]
@@ -504,14 +504,14 @@ class Balancer:
         if self.dead:
             self.finish(request, -1, DROPPED)
             return
-        request.t_sent = self.env.now
+        request.t_sent = self.clock.now
         if self.retries is None:
             self._send(request, None)
             return
         call = Call(request)
         self._try(call)
         if self.retries.hedge is not None:
-            Timeout(self.env, self.retries.hedge, call).callbacks.append(self._hedge)
+            self.clock.schedule(self.retries.hedge, self._hedge, call)
 
     def _send(self, attempt: Request, call: Call | None) -> None:
         pool = self.default_pool if self.router is None else self.router.pool_for(attempt)
@@ -566,7 +566,7 @@ class Balancer:
                     backend = min(untried, key=lambda b: b.active)
         if self.sticky is not None:
             key = request.client if self.sticky_by_client else request.session
-            self.sticky[key] = (backend, self.env.now)
+            self.sticky[key] = (backend, self.clock.now)
         return backend
 
     def _remembered(self, request: Request, pool: Pool) -> Backend | None:
@@ -576,7 +576,7 @@ class Balancer:
         if entry is None:
             return None
         backend, t_last = entry
-        now = self.env.now
+        now = self.clock.now
         if backend.index not in pool.present or (
             self.sticky_ttl is not None and now - t_last > self.sticky_ttl
         ):
@@ -611,7 +611,7 @@ class Balancer:
         if self.layer == 7:
             backend.active -= 1
             if pool.on_complete is not None:
-                pool.on_complete(backend, attempt, self.env.now - attempt.t_sent, status == OK)
+                pool.on_complete(backend, attempt, self.clock.now - attempt.t_sent, status == OK)
 
     def _passive(self, index: int, status: int, pool_size: int) -> None:
         if self.detector is not None:
@@ -655,16 +655,15 @@ class Balancer:
         request = call.request
         attempt = Request(request.index, request.t_arrival, request.size, request.client)
         attempt.session, attempt.path, attempt.headers = request.session, request.path, request.headers
-        attempt.connection, attempt.balancer, attempt.t_sent = request.connection, self, self.env.now
+        attempt.connection, attempt.balancer, attempt.t_sent = request.connection, self, self.clock.now
         attempt.call, attempt.retry = call, retry
         call.live.append(attempt)
         assert self.retries is not None
         if self.retries.try_timeout is not None:
-            Timeout(self.env, self.retries.try_timeout, attempt).callbacks.append(self._try_expired)
+            self.clock.schedule(self.retries.try_timeout, self._try_expired, attempt)
         self._send(attempt, call)
 
-    def _try_expired(self, event: Event) -> None:
-        attempt: Request = event._value
+    def _try_expired(self, attempt: Request) -> None:
         call: Call = attempt.call
         if attempt in call.live and not self.dead:
             backend: Backend = attempt.backend
@@ -692,14 +691,13 @@ class Balancer:
         call.retries += 1
         self.retries_active += 1
         self.stats.n_retries += 1
-        self.stats.retry_log.append((self.env.now, index))
+        self.stats.retry_log.append((self.clock.now, index))
         # Envoy: full jitter, retry n waits U[0, (2^n - 1) x base), capped at 10 x base.
         cap = retries.max_backoff if retries.max_backoff is not None else 10 * retries.backoff
         delay = float(self.retry_rng.uniform(0, min(cap, (2**call.retries - 1) * retries.backoff)))
-        Timeout(self.env, delay, call).callbacks.append(self._retry)
+        self.clock.schedule(delay, self._retry, call)
 
-    def _retry(self, event: Event) -> None:
-        call: Call = event._value
+    def _retry(self, call: Call) -> None:
         if call.request.t_done >= 0 or self.dead:
             self.retries_active -= 1
             if self.dead:
@@ -707,8 +705,7 @@ class Balancer:
             return
         self._try(call, retry=True)
 
-    def _hedge(self, event: Event) -> None:
-        call: Call = event._value
+    def _hedge(self, call: Call) -> None:
         if call.request.t_done >= 0 or len(call.live) != 1 or self.dead:
             return
         self.stats.n_hedges += 1
@@ -719,7 +716,7 @@ class Balancer:
     def _connect(self, request: Request) -> None:
         connection = self.connections.get(request.client)
         if connection is None or not connection.open:
-            connection = Connection(request.client, self.connection_requests, request, self.env.now)
+            connection = Connection(request.client, self.connection_requests, request, self.clock.now)
             self.connections[request.client] = connection
             if self.connection_lifetime is not None:
                 self._close_at(connection, self.connection_lifetime)
@@ -739,10 +736,9 @@ class Balancer:
             self._close(connection)
 
     def _close_at(self, connection: Connection, delay: float) -> None:
-        Timeout(self.env, delay, connection).callbacks.append(self._expire)
+        self.clock.schedule(delay, self._expire, connection)
 
-    def _expire(self, event: Event) -> None:
-        connection: Connection = event._value
+    def _expire(self, connection: Connection) -> None:
         connection.open = False
         self._close(connection)
 
@@ -755,7 +751,7 @@ class Balancer:
         assert backend is not None and connection.pool is not None
         backend.active -= 1
         if connection.pool.on_complete is not None:
-            connection.pool.on_complete(backend, connection.first, self.env.now - connection.t_open, True)
+            connection.pool.on_complete(backend, connection.first, self.clock.now - connection.t_open, True)
 
     def _pinned(self, request: Request, pool: Pool) -> Backend:
         """Layer 4: the backend of the request's connection, chosen when the connection opens."""

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from simpy import Environment, Event, Timeout
 
+from lbsim.engine.clock import Clock
 from lbsim.engine.server import Server
 from lbsim.scenario import FaultModel, Scenario, balancer_instance, fault_targets
 
@@ -35,14 +35,14 @@ class Faults:
 
     def __init__(
         self,
-        env: Environment,
+        clock: Clock,
         scenario: Scenario,
         servers: dict[str, Server],
         rng: np.random.Generator,
         log: Callable[[str, str, str], None],
         balancer_fails: Callable[[Occurrence], None],
     ) -> None:
-        self.env = env
+        self.clock = clock
         self.servers = servers
         self.log = log
         self.balancer_fails = balancer_fails
@@ -58,12 +58,12 @@ class Faults:
 
     def _schedule(self, fault: FaultModel, occurrence: Occurrence) -> None:
         self.occurrences.append(occurrence)
-        Timeout(self.env, occurrence.t_start, (fault, occurrence)).callbacks.append(self._start)
+        self.clock.schedule(occurrence.t_start, self._start, (fault, occurrence))
         if occurrence.instance is None:
-            Timeout(self.env, occurrence.t_end, (fault, occurrence)).callbacks.append(self._end)
+            self.clock.schedule(occurrence.t_end, self._end, (fault, occurrence))
 
-    def _start(self, event: Event) -> None:
-        fault, occurrence = event._value
+    def _start(self, entry: tuple[FaultModel, Occurrence]) -> None:
+        fault, occurrence = entry
         self.log("fault", occurrence.target, f"{fault.kind} starts")
         if occurrence.instance is not None:
             self.balancer_fails(occurrence)
@@ -75,12 +75,14 @@ class Faults:
             elif fault.kind == "hang":
                 server.hang()
             elif fault.kind == "slow":
+                assert fault.factor is not None
                 server.set_slowdown(fault.factor)
             else:
+                assert fault.probability is not None
                 server.set_errors(fault.probability, fault.latency)
 
-    def _end(self, event: Event) -> None:
-        fault, occurrence = event._value
+    def _end(self, entry: tuple[FaultModel, Occurrence]) -> None:
+        fault, occurrence = entry
         self.log("fault", occurrence.target, f"{fault.kind} ends")
         for name in occurrence.servers:
             server = self.servers[name]

@@ -16,8 +16,8 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from simpy import Environment, Event, Timeout
 
+from lbsim.engine.clock import Clock
 from lbsim.engine.health import Log
 from lbsim.engine.network import Network
 from lbsim.engine.server import Server
@@ -53,7 +53,7 @@ class Geography:
 
     def __init__(
         self,
-        env: Environment,
+        clock: Clock,
         scenario: Scenario,
         servers: list[Server],
         network: Network,
@@ -63,7 +63,7 @@ class Geography:
     ) -> None:
         """``entry_up(r)``: whether some balancer instance where region ``r``'s requests arrive is up."""
         assert scenario.regions is not None
-        self.env = env
+        self.clock = clock
         self.names = list(scenario.regions)
         n = len(self.names)
         self.network = network
@@ -90,14 +90,14 @@ class Geography:
         self.entry_up = entry_up
         # By RTT from each client region: the regions in the order geo fails over to them.
         self.nearest = [self._by_distance(a) for a in range(n)]
-        Timeout(env, 0.0).callbacks.append(self._check)
+        clock.schedule(0.0, self._check)
 
     def _by_distance(self, home: int) -> list[int]:
         return sorted(range(len(self.names)), key=lambda r: (r != home, float(self.rtt[home][r]), r))
 
     def resolve(self, client: int) -> int:
         """The region ``client``'s resolver answers with now (cached until its TTL ends)."""
-        now = self.env.now
+        now = self.clock.now
         cached = self.cache.get(client)
         if cached is not None and cached[1] > now:
             return cached[0]
@@ -123,24 +123,23 @@ class Geography:
         weights = self.weights[up]
         return int(up[int(self.dns_rng.choice(len(up), p=weights / weights.sum()))])
 
-    def _check(self, _: Event) -> None:
+    def _check(self, _: object) -> None:
         for r in range(len(self.names)):
-            Timeout(self.env, self.network.one_way(self.checker, r), r).callbacks.append(self._check_arrives)
+            self.clock.schedule(self.network.one_way(self.checker, r), self._check_arrives, r)
         if self.dns.policy == "latency":
             for a in range(len(self.names)):
                 for b in range(len(self.names)):
                     sample = self.rtt[a][b] + 2 * self.network.jittered()
                     self.measured[a][b] += RTT_SMOOTHING * (sample - self.measured[a][b])
-        Timeout(self.env, self.dns.health_check.interval).callbacks.append(self._check)
+        self.clock.schedule(self.dns.health_check.interval, self._check)
 
-    def _check_arrives(self, event: Event) -> None:
-        r: int = event._value
+    def _check_arrives(self, r: int) -> None:
         alive = self.entry_up(r) and any(not s.crashed and not s.hung for s in self.members[r])
         delay = self.network.one_way(r, self.checker)
-        Timeout(self.env, delay, (r, alive)).callbacks.append(self._verdict)
+        self.clock.schedule(delay, self._verdict, (r, alive))
 
-    def _verdict(self, event: Event) -> None:
-        r, alive = event._value
+    def _verdict(self, entry: tuple[int, bool]) -> None:
+        r, alive = entry
         config = self.dns.health_check
         if alive:
             self.passes[r], self.fails[r] = self.passes[r] + 1, 0

@@ -13,8 +13,8 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from simpy import Environment, Event, Timeout
 
+from lbsim.engine.clock import Clock
 from lbsim.engine.network import ZoneHops
 from lbsim.engine.recorder import ERROR, OK
 from lbsim.engine.server import Server
@@ -30,7 +30,7 @@ class HealthChecker:
 
     def __init__(
         self,
-        env: Environment,
+        clock: Clock,
         config: HealthCheckModel,
         servers: Sequence[Server],
         rng: np.random.Generator,
@@ -42,7 +42,7 @@ class HealthChecker:
     ) -> None:
         """Check the servers whose index is in ``scope`` (all when None); probes to those in
         ``far`` (another zone) cross between zones by ``hops``."""
-        self.env = env
+        self.clock = clock
         self.config = config
         self.servers = list(servers)
         self.rng = rng
@@ -65,21 +65,20 @@ class HealthChecker:
         for server in self.servers if scope is None else [s for s in self.servers if s.index in scope]:
             # HAProxy spreads the first checks over an interval; Envoy checks new hosts at once.
             first = float(rng.uniform(0, config.interval)) if self.haproxy else 0.0
-            Timeout(env, first, server.index).callbacks.append(self._probe)
+            clock.schedule(first, self._probe, server.index)
 
-    def _probe(self, event: Event) -> None:
+    def _probe(self, index: int) -> None:
         if self.stopped:
             return
-        index: int = event._value
         config = self.config
         self.n_probes += 1
-        probe = Request(-self.n_probes, self.env.now, config.probe_size, -1)
+        probe = Request(-self.n_probes, self.clock.now, config.probe_size, -1)
         probe.balancer = self
         probe.backend = index
         self.outstanding[index] = probe
-        Timeout(self.env, config.timeout, probe).callbacks.append(self._timed_out)
+        self.clock.schedule(config.timeout, self._timed_out, probe)
         jitter = float(self.rng.uniform(0, config.jitter)) if config.jitter else 0.0
-        Timeout(self.env, config.interval + jitter, index).callbacks.append(self._probe)
+        self.clock.schedule(config.interval + jitter, self._probe, index)
         if index in self.far:
             assert self.hops is not None
             self.hops.send(self.servers[index], probe)
@@ -97,8 +96,7 @@ class HealthChecker:
             del self.outstanding[index]
             self._result(index, status == OK, status == ERROR)
 
-    def _timed_out(self, event: Event) -> None:
-        probe: Request = event._value
+    def _timed_out(self, probe: Request) -> None:
         index: int = probe.backend
         if self.outstanding.get(index) is probe:
             del self.outstanding[index]
@@ -139,13 +137,13 @@ class OutlierDetector:
 
     def __init__(
         self,
-        env: Environment,
+        clock: Clock,
         config: OutlierDetectionModel,
         servers: Sequence[Server],
         changed: Changed,
         log: Log,
     ) -> None:
-        self.env = env
+        self.clock = clock
         self.config = config
         self.names = [s.name for s in servers]
         self.changed = changed
@@ -156,7 +154,7 @@ class OutlierDetector:
         self.out: set[int] = set()
         self.nginx = config.max_fails is not None
         if not self.nginx:
-            Timeout(env, config.interval).callbacks.append(self._sweep)
+            clock.schedule(config.interval, self._sweep)
 
     def result(self, index: int, failed: bool, pool_size: int) -> None:
         """A response (or failure) from server ``index`` reached this instance."""
@@ -195,20 +193,19 @@ class OutlierDetector:
         self.out.add(index)
         self.log("outlier_detection", self.names[index], event)
         self.changed(index)
-        Timeout(self.env, seconds, index).callbacks.append(self._bring_back)
+        self.clock.schedule(seconds, self._bring_back, index)
 
-    def _bring_back(self, event: Event) -> None:
-        index: int = event._value
+    def _bring_back(self, index: int) -> None:
         self.out.discard(index)
         self.log("outlier_detection", self.names[index], "returned")
         self.changed(index)
 
-    def _sweep(self, _: Event) -> None:
+    def _sweep(self, _: object) -> None:
         # Envoy: each interval, a healthy host's ejection multiplier decreases by one.
         for index, count in enumerate(self.ejections):
             if count and index not in self.out:
                 self.ejections[index] -= 1
-        Timeout(self.env, self.config.interval).callbacks.append(self._sweep)
+        self.clock.schedule(self.config.interval, self._sweep)
 
 
 class CircuitBreakers:
@@ -218,8 +215,8 @@ class CircuitBreakers:
 
     CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
-    def __init__(self, env: Environment, config: CircuitBreakerModel, names: Sequence[str], log: Log) -> None:
-        self.env = env
+    def __init__(self, clock: Clock, config: CircuitBreakerModel, names: Sequence[str], log: Log) -> None:
+        self.clock = clock
         self.threshold = config.failure_threshold or math.inf
         self.timeout = config.timeout
         self.names = list(names)
@@ -232,7 +229,7 @@ class CircuitBreakers:
         """May a request go to backend ``index`` now?"""
         if self.state[index] != self.OPEN:
             return True
-        if self.env.now - self.t_failure[index] >= self.timeout:
+        if self.clock.now - self.t_failure[index] >= self.timeout:
             self._set(index, self.HALF_OPEN)
             return True
         return False
@@ -241,7 +238,7 @@ class CircuitBreakers:
         """Record the outcome of a request to backend ``index``."""
         if failed:
             self.failures[index] += 1
-            self.t_failure[index] = self.env.now
+            self.t_failure[index] = self.clock.now
             if self.failures[index] >= self.threshold and self.state[index] != self.OPEN:
                 self._set(index, self.OPEN)
         else:

@@ -12,10 +12,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from simpy import Environment, Event, Timeout
 
 from lbsim.draws import Draws, UniformDraws
 from lbsim.engine.balancer import Balancer, Placement, RunStats
+from lbsim.engine.clock import Clock
 from lbsim.engine.faults import Faults, Occurrence
 from lbsim.engine.geography import Geography, client_regions, server_regions
 from lbsim.engine.network import Network, ZoneHops
@@ -90,7 +90,7 @@ class _Run:
 
     def __init__(self, scenario: Scenario, seed: int, replication: int, sinks: Sequence[Sink]) -> None:
         self.scenario = scenario
-        self.env = env = Environment()
+        self.clock = clock = Clock()
         self.streams = streams(seed, replication)
         self.warmup = scenario.warmup
         self.duration = scenario.duration
@@ -103,15 +103,14 @@ class _Run:
         self.in_system_time = 0.0
         self.t_in_system = 0.0
         self.open = True
-        self.stop = env.event()
         self.servers, self.placements = self._build_servers()
         self.events: list[tuple[float, str, str, str]] = []
         self.stats = RunStats(scenario.warmup)
         self.network = Network(scenario, self.streams["network"])
         # Requests and probes between zones are delayed only when the scenario gives the round trip.
-        self.hops = ZoneHops(env, self.network) if self.network.zone_one_way > 0 else None
+        self.hops = ZoneHops(clock, self.network) if self.network.zone_one_way > 0 else None
         self.geo = (
-            Geography(env, scenario, self.servers, self.network, self.streams["dns"], self.log,
+            Geography(clock, scenario, self.servers, self.network, self.streams["dns"], self.log,
                       self._entry_up)
             if scenario.regions
             else None
@@ -133,20 +132,20 @@ class _Run:
             for server, server_rng in zip(self.servers, draws, strict=False):
                 server.track_service(UniformDraws(server_rng))
             self.faults = Faults(
-                env, scenario, {s.name: s for s in self.servers}, draws[-1], self.log, self._instance_fails
+                clock, scenario, {s.name: s for s in self.servers}, draws[-1], self.log, self._instance_fails
             )
         self._set_membership(0.0)
         changes = {g.t_join for g in scenario.servers} | {g.t_leave for g in scenario.servers if g.t_leave}
         for t in sorted(changes - {0.0}):
-            Timeout(env, t, t).callbacks.append(lambda event: self._set_membership(event._value))
+            clock.schedule(t, self._set_membership, t)
         self.attributes = scenario.workload.attributes()
         self.sessions = Draws(lambda n: self.attributes.session_draws(n, self.streams["sessions"]))
         self.paths = Draws(lambda n: self.attributes.path_draws(n, self.streams["paths"]))
         self.busy_start = np.zeros(len(self.servers) + len(self.cores))
         self.busy_end = np.zeros(len(self.servers) + len(self.cores))
-        self._at(scenario.warmup, self._start_measuring)
-        self._at(scenario.duration, self._close)
-        self._at(2 * scenario.duration, self._give_up)
+        self.clock.schedule(scenario.warmup, self._start_measuring)
+        self.clock.schedule(scenario.duration, self._close)
+        self.clock.schedule(2 * scenario.duration, self._give_up)
         self.sample_times = np.arange(0.0, scenario.duration, scenario.window_length)
         self.active_samples = np.zeros((self.sample_times.size, len(self.servers)), dtype=np.int32)
         config = scenario.balancer
@@ -172,7 +171,7 @@ class _Run:
         self.recorder = Recorder([self.tally.fold, *sinks])
         self.record = self.recorder.record
         self.n_samples = 0
-        self._at(0.0, self._sample)
+        self.clock.schedule(0.0, self._sample)
         process = scenario.workload.process()
         self.closed = isinstance(process, ClosedUsers)
         if isinstance(process, ClosedUsers):
@@ -197,7 +196,7 @@ class _Run:
             for i in range(group.count):
                 servers.append(
                     kind(
-                        self.env,
+                        self.clock,
                         len(servers),
                         f"{group.name}-{i}",
                         group.name,
@@ -248,7 +247,7 @@ class _Run:
         for config in reversed(scenario.tiers):
             below = tiers[-1]
             gates: list[Server] = [
-                TierGate(self.env, k, f"{below.name}-{k}", below.name, below.instances)
+                TierGate(self.clock, k, f"{below.name}-{k}", below.name, below.instances)
                 for k in range(len(below.instances))
             ]
             n = below.config.instances
@@ -269,7 +268,7 @@ class _Run:
     def _instance(self, tier: Tier, i: int) -> Balancer:
         """A new instance ``i`` of ``tier``, with its members set."""
         balancer = Balancer(
-            self.env,
+            self.clock,
             i,
             tier.config,
             tier.backends,
@@ -292,7 +291,7 @@ class _Run:
 
     def log(self, component: str, subject: str, event: str) -> None:
         """Record a state change (health, ejection, fault, failover) at the current time."""
-        self.events.append((self.env.now, component, subject, event))
+        self.events.append((self.clock.now, component, subject, event))
 
     def _instance_fails(self, occurrence: Occurrence) -> None:
         """The balancer instance of ``occurrence`` crashes; a standby takes over after its
@@ -308,15 +307,12 @@ class _Run:
         standby = tier.config.standby
         delay = standby.failover if standby is not None else occurrence.t_end - occurrence.t_start
         occurrence.t_end = occurrence.t_start + delay
-        Timeout(self.env, delay, (tier, i)).callbacks.append(self._instance_returns)
+        self.clock.schedule(delay, self._instance_returns, (tier, i))
 
-    def _instance_returns(self, event: Event) -> None:
-        tier, i = event._value
+    def _instance_returns(self, entry: tuple[Tier, int]) -> None:
+        tier, i = entry
         tier.instances[i] = self._instance(tier, i)
         self.log("balancer", f"{tier.name}-{i}", "standby took over" if tier.config.standby else "restarted")
-
-    def _at(self, t: float, callback: object) -> None:
-        Timeout(self.env, t).callbacks.append(callback)  # type: ignore[arg-type]
 
     # Arrivals -----------------------------------------------------------------------
 
@@ -326,7 +322,7 @@ class _Run:
             return
         t, size, client = arrival
         self.pending = self._request(t, size, client)
-        Timeout(self.env, t - self.env.now).callbacks.append(self._arrive)
+        self.clock.schedule(t - self.clock.now, self._arrive)
 
     def _request(self, t: float, size: float, client: int) -> Request:
         request = Request(self.n_started, t, size, client)
@@ -340,13 +336,13 @@ class _Run:
             request.headers = attributes.headers_of(client)
         return request
 
-    def _arrive(self, _: Event) -> None:
+    def _arrive(self, _: object) -> None:
         request = self.pending
         self._next_arrival()
         self.send(request)
 
     def _count_in_system(self, change: int) -> None:
-        now = self.env.now
+        now = self.clock.now
         self.in_system_time += self.in_system * (now - self.t_in_system)
         self.in_system += change
         self.t_in_system = now
@@ -357,17 +353,16 @@ class _Run:
         if request.t_arrival >= self.warmup:
             self.n_arrived += 1
         if self.timeout is not None:
-            Timeout(self.env, self.timeout, request).callbacks.append(self._expire)
+            self.clock.schedule(self.timeout, self._expire, request)
         geo = self.geo
         if geo is None:
             self._reach(request, request.client % self.n_entry)
             return
         region = request.region = geo.resolve(request.client)
         delay = self.network.one_way(geo.client_region[request.client], region)
-        Timeout(self.env, delay, request).callbacks.append(self._crossed)
+        self.clock.schedule(delay, self._crossed, request)
 
-    def _crossed(self, event: Event) -> None:
-        request: Request = event._value
+    def _crossed(self, request: Request) -> None:
         self._reach(request, request.region * self.per_region + request.client % self.per_region)
 
     def _reach(self, request: Request, k: int) -> None:
@@ -393,13 +388,12 @@ class _Run:
         if request.t_done >= 0:
             return
         delay = self.network.one_way(request.region, geo.client_region[request.client])
-        Timeout(self.env, delay, (request, server, status)).callbacks.append(self._answered)
+        self.clock.schedule(delay, self._answered, (request, server, status))
 
-    def _answered(self, event: Event) -> None:
-        self.finish(*event._value)
+    def _answered(self, entry: tuple[Request, int, int]) -> None:
+        self.finish(*entry)
 
-    def _expire(self, event: Event) -> None:
-        request: Request = event._value
+    def _expire(self, request: Request) -> None:
         backend: Backend | None = request.backend
         self.finish(request, -1 if backend is None else backend.index, TIMEOUT)
 
@@ -414,12 +408,12 @@ class _Run:
             self._think(user)
 
     def _think(self, user: int) -> None:
-        Timeout(self.env, self.thinks.next(), user).callbacks.append(self._user_sends)
+        self.clock.schedule(self.thinks.next(), self._user_sends, user)
 
-    def _user_sends(self, event: Event) -> None:
+    def _user_sends(self, user: int) -> None:
         if not self.open:
             return
-        self.send(self._request(self.env.now, self.sizes.next(), event._value))
+        self.send(self._request(self.clock.now, self.sizes.next(), user))
 
     # Ends ---------------------------------------------------------------------------
 
@@ -427,34 +421,34 @@ class _Run:
         """``request`` ended with ``status``; a request ends once (a late answer is dropped)."""
         if request.t_done >= 0:
             return
-        request.t_done = self.env.now
+        request.t_done = self.clock.now
         self._count_in_system(-1)
         self.record(request, server, status)
         self.n_ended += 1
         if self.open:
             if self.closed:
                 self._think(request.client)
-        elif self.n_ended == self.n_started and not self.stop.triggered:
-            self.stop.succeed()
+        elif self.n_ended == self.n_started and not self.clock.stopped:
+            self.clock.stop()
 
     def _busy_times(self) -> np.ndarray:
-        now = self.env.now
+        now = self.clock.now
         return np.array([s.busy_time_until(now) for s in [*self.servers, *self.cores]])
 
-    def _start_measuring(self, _: Event) -> None:
+    def _start_measuring(self, _: object) -> None:
         self.busy_start = self._busy_times()
 
-    def _close(self, _: Event) -> None:
+    def _close(self, _: object) -> None:
         self.busy_end = self._busy_times()
         self.open = False
         if self.n_ended == self.n_started:
-            self.stop.succeed()
+            self.clock.stop()
 
-    def _give_up(self, _: Event) -> None:
-        if not self.stop.triggered:
-            self.stop.succeed()
+    def _give_up(self, _: object) -> None:
+        if not self.clock.stopped:
+            self.clock.stop()
 
-    def _sample(self, _: Event) -> None:
+    def _sample(self, _: object) -> None:
         self.active_samples[self.n_samples] = [s.active for s in self.servers]
         if self.state_samples is not None and self.eligible_samples is not None:
             self.state_samples[self.n_samples] = [server_state(s) for s in self.servers]
@@ -463,13 +457,13 @@ class _Run:
             self.eligible_samples[self.n_samples] = [s.index in eligible for s in self.servers]
         self.n_samples += 1
         if self.n_samples < self.sample_times.size:
-            self._at(self.sample_times[self.n_samples] - self.env.now, self._sample)
+            self.clock.schedule(self.sample_times[self.n_samples] - self.clock.now, self._sample)
 
     def output(self) -> RunOutput:
-        self.env.run(until=self.stop)
+        self.clock.run()
         if self.n_ended > self.n_started:
             raise SimulationError(
-                f"t={self.env.now:.6g}: engine: {self.n_ended} requests ended but {self.n_started} started."
+                f"t={self.clock.now:.6g}: engine: {self.n_ended} requests ended but {self.n_started} started."
             )
         self.recorder.flush()
         busy = self.busy_end - self.busy_start
@@ -485,7 +479,7 @@ class _Run:
                 t for b, t in zip(self.every_balancer, self.balancer_tiers, strict=True) if b.processing
             ),
             n_arrived=self.n_arrived,
-            t_end=self.env.now,
+            t_end=self.clock.now,
             sample_times=self.sample_times,
             active_samples=self.active_samples,
             state_samples=self.state_samples,
@@ -496,7 +490,7 @@ class _Run:
             retry_log=self.stats.retry_log,
             events=self.events,
             occurrences=self.faults.occurrences if self.faults else [],
-            in_system_time=self.in_system_time + self.in_system * (self.env.now - self.t_in_system),
+            in_system_time=self.in_system_time + self.in_system * (self.clock.now - self.t_in_system),
         )
 
 

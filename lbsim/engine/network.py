@@ -8,9 +8,9 @@ delayed when it is 0). Every crossing adds a draw of the ``jitter`` distribution
 from __future__ import annotations
 
 import numpy as np
-from simpy import Environment, Event, Timeout
 
 from lbsim.draws import Draws
+from lbsim.engine.clock import Clock
 from lbsim.engine.server import Server
 from lbsim.scenario import NetworkModel, Scenario
 from lbsim.workload import Request
@@ -44,24 +44,24 @@ class ZoneHops:
     """Requests and probes a balancer instance sends to a backend in another zone of its
     region: each crosses there, and its answer crosses back before its sender sees it."""
 
-    def __init__(self, env: Environment, network: Network) -> None:
-        self.env = env
+    def __init__(self, clock: Clock, network: Network) -> None:
+        self.clock = clock
         self.network = network
 
     def send(self, server: Server, request: Request) -> None:
         """``request`` reaches ``server`` after one hop."""
         request.crossed = True
-        Timeout(self.env, self.network.zone_hop(), (server, request)).callbacks.append(self._arrived)
+        self.clock.schedule(self.network.zone_hop(), self._arrived, (server, request))
 
-    def _arrived(self, event: Event) -> None:
-        server, request = event._value
+    def _arrived(self, entry: tuple[Server, Request]) -> None:
+        server, request = entry
         server.accept(request)
 
     def answer(self, request: Request, status: int) -> None:
         """The answer to ``request`` reaches its sender (``request.balancer``) after one hop."""
         request.crossed = False
-        Timeout(self.env, self.network.zone_hop(), (request, status)).callbacks.append(self._answered)
+        self.clock.schedule(self.network.zone_hop(), self._answered, (request, status))
 
-    def _answered(self, event: Event) -> None:
-        request, status = event._value
+    def _answered(self, entry: tuple[Request, int]) -> None:
+        request, status = entry
         request.balancer.complete(request, status)

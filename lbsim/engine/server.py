@@ -15,9 +15,8 @@ import heapq
 from collections import deque
 from collections.abc import Callable
 
-from simpy import Environment, Event, Timeout
-
 from lbsim.draws import UniformDraws
+from lbsim.engine.clock import Clock
 from lbsim.engine.recorder import CONNECT_FAILURE, ERROR, OK, REJECTED, RESET
 from lbsim.workload import Request
 
@@ -40,7 +39,7 @@ class Server:
 
     def __init__(
         self,
-        env: Environment,
+        clock: Clock,
         index: int,
         name: str,
         group: str,
@@ -49,7 +48,7 @@ class Server:
         queue: int | None,
         done: Done = _owner_completes,
     ) -> None:
-        self.env = env
+        self.clock = clock
         self.index = index
         self.name = name
         self.group = group
@@ -90,7 +89,7 @@ class Server:
 
     def work_left(self) -> float:
         """Seconds of service still owed to the requests here (an oracle's view)."""
-        return self.waiting_work * self.slowdown + self.sum_t_end - self.busy * self.env.now
+        return self.waiting_work * self.slowdown + self.sum_t_end - self.busy * self.clock.now
 
     def busy_time_until(self, t: float) -> float:
         """Busy worker-seconds accumulated from time 0 to ``t`` (t >= the last change)."""
@@ -105,7 +104,7 @@ class Server:
         if self.crashed:
             self.done(request, CONNECT_FAILURE)
         elif self.error_probability and self.error_draws.next() < self.error_probability:  # type: ignore[union-attr]
-            Timeout(self.env, self.error_latency, request).callbacks.append(self._answer_error)
+            self.clock.schedule(self.error_latency, self._answer_error, request)
         elif self.busy < self.workers and not self.hung:
             self._start(request)
         elif self.queue is None or len(self.waiting) < self.queue:
@@ -114,11 +113,11 @@ class Server:
         else:
             self.done(request, REJECTED)
 
-    def _answer_error(self, event: Event) -> None:
-        self.done(event._value, ERROR)
+    def _answer_error(self, request: Request) -> None:
+        self.done(request, ERROR)
 
     def _start(self, request: Request, service: float | None = None) -> None:
-        now = self.env.now
+        now = self.clock.now
         self._account(now)
         self.busy += 1
         if self.marks_start and service is None:
@@ -128,13 +127,13 @@ class Server:
         self.sum_t_end += now + service
         if self.in_service is not None:
             self.in_service[request] = now + service
-        Timeout(self.env, service, (request, now + service, self.epoch)).callbacks.append(self._finish)
+        self.clock.schedule(service, self._finish, (request, now + service, self.epoch))
 
-    def _finish(self, event: Event) -> None:
-        request, t_end, epoch = event._value
+    def _finish(self, entry: tuple[Request, float, int]) -> None:
+        request, t_end, epoch = entry
         if epoch != self.epoch:
             return  # the server crashed or hung since; that ended or froze this service
-        self._account(self.env.now)
+        self._account(self.clock.now)
         self.busy -= 1
         self.sum_t_end -= t_end
         if self.in_service is not None:
@@ -152,7 +151,7 @@ class Server:
 
     def crash(self) -> None:
         """Refuse connections from now on; what was in service or waiting fails."""
-        self._account(self.env.now)
+        self._account(self.clock.now)
         self.crashed = True
         self.epoch += 1
         lost = [*(self.in_service or {}), *self.waiting]
@@ -171,12 +170,12 @@ class Server:
         """Stop answering: service in progress freezes (its workers stay taken), new requests wait."""
         self.hung = True
         self.epoch += 1
-        self.t_hung = self.env.now
+        self.t_hung = self.clock.now
 
     def unhang(self) -> None:
         """Answer again: frozen service resumes where it stopped."""
         self.hung = False
-        now = self.env.now
+        now = self.clock.now
         self._account(now)
         frozen = dict(self.in_service or {})
         for request, t_end in frozen.items():
@@ -217,7 +216,7 @@ class ProcessorSharingServer(Server):
         return len(self.sharing)
 
     def work_left(self) -> float:
-        now = self.env.now
+        now = self.clock.now
         virtual = self.virtual + (self._rate() * (now - self.t_virtual) if self.sharing else 0.0)
         return sum(finish - virtual for finish, _, _ in self.sharing) / self.speed * self.slowdown
 
@@ -239,13 +238,13 @@ class ProcessorSharingServer(Server):
             self.done(request, CONNECT_FAILURE)
             return
         if self.error_probability and self.error_draws.next() < self.error_probability:  # type: ignore[union-attr]
-            Timeout(self.env, self.error_latency, request).callbacks.append(self._answer_error)
+            self.clock.schedule(self.error_latency, self._answer_error, request)
             return
         n = len(self.sharing)
         if self.queue is not None and n >= self.workers + self.queue:
             self.done(request, REJECTED)
             return
-        now = self.env.now
+        now = self.clock.now
         self._advance(now)
         request.t_start = now
         heapq.heappush(self.sharing, (self.virtual + request.size, request.index, request))
@@ -263,12 +262,12 @@ class ProcessorSharingServer(Server):
             return
         delay = max(self.sharing[0][0] - self.virtual, 0.0) / rate
         self.t_next = now + delay
-        Timeout(self.env, delay, self.generation).callbacks.append(self._finish)
+        self.clock.schedule(delay, self._finish, self.generation)
 
-    def _finish(self, event: Event) -> None:
-        if event._value != self.generation:
+    def _finish(self, generation: int) -> None:  # type: ignore[override]
+        if generation != self.generation:
             return
-        now = self.env.now
+        now = self.clock.now
         self._advance(now)
         _, _, request = heapq.heappop(self.sharing)
         self.busy = min(len(self.sharing), self.workers)
@@ -277,10 +276,10 @@ class ProcessorSharingServer(Server):
 
     def _rate_changes(self) -> None:
         """Bring virtual time up to now before the per-request rate changes."""
-        self._advance(self.env.now)
+        self._advance(self.clock.now)
 
     def crash(self) -> None:
-        now = self.env.now
+        now = self.clock.now
         self._advance(now)
         self.crashed = True
         lost = [request for _, _, request in self.sharing]
@@ -293,14 +292,14 @@ class ProcessorSharingServer(Server):
     def hang(self) -> None:
         self._rate_changes()
         self.hung = True
-        self._schedule(self.env.now)
+        self._schedule(self.clock.now)
 
     def unhang(self) -> None:
         self._rate_changes()
         self.hung = False
-        self._schedule(self.env.now)
+        self._schedule(self.clock.now)
 
     def set_slowdown(self, factor: float) -> None:
         self._rate_changes()
         self.slowdown = factor
-        self._schedule(self.env.now)
+        self._schedule(self.clock.now)

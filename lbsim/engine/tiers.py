@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from simpy import Environment
 
 from lbsim.engine.balancer import Balancer, Placement
+from lbsim.engine.clock import Clock
 from lbsim.engine.recorder import CONNECT_FAILURE, ERROR, OK
 from lbsim.engine.server import Server
 from lbsim.scenario import BalancerModel
@@ -59,9 +59,9 @@ class TierGate(Server):
     marks_start = False
 
     def __init__(
-        self, env: Environment, index: int, name: str, tier: str, below: Sequence[Balancer | None]
+        self, clock: Clock, index: int, name: str, tier: str, below: Sequence[Balancer | None]
     ) -> None:
-        super().__init__(env, index, name, tier, 1.0, 1, None)
+        super().__init__(clock, index, name, tier, 1.0, 1, None)
         self.below = below
 
     @property
