@@ -9,12 +9,21 @@ latency, error-rate and utilization tables::
     summary = lbsim.sweep(scenario, jobs=2)
 """
 
+from typing import TYPE_CHECKING, Any
+
 from lbsim.errors import ConfigError, LbsimError, SimulationError, UnknownNameError
 from lbsim.policies import POLICIES, Backend, Policy, make_policy
-from lbsim.runner import SimulationResult, SweepResult, run_sweep, simulate, sweep
 from lbsim.scenario import Scenario, expand, load_scenario
 
+if TYPE_CHECKING:
+    from lbsim.runner import SimulationResult, SweepResult, run_sweep, simulate, sweep
+
+# The one place the version is written: pyproject.toml reads it from here.
 __version__ = "0.2.0"
+
+# The runner brings in pandas, which takes longer to import than `lbsim --help` may take to
+# answer, so its names are loaded when first used.
+_RUNNER_NAMES = ("SimulationResult", "SweepResult", "run_sweep", "simulate", "sweep")
 
 __all__ = [
     "Backend",
@@ -35,3 +44,17 @@ __all__ = [
     "simulate",
     "sweep",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load a name of :mod:`lbsim.runner` on first use."""
+    if name in _RUNNER_NAMES:
+        from lbsim import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'lbsim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names, the runner's among them before they are loaded (for tab completion)."""
+    return sorted({*globals(), *_RUNNER_NAMES})

@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from lbsim import __version__
 from lbsim.errors import ConfigError
 from lbsim.policies import POLICIES
 from lbsim.scenario import load_scenario, parse_assignment, split_values
@@ -41,7 +42,7 @@ def _config_errors(function: F) -> F:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="lbsim")
+@click.version_option(__version__, prog_name="lbsim")
 def main() -> None:
     """lbsim: a discrete-event load-balancing simulator."""
 
@@ -338,7 +339,7 @@ def remap(policy_name: str, backends: int, keys: int, seed: int) -> None:
 @click.option("--quiet", is_flag=True, help="Print only the verdict.")
 def validate(quick: bool, jobs: int | None, out: Path, quiet: bool) -> None:
     """Check the engine against queueing theory; exit 1 if any case fails."""
-    from lbsim.report import write_atomic, write_text_atomic
+    from lbsim.atomic import write_atomic, write_text_atomic
     from lbsim.validation import markdown, table
     from lbsim.validation import validate as run_suite
 

@@ -9,12 +9,17 @@ means of ``table.csv``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 
 from lbsim.columns import METRICS
 from lbsim.errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    # Only for annotations: the scenario schema imports this module, and `lbsim --help`
+    # should not wait for pandas.
+    import pandas as pd
 
 
 def parse_percent(value: object) -> float:
@@ -111,8 +116,5 @@ def _compare(expectation: Any, rows: pd.DataFrame, keys: list[str], other: str) 
         if not others
         else theirs[expectation.metric].reindex(mine.index)
     )
-    holds = (a < b) if expectation.below else (a > b)
-    count = int(pd.Series(holds).sum())
-    return Outcome(
-        describe(expectation), bool(pd.Series(holds).all()), f"{count} of {len(pd.Series(holds))} cell(s)"
-    )
+    holds = np.asarray((a < b) if expectation.below else (a > b))
+    return Outcome(describe(expectation), bool(holds.all()), f"{int(holds.sum())} of {holds.size} cell(s)")

@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from lbsim.atomic import write_text_atomic
 from lbsim.errors import ConfigError
-from lbsim.report import write_text_atomic
 from lbsim.runner import run_sweep
 from lbsim.scenario import load_scenario
 

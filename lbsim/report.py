@@ -1,30 +1,29 @@
 """Write a results folder: tables, plots, a Markdown report and a manifest.
 
-Every file is written under a temporary name and renamed into place, so an interrupted run
-never leaves a truncated table behind.
+Every file is written through :mod:`lbsim.atomic`, so an interrupted run never leaves a
+truncated table behind.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import json
 import math
-import os
 import platform
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import simpy
 import yaml
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from pydantic import BaseModel
 
-from lbsim import plots
+from lbsim import __version__, plots
+from lbsim.atomic import write_atomic, write_text_atomic
 from lbsim.expectations import Outcome
 from lbsim.policies import Policy
 from lbsim.runner import SweepResult
@@ -41,27 +40,8 @@ TABLE_METRICS = (
 )
 
 
-def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write`` on a temporary file beside ``path``, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _csv(path: Path, frame: pd.DataFrame) -> None:
     write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.10g"))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file."""
-    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def markdown_table(table: pd.DataFrame, keys: list[str], metrics: tuple[str, ...] = TABLE_METRICS) -> str:
@@ -174,14 +154,12 @@ def _fault_windows(faults: pd.DataFrame) -> pd.DataFrame:
 
 def versions() -> dict[str, str]:
     """Versions of lbsim and of what it runs on."""
-    from lbsim import __version__
-
     return {
         "lbsim": __version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
         "pandas": pd.__version__,
-        "simpy": simpy.__version__,
+        "simpy": importlib.metadata.version("simpy"),
     }
 
 

@@ -6,9 +6,11 @@ sweep gives identical results serially or in a process pool.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
+import sys
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -20,9 +22,10 @@ import numpy as np
 import pandas as pd
 
 from lbsim import engine
+from lbsim.atomic import write_atomic
 from lbsim.errors import ConfigError
 from lbsim.metrics import RunTables, cell_table, summarize
-from lbsim.policies import Policy
+from lbsim.policies import Policy, make_policy
 from lbsim.request_log import RequestsFile, RequestsInMemory, require_parquet
 from lbsim.scenario import Cell, Scenario, expand, get_path, load_scenario
 
@@ -38,7 +41,8 @@ class SimulationResult:
         servers: one row per server.
         timeseries: one row per time window.
         requests: one row per request that ended: arrival, start and end instants, latency,
-            size, server, status, client, session.
+            size, server, status, client, session; None when simulated with
+            ``keep_requests=False``.
         faults: one row per fault occurrence (faults.csv).
         events: every state change: health checks, ejections, circuit breakers, faults, DNS.
         regions: one row per client region (regions.csv; empty without regions).
@@ -48,7 +52,7 @@ class SimulationResult:
     summary: pd.DataFrame
     servers: pd.DataFrame
     timeseries: pd.DataFrame
-    requests: pd.DataFrame
+    requests: pd.DataFrame | None
     faults: pd.DataFrame
     events: pd.DataFrame
     regions: pd.DataFrame
@@ -84,6 +88,7 @@ def simulate(
     seed: int | None = None,
     replication: int = 0,
     policy: Policy | str | None = None,
+    keep_requests: bool = True,
 ) -> SimulationResult:
     """Simulate one replication of a scenario, as written (its ``sweep`` is not applied).
 
@@ -92,11 +97,14 @@ def simulate(
         seed: overrides the scenario's seed.
         replication: which replication's random streams to use.
         policy: a policy name or Policy object to use instead of the scenario's.
+        keep_requests: keep every request's record for ``SimulationResult.requests``
+            (about 230 bytes each); with False, ``requests`` is None and memory stays
+            bounded however long the run.
     """
     scenario = _scenario(scenario, policy)
     seed = scenario.seed if seed is None else seed
-    kept = RequestsInMemory()
-    output = engine.run(scenario, seed, replication, [kept])
+    kept = RequestsInMemory() if keep_requests else None
+    output = engine.run(scenario, seed, replication, [kept] if kept is not None else [])
     tables = summarize(output, scenario.warmup, scenario.duration, scenario.window_length)
     row = {
         "scenario": scenario.name,
@@ -105,7 +113,7 @@ def simulate(
         "seed": seed,
     }
     summary = pd.DataFrame([{**row, **tables.summary}])
-    requests = kept.frame([server.name for server in output.servers])
+    requests = kept.frame([server.name for server in output.servers]) if kept is not None else None
     return SimulationResult(
         summary,
         tables.servers,
@@ -212,18 +220,56 @@ def run_sweep(
 
 
 def task_key(task: Task) -> str:
-    """A name for one run: a hash of the resolved cell, the seed, the replication and the
-    lbsim version, so a changed parameter or release never matches an old run."""
-    from lbsim import __version__
+    """A name for one run: a hash of what decides its result.
 
+    It covers the resolved cell (its repr), the seed, the replication and the code that runs
+    it: lbsim's own source and the source file of each policy class from outside lbsim that
+    the cell uses (balancer, pools, tiers). So a changed parameter, engine or user policy
+    never matches an old run. Not covered: modules a user's policy file imports, and the
+    versions of Python, numpy and simpy.
+    """
     scenario, seed, replication = task
-    text = f"{scenario!r}|{seed}|{replication}|{__version__}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    parts = [repr(scenario), str(seed), str(replication), _lbsim_source(), *_policy_sources(scenario)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+@functools.cache
+def _lbsim_source() -> str:
+    """A hash of every .py file of the lbsim package, by relative path in sorted order; read
+    once per process, as the code a process runs does not change once imported."""
+    root = Path(__file__).parent
+    files = sorted((path.relative_to(root).as_posix(), path) for path in root.rglob("*.py"))
+    lines = [f"{name} {hashlib.sha256(path.read_bytes()).hexdigest()}\n" for name, path in files]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _policy_sources(scenario: Scenario) -> list[str]:
+    """A hash of the file of the module that defines each policy class from outside lbsim the
+    scenario uses; a class from a module with no file (typed at a prompt or in a notebook)
+    counts by its name only."""
+    specs = [
+        spec
+        for balancer in (scenario.balancer, *scenario.tiers)
+        for spec in (balancer.policy, *(pool.policy for pool in balancer.pools.values()))
+        if spec is not None
+    ]
+    sources = []
+    for spec in specs:
+        cls = type(make_policy(spec))
+        if cls.__module__.partition(".")[0] == "lbsim":
+            continue
+        file = getattr(sys.modules.get(cls.__module__), "__file__", None)
+        if file is None:
+            sources.append(f"{cls.__module__}:{cls.__qualname__}")
+        else:
+            sources.append(hashlib.sha256(Path(file).read_bytes()).hexdigest())
+    return sources
 
 
 class RunCache:
-    """Finished runs kept in a folder, one file each, keyed by a hash of the resolved cell,
-    the seed, the replication and the lbsim version; files are written whole or not at all."""
+    """Finished runs kept in a folder, one file each, named by :func:`task_key`: a hash of
+    the resolved cell, the seed, the replication, lbsim's source and the source of the
+    cell's user policies. Files are written whole or not at all."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -243,8 +289,6 @@ class RunCache:
 
     def store(self, task: Task, result: tuple[RunTables, float]) -> None:
         """Keep the run of ``task``."""
-        from lbsim.report import write_atomic
-
         write_atomic(self.path(task), lambda tmp: tmp.write_bytes(pickle.dumps(result)))
 
 

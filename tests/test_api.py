@@ -62,3 +62,15 @@ def test_load_scenario_accepts_a_path(tmp_path):
     scenario = lbsim.load_scenario(path)
     assert scenario.workload.rate == 10.0
     assert scenario.servers[0].workers == 1
+
+
+def test_simulate_without_requests_gives_the_same_summary_and_no_requests():
+    scenario = make_scenario(
+        servers=[{"name": "web", "count": 2}], workload={"rate": 50, "size": "exp(10ms)"}
+    )
+    kept = lbsim.simulate(scenario, seed=2)
+    dropped = lbsim.simulate(scenario, seed=2, keep_requests=False)
+    pd.testing.assert_frame_equal(kept.summary, dropped.summary)
+    pd.testing.assert_frame_equal(kept.servers, dropped.servers)
+    assert len(kept.requests) == kept.summary.loc[0, "n_requests"]
+    assert dropped.requests is None
