@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-# Terminal statuses, in the order of the summary's count columns.
-STATUSES: tuple[str, ...] = ("ok", "error", "rejected", "timeout", "no_backend", "dropped")
+from lbsim.status import STATUSES
 
 LATENCY_COLUMNS = (
     "latency_mean",

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from lbsim.columns import LATENCY_COLUMNS, METRICS, REGION_COLUMNS, STATUSES
-from lbsim.engine.recorder import DROPPED, ERROR, OK
+from lbsim.columns import LATENCY_COLUMNS, METRICS, REGION_COLUMNS
 from lbsim.histogram import LatencyHistogram
+from lbsim.status import DROPPED, ERROR, OK, STATUSES
 
 if TYPE_CHECKING:
     from lbsim.engine.model import RunOutput

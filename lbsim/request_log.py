@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lbsim.columns import STATUSES
 from lbsim.engine.recorder import Records
 from lbsim.errors import ConfigError
+from lbsim.status import STATUSES
 
 
 def requests_frame(records: Records, server_names: np.ndarray) -> pd.DataFrame:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lbsim.columns import STATUSES
-from lbsim.engine.recorder import OK, Records
+from lbsim.engine.recorder import Records
 from lbsim.histogram import LatencyHistogram
+from lbsim.status import OK, STATUSES
 
 
 class Tally:

@@ -29,57 +29,43 @@ NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 class Request:
-    """One request in flight: what a balancer and a server can see of it, and its timings.
+    """A client's request: what it asks for, what a balancer can route or hash on, its outcome.
 
-    Attributes a balancer can route or hash on: ``client`` (a number; its address is
-    :func:`client_address`), ``session``, ``path`` and ``headers`` (the client's, shared).
-    Requests are transient: the engine records their outcome in columns and drops them.
+    Policies see it read-only: ``client`` (a number; its address is :func:`client_address`),
+    ``session``, ``path``, ``headers`` (the client's, shared), ``size`` and ``now``, the
+    current simulated time. The engine writes its outcome: ``t_start`` (when a server started
+    serving it, NaN if none did), ``t_done`` (-1 until it ends) and, with regions, the
+    ``region`` the client's DNS answer named. A request sent by an upper balancer tier to the
+    tier below has the upper tier's attempt as ``parent``. Requests are transient: the engine
+    records their outcome in columns and drops them.
     """
 
     __slots__ = (
-        "backend",
-        "balancer",
-        "call",
-        "client",
-        "connection",
-        "crossed",
-        "headers",
-        "index",
-        "parent",
-        "path",
-        "region",
-        "retry",
-        "served_by",
-        "session",
-        "size",
-        "t_arrival",
-        "t_done",
-        "t_sent",
-        "t_start",
-    )
+        "client", "clock", "headers", "index", "parent", "path", "region", "server", "session", "size",
+        "t_arrival", "t_done", "t_start",
+    )  # fmt: skip
 
-    def __init__(self, index: int, t_arrival: float, size: float, client: int) -> None:
+    def __init__(self, index: int, t_arrival: float, size: float, client: int, clock: Any = None) -> None:
+        """``clock`` (anything with a ``now``) gives :attr:`now`; without one, now is ``t_arrival``."""
         self.index = index
         self.t_arrival = t_arrival
         self.size = size
         self.client = client
+        self.clock = clock
         self.session = client
         self.path = "/"
         self.headers = NO_HEADERS
-        self.t_sent = t_arrival
         self.t_start = math.nan
         self.t_done = -1.0
-        self.backend: Any = None
-        self.balancer: Any = None
-        self.connection: Any = None
-        self.call: Any = None
-        self.retry = False
         self.region = -1
-        # Across balancer tiers: the request of the tier above, and the server that served it.
-        self.parent: Request | None = None
-        self.served_by = -1
-        # Sent to a backend in another zone: its answer crosses back.
-        self.crossed = False
+        self.parent: Any = None
+        # The backend of its latest attempt (-1 for none): where a client timeout leaves it.
+        self.server = -1
+
+    @property
+    def now(self) -> float:
+        """The current simulated time, in seconds."""
+        return self.t_arrival if self.clock is None else float(self.clock.now)
 
     def __repr__(self) -> str:
         return (

@@ -1,6 +1,7 @@
 """The modern policies against hand-checked choices from the systems they follow."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -127,9 +128,9 @@ def test_least_response_time_follows_nginx_least_time():
 
 
 def complete_after(policy, backend, latency, ok=True, t_sent=0.0):
+    """The answer to a request sent at ``t_sent`` arrives ``latency`` later (the policy's now)."""
     backend.active -= 1
-    r = Request(0, t_sent, 0.01, 0)
-    r.t_sent = t_sent
+    r = Request(0, t_sent, 0.01, 0, clock=SimpleNamespace(now=t_sent + latency))
     policy.on_complete(backend, r, latency, ok)
 
 
@@ -153,8 +154,7 @@ def test_peak_ewma_sends_traffic_to_a_backend_that_fails_fast():
             dispatch(p, b)
         complete_after(p, backends[0], 0.001, ok=False, t_sent=t * 0.1)  # fast 5xx
         complete_after(p, backends[1], 0.050, t_sent=t * 0.1)  # slow successes
-    r = request()
-    r.t_sent = 2.0
+    r = Request(0, 2.0, 0.01, 0)
     assert all(p.choose(r).name == "a" for _ in range(20))
 
 

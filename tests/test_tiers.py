@@ -183,3 +183,17 @@ def test_a_refusal_two_tiers_down_is_charged_to_no_server():
     assert (failed["server"] == "").all()
     assert result.servers["n_error"].sum() == 0
     assert result.faults.loc[0, "n_failed"] == 100
+
+
+def test_an_answer_that_reaches_a_crashed_instance_is_charged_to_no_server():
+    crash = {"target": "mid-1", "kind": "crash", "at": "4.995s", "duration": "2s"}
+    result = lbsim.simulate(three_tiers(faults=[crash]))
+    requests = result.requests
+    failed = requests[requests["status"] != "ok"]
+    # Request 499 (sent at 4.99 s through mid-1) is served by web-1 until 5.00 s, but its
+    # answer reaches mid-1 after the crash: lost there, an error to the client, and not web-1's
+    # error (the server answered ok). Then the odd requests 501..699 are refused, as above.
+    assert np.round(failed["t_arrival"].to_numpy() * 100).astype(int).tolist() == [499, *range(501, 700, 2)]
+    assert (failed["server"] == "").all()
+    assert result.servers["n_error"].sum() == 0
+    assert result.faults.loc[0, "n_failed"] == 101

@@ -43,6 +43,10 @@ class Clock:
         """Call ``callback(arg)`` after ``delay`` seconds (>= 0)."""
         heappush(self._queue, (self.now + delay, NORMAL, next(self._eid), callback, arg))
 
+    def schedule_at(self, t: float, callback: Callback, arg: Any = None) -> None:
+        """Call ``callback(arg)`` at time ``t`` (>= now)."""
+        heappush(self._queue, (t, NORMAL, next(self._eid), callback, arg))
+
     def stop(self) -> None:
         """End :meth:`run` once the events already due now have run."""
         self.stopped = True

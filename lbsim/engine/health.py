@@ -15,11 +15,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from lbsim.engine.clock import Clock
+from lbsim.engine.messages import Endpoint, Probe
 from lbsim.engine.network import ZoneHops
-from lbsim.engine.recorder import ERROR, OK
-from lbsim.engine.server import Server
 from lbsim.scenario import CircuitBreakerModel, HealthCheckModel, OutlierDetectionModel
-from lbsim.workload import Request
+from lbsim.status import ERROR, OK
 
 Log = Callable[[str, str, str], None]
 Changed = Callable[[int], None]
@@ -32,7 +31,8 @@ class HealthChecker:
         self,
         clock: Clock,
         config: HealthCheckModel,
-        servers: Sequence[Server],
+        endpoints: Sequence[Endpoint],
+        names: Sequence[str],
         rng: np.random.Generator,
         changed: Changed,
         log: Log,
@@ -44,60 +44,60 @@ class HealthChecker:
         ``far`` (another zone) cross between zones by ``hops``."""
         self.clock = clock
         self.config = config
-        self.servers = list(servers)
+        self.endpoints = list(endpoints)
+        self.names = list(names)
         self.rng = rng
         self.changed = changed
         self.log = log
         self.haproxy = config.style == "haproxy"
         top = config.rise + config.fall - 1
         # HAProxy starts a server at the lowest up level; Envoy starts it failed, pending a pass.
-        self.health = [config.rise] * len(self.servers)
-        self.ever_up = [self.haproxy] * len(self.servers)
+        n = len(self.endpoints)
+        self.health = [config.rise] * n
+        self.ever_up = [self.haproxy] * n
         self.top = top
-        self.passes = [0] * len(self.servers)
-        self.fails = [0] * len(self.servers)
-        self.up = [self.haproxy] * len(self.servers)
+        self.passes = [0] * n
+        self.fails = [0] * n
+        self.up = [self.haproxy] * n
         self.far = far or set()
         self.hops = hops
-        self.outstanding: dict[int, Request] = {}
+        self.outstanding: dict[int, Probe] = {}
         self.n_probes = 0
         self.stopped = False
-        for server in self.servers if scope is None else [s for s in self.servers if s.index in scope]:
+        for index in range(n) if scope is None else [k for k in range(n) if k in scope]:
             # HAProxy spreads the first checks over an interval; Envoy checks new hosts at once.
             first = float(rng.uniform(0, config.interval)) if self.haproxy else 0.0
-            clock.schedule(first, self._probe, server.index)
+            clock.schedule(first, self._probe, index)
 
     def _probe(self, index: int) -> None:
         if self.stopped:
             return
         config = self.config
         self.n_probes += 1
-        probe = Request(-self.n_probes, self.clock.now, config.probe_size, -1)
-        probe.balancer = self
-        probe.backend = index
+        probe = Probe(-self.n_probes, index, config.probe_size, self.clock.now, self.complete)
         self.outstanding[index] = probe
         self.clock.schedule(config.timeout, self._timed_out, probe)
         jitter = float(self.rng.uniform(0, config.jitter)) if config.jitter else 0.0
         self.clock.schedule(config.interval + jitter, self._probe, index)
         if index in self.far:
             assert self.hops is not None
-            self.hops.send(self.servers[index], probe)
+            self.hops.send(self.endpoints[index], probe)
             return
-        self.servers[index].accept(probe)
+        self.endpoints[index].accept(probe)
 
-    def complete(self, probe: Request, status: int) -> None:
+    def complete(self, probe: Probe, status: int) -> None:
         """The server answered a probe (its answer crosses back first, from another zone)."""
         if probe.crossed:
             assert self.hops is not None
             self.hops.answer(probe, status)
             return
-        index: int = probe.backend
+        index = probe.server
         if self.outstanding.get(index) is probe:
             del self.outstanding[index]
             self._result(index, status == OK, status == ERROR)
 
-    def _timed_out(self, probe: Request) -> None:
-        index: int = probe.backend
+    def _timed_out(self, probe: Probe) -> None:
+        index = probe.server
         if self.outstanding.get(index) is probe:
             del self.outstanding[index]
             self._result(index, False, False)
@@ -128,7 +128,7 @@ class HealthChecker:
             if was_up and (bad_status or self.fails[index] >= config.fall):
                 self.up[index] = False
         if self.up[index] != was_up:
-            self.log("health_check", self.servers[index].name, "up" if self.up[index] else "down")
+            self.log("health_check", self.names[index], "up" if self.up[index] else "down")
             self.changed(index)
 
 
@@ -139,13 +139,13 @@ class OutlierDetector:
         self,
         clock: Clock,
         config: OutlierDetectionModel,
-        servers: Sequence[Server],
+        names: Sequence[str],
         changed: Changed,
         log: Log,
     ) -> None:
         self.clock = clock
         self.config = config
-        self.names = [s.name for s in servers]
+        self.names = list(names)
         self.changed = changed
         self.log = log
         n = len(self.names)

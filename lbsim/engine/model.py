@@ -14,18 +14,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from lbsim.draws import Draws, UniformDraws
-from lbsim.engine.balancer import Balancer, Placement, RunStats
+from lbsim.engine.balancer.instance import Instance, Placement, RunStats
 from lbsim.engine.clock import Clock
 from lbsim.engine.faults import Faults, Occurrence
 from lbsim.engine.geography import Geography, client_regions, server_regions
+from lbsim.engine.messages import Endpoint
 from lbsim.engine.network import Network, ZoneHops
-from lbsim.engine.recorder import DROPPED, TIMEOUT, Recorder, Sink
+from lbsim.engine.recorder import Recorder, Sink
 from lbsim.engine.server import ProcessorSharingServer, Server
 from lbsim.engine.tiers import BOTTOM, Tier, TierGate, answer_up
 from lbsim.errors import SimulationError
-from lbsim.policies.base import Backend
 from lbsim.rng import streams
 from lbsim.scenario import Scenario, ServerGroup
+from lbsim.status import DROPPED, TIMEOUT
 from lbsim.tally import Tally
 from lbsim.workload import ClosedUsers, Request, request_blocks
 
@@ -125,7 +126,7 @@ class _Run:
         self.n_entry = len(self.entry)
         # With regions, each region has ``instances`` of the top tier, where its requests arrive.
         self.per_region = self.tiers[-1].config.instances
-        self.cores = [b.processing for b in self.every_balancer if b.processing is not None]
+        self.cores = [b.cores for b in self.every_balancer if b.cores is not None]
         self.faults: Faults | None = None
         if scenario.faults:
             draws = self.streams["faults"].spawn(len(self.servers) + 1)
@@ -246,8 +247,8 @@ class _Run:
         ]
         for config in reversed(scenario.tiers):
             below = tiers[-1]
-            gates: list[Server] = [
-                TierGate(self.clock, k, f"{below.name}-{k}", below.name, below.instances)
+            gates: list[Endpoint] = [
+                TierGate(self.clock, k, f"{below.name}-{k}", below.instances)
                 for k in range(len(below.instances))
             ]
             n = below.config.instances
@@ -255,7 +256,7 @@ class _Run:
             placements = [Placement(below.name, 1, None, None, False, None)] * len(gates)
             rngs = policy.spawn(counts[config.name])
             tiers.append(Tier(config.name, config, gates, placements, rngs, scopes))
-        self.every_balancer: list[Balancer] = []
+        self.every_balancer: list[Instance] = []
         self.balancer_tiers: list[str] = []
         for tier in tiers:
             for i in range(len(tier.instances)):
@@ -265,9 +266,9 @@ class _Run:
         self.tier_named = {tier.name: tier for tier in tiers}
         return tiers
 
-    def _instance(self, tier: Tier, i: int) -> Balancer:
+    def _instance(self, tier: Tier, i: int) -> Instance:
         """A new instance ``i`` of ``tier``, with its members set."""
-        balancer = Balancer(
+        balancer = Instance(
             self.clock,
             i,
             tier.config,
@@ -281,6 +282,7 @@ class _Run:
             tier.scope(i),
             tier.name,
             self.hops,
+            bottom=tier.name == BOTTOM,
         )
         balancer.set_present(self.present if tier.name == BOTTOM else set(range(len(tier.backends))))
         return balancer
@@ -325,7 +327,7 @@ class _Run:
         self.clock.schedule(t - self.clock.now, self._arrive)
 
     def _request(self, t: float, size: float, client: int) -> Request:
-        request = Request(self.n_started, t, size, client)
+        request = Request(self.n_started, t, size, client, self.clock)
         self.n_started += 1
         attributes = self.attributes
         if attributes.sessions > 1:
@@ -379,8 +381,6 @@ class _Run:
         if request.parent is not None:
             answer_up(request, server, status)
             return
-        if self.tiered:
-            server = request.served_by
         geo = self.geo
         if geo is None:
             self.finish(request, server, status)
@@ -394,8 +394,7 @@ class _Run:
         self.finish(*entry)
 
     def _expire(self, request: Request) -> None:
-        backend: Backend | None = request.backend
-        self.finish(request, -1 if backend is None else backend.index, TIMEOUT)
+        self.finish(request, request.server, TIMEOUT)
 
     # Closed-loop users ----------------------------------------------------------------
 
@@ -433,7 +432,9 @@ class _Run:
 
     def _busy_times(self) -> np.ndarray:
         now = self.clock.now
-        return np.array([s.busy_time_until(now) for s in [*self.servers, *self.cores]])
+        return np.array(
+            [s.busy_time_until(now) for s in self.servers] + [c.busy_time_until(now) for c in self.cores]
+        )
 
     def _start_measuring(self, _: object) -> None:
         self.busy_start = self._busy_times()
@@ -476,7 +477,7 @@ class _Run:
             balancer_busy_time=busy[n:],
             balancer_cores=np.array([c.workers for c in self.cores], dtype=float),
             balancer_tiers=tuple(
-                t for b, t in zip(self.every_balancer, self.balancer_tiers, strict=True) if b.processing
+                t for b, t in zip(self.every_balancer, self.balancer_tiers, strict=True) if b.cores
             ),
             n_arrived=self.n_arrived,
             t_end=self.clock.now,

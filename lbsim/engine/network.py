@@ -7,13 +7,16 @@ delayed when it is 0). Every crossing adds a draw of the ``jitter`` distribution
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from lbsim.draws import Draws
 from lbsim.engine.clock import Clock
-from lbsim.engine.server import Server
 from lbsim.scenario import NetworkModel, Scenario
-from lbsim.workload import Request
+
+if TYPE_CHECKING:
+    from lbsim.engine.messages import Attempt, Endpoint, Probe
 
 
 class Network:
@@ -48,20 +51,20 @@ class ZoneHops:
         self.clock = clock
         self.network = network
 
-    def send(self, server: Server, request: Request) -> None:
-        """``request`` reaches ``server`` after one hop."""
-        request.crossed = True
-        self.clock.schedule(self.network.zone_hop(), self._arrived, (server, request))
+    def send(self, endpoint: Endpoint, message: Attempt | Probe) -> None:
+        """``message`` reaches ``endpoint`` after one hop."""
+        message.crossed = True
+        self.clock.schedule(self.network.zone_hop(), self._arrived, (endpoint, message))
 
-    def _arrived(self, entry: tuple[Server, Request]) -> None:
-        server, request = entry
-        server.accept(request)
+    def _arrived(self, entry: tuple[Endpoint, Attempt | Probe]) -> None:
+        endpoint, message = entry
+        endpoint.accept(message)
 
-    def answer(self, request: Request, status: int) -> None:
-        """The answer to ``request`` reaches its sender (``request.balancer``) after one hop."""
-        request.crossed = False
-        self.clock.schedule(self.network.zone_hop(), self._answered, (request, status))
+    def answer(self, message: Attempt | Probe, status: int) -> None:
+        """The answer to ``message`` reaches its sender (``message.reply_to``) after one hop."""
+        message.crossed = False
+        self.clock.schedule(self.network.zone_hop(), self._answered, (message, status))
 
-    def _answered(self, entry: tuple[Request, int]) -> None:
-        request, status = entry
-        request.balancer.complete(request, status)
+    def _answered(self, entry: tuple[Attempt | Probe, int]) -> None:
+        message, status = entry
+        message.reply_to(message, status)

@@ -14,14 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lbsim.columns import STATUSES
 from lbsim.workload import Request
 
-OK, ERROR, REJECTED, TIMEOUT, NO_BACKEND, DROPPED = range(len(STATUSES))
-# A server refused the connection: an error to the client, but retried as connect_failure.
-CONNECT_FAILURE = len(STATUSES)
-# A server crashed while holding the request: an error to the client, retried as error.
-RESET = len(STATUSES) + 1
 # Requests per chunk: about 13 MB of columns, few enough folds to keep their cost negligible.
 CHUNK = 1 << 18
 

@@ -2,7 +2,7 @@
 
 Service time is size / speed. First-come first-served servers hand each worker one request
 at a time; processor-sharing servers split their capacity equally among every admitted
-request. Both are driven by SimPy timeouts with callbacks: no process per request.
+job. Both are driven by SimPy timeouts with callbacks: no process per job.
 
 Faults change a server's state: crashed (connections refused; what it held fails), hung
 (accepts, never answers until it recovers), slow (service takes ``factor`` times longer)
@@ -13,18 +13,11 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable
 
 from lbsim.draws import UniformDraws
 from lbsim.engine.clock import Clock
-from lbsim.engine.recorder import CONNECT_FAILURE, ERROR, OK, REJECTED, RESET
-from lbsim.workload import Request
-
-Done = Callable[[Request, int], None]
-
-
-def _owner_completes(request: Request, status: int) -> None:
-    request.balancer.complete(request, status)
+from lbsim.engine.messages import Job
+from lbsim.status import CONNECT_FAILURE, ERROR, OK, REJECTED, RESET
 
 
 class Server:
@@ -33,9 +26,6 @@ class Server:
     A request that finds every worker busy and the queue full is rejected at once (503).
     ``queue=None`` means an unbounded queue.
     """
-
-    # A backend marks when service starts (t_start); a balancer's cores do not.
-    marks_start = True
 
     def __init__(
         self,
@@ -46,7 +36,6 @@ class Server:
         speed: float,
         workers: int,
         queue: int | None,
-        done: Done = _owner_completes,
     ) -> None:
         self.clock = clock
         self.index = index
@@ -55,11 +44,10 @@ class Server:
         self.speed = speed
         self.workers = workers
         self.queue = queue
-        self.done = done
         self.busy = 0
         self.busy_time = 0.0
         self.t_changed = 0.0
-        self.waiting: deque[Request] = deque()
+        self.waiting: deque[Job] = deque()
         self.waiting_work = 0.0
         self.sum_t_end = 0.0
         # Fault state.
@@ -71,7 +59,7 @@ class Server:
         self.error_latency = 0.0
         self.error_draws: UniformDraws | None = None
         self.epoch = 0
-        self.in_service: dict[Request, float] | None = None
+        self.in_service: dict[Job, float] | None = None
 
     def track_service(self, draws: UniformDraws) -> None:
         """Keep what is in service, so faults can fail or freeze it; ``draws`` decide errors."""
@@ -83,9 +71,9 @@ class Server:
         """Requests at this server: in service plus waiting."""
         return self.busy + len(self.waiting)
 
-    def service_time(self, request: Request) -> float:
-        """Seconds of service ``request`` needs here."""
-        return request.size / self.speed * self.slowdown
+    def service_time(self, job: Job) -> float:
+        """Seconds of service ``job`` needs here."""
+        return job.size / self.speed * self.slowdown
 
     def work_left(self) -> float:
         """Seconds of service still owed to the requests here (an oracle's view)."""
@@ -99,47 +87,46 @@ class Server:
         self.busy_time += self.busy * (now - self.t_changed)
         self.t_changed = now
 
-    def accept(self, request: Request) -> None:
-        """Take ``request``: serve it, queue it, refuse it or answer it with an error."""
+    def accept(self, job: Job) -> None:
+        """Take ``job``: serve it, queue it, refuse it or answer it with an error."""
         if self.crashed:
-            self.done(request, CONNECT_FAILURE)
+            job.reply_to(job, CONNECT_FAILURE)
         elif self.error_probability and self.error_draws.next() < self.error_probability:  # type: ignore[union-attr]
-            self.clock.schedule(self.error_latency, self._answer_error, request)
+            self.clock.schedule(self.error_latency, self._answer_error, job)
         elif self.busy < self.workers and not self.hung:
-            self._start(request)
+            self._start(job)
         elif self.queue is None or len(self.waiting) < self.queue:
-            self.waiting.append(request)
-            self.waiting_work += request.size / self.speed
+            self.waiting.append(job)
+            self.waiting_work += job.size / self.speed
         else:
-            self.done(request, REJECTED)
+            job.reply_to(job, REJECTED)
 
-    def _answer_error(self, request: Request) -> None:
-        self.done(request, ERROR)
+    def _answer_error(self, job: Job) -> None:
+        job.reply_to(job, ERROR)
 
-    def _start(self, request: Request, service: float | None = None) -> None:
+    def _start(self, job: Job, service: float | None = None) -> None:
         now = self.clock.now
         self._account(now)
         self.busy += 1
-        if self.marks_start and service is None:
-            request.t_start = now
         if service is None:
-            service = self.service_time(request)
+            job.t_start = now
+            service = self.service_time(job)
         self.sum_t_end += now + service
         if self.in_service is not None:
-            self.in_service[request] = now + service
-        self.clock.schedule(service, self._finish, (request, now + service, self.epoch))
+            self.in_service[job] = now + service
+        self.clock.schedule(service, self._finish, (job, now + service, self.epoch))
 
-    def _finish(self, entry: tuple[Request, float, int]) -> None:
-        request, t_end, epoch = entry
+    def _finish(self, entry: tuple[Job, float, int]) -> None:
+        job, t_end, epoch = entry
         if epoch != self.epoch:
             return  # the server crashed or hung since; that ended or froze this service
         self._account(self.clock.now)
         self.busy -= 1
         self.sum_t_end -= t_end
         if self.in_service is not None:
-            del self.in_service[request]
+            del self.in_service[job]
         self._next()
-        self.done(request, OK)
+        job.reply_to(job, OK)
 
     def _next(self) -> None:
         while self.waiting and self.busy < self.workers and not self.hung:
@@ -159,8 +146,8 @@ class Server:
         self.waiting.clear()
         if self.in_service is not None:
             self.in_service.clear()
-        for request in lost:
-            self.done(request, RESET)
+        for job in lost:
+            job.reply_to(job, RESET)
 
     def recover(self) -> None:
         """Accept connections again."""
@@ -178,11 +165,11 @@ class Server:
         now = self.clock.now
         self._account(now)
         frozen = dict(self.in_service or {})
-        for request, t_end in frozen.items():
-            del self.in_service[request]  # type: ignore[union-attr]
+        for job, t_end in frozen.items():
+            del self.in_service[job]  # type: ignore[union-attr]
             self.busy -= 1
             self.sum_t_end -= t_end
-            self._start(request, t_end - self.t_hung)
+            self._start(job, t_end - self.t_hung)
         self._next()
 
     def set_slowdown(self, factor: float) -> None:
@@ -207,7 +194,7 @@ class ProcessorSharingServer(Server):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.virtual = 0.0
         self.t_virtual = 0.0
-        self.sharing: list[tuple[float, int, Request]] = []
+        self.sharing: list[tuple[float, int, Job]] = []
         self.generation = 0
         self.t_next = float("inf")
 
@@ -233,23 +220,23 @@ class ProcessorSharingServer(Server):
         self.t_virtual = now
         self._account(now)
 
-    def accept(self, request: Request) -> None:
+    def accept(self, job: Job) -> None:
         if self.crashed:
-            self.done(request, CONNECT_FAILURE)
+            job.reply_to(job, CONNECT_FAILURE)
             return
         if self.error_probability and self.error_draws.next() < self.error_probability:  # type: ignore[union-attr]
-            self.clock.schedule(self.error_latency, self._answer_error, request)
+            self.clock.schedule(self.error_latency, self._answer_error, job)
             return
         n = len(self.sharing)
         if self.queue is not None and n >= self.workers + self.queue:
-            self.done(request, REJECTED)
+            job.reply_to(job, REJECTED)
             return
         now = self.clock.now
         self._advance(now)
-        request.t_start = now
-        heapq.heappush(self.sharing, (self.virtual + request.size, request.index, request))
+        job.t_start = now
+        heapq.heappush(self.sharing, (self.virtual + job.size, job.index, job))
         self.busy = min(n + 1, self.workers)
-        if n < self.workers and not self.hung and now + request.size / self._rate() >= self.t_next:
+        if n < self.workers and not self.hung and now + job.size / self._rate() >= self.t_next:
             # The rate did not change and this request ends after the scheduled one.
             return
         self._schedule(now)
@@ -269,10 +256,10 @@ class ProcessorSharingServer(Server):
             return
         now = self.clock.now
         self._advance(now)
-        _, _, request = heapq.heappop(self.sharing)
+        _, _, job = heapq.heappop(self.sharing)
         self.busy = min(len(self.sharing), self.workers)
         self._schedule(now)
-        self.done(request, OK)
+        job.reply_to(job, OK)
 
     def _rate_changes(self) -> None:
         """Bring virtual time up to now before the per-request rate changes."""
@@ -282,12 +269,12 @@ class ProcessorSharingServer(Server):
         now = self.clock.now
         self._advance(now)
         self.crashed = True
-        lost = [request for _, _, request in self.sharing]
+        lost = [job for _, _, job in self.sharing]
         self.sharing.clear()
         self.busy = 0
         self._schedule(now)
-        for request in lost:
-            self.done(request, RESET)
+        for job in lost:
+            job.reply_to(job, RESET)
 
     def hang(self) -> None:
         self._rate_changes()

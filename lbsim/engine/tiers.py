@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lbsim.engine.balancer import Balancer, Placement
+from lbsim.engine.balancer.instance import Instance, Placement
 from lbsim.engine.clock import Clock
-from lbsim.engine.recorder import CONNECT_FAILURE, ERROR, OK
-from lbsim.engine.server import Server
+from lbsim.engine.messages import Attempt, Endpoint, Probe
 from lbsim.scenario import BalancerModel
+from lbsim.status import CONNECT_FAILURE, ERROR, OK
 from lbsim.workload import Request
 
 # The name of the bottom tier, the one over the servers.
@@ -33,11 +33,11 @@ class Tier:
 
     name: str
     config: BalancerModel
-    backends: list[Server]
+    backends: Sequence[Endpoint]
     placements: list[Placement]
     rngs: list[np.random.Generator]
     scopes: list[set[int]] | None
-    instances: list[Balancer | None] = field(init=False)
+    instances: list[Instance | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.instances = [None] * len(self.rngs)
@@ -53,39 +53,50 @@ class Tier:
         return rng
 
 
-class TierGate(Server):
-    """Instance ``k`` of the tier below, as a backend of the tier above."""
+class TierGate:
+    """Instance ``index`` of the tier below, as a backend (named ``name``) of the tier above.
 
-    marks_start = False
+    It hands each attempt (or health-check probe) it gets to that instance as a request of
+    its own, or refuses the connection while the instance is down.
+    """
 
-    def __init__(
-        self, clock: Clock, index: int, name: str, tier: str, below: Sequence[Balancer | None]
-    ) -> None:
-        super().__init__(clock, index, name, tier, 1.0, 1, None)
+    def __init__(self, clock: Clock, index: int, name: str, below: Sequence[Instance | None]) -> None:
+        self.clock = clock
+        self.index = index
+        self.name = name
         self.below = below
 
     @property
     def active(self) -> int:
         """Requests the instance below holds."""
-        balancer = self.below[self.index]
-        return balancer.attempts_active if balancer is not None else 0
+        instance = self.below[self.index]
+        return instance.attempts_active if instance is not None else 0
 
-    def accept(self, request: Request) -> None:
-        balancer = self.below[self.index]
-        if balancer is None:
-            self.done(request, CONNECT_FAILURE)
+    def work_left(self) -> float:
+        """Oracle policies see no work at a balancer: it is not a server."""
+        return 0.0
+
+    def accept(self, message: Attempt | Probe) -> None:
+        """Send ``message`` on to the instance below, as a request of its own."""
+        instance = self.below[self.index]
+        if instance is None:
+            message.reply_to(message, CONNECT_FAILURE)
             return
-        child = Request(request.index, request.t_arrival, request.size, request.client)
-        child.session, child.path, child.headers = request.session, request.path, request.headers
-        child.parent = request
-        balancer.receive(child)
+        if isinstance(message, Attempt):
+            request = message.request
+            child = Request(message.index, request.t_arrival, message.size, request.client, self.clock)
+            child.session, child.path, child.headers = request.session, request.path, request.headers
+        else:
+            child = Request(message.index, message.t_sent, message.size, -1, self.clock)
+        child.parent = message
+        instance.receive(child)
 
 
 def answer_up(child: Request, server: int, status: int) -> None:
-    """The tier below answered ``child`` (the bottom tier from ``server``, an upper one from
-    an instance below): pass the answer, and the server that served it, to the request above."""
+    """The tier below answered ``child`` (served by ``server``): pass the answer, and the
+    server, to the attempt (or probe) above."""
     parent = child.parent
     assert parent is not None
     parent.t_start = child.t_start
-    parent.served_by = server if child.balancer.tier == BOTTOM else child.served_by
-    parent.balancer.complete(parent, OK if status == OK else ERROR)
+    parent.served_by = server
+    parent.reply_to(parent, OK if status == OK else ERROR)

@@ -155,8 +155,8 @@ class PeakEwma(Policy):
         if len(backends) == 1:
             return backends[0]
         first, second = (backends[i] for i in distinct_sample(len(backends), 2, self._uniform.next))
-        now = request.t_sent
+        now = request.now
         return second if self._cost(second, now) < self._cost(first, now) else first
 
     def on_complete(self, backend: Backend, request: Request, latency: float, ok: bool) -> None:
-        self._observe(backend, latency, request.t_sent + latency)
+        self._observe(backend, latency, request.now)

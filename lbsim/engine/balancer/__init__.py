@@ -1,0 +1,1 @@
+"""A balancer instance and the stages of its request path."""

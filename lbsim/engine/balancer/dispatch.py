@@ -1,0 +1,169 @@
+"""The last stage of a balancer instance: pick the pool and the backend, guard, send, count.
+
+Going down it routes the attempt to a pool (503 when the pool has no eligible backend),
+chooses a backend (the pool's policy, or a layer-4 connection's backend, or a sticky or
+untried one), lets circuit breakers and the pool's request limit refuse it, counts it as
+active and hands it to the server. The server's answer comes back here first: the attempt
+stops counting and passive health checks see the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from lbsim.engine.balancer.pools import Pool, Router
+from lbsim.engine.balancer.stage import Stage
+from lbsim.engine.clock import Clock
+from lbsim.engine.health import CircuitBreakers, OutlierDetector
+from lbsim.engine.messages import Attempt, Endpoint
+from lbsim.engine.network import ZoneHops
+from lbsim.policies.base import Backend
+from lbsim.status import CONNECT_FAILURE, DROPPED, NO_BACKEND, OK, REJECTED, RESET, TIMEOUT
+
+if TYPE_CHECKING:
+    from lbsim.engine.balancer.instance import Instance, RunStats
+
+
+Choose = Callable[[Attempt, Pool], Backend]
+
+
+class Dispatch(Stage):
+    """Routes, chooses, guards and sends; counts attempts in and out."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        owner: Instance,
+        endpoints: Sequence[Endpoint],
+        default_pool: Pool,
+        pool_of: Sequence[Pool],
+        router: Router | None,
+        choose: Choose | None,
+        layer: int,
+        breakers: CircuitBreakers | None,
+        max_requests: int | None,
+        detector: OutlierDetector | None,
+    ) -> None:
+        """``choose``: how a backend is chosen when not by the pool's policy alone (None)."""
+        self.clock = clock
+        self.owner = owner
+        self.endpoints = list(endpoints)
+        self.default_pool = default_pool
+        self.pool_of = list(pool_of)
+        self.router = router
+        self.choose = choose
+        self.counts_requests = layer == 7
+        self.breakers = breakers
+        self.max_requests = max_requests
+        self.detector = detector
+        self.passive = detector is not None or breakers is not None
+
+    def send(self, attempt: Attempt) -> None:
+        request = attempt.request
+        pool = self.default_pool if self.router is None else self.router.pool_for(request)
+        if not pool.eligible:
+            self.reply(attempt, -1, NO_BACKEND)
+            return
+        backend = pool.pick(request) if self.choose is None else self.choose(attempt, pool)
+        call = attempt.call
+        if call is None:
+            request.server = backend.index
+        else:
+            call.tried.add(backend.index)
+        attempt.backend = backend
+        attempt.t_sent = self.clock.now
+        if self.breakers is not None and not self.breakers.allows(backend.index):
+            self.reply(attempt, backend.index, REJECTED)
+            return
+        if self.max_requests is not None and pool.outstanding >= self.max_requests:
+            self.reply(attempt, backend.index, REJECTED)
+            return
+        if self.counts_requests:
+            backend.active += 1
+            if pool.on_dispatch is not None:
+                pool.on_dispatch(backend, request)
+        pool.outstanding += 1
+        self.owner.attempts_active += 1
+        self.deliver(attempt, backend)
+
+    def deliver(self, attempt: Attempt, backend: Backend) -> None:
+        """Hand ``attempt`` to ``backend``'s server."""
+        self.endpoints[backend.index].accept(attempt)
+
+    def answer_from_backend(self, attempt: Attempt, status: int) -> None:
+        """The backend answered ``attempt`` (or refused it) with ``status``."""
+        owner = self.owner
+        if owner.dead:
+            owner.deliver(attempt.request, -1, DROPPED)
+            return
+        if attempt.abandoned:
+            return  # counted out at its try timeout; the answer is wasted
+        backend = attempt.backend
+        assert backend is not None
+        self._count_out(attempt, status)
+        if self.passive:
+            self._observe(backend.index, status)
+        self.reply(attempt, backend.index, status)
+
+    def abandon(self, attempt: Attempt) -> None:
+        """The sender gave up on ``attempt`` (its try timeout): it ends now as a timeout."""
+        backend = attempt.backend
+        assert backend is not None
+        attempt.abandoned = True
+        self._count_out(attempt, TIMEOUT)
+        if self.passive:
+            self._observe(backend.index, TIMEOUT)
+        self.reply(attempt, backend.index, TIMEOUT)
+
+    def _count_out(self, attempt: Attempt, status: int) -> None:
+        """The attempt no longer counts as outstanding on its backend."""
+        backend = attempt.backend
+        assert backend is not None
+        pool = self.pool_of[backend.index]
+        pool.outstanding -= 1
+        self.owner.attempts_active -= 1
+        if self.counts_requests:
+            backend.active -= 1
+            if pool.on_complete is not None:
+                pool.on_complete(backend, attempt.request, self.clock.now - attempt.t_sent, status == OK)
+
+    def _observe(self, index: int, status: int) -> None:
+        """Passive health sees the outcome of an attempt to backend ``index``."""
+        if self.detector is not None:
+            # NGINX's default proxy_next_upstream counts connection errors and timeouts, not 5xx.
+            nginx_failure = status in (CONNECT_FAILURE, RESET, TIMEOUT)
+            failed = nginx_failure if self.detector.nginx else status != OK
+            self.detector.result(index, failed, len(self.pool_of[index].members))
+        if self.breakers is not None:
+            self.breakers.result(index, status != OK)
+
+
+class ZonedDispatch(Dispatch):
+    """Dispatch for an instance in a zone: counts attempts that cross to another zone and,
+    with ``hops``, sends them (and takes their answers) across."""
+
+    def __init__(
+        self, *args: object, zone: str, stats: RunStats, hops: ZoneHops | None, **kwargs: object
+    ) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.zone = zone
+        self.stats = stats
+        self.hops = hops
+
+    def deliver(self, attempt: Attempt, backend: Backend) -> None:
+        crossed = backend.zone != self.zone
+        if attempt.request.t_arrival >= self.stats.warmup:
+            self.stats.n_zoned += 1
+            self.stats.n_cross_zone += crossed
+        if crossed and self.hops is not None:
+            self.hops.send(self.endpoints[backend.index], attempt)
+            return
+        self.endpoints[backend.index].accept(attempt)
+
+    def answer_from_backend(self, attempt: Attempt, status: int) -> None:
+        if attempt.crossed:
+            assert self.hops is not None
+            self.hops.answer(attempt, status)
+            return
+        super().answer_from_backend(attempt, status)

@@ -1,0 +1,120 @@
+"""Which backends a balancer instance may choose: membership, health, panic, backups, slow start.
+
+Planned membership, active health checks and passive ejection decide whether a server is
+usable; each pool then gets its eligible backends from the rule below, and a server that
+comes back ramps its weight up (slow start). None of this runs per request: it runs when a
+server's state changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from lbsim.engine.balancer.pools import Pool
+from lbsim.engine.clock import Clock
+from lbsim.engine.health import HealthChecker, OutlierDetector
+from lbsim.policies.base import Backend
+from lbsim.scenario import SlowStartModel
+
+# Slow start raises a returning backend's weight in this many steps.
+SLOW_START_STEPS = 20
+
+
+class Eligibility:
+    """The eligible backends of every pool of one instance, kept up to date.
+
+    Healthy primaries are used while they are at least ``panic_threshold`` percent of the
+    present primaries. With none healthy, healthy backups are used (NGINX and HAProxy
+    ``backup``). Below the threshold otherwise, the pool panics and uses every present
+    primary, healthy or not (Envoy's panic mode; a threshold of 0 disables it).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        pools: Sequence[Pool],
+        backup: Sequence[bool],
+        slow_start: Sequence[SlowStartModel | None],
+        base_weight: Sequence[int],
+        panic_threshold: float,
+        scope: set[int] | None,
+        log: Callable[[str, str, str], None],
+    ) -> None:
+        self.clock = clock
+        self.pools = list(pools)
+        self.backup = list(backup)
+        self.slow_start = list(slow_start)
+        self.base_weight = list(base_weight)
+        self.panic_threshold = panic_threshold
+        self.scope = scope
+        self.log = log
+        self.checker: HealthChecker | None = None
+        self.detector: OutlierDetector | None = None
+        self.present: set[int] = set()
+        self.usable: set[int] = set()
+        self.panicking = False
+
+    def set_present(self, indices: set[int]) -> None:
+        """The servers whose index is in ``indices`` (and in the scope) are members."""
+        self.present = indices if self.scope is None else indices & self.scope
+        self.refresh()
+
+    def changed(self, index: int) -> None:
+        """Server ``index``'s health changed."""
+        self.refresh()
+
+    def available(self, index: int) -> bool:
+        """Whether health checks and passive health let this instance use server ``index``."""
+        if self.checker is not None and not self.checker.up[index]:
+            return False
+        return self.detector is None or index not in self.detector.out
+
+    def refresh(self) -> None:
+        """Recompute each pool's eligible backends."""
+        panicking = False
+        usable = {i for i in self.present if self.available(i)}
+        returning = usable - self.usable if self.clock.now > 0 else set()
+        self.usable = usable
+        for pool in self.pools:
+            present = [b for b in pool.members if b.index in self.present]
+            primaries = [b for b in present if not self.backup[b.index]]
+            healthy = [b for b in primaries if self.available(b.index)]
+            backups = [b for b in present if self.backup[b.index] and self.available(b.index)]
+            if healthy and 100 * len(healthy) >= self.panic_threshold * len(primaries):
+                pool.set_eligible(healthy, present)
+            elif not healthy and backups:
+                pool.set_eligible(backups, present)
+            elif primaries and self.panic_threshold > 0:
+                panicking = True
+                pool.set_eligible(primaries, present)
+            else:
+                pool.set_eligible(healthy, present)
+            for backend in pool.members:
+                if backend.index in returning and self.slow_start[backend.index] is not None:
+                    self._ramp((backend, pool, 1))
+        if panicking != self.panicking:
+            self.panicking = panicking
+            self.log("panic", "pool", "on" if panicking else "off")
+
+    def _ramp(self, step_of: tuple[Backend, Pool, int]) -> None:
+        """Slow start: set the weight for step ``step`` of 20 and schedule the next step."""
+        backend, pool, step = step_of
+        config = self.slow_start[backend.index]
+        assert config is not None
+        if step > SLOW_START_STEPS:
+            backend.weight = self.base_weight[backend.index]
+        elif config.style == "haproxy":
+            # HAProxy: linear, recomputed every max(1 s, window / 20), from one step up.
+            backend.weight = self.base_weight[backend.index] * step / SLOW_START_STEPS
+        else:
+            # Envoy: weight x max(min_weight_percent, (t / window)^(1 / aggression)).
+            factor = max(
+                config.min_weight_percent / 100, (step / SLOW_START_STEPS) ** (1 / config.aggression)
+            )
+            backend.weight = self.base_weight[backend.index] * factor
+        if backend.index in pool.present:
+            pool.reweigh()
+        if step <= SLOW_START_STEPS:
+            window = config.window / SLOW_START_STEPS
+            interval = max(1.0, window) if config.style == "haproxy" else window
+            self.clock.schedule(interval, self._ramp, (backend, pool, step + 1))

@@ -1,0 +1,79 @@
+"""The balancer's own work: ``cores`` that spend ``cost`` seconds per request, plus TLS.
+
+A request that opens a client connection also pays the TLS handshake. The cores serve
+first-come first-served, so a request's finish time is known when it arrives (the earliest
+free core, then its cost): one event per request, at the finish.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import TYPE_CHECKING
+
+from lbsim.engine.balancer.stage import Stage
+from lbsim.engine.clock import Clock
+from lbsim.engine.messages import Attempt
+from lbsim.status import DROPPED, REJECTED
+
+if TYPE_CHECKING:
+    from lbsim.engine.balancer.instance import Instance
+
+
+class Cores(Stage):
+    """``cores`` FCFS cores; with ``max_pending``, a request that would wait behind that many
+    others is rejected (Envoy's max_pending_requests)."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        cores: int,
+        cost: float,
+        handshake: float,
+        max_pending: int | None,
+        owner: Instance,
+    ) -> None:
+        self.clock = clock
+        self.workers = cores
+        self.cost = cost
+        self.handshake = handshake
+        self.max_pending = max_pending
+        self.owner = owner
+        # When each core is next free, and the start times of requests not started yet.
+        self.free = [0.0] * cores
+        self.starts: deque[float] = deque()
+        self.assigned = 0.0
+
+    def send(self, attempt: Attempt) -> None:
+        now = self.clock.now
+        free = self.free
+        if self.max_pending is not None and free[0] > now and self._waiting(now) >= self.max_pending:
+            self.reply(attempt, -1, REJECTED)
+            return
+        connection = attempt.connection
+        cost = self.cost
+        if connection is not None and connection.first is attempt.request:
+            cost += self.handshake
+        start = free[0] if free[0] > now else now
+        heapq.heapreplace(free, start + cost)
+        self.assigned += cost
+        if start > now and self.max_pending is not None:
+            self.starts.append(start)
+        self.clock.schedule_at(start + cost, self._done, attempt)
+
+    def _waiting(self, now: float) -> int:
+        starts = self.starts
+        while starts and starts[0] <= now:
+            starts.popleft()
+        return len(starts)
+
+    def _done(self, attempt: Attempt) -> None:
+        if self.owner.dead:
+            self.owner.deliver(attempt.request, -1, DROPPED)
+            return
+        self.forward(attempt)
+
+    def busy_time_until(self, t: float) -> float:
+        """Busy core-seconds from time 0 to ``t`` (t >= the last arrival): all work assigned,
+        less what the cores still owe after ``t`` (a core is busy from ``t`` until it is free)."""
+        return self.assigned - sum(max(0.0, free - t) for free in self.free)
