@@ -3,8 +3,8 @@
 Runs each file in ``scenarios/`` at the test suite's reduced size (40 s, 4 s warm-up, one
 replication; ``large-fleet`` 1 s) into a fresh folder and hashes ``summary.csv``,
 ``servers.csv``, ``timeseries.csv`` and ``faults.csv``. ``--record`` writes the hashes to
-``benchmarks/identity.json``; without it the run is compared with that file and every
-table that differs is named (exit 1).
+``benchmarks/identity.json`` with the commit they were recorded at; without it the run is
+compared with that file and every table that differs is named (exit 1).
 
 Usage: python benchmarks/identity.py [--record] [--jobs N]
 """
@@ -51,10 +51,14 @@ def main() -> int:
     args = parser.parse_args()
     found = {path.stem: hashes(path, args.jobs) for path in SCENARIOS}
     if args.record:
-        RECORD.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
-        print(f"recorded {sum(map(len, found.values()))} tables of {len(found)} scenarios")
+        commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+                                check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+        RECORD.write_text(json.dumps({"commit": commit, "tables": found}, indent=1, sort_keys=True) + "\n")
+        print(f"recorded {sum(map(len, found.values()))} tables of {len(found)} scenarios at {commit}")
         return 0
-    recorded = json.loads(RECORD.read_text())
+    record = json.loads(RECORD.read_text())
+    recorded = record["tables"]
+    print(f"against the hashes recorded at {record['commit']}")
     differ = [
         f"{name}/{table}"
         for name in sorted(set(found) | set(recorded))
