@@ -11,9 +11,9 @@ latency, error-rate and utilization tables::
 
 from typing import TYPE_CHECKING, Any
 
+from lbsim.config.scenario import Scenario, expand, load_scenario
 from lbsim.errors import ConfigError, LbsimError, SimulationError, UnknownNameError
 from lbsim.policies import POLICIES, Backend, Policy, make_policy
-from lbsim.scenario import Scenario, expand, load_scenario
 
 if TYPE_CHECKING:
     from lbsim.runner import SimulationResult, SweepResult, run_sweep, simulate, sweep

@@ -15,9 +15,9 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from lbsim import __version__
+from lbsim.config.scenario import load_scenario, parse_assignment, split_values
 from lbsim.errors import ConfigError
 from lbsim.policies import POLICIES
-from lbsim.scenario import load_scenario, parse_assignment, split_values
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,8 +92,8 @@ def run(
     quiet: bool,
 ) -> None:
     """Simulate SCENARIO with its sweep and replications; write the results folder."""
-    from lbsim.expectations import check
-    from lbsim.report import markdown_table, write_results
+    from lbsim.output.report import markdown_table, write_results
+    from lbsim.results.expectations import check
     from lbsim.runner import RunCache, run_sweep
 
     overrides = [parse_assignment(text, "--set") for text in sets]
@@ -216,8 +216,15 @@ def capacity(
     quiet: bool,
 ) -> None:
     """Find the smallest KEY.PATH (or largest, for a rate) of SCENARIO meeting every --slo."""
-    from lbsim.capacity import parse_objective, parse_range, parse_survival, plan, probes_table, unsaturated
-    from lbsim.report import capacity_markdown, write_capacity
+    from lbsim.output.report import capacity_markdown, write_capacity
+    from lbsim.tools.capacity import (
+        parse_objective,
+        parse_range,
+        parse_survival,
+        plan,
+        probes_table,
+        unsaturated,
+    )
 
     objectives = unsaturated([parse_objective(text) for text in slos])
     bounds = parse_range(span) if span is not None else None
@@ -312,7 +319,7 @@ def _closest(search: Any, key: str) -> str:
 @_config_errors
 def remap(policy_name: str, backends: int, keys: int, seed: int) -> None:
     """Key movement of a policy when one backend leaves and when one joins."""
-    from lbsim.remap import remap as measure
+    from lbsim.tools.remap import remap as measure
 
     try:
         result = measure(policy_name, backends=backends, keys=keys, seed=seed)
@@ -339,9 +346,9 @@ def remap(policy_name: str, backends: int, keys: int, seed: int) -> None:
 @click.option("--quiet", is_flag=True, help="Print only the verdict.")
 def validate(quick: bool, jobs: int | None, out: Path, quiet: bool) -> None:
     """Check the engine against queueing theory; exit 1 if any case fails."""
-    from lbsim.atomic import write_atomic, write_text_atomic
-    from lbsim.validation import markdown, table
-    from lbsim.validation import validate as run_suite
+    from lbsim.output.atomic import write_atomic, write_text_atomic
+    from lbsim.tools.validation import markdown, table
+    from lbsim.tools.validation import validate as run_suite
 
     started = time.time()
     with _progress(quiet) as progress:
@@ -377,7 +384,7 @@ def validate(quick: bool, jobs: int | None, out: Path, quiet: bool) -> None:
 @_config_errors
 def regress(baseline: Path, update: bool, jobs: int | None, seed: int | None) -> None:
     """Rerun the canonical scenarios and compare with the baseline; exit 1 if behaviour moved."""
-    from lbsim import regress as regression
+    from lbsim.tools import regress as regression
 
     if update:
         names = regression.update(baseline, jobs=jobs)

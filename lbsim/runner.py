@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 
 from lbsim import engine
-from lbsim.atomic import write_atomic
+from lbsim.config.scenario import Cell, Scenario, expand, get_path, load_scenario
 from lbsim.errors import ConfigError
-from lbsim.metrics import RunTables, cell_table, summarize
+from lbsim.output.atomic import write_atomic
 from lbsim.policies import Policy, make_policy
-from lbsim.request_log import RequestsFile, RequestsInMemory, require_parquet
-from lbsim.scenario import Cell, Scenario, expand, get_path, load_scenario
+from lbsim.results.metrics import RunTables, cell_table, summarize
+from lbsim.results.request_log import RequestsFile, RequestsInMemory, require_parquet
 
 ScenarioSource = Scenario | str | Path | Mapping[str, Any]
 
@@ -410,7 +410,7 @@ def _assemble(
 
 
 def _probabilities(tables: RunTables) -> np.ndarray:
-    from lbsim.metrics import CDF_PROBABILITIES
+    from lbsim.results.metrics import CDF_PROBABILITIES
 
     return CDF_PROBABILITIES[: tables.latency_quantiles.size]
 

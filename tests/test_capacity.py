@@ -6,10 +6,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from lbsim import load_scenario, theory
-from lbsim.capacity import Parameter, parse_objective, parse_survival, plan, search
+from lbsim import load_scenario
 from lbsim.cli import main
 from lbsim.errors import ConfigError
+from lbsim.tools import theory
+from lbsim.tools.capacity import Parameter, parse_objective, parse_survival, plan, search
 from tests.helpers import make_scenario
 
 MU, LAMBDA, TARGET = 100.0, 400.0, 0.1  # exp(10ms) sizes, 400/s, p99 <= 100 ms

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import lbsim
-from lbsim.engine import recorder
-from lbsim.histogram import ACCURACY, LatencyHistogram
+from lbsim.results import recorder
+from lbsim.results.histogram import ACCURACY, LatencyHistogram
 from tests.helpers import make_scenario
 
 # Percentiles as exact fractions, so the exact rank ceil(p n) is computed without rounding.

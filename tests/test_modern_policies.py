@@ -8,7 +8,7 @@ import pytest
 
 from lbsim.errors import ConfigError
 from lbsim.policies import Backend, make_policy
-from lbsim.remap import remap
+from lbsim.tools.remap import remap
 from lbsim.workload import Request
 from tests.test_policies import complete, dispatch, fleet, request, start
 

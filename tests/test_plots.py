@@ -4,7 +4,7 @@ import pytest
 from matplotlib.axes import Axes
 
 import lbsim
-from lbsim import plots
+from lbsim.output import plots
 from tests.helpers import make_scenario
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lbsim import regress
 from lbsim.policies.round_robin import WeightedRoundRobin
+from lbsim.tools import regress
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import lbsim
-from lbsim import theory
-from lbsim.metrics import confidence_half_width
+from lbsim.results.metrics import confidence_half_width
+from lbsim.tools import theory
 
 pytestmark = pytest.mark.slow
 

@@ -1,11 +1,11 @@
-"""lbsim.theory against published values and hand computations."""
+"""lbsim.tools.theory against published values and hand computations."""
 
 import math
 
 import numpy as np
 import pytest
 
-from lbsim import theory
+from lbsim.tools import theory
 
 
 def test_erlang_c_for_ten_servers_at_nine_erlangs():

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lbsim.config.scenario import FaultModel, Scenario, balancer_instance, fault_targets
 from lbsim.engine.clock import Clock
 from lbsim.engine.server import Server
-from lbsim.scenario import FaultModel, Scenario, balancer_instance, fault_targets
 
 
 @dataclass(slots=True)

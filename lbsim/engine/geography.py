@@ -17,11 +17,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lbsim.config.scenario import DnsModel, Scenario
 from lbsim.engine.clock import Clock
 from lbsim.engine.health import Log
 from lbsim.engine.network import Network
 from lbsim.engine.server import Server
-from lbsim.scenario import DnsModel, Scenario
 
 # Weight of a new RTT sample in the DNS balancer's measured RTT (latency policy).
 RTT_SMOOTHING = 0.3

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from lbsim.config.scenario import CircuitBreakerModel, HealthCheckModel, OutlierDetectionModel
 from lbsim.engine.clock import Clock
 from lbsim.engine.messages import Endpoint, Probe
 from lbsim.engine.network import ZoneHops
-from lbsim.scenario import CircuitBreakerModel, HealthCheckModel, OutlierDetectionModel
 from lbsim.status import ERROR, OK
 
 Log = Callable[[str, str, str], None]

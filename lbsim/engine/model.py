@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lbsim.config.scenario import Scenario, ServerGroup
 from lbsim.draws import Draws, UniformDraws
 from lbsim.engine.balancer.instance import Instance, Placement, RunStats
 from lbsim.engine.clock import Clock
@@ -20,14 +21,13 @@ from lbsim.engine.faults import Faults, Occurrence
 from lbsim.engine.geography import Geography, client_regions, server_regions
 from lbsim.engine.messages import Endpoint
 from lbsim.engine.network import Network, ZoneHops
-from lbsim.engine.recorder import Recorder, Sink
 from lbsim.engine.server import ProcessorSharingServer, Server
 from lbsim.engine.tiers import BOTTOM, Tier, TierGate, answer_up
 from lbsim.errors import SimulationError
+from lbsim.results.recorder import Recorder, Sink
+from lbsim.results.tally import Tally
 from lbsim.rng import streams
-from lbsim.scenario import Scenario, ServerGroup
 from lbsim.status import DROPPED, TIMEOUT
-from lbsim.tally import Tally
 from lbsim.workload import ClosedUsers, Request, request_blocks
 
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lbsim.config.scenario import NetworkModel, Scenario
 from lbsim.draws import Draws
 from lbsim.engine.clock import Clock
-from lbsim.scenario import NetworkModel, Scenario
 
 if TYPE_CHECKING:
     from lbsim.engine.messages import Attempt, Endpoint, Probe

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lbsim.config.scenario import BalancerModel
 from lbsim.engine.balancer.instance import Instance, Placement
 from lbsim.engine.clock import Clock
 from lbsim.engine.messages import Attempt, Endpoint, Probe
-from lbsim.scenario import BalancerModel
 from lbsim.status import CONNECT_FAILURE, ERROR, OK
 from lbsim.workload import Request
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from lbsim.config.scenario import SlowStartModel
 from lbsim.engine.balancer.pools import Pool
 from lbsim.engine.clock import Clock
 from lbsim.engine.health import HealthChecker, OutlierDetector
 from lbsim.policies.base import Backend
-from lbsim.scenario import SlowStartModel
 
 # Slow start raises a returning backend's weight in this many steps.
 SLOW_START_STEPS = 20

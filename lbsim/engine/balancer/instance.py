@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lbsim.config.scenario import BalancerModel, ConnectionModel, PoolModel, SlowStartModel
 from lbsim.engine.balancer.choice import Choice
 from lbsim.engine.balancer.connections import Connection, Connections
 from lbsim.engine.balancer.dispatch import Dispatch, ZonedDispatch
@@ -28,7 +29,6 @@ from lbsim.engine.health import CircuitBreakers, HealthChecker, Log, OutlierDete
 from lbsim.engine.messages import Attempt, Endpoint
 from lbsim.engine.network import ZoneHops
 from lbsim.policies.base import Backend, Policy
-from lbsim.scenario import BalancerModel, ConnectionModel, PoolModel, SlowStartModel
 from lbsim.status import final_status
 from lbsim.workload import Request
 

@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from lbsim.config.scenario import LocalityModel, RouteModel
 from lbsim.draws import UniformDraws
 from lbsim.engine.locality import locality_weights, zone_aware_split
 from lbsim.policies.base import Backend, Policy, smooth_pick
-from lbsim.scenario import LocalityModel, RouteModel
 from lbsim.workload import Request, stable_uniform
 
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lbsim.config.scenario import RetriesModel
 from lbsim.engine.balancer.stage import Stage
 from lbsim.engine.clock import Clock
 from lbsim.engine.messages import Attempt
-from lbsim.scenario import RetriesModel
 from lbsim.status import CONNECT_FAILURE, DROPPED, ERROR, OK, REJECTED, RESET, TIMEOUT, final_status
 from lbsim.workload import Request
 

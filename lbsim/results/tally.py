@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lbsim.engine.recorder import Records
-from lbsim.histogram import LatencyHistogram
+from lbsim.results.histogram import LatencyHistogram
+from lbsim.results.recorder import Records
 from lbsim.status import OK, STATUSES
 
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lbsim.columns import METRICS
 from lbsim.errors import ConfigError, UnknownNameError
+from lbsim.results.columns import METRICS
 
 if TYPE_CHECKING:
     # Only for annotations: the scenario schema imports this module, and `lbsim --help`

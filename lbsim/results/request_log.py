@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lbsim.engine.recorder import Records
 from lbsim.errors import ConfigError
+from lbsim.results.recorder import Records
 from lbsim.status import STATUSES
 
 

@@ -1,6 +1,6 @@
 """Plots of the result tables: a tidy DataFrame in, matplotlib Axes out.
 
-No function here shows a window or writes a file; :mod:`lbsim.report` saves the figures.
+No function here shows a window or writes a file; :mod:`lbsim.output.report` saves the figures.
 """
 
 from __future__ import annotations

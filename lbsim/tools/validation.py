@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lbsim import theory
-from lbsim.metrics import RunTables, confidence_half_width
+from lbsim.config.scenario import load_scenario
+from lbsim.results.metrics import RunTables, confidence_half_width
 from lbsim.runner import run_tasks
-from lbsim.scenario import load_scenario
+from lbsim.tools import theory
 
 MU = 100.0  # service rate of every case: exponential sizes with mean 10 ms
 SEED = 2026

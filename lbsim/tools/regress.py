@@ -17,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from lbsim.atomic import write_text_atomic
+from lbsim.config.scenario import load_scenario
 from lbsim.errors import ConfigError
+from lbsim.output.atomic import write_text_atomic
 from lbsim.runner import run_sweep
-from lbsim.scenario import load_scenario
 
 # The canonical scenarios and the overrides that make them quick enough for CI.
 CANONICAL: dict[str, dict[str, Any]] = {

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from lbsim.columns import LATENCY_COLUMNS, METRICS, REGION_COLUMNS
-from lbsim.histogram import LatencyHistogram
+from lbsim.results.columns import LATENCY_COLUMNS, METRICS, REGION_COLUMNS
+from lbsim.results.histogram import LatencyHistogram
 from lbsim.status import DROPPED, ERROR, OK, STATUSES
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class RunTables:
 def summarize(output: RunOutput, warmup: float, duration: float, window: float) -> RunTables:
     """Compute the tables of one run from its tally.
 
-    Latency percentiles come from log-bucketed histograms (``lbsim.histogram``): each is
+    Latency percentiles come from log-bucketed histograms (``lbsim.results.histogram``): each is
     within 0.5% of the exact order statistic of rank ceil(p n); mean and maximum are exact.
     """
     tally = output.tally

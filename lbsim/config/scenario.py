@@ -31,8 +31,8 @@ from pydantic import (
 
 from lbsim.distributions import Distribution, Exponential, parse_distribution
 from lbsim.errors import ConfigError, UnknownNameError
-from lbsim.expectations import check_metric, parse_percent
 from lbsim.policies import Policy, make_policy
+from lbsim.results.expectations import check_metric, parse_percent
 from lbsim.units import parse_duration, parse_rate
 from lbsim.workload import (
     Clients,
@@ -523,7 +523,7 @@ class BalancerModel(Model):
 
 
 class ExpectModel(Model):
-    """An expectation about the results (data, never code); see lbsim.expectations."""
+    """An expectation about the results (data, never code); see lbsim.results.expectations."""
 
     metric: Annotated[str, BeforeValidator(check_metric)]
     policy: str | None = None

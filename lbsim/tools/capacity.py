@@ -17,11 +17,11 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from lbsim import theory
+from lbsim.config.scenario import Scenario, expand, fault_targets, get_path, load_scenario, written
 from lbsim.errors import ConfigError
-from lbsim.expectations import check_metric
+from lbsim.results.expectations import check_metric
 from lbsim.runner import run_sweep
-from lbsim.scenario import Scenario, expand, fault_targets, get_path, load_scenario, written
+from lbsim.tools import theory
 from lbsim.units import parse_duration
 
 # Kinds of fault --survive accepts: the others need a factor or a probability.
