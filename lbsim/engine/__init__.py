@@ -1,5 +1,5 @@
 """The SimPy model of clients, balancers and servers; the only package that imports simpy."""
 
-from lbsim.engine.model import run
+from lbsim.engine.run import run
 
 __all__ = ["run"]

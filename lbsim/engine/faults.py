@@ -8,26 +8,13 @@ independently for each member of a group target.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from lbsim.config.scenario import FaultModel, Scenario, balancer_instance, fault_targets
 from lbsim.engine.clock import Clock
 from lbsim.engine.server import Server
-
-
-@dataclass(slots=True)
-class Occurrence:
-    """One fault occurrence: what failed (servers, or one balancer instance), how, and when."""
-
-    target: str
-    kind: str
-    servers: tuple[str, ...]
-    t_start: float
-    t_end: float
-    # The tier and number of the balancer instance that failed (None for servers).
-    instance: tuple[str, int] | None = None
+from lbsim.results.assembler import Occurrence
 
 
 class Faults:

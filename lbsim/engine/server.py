@@ -17,6 +17,7 @@ from collections import deque
 from lbsim.draws import UniformDraws
 from lbsim.engine.clock import Clock
 from lbsim.engine.messages import Job
+from lbsim.results.assembler import CRASHED, ERRORING, HUNG, SLOW, UP
 from lbsim.status import CONNECT_FAILURE, ERROR, OK, REJECTED, RESET
 
 
@@ -60,6 +61,16 @@ class Server:
         self.error_draws: UniformDraws | None = None
         self.epoch = 0
         self.in_service: dict[Job, float] | None = None
+
+    def fault_state(self) -> int:
+        """The server's fault state, as the time series codes it (up, crashed, hung, slow, erroring)."""
+        if self.crashed:
+            return CRASHED
+        if self.hung:
+            return HUNG
+        if self.slowdown != 1.0:
+            return SLOW
+        return ERRORING if self.error_probability else UP
 
     def track_service(self, draws: UniformDraws) -> None:
         """Keep what is in service, so faults can fail or freeze it; ``draws`` decide errors."""

@@ -21,7 +21,7 @@ from lbsim.results.histogram import LatencyHistogram
 from lbsim.status import DROPPED, ERROR, OK, STATUSES
 
 if TYPE_CHECKING:
-    from lbsim.engine.model import RunOutput
+    from lbsim.results.assembler import RunOutput
 
 # Probabilities at which each run keeps its latency distribution, for CDF plots.
 CDF_PROBABILITIES = np.concatenate([np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)])

@@ -1,9 +1,11 @@
 """Columnar per-request records: one compact numeric column per field, no objects kept.
 
-A request is written once, when it ends, by appending to typed arrays (8 bytes per float,
-4 per integer, 1 per status). Every CHUNK requests the columns are handed to the sinks (the
-run's tally, and a file or a list when per-request records are kept) and started afresh, so
-the engine's memory does not grow with the number of requests.
+The engine tells the recorder when a request is sent and when it ends. An ended request is
+written once, by appending to typed arrays (8 bytes per float, 4 per integer, 1 per status).
+Every CHUNK requests the columns are handed to the run's tally and to the other sinks (a
+file or a list when per-request records are kept) and started afresh, so the engine's
+memory does not grow with the number of requests. The recorder also integrates the number
+of requests in the system over time, for Little's law.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lbsim.workload import Request
+
+if TYPE_CHECKING:
+    from lbsim.results.tally import Tally
 
 # Requests per chunk: about 13 MB of columns, few enough folds to keep their cost negligible.
 CHUNK = 1 << 18
@@ -23,14 +29,23 @@ Sink = Callable[["Records"], None]
 
 
 class Recorder:
-    """Collects the outcome of every request that ends and hands them to ``sinks`` in chunks."""
+    """Collects the outcome of every request that ends and hands them to ``tally`` and
+    ``sinks`` in chunks; counts the requests that arrive after ``warmup``."""
 
     __slots__ = (
-        "client", "left", "server", "session", "sinks", "size", "status", "t_arrival", "t_done", "t_start",
+        "client", "in_system", "in_system_time", "left", "n_arrived", "server", "session", "sinks", "size",
+        "status", "t_arrival", "t_done", "t_in_system", "t_start", "tally", "warmup",
     )  # fmt: skip
 
-    def __init__(self, sinks: Sequence[Sink]) -> None:
-        self.sinks = tuple(sinks)
+    def __init__(self, tally: Tally, sinks: Sequence[Sink], warmup: float) -> None:
+        self.tally = tally
+        self.sinks = (tally.fold, *sinks)
+        self.warmup = warmup
+        self.n_arrived = 0
+        # Requests in the system (sent, not ended) integrated over time, for Little's law.
+        self.in_system = 0
+        self.in_system_time = 0.0
+        self.t_in_system = 0.0
         self._start_chunk()
 
     def _start_chunk(self) -> None:
@@ -44,8 +59,25 @@ class Recorder:
         self.client = array("i")
         self.session = array("q")
 
+    def sent(self, request: Request, now: float) -> None:
+        """A client sent ``request`` at ``now``."""
+        self.in_system_time += self.in_system * (now - self.t_in_system)
+        self.in_system += 1
+        self.t_in_system = now
+        if request.t_arrival >= self.warmup:
+            self.n_arrived += 1
+
+    def in_system_until(self, t: float) -> float:
+        """Requests in the system integrated from time 0 to ``t`` (request-seconds)."""
+        return self.in_system_time + self.in_system * (t - self.t_in_system)
+
     def record(self, request: Request, server: int, status: int) -> None:
-        """Write the outcome of ``request``; ``server`` is -1 when no server was chosen."""
+        """Write the outcome of ``request``, which ended at ``request.t_done``; ``server`` is
+        -1 when no server was chosen."""
+        now = request.t_done
+        self.in_system_time += self.in_system * (now - self.t_in_system)
+        self.in_system -= 1
+        self.t_in_system = now
         self.t_arrival.append(request.t_arrival)
         self.t_start.append(request.t_start)
         self.t_done.append(request.t_done)
