@@ -29,6 +29,5 @@ OK, ERROR, REJECTED, TIMEOUT, NO_BACKEND, DROPPED, CONNECT_FAILURE, RESET = Stat
 STATUSES: tuple[str, ...] = tuple(status.name.lower() for status in Status if status <= DROPPED)
 
 
-def final_status(status: int) -> int:
-    """The status a client sees: a refused or reset connection is an error."""
-    return ERROR if status in (CONNECT_FAILURE, RESET) else status
+# The status a client sees for each status: a refused or reset connection is an error.
+FINAL_STATUS: tuple[Status, ...] = (OK, ERROR, REJECTED, TIMEOUT, NO_BACKEND, DROPPED, ERROR, ERROR)

@@ -82,10 +82,6 @@ class Server:
         """Requests at this server: in service plus waiting."""
         return self.busy + len(self.waiting)
 
-    def service_time(self, job: Job) -> float:
-        """Seconds of service ``job`` needs here."""
-        return job.size / self.speed * self.slowdown
-
     def work_left(self) -> float:
         """Seconds of service still owed to the requests here (an oracle's view)."""
         return self.waiting_work * self.slowdown + self.sum_t_end - self.busy * self.clock.now
@@ -116,12 +112,13 @@ class Server:
         job.reply_to(job, ERROR)
 
     def _start(self, job: Job, service: float | None = None) -> None:
+        """Serve ``job`` for ``service`` seconds (its size at this speed, by default)."""
         now = self.clock.now
         self._account(now)
         self.busy += 1
         if service is None:
             job.t_start = now
-            service = self.service_time(job)
+            service = job.size / self.speed * self.slowdown
         self.sum_t_end += now + service
         if self.in_service is not None:
             self.in_service[job] = now + service
@@ -136,7 +133,8 @@ class Server:
         self.sum_t_end -= t_end
         if self.in_service is not None:
             del self.in_service[job]
-        self._next()
+        if self.waiting:
+            self._next()
         job.reply_to(job, OK)
 
     def _next(self) -> None:

@@ -58,26 +58,33 @@ class LeastConnections(Policy):
         self._min = min(self._level)
 
     def _insert(self, i: int, level: int) -> None:
-        heap = self._heaps.setdefault(level, [])
-        self._size[level] = self._size.get(level, 0) + 1
+        size = self._size
+        n = size.get(level, 0) + 1
+        size[level] = n
+        heap = self._heaps.get(level)
+        if heap is None:
+            heap = self._heaps[level] = []
         self._level[i] = level
         heapq.heappush(heap, (-self._stored[i], i, self._version[i]))
-        if len(heap) > 4 * self._size[level] + 16:
+        if len(heap) > 4 * n + 16:
             version = self._version
             heap[:] = [entry for entry in heap if version[entry[1]] == entry[2]]
             heapq.heapify(heap)
 
     def _move(self, i: int, level: int) -> None:
+        size, offset, stored = self._size, self._offset, self._stored
         old = self._level[i]
-        absolute = self._stored[i] + self._offset.get(old, 0)
+        absolute = stored[i] + offset.get(old, 0)
         self._version[i] += 1
-        self._size[old] -= 1
-        if self._size[old] == 0:
-            del self._size[old], self._heaps[old]
-            self._offset.pop(old, None)
-        self._stored[i] = absolute - self._offset.get(level, 0)
+        left = size[old] - 1
+        if left:
+            size[old] = left
+        else:
+            del size[old], self._heaps[old]
+            offset.pop(old, None)
+        stored[i] = absolute - offset.get(level, 0)
         self._insert(i, level)
-        if level < self._min or (old == self._min and old not in self._size):
+        if level < self._min or (old == self._min and old not in size):
             self._min = level
 
     def _top(self, level: int) -> int:

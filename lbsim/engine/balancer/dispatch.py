@@ -16,7 +16,7 @@ from lbsim.engine.balancer.pools import Pool, Router
 from lbsim.engine.balancer.stage import Stage
 from lbsim.engine.clock import Clock
 from lbsim.engine.health import CircuitBreakers, OutlierDetector
-from lbsim.engine.messages import Attempt, Endpoint
+from lbsim.engine.messages import Attempt, Endpoint, Probe
 from lbsim.engine.network import ZoneHops
 from lbsim.policies.base import Backend
 from lbsim.status import CONNECT_FAILURE, DROPPED, NO_BACKEND, OK, REJECTED, RESET, TIMEOUT
@@ -85,10 +85,6 @@ class Dispatch(Stage):
                 pool.on_dispatch(backend, request)
         pool.outstanding += 1
         self.owner.attempts_active += 1
-        self.deliver(attempt, backend)
-
-    def deliver(self, attempt: Attempt, backend: Backend) -> None:
-        """Hand ``attempt`` to ``backend``'s server."""
         self.endpoints[backend.index].accept(attempt)
 
     def answer_from_backend(self, attempt: Attempt, status: int) -> None:
@@ -140,26 +136,25 @@ class Dispatch(Stage):
 
 
 class ZonedDispatch(Dispatch):
-    """Dispatch for an instance in a zone: counts attempts that cross to another zone and,
+    """Dispatch for an instance in ``zone``: counts attempts that cross to another zone and,
     with ``hops``, sends them (and takes their answers) across."""
 
     def __init__(
-        self, *args: object, zone: str, stats: RunStats, hops: ZoneHops | None, **kwargs: object
+        self,
+        *args: object,
+        zones: Sequence[str | None],
+        zone: str,
+        stats: RunStats,
+        hops: ZoneHops | None,
+        **kwargs: object,
     ) -> None:
+        """``zones``: each backend's zone."""
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.zone = zone
-        self.stats = stats
         self.hops = hops
-
-    def deliver(self, attempt: Attempt, backend: Backend) -> None:
-        crossed = backend.zone != self.zone
-        if attempt.request.t_arrival >= self.stats.warmup:
-            self.stats.n_zoned += 1
-            self.stats.n_cross_zone += crossed
-        if crossed and self.hops is not None:
-            self.hops.send(self.endpoints[backend.index], attempt)
-            return
-        self.endpoints[backend.index].accept(attempt)
+        self.endpoints = [
+            _ZoneCrossing(endpoint, backend_zone != zone, stats, hops)
+            for endpoint, backend_zone in zip(self.endpoints, zones, strict=True)
+        ]
 
     def answer_from_backend(self, attempt: Attempt, status: int) -> None:
         if attempt.crossed:
@@ -167,3 +162,33 @@ class ZonedDispatch(Dispatch):
             self.hops.answer(attempt, status)
             return
         super().answer_from_backend(attempt, status)
+
+
+class _ZoneCrossing:
+    """A backend as an instance in a zone sends to it: counted as crossing zones or not
+    (for attempts of requests that arrived after warm-up), and sent across when it does."""
+
+    def __init__(self, endpoint: Endpoint, crossed: bool, stats: RunStats, hops: ZoneHops | None) -> None:
+        self.endpoint = endpoint
+        self.name = endpoint.name
+        self.crossed = crossed
+        self.stats = stats
+        self.hops = hops if crossed else None
+
+    @property
+    def active(self) -> int:
+        return self.endpoint.active
+
+    def work_left(self) -> float:
+        return self.endpoint.work_left()
+
+    def accept(self, message: Attempt | Probe) -> None:
+        stats = self.stats
+        assert isinstance(message, Attempt)
+        if message.request.t_arrival >= stats.warmup:
+            stats.n_zoned += 1
+            stats.n_cross_zone += self.crossed
+        if self.hops is not None:
+            self.hops.send(self.endpoint, message)
+            return
+        self.endpoint.accept(message)

@@ -29,7 +29,7 @@ from lbsim.engine.health import CircuitBreakers, HealthChecker, Log, OutlierDete
 from lbsim.engine.messages import Attempt, Endpoint
 from lbsim.engine.network import ZoneHops
 from lbsim.policies.base import Backend, Policy
-from lbsim.status import final_status
+from lbsim.status import FINAL_STATUS
 from lbsim.workload import Request
 
 # How an instance answers a request: (request, server index or -1, terminal status).
@@ -178,7 +178,9 @@ class Instance:
             choose, config.layer, breakers, breaker.max_requests if breaker else None, self.detector,
         )  # fmt: skip
         self.dispatch = (
-            ZonedDispatch(*dispatch_args, zone=self.zone, stats=stats, hops=hops)
+            ZonedDispatch(
+                *dispatch_args, zones=[p.zone for p in placements], zone=self.zone, stats=stats, hops=hops
+            )
             if self.zone is not None
             else Dispatch(*dispatch_args)
         )
@@ -227,12 +229,12 @@ class Instance:
     def _reply_bottom(self, attempt: Attempt, index: int, status: int) -> None:
         request = attempt.request
         request.t_start = attempt.t_start
-        self.deliver(request, index, final_status(status))
+        self.deliver(request, index, FINAL_STATUS[status])
 
     def _reply_upper(self, attempt: Attempt, index: int, status: int) -> None:
         request = attempt.request
         request.t_start = attempt.t_start
-        self.deliver(request, attempt.served_by, final_status(status))
+        self.deliver(request, attempt.served_by, FINAL_STATUS[status])
 
     def set_present(self, indices: set[int]) -> None:
         """The backends whose index is in ``indices`` (and in the scope) are members."""

@@ -17,7 +17,7 @@ from lbsim.config.scenario import RetriesModel
 from lbsim.engine.balancer.stage import Stage
 from lbsim.engine.clock import Clock
 from lbsim.engine.messages import Attempt
-from lbsim.status import CONNECT_FAILURE, DROPPED, ERROR, OK, REJECTED, RESET, TIMEOUT, final_status
+from lbsim.status import CONNECT_FAILURE, DROPPED, ERROR, OK, REJECTED, RESET, TIMEOUT
 from lbsim.workload import Request
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class Retries(Stage):
         elif self._may_retry(call, status):
             self._schedule_retry(call, index)
         else:
-            self.reply(attempt, index, final_status(status))
+            self.reply(attempt, index, status)
 
     def _try_expired(self, attempt: Attempt) -> None:
         call: Call = attempt.call
