@@ -1,5 +1,5 @@
 """The SimPy model of clients, balancers and servers; the only package that imports simpy."""
 
-from lbsim.engine.run import run
+from lbsim.engine.build import run
 
 __all__ = ["run"]

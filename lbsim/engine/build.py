@@ -1,96 +1,186 @@
-"""The one seam between a scenario file and the engine: a validated scenario in, runtime
-objects out (servers, their placements, balancer tiers, clients).
+"""The one seam between a scenario file and the engine: a validated scenario in, a run plan of
+plain values out (resolving fault targets, pools and their policies, zones, tiers, regions).
 
-Every other engine module works on what this module builds and never reads the scenario's
-configuration classes.
+Every other engine module works on the plan (``engine.settings``) and never reads the
+scenario's configuration classes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
 import numpy as np
 
-from lbsim.config.scenario import Scenario
-from lbsim.engine.balancer.instance import Placement
-from lbsim.engine.clients import ClosedLoopUsers, OpenLoopClients, Requests, Send
-from lbsim.engine.clock import Clock
-from lbsim.engine.geography import Geography
-from lbsim.engine.messages import Endpoint
-from lbsim.engine.server import ProcessorSharingServer, Server
-from lbsim.engine.tiers import BOTTOM, Tier, TierGate
-from lbsim.workload import ClosedUsers, request_blocks
+from lbsim.config.scenario import (
+    BalancerModel,
+    DnsModel,
+    PoolModel,
+    Scenario,
+    balancer_instance,
+    fault_targets,
+)
+from lbsim.engine import settings
+from lbsim.engine.run import Run
+from lbsim.results.assembler import RunOutput
+from lbsim.results.recorder import Sink
+
+T = TypeVar("T")
 
 
-def servers(
-    clock: Clock, scenario: Scenario
-) -> tuple[list[Server], list[Placement], list[tuple[float, float]]]:
-    """Every server of the scenario in index order, what the balancers know of each, and
-    when each is a member (from ``t_join`` until ``t_leave``, inf when it never leaves)."""
-    built: list[Server] = []
-    placements: list[Placement] = []
-    membership: list[tuple[float, float]] = []
-    for group in scenario.servers:
-        kind = ProcessorSharingServer if group.discipline == "ps" else Server
-        for i in range(group.count):
-            built.append(
-                kind(
-                    clock,
-                    len(built),
-                    f"{group.name}-{i}",
-                    group.name,
-                    group.speed,
-                    group.workers,
-                    group.queue,
-                )
-            )
-            placements.append(
-                Placement(
-                    group.name,
-                    group.weight,
-                    group.zone,
-                    group.max_connection_age,
-                    group.backup,
-                    group.slow_start,
-                )
-            )
-            membership.append((group.t_join, np.inf if group.t_leave is None else group.t_leave))
-    return built, placements, membership
+def run(scenario: Scenario, seed: int, replication: int, sinks: Sequence[Sink] = ()) -> RunOutput:
+    """Simulate one replication of one scenario cell (a scenario without a sweep).
+
+    Each sink is called with every chunk of per-request records (see ``Recorder``).
+    """
+    return Run(plan(scenario), seed, replication, sinks).output()
 
 
-def tiers(
-    clock: Clock,
-    scenario: Scenario,
-    servers: list[Server],
-    placements: list[Placement],
-    policy_rng: np.random.Generator,
-    geo: Geography | None,
-) -> list[Tier]:
-    """Every balancer tier from the bottom up (instances not built yet): the bottom one over
-    the servers, each upper one over gates to the instances of the tier below."""
-    n_regions = len(scenario.regions) if scenario.regions else 1
-    scopes = [{s.index for s in members} for members in geo.members] if geo else None
-    counts = scenario.tier_instances
-    built = [Tier(BOTTOM, scenario.balancer, servers, placements, policy_rng.spawn(counts[BOTTOM]), scopes)]
-    for config in reversed(scenario.tiers):
-        below = built[-1]
-        gates: list[Endpoint] = [
-            TierGate(clock, k, f"{below.name}-{k}", below.instances) for k in range(len(below.instances))
-        ]
-        n = below.config.instances
-        scopes = [set(range(r * n, (r + 1) * n)) for r in range(n_regions)] if geo else None
-        gate_placements = [Placement(below.name, 1, None, None, False, None)] * len(gates)
-        rngs = policy_rng.spawn(counts[config.name])
-        built.append(Tier(config.name, config, gates, gate_placements, rngs, scopes))
-    return built
-
-
-def clients(
-    clock: Clock, scenario: Scenario, streams: dict[str, np.random.Generator], send: Send
-) -> OpenLoopClients | ClosedLoopUsers:
-    """The scenario's clients, sending their requests to ``send``."""
+def plan(scenario: Scenario) -> settings.RunPlan:
+    """What a run of ``scenario`` needs, as the engine's settings."""
+    names = list(scenario.regions or ())
+    network = scenario.network
     workload = scenario.workload
-    requests = Requests(clock, workload.attributes(), streams)
-    process = workload.process()
-    if isinstance(process, ClosedUsers):
-        return ClosedLoopUsers(clock, process, workload.size, streams, requests, send)
-    blocks = request_blocks(process, workload.size, workload.clients_model(), streams, scenario.duration)
-    return OpenLoopClients(clock, blocks, requests, send)
+    return settings.RunPlan(
+        warmup=scenario.warmup,
+        duration=scenario.duration,
+        window=scenario.window_length,
+        workload=settings.Workload(
+            process=workload.process(),
+            size=workload.size,
+            clients=workload.clients_model(),
+            attributes=workload.attributes(),
+            connection=settings.ConnectionLimits(
+                workload.connection.requests or 0, workload.connection.lifetime
+            ),
+            timeout=workload.timeout,
+        ),
+        servers=tuple(
+            settings.ServerSpec(
+                f"{g.name}-{i}",
+                g.name,
+                g.speed,
+                g.workers,
+                g.queue,
+                g.discipline,
+                g.weight,
+                g.zone,
+                g.max_connection_age,
+                g.backup,
+                _copy(settings.SlowStart, g.slow_start),
+                g.t_join,
+                np.inf if g.t_leave is None else g.t_leave,
+            )
+            for g in scenario.servers
+            for i in range(g.count)
+        ),
+        tiers=(_tier("balancer", scenario.balancer), *(_tier(t.name, t) for t in reversed(scenario.tiers))),
+        faults=tuple(_fault(scenario, fault) for fault in scenario.faults),
+        rtt=np.array([[scenario.rtt(a, b) for b in names] for a in names]),
+        cross_zone=network.cross_zone if network else 0.0,
+        jitter=network.jitter if network else None,
+        geo=_geo(scenario) if scenario.regions else None,
+    )
+
+
+def _copy(kind: type[T], model: Any) -> T | None:
+    """The settings ``kind`` with the values of the same names in ``model`` (None for None)."""
+    if model is None:
+        return None
+    return kind(**{name: getattr(model, name) for name in kind.__dataclass_fields__})  # type: ignore[attr-defined]
+
+
+def _tier(name: str, config: BalancerModel) -> settings.BalancerTier:
+    specs: dict[str, PoolModel | None] = dict(config.pools) or {"default": None}
+    retries = config.retries
+    return settings.BalancerTier(
+        name=name,
+        layer=config.layer,
+        instances=config.instances,
+        zones=tuple(config.zones),
+        cores=config.cores,
+        cost=config.cost_per_request,
+        tls_handshake=config.tls.handshake if config.tls else 0.0,
+        tls_per_request=config.tls.per_request if config.tls else 0.0,
+        pools=tuple(
+            settings.PoolSpec(
+                pool,
+                tuple(spec.servers) if spec else None,
+                _policy_maker(config, spec.policy if spec else None),
+            )
+            for pool, spec in specs.items()
+        ),
+        routes=tuple(settings.Route(r.path_prefix, r.header, r.pool, r.split) for r in config.routes),
+        locality=_copy(settings.Locality, config.locality),
+        sticky=_copy(settings.Sticky, config.sticky),
+        health_check=_copy(settings.HealthCheck, config.health_check),
+        outlier_detection=_copy(settings.OutlierDetection, config.outlier_detection),
+        circuit_breaker=_copy(settings.CircuitBreaker, config.circuit_breaker),
+        panic_threshold=config.panic_threshold,
+        retries=(
+            settings.Retries(
+                retries.max,
+                tuple(retries.on),
+                retries.backoff,
+                retries.max_backoff,
+                retries.budget,
+                retries.min_retry_concurrency,
+                retries.try_timeout,
+                retries.hedge,
+            )
+            if retries
+            else None
+        ),
+        standby_failover=config.standby.failover if config.standby else None,
+    )
+
+
+def _policy_maker(config: BalancerModel, spec: Any) -> Any:
+    """A maker of fresh policy objects: ``spec``'s, or the balancer's."""
+    return lambda: config.policy_object(spec)
+
+
+def _fault(scenario: Scenario, fault: Any) -> settings.Fault:
+    groups = fault_targets(scenario, fault.target) or []
+    return settings.Fault(
+        target=fault.target,
+        kind=fault.kind,
+        at=fault.at,
+        duration=fault.duration,
+        mtbf=fault.mtbf,
+        mttr=fault.mttr,
+        factor=fault.factor,
+        probability=fault.probability,
+        latency=fault.latency,
+        members=tuple((tuple(names), balancer_instance(scenario, names[0])) for names in groups),
+    )
+
+
+def _geo(scenario: Scenario) -> settings.Geo:
+    assert scenario.regions is not None
+    names = list(scenario.regions)
+    count = scenario.workload.clients.count
+    # Clients are numbered in contiguous blocks, in proportion to the regions' client shares.
+    bounds = np.cumsum([region.clients for region in scenario.regions.values()])
+    client_region = np.minimum(np.searchsorted(bounds, (np.arange(count) + 0.5) / count), len(bounds) - 1)
+    server_region = np.array([names.index(str(g.region)) for g in scenario.servers for _ in range(g.count)])
+    dns = scenario.dns or DnsModel()
+    floor, check = dns.ttl_floor, dns.health_check
+    return settings.Geo(
+        names=tuple(names),
+        client_region=client_region,
+        server_region=server_region.astype(np.int64),
+        dns=settings.Dns(
+            policy=dns.policy,
+            ttl=dns.ttl,
+            floor_share=floor.share if floor else 0.0,
+            floor_ttl=max(dns.ttl, floor.ttl) if floor else dns.ttl,
+            weights=tuple((dns.weights or {}).get(name, 1.0) for name in names),
+            health_check=settings.RegionCheck(
+                check.interval,
+                check.fall,
+                check.rise,
+                names.index(check.region) if check.region is not None else 0,
+            ),
+        ),
+    )

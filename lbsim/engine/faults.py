@@ -7,13 +7,13 @@ independently for each member of a group target.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from lbsim.config.scenario import FaultModel, Scenario, balancer_instance, fault_targets
 from lbsim.engine.clock import Clock
 from lbsim.engine.server import Server
+from lbsim.engine.settings import Fault
 from lbsim.results.assembler import Occurrence
 
 
@@ -23,33 +23,34 @@ class Faults:
     def __init__(
         self,
         clock: Clock,
-        scenario: Scenario,
+        faults: Sequence[Fault],
+        horizon: float,
         servers: dict[str, Server],
         rng: np.random.Generator,
         log: Callable[[str, str, str], None],
         balancer_fails: Callable[[Occurrence], None],
     ) -> None:
+        """Schedule ``faults`` over [0, ``horizon``) seconds, drawing random ones from ``rng``."""
         self.clock = clock
         self.servers = servers
         self.log = log
         self.balancer_fails = balancer_fails
         self.occurrences: list[Occurrence] = []
-        for fault, fault_rng in zip(scenario.faults, rng.spawn(len(scenario.faults)), strict=True):
-            groups = fault_targets(scenario, fault.target) or []
-            for names, group_rng in zip(groups, fault_rng.spawn(len(groups)), strict=True):
+        for fault, fault_rng in zip(faults, rng.spawn(len(faults)), strict=True):
+            members = fault.members
+            for (names, instance), group_rng in zip(members, fault_rng.spawn(len(members)), strict=True):
                 target = names[0] if len(names) == 1 else fault.target
-                instance = balancer_instance(scenario, names[0])
-                for t_start, t_end in _windows(fault, group_rng, scenario.duration):
-                    occurrence = Occurrence(target, fault.kind, tuple(names), t_start, t_end, instance)
+                for t_start, t_end in _windows(fault, group_rng, horizon):
+                    occurrence = Occurrence(target, fault.kind, names, t_start, t_end, instance)
                     self._schedule(fault, occurrence)
 
-    def _schedule(self, fault: FaultModel, occurrence: Occurrence) -> None:
+    def _schedule(self, fault: Fault, occurrence: Occurrence) -> None:
         self.occurrences.append(occurrence)
         self.clock.schedule(occurrence.t_start, self._start, (fault, occurrence))
         if occurrence.instance is None:
             self.clock.schedule(occurrence.t_end, self._end, (fault, occurrence))
 
-    def _start(self, entry: tuple[FaultModel, Occurrence]) -> None:
+    def _start(self, entry: tuple[Fault, Occurrence]) -> None:
         fault, occurrence = entry
         self.log("fault", occurrence.target, f"{fault.kind} starts")
         if occurrence.instance is not None:
@@ -68,7 +69,7 @@ class Faults:
                 assert fault.probability is not None
                 server.set_errors(fault.probability, fault.latency)
 
-    def _end(self, entry: tuple[FaultModel, Occurrence]) -> None:
+    def _end(self, entry: tuple[Fault, Occurrence]) -> None:
         fault, occurrence = entry
         self.log("fault", occurrence.target, f"{fault.kind} ends")
         for name in occurrence.servers:
@@ -83,7 +84,7 @@ class Faults:
                 server.set_errors(0.0, 0.0)
 
 
-def _windows(fault: FaultModel, rng: np.random.Generator, horizon: float) -> list[tuple[float, float]]:
+def _windows(fault: Fault, rng: np.random.Generator, horizon: float) -> list[tuple[float, float]]:
     if fault.at is not None and fault.duration is not None:
         return [(fault.at, fault.at + fault.duration)]
     assert fault.mtbf is not None and fault.mttr is not None

@@ -13,15 +13,15 @@ its clients reach), and up again after ``rise`` checks find both.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from lbsim.config.scenario import DnsModel, Scenario
 from lbsim.engine.clock import Clock
 from lbsim.engine.health import Log
 from lbsim.engine.network import Network
 from lbsim.engine.server import Server
+from lbsim.engine.settings import Dns
 
 # Weight of a new RTT sample in the DNS balancer's measured RTT (latency policy).
 RTT_SMOOTHING = 0.3
@@ -30,62 +30,44 @@ RTT_SMOOTHING = 0.3
 _GOLDEN = (math.sqrt(5) - 1) / 2
 
 
-def client_regions(scenario: Scenario) -> np.ndarray:
-    """The region (index in ``scenario.regions``) of every client: contiguous blocks of
-    client numbers in proportion to the regions' client shares."""
-    assert scenario.regions is not None
-    count = scenario.workload.clients.count
-    bounds = np.cumsum([region.clients for region in scenario.regions.values()])
-    return np.minimum(np.searchsorted(bounds, (np.arange(count) + 0.5) / count), len(bounds) - 1)
-
-
-def server_regions(scenario: Scenario) -> np.ndarray:
-    """The region index of every server, in server order."""
-    assert scenario.regions is not None
-    names = list(scenario.regions)
-    return np.array(
-        [names.index(str(g.region)) for g in scenario.servers for _ in range(g.count)], dtype=np.int64
-    )
-
-
 class Geography:
     """Where each request goes and how long it travels, for one run."""
 
     def __init__(
         self,
         clock: Clock,
-        scenario: Scenario,
+        names: Sequence[str],
+        client_region: np.ndarray,
+        server_region: np.ndarray,
+        dns: Dns,
         servers: list[Server],
         network: Network,
         dns_rng: np.random.Generator,
         log: Log,
         entry_up: Callable[[int], bool],
     ) -> None:
-        """``entry_up(r)``: whether some balancer instance where region ``r``'s requests arrive is up."""
-        assert scenario.regions is not None
+        """Regions ``names``; ``client_region[k]`` is client k's region number and
+        ``server_region[k]`` server k's. ``entry_up(r)``: whether some balancer instance where
+        region ``r``'s requests arrive is up."""
         self.clock = clock
-        self.names = list(scenario.regions)
+        self.names = list(names)
         n = len(self.names)
         self.network = network
         self.rtt = network.rtt
         self.dns_rng = dns_rng
-        self.client_region = client_regions(scenario).tolist()
-        regions = server_regions(scenario)
-        self.members = [[s for s in servers if regions[s.index] == r] for r in range(n)]
-        dns = scenario.dns or DnsModel()
+        self.client_region = client_region.tolist()
+        self.members = [[s for s in servers if server_region[s.index] == r] for r in range(n)]
         self.dns = dns
         self.ttl = dns.ttl
-        floor = dns.ttl_floor
-        self.floor_ttl = max(dns.ttl, floor.ttl) if floor else dns.ttl
-        self.floor_share = floor.share if floor else 0.0
-        self.weights = np.array([(dns.weights or {}).get(name, 1.0) for name in self.names])
+        self.floor_ttl = dns.floor_ttl
+        self.floor_share = dns.floor_share
+        self.weights = np.array(dns.weights)
         self.cache: dict[int, tuple[int, float]] = {}
         self.up = [True] * n
         self.passes = [0] * n
         self.fails = [0] * n
         self.measured = self.rtt.copy()
-        checker = dns.health_check.region
-        self.checker = self.names.index(checker) if checker is not None else 0
+        self.checker = dns.health_check.region
         self.log = log
         self.entry_up = entry_up
         # By RTT from each client region: the regions in the order geo fails over to them.

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from lbsim.config.scenario import CircuitBreakerModel, HealthCheckModel, OutlierDetectionModel
 from lbsim.engine.clock import Clock
 from lbsim.engine.messages import Endpoint, Probe
 from lbsim.engine.network import ZoneHops
+from lbsim.engine.settings import CircuitBreaker, HealthCheck, OutlierDetection
 from lbsim.status import ERROR, OK
 
 Log = Callable[[str, str, str], None]
@@ -30,7 +30,7 @@ class HealthChecker:
     def __init__(
         self,
         clock: Clock,
-        config: HealthCheckModel,
+        config: HealthCheck,
         endpoints: Sequence[Endpoint],
         names: Sequence[str],
         rng: np.random.Generator,
@@ -138,7 +138,7 @@ class OutlierDetector:
     def __init__(
         self,
         clock: Clock,
-        config: OutlierDetectionModel,
+        config: OutlierDetection,
         names: Sequence[str],
         changed: Changed,
         log: Log,
@@ -215,7 +215,7 @@ class CircuitBreakers:
 
     CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
-    def __init__(self, clock: Clock, config: CircuitBreakerModel, names: Sequence[str], log: Log) -> None:
+    def __init__(self, clock: Clock, config: CircuitBreaker, names: Sequence[str], log: Log) -> None:
         self.clock = clock
         self.threshold = config.failure_threshold or math.inf
         self.timeout = config.timeout

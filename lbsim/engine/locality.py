@@ -8,6 +8,8 @@ weights each zone by its health, scaled by the overprovisioning factor.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 def zone_aware_split(
     local_zone: str,
@@ -45,7 +47,7 @@ def zone_aware_split(
 
 
 def locality_weights(
-    weights: dict[str, float], healthy: dict[str, int], present: dict[str, int], overprovisioning: float
+    weights: Mapping[str, float], healthy: dict[str, int], present: dict[str, int], overprovisioning: float
 ) -> dict[str, float]:
     """Effective weight of each zone: weight x min(1, overprovisioning x healthy / present)
     (Envoy's w_L x min(100, 140 x avail / total) / 100). Zones without healthy backends get 0."""

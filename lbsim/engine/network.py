@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lbsim.config.scenario import NetworkModel, Scenario
+from lbsim.distributions import Distribution
 from lbsim.draws import Draws
 from lbsim.engine.clock import Clock
 
@@ -22,12 +22,13 @@ if TYPE_CHECKING:
 class Network:
     """One-way crossing times for one run, with jitter from the run's ``network`` stream."""
 
-    def __init__(self, scenario: Scenario, rng: np.random.Generator) -> None:
-        names = list(scenario.regions or ())
-        self.rtt = np.array([[scenario.rtt(a, b) for b in names] for a in names])
-        network = scenario.network or NetworkModel()
-        self.zone_one_way = network.cross_zone / 2
-        jitter = network.jitter
+    def __init__(
+        self, rtt: np.ndarray, cross_zone: float, jitter: Distribution | None, rng: np.random.Generator
+    ) -> None:
+        """``rtt[a][b]``: round trip (seconds) between regions a and b; ``cross_zone``: between
+        two zones of a region; ``jitter``: added to every one-way crossing."""
+        self.rtt = rtt
+        self.zone_one_way = cross_zone / 2
         self.jitter = Draws(lambda n: jitter.sample(rng, n)) if jitter is not None else None
 
     def one_way(self, a: int, b: int) -> float:

@@ -14,52 +14,59 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lbsim.config.scenario import Scenario
 from lbsim.draws import UniformDraws
-from lbsim.engine import build
-from lbsim.engine.balancer.instance import Instance, RunStats
-from lbsim.engine.clients import ClosedLoopUsers
+from lbsim.engine.balancer.instance import Instance, Placement, RunStats
+from lbsim.engine.clients import ClosedLoopUsers, OpenLoopClients, Requests
 from lbsim.engine.clock import Clock
 from lbsim.engine.faults import Faults
-from lbsim.engine.geography import Geography, client_regions, server_regions
+from lbsim.engine.geography import Geography
+from lbsim.engine.messages import Endpoint
 from lbsim.engine.network import Network, ZoneHops
-from lbsim.engine.tiers import BOTTOM, Tier, answer_up
+from lbsim.engine.server import ProcessorSharingServer, Server
+from lbsim.engine.settings import RunPlan
+from lbsim.engine.tiers import BOTTOM, Tier, TierGate, answer_up
 from lbsim.errors import SimulationError
 from lbsim.results.assembler import Occurrence, RunAssembler, RunOutput, ServerInfo
 from lbsim.results.recorder import Recorder, Sink
 from lbsim.results.tally import Tally
 from lbsim.rng import streams
 from lbsim.status import DROPPED, TIMEOUT
-from lbsim.workload import Request
+from lbsim.workload import ClosedUsers, Request, request_blocks
 
 
 class Run:
     """The state of one run: what reaches the balancers, and how each request ends."""
 
-    def __init__(self, scenario: Scenario, seed: int, replication: int, sinks: Sequence[Sink]) -> None:
-        self.scenario = scenario
+    def __init__(self, plan: RunPlan, seed: int, replication: int, sinks: Sequence[Sink]) -> None:
+        self.plan = plan
         self.clock = clock = Clock()
         self.streams = streams(seed, replication)
-        self.timeout = scenario.workload.timeout
+        self.timeout = plan.workload.timeout
         self.n_started = 0
         self.n_ended = 0
         self.open = True
-        self.servers, placements, self.membership = build.servers(clock, scenario)
+        self.servers = [
+            (ProcessorSharingServer if s.discipline == "ps" else Server)(
+                clock, k, s.name, s.group, s.speed, s.workers, s.queue
+            )
+            for k, s in enumerate(plan.servers)
+        ]
         self.events: list[tuple[float, str, str, str]] = []
-        self.stats = RunStats(scenario.warmup)
-        self.network = Network(scenario, self.streams["network"])
+        self.stats = RunStats(plan.warmup)
+        self.network = Network(plan.rtt, plan.cross_zone, plan.jitter, self.streams["network"])
         # Requests and probes between zones are delayed only when the scenario gives the round trip.
         self.hops = ZoneHops(clock, self.network) if self.network.zone_one_way > 0 else None
+        geo = plan.geo
         self.geo = (
-            Geography(clock, scenario, self.servers, self.network, self.streams["dns"], self.log,
-                      self._entry_up)
-            if scenario.regions
+            Geography(clock, geo.names, geo.client_region, geo.server_region, geo.dns, self.servers,
+                      self.network, self.streams["dns"], self.log, self._entry_up)
+            if geo is not None
             else None
         )  # fmt: skip
         self.present: set[int] = set()
         # A balancer answers the client directly unless an answer crosses tiers or regions.
-        self.answer = self.respond if scenario.tiers or self.geo is not None else self.finish
-        self.tiers = build.tiers(clock, scenario, self.servers, placements, self.streams["policy"], self.geo)
+        self.answer = self.respond if len(plan.tiers) > 1 or self.geo is not None else self.finish
+        self.tiers = self._tiers()
         self.every_balancer: list[Instance] = []
         for tier in self.tiers:
             for i in range(len(tier.instances)):
@@ -73,50 +80,90 @@ class Run:
         self.per_region = self.tiers[-1].config.instances
         self.cores = [b.cores for b in self.every_balancer if b.cores is not None]
         self.faults: Faults | None = None
-        if scenario.faults:
+        if plan.faults:
             draws = self.streams["faults"].spawn(len(self.servers) + 1)
             for server, server_rng in zip(self.servers, draws, strict=False):
                 server.track_service(UniformDraws(server_rng))
             self.faults = Faults(
-                clock, scenario, {s.name: s for s in self.servers}, draws[-1], self.log, self._instance_fails
-            )
+                clock, plan.faults, plan.duration, {s.name: s for s in self.servers}, draws[-1], self.log,
+                self._instance_fails,
+            )  # fmt: skip
         self._set_membership(0.0)
-        changes = {t for window in self.membership for t in window} - {0.0, np.inf}
+        changes = {t for s in plan.servers for t in (s.t_join, s.t_leave)} - {0.0, np.inf}
         for t in sorted(changes):
             clock.schedule(t, self._set_membership, t)
-        clock.schedule(scenario.warmup, self._start_measuring)
-        clock.schedule(scenario.duration, self._close)
-        clock.schedule(2 * scenario.duration, self._give_up)
-        config = scenario.balancer
-        watched = (
-            bool(scenario.faults) or config.health_check is not None or config.outlier_detection is not None
-        )
-        sample_times = np.arange(0.0, scenario.duration, scenario.window_length)
+        clock.schedule(plan.warmup, self._start_measuring)
+        clock.schedule(plan.duration, self._close)
+        clock.schedule(2 * plan.duration, self._give_up)
+        bottom = plan.tiers[0]
+        watched = bool(plan.faults) or bottom.health_check is not None or bottom.outlier_detection is not None
+        sample_times = np.arange(0.0, plan.duration, plan.window)
         tally = Tally(
-            scenario.warmup,
-            scenario.window_length,
+            plan.warmup,
+            plan.window,
             sample_times.size,
             len(self.servers),
             per_server_windows=watched,
-            keep_failures=bool(scenario.faults),
-            regions=(
-                (client_regions(scenario), server_regions(scenario), len(scenario.regions))
-                if scenario.regions
-                else None
-            ),
+            keep_failures=bool(plan.faults),
+            regions=(geo.client_region, geo.server_region, len(geo.names)) if geo is not None else None,
         )
-        self.recorder = Recorder(tally, sinks, scenario.warmup)
+        self.recorder = Recorder(tally, sinks, plan.warmup)
         self.assembler = RunAssembler(
             [ServerInfo(s.index, s.name, s.group, s.workers) for s in self.servers], sample_times, watched,
             self.recorder,
         )  # fmt: skip
         clock.schedule(0.0, self._sample)
-        self.clients = build.clients(clock, scenario, self.streams, self.send)
+        self.clients = self._clients()
         self.users = self.clients if isinstance(self.clients, ClosedLoopUsers) else None
+
+    def _tiers(self) -> list[Tier]:
+        """Every balancer tier from the bottom up (instances not built yet): the bottom one over
+        the servers, each upper one over gates to the instances of the tier below."""
+        plan, geo = self.plan, self.geo
+        n_regions = len(geo.names) if geo is not None else 1
+        policy_rng = self.streams["policy"]
+        placements = [
+            Placement(s.group, s.weight, s.zone, s.max_connection_age, s.backup, s.slow_start)
+            for s in plan.servers
+        ]
+        scopes = [{s.index for s in members} for members in geo.members] if geo else None
+        bottom = plan.tiers[0]
+        tiers = [
+            Tier(
+                BOTTOM,
+                bottom,
+                self.servers,
+                placements,
+                policy_rng.spawn(bottom.instances * n_regions),
+                scopes,
+            )
+        ]
+        for config in plan.tiers[1:]:
+            below = tiers[-1]
+            gates: list[Endpoint] = [
+                TierGate(self.clock, k, f"{below.name}-{k}", below.instances)
+                for k in range(len(below.instances))
+            ]
+            n = below.config.instances
+            scopes = [set(range(r * n, (r + 1) * n)) for r in range(n_regions)] if geo else None
+            gate_placements = [Placement(below.name, 1, None, None, False, None)] * len(gates)
+            rngs = policy_rng.spawn(config.instances * n_regions)
+            tiers.append(Tier(config.name, config, gates, gate_placements, rngs, scopes))
+        return tiers
+
+    def _clients(self) -> OpenLoopClients | ClosedLoopUsers:
+        """The clients, sending their requests to :meth:`send`."""
+        workload = self.plan.workload
+        requests = Requests(self.clock, workload.attributes, self.streams)
+        process = workload.process
+        if isinstance(process, ClosedUsers):
+            return ClosedLoopUsers(self.clock, process, workload.size, self.streams, requests, self.send)
+        blocks = request_blocks(process, workload.size, workload.clients, self.streams, self.plan.duration)
+        return OpenLoopClients(self.clock, blocks, requests, self.send)
 
     def _set_membership(self, t: float) -> None:
         """Groups join at ``t_join`` and leave at ``t_leave`` (planned changes, not failures)."""
-        present = {k for k, (t_join, t_leave) in enumerate(self.membership) if t_join <= t < t_leave}
+        present = {k for k, s in enumerate(self.plan.servers) if s.t_join <= t < s.t_leave}
         self.present = present
         for balancer in self.balancers:
             if balancer is not None:
@@ -130,7 +177,7 @@ class Run:
             tier.config,
             tier.backends,
             tier.placements,
-            self.scenario.workload.connection,
+            self.plan.workload.connection,
             tier.next_rng(i),
             self.answer,
             self.log,
@@ -162,15 +209,19 @@ class Run:
             return
         failed.fail()
         tier.instances[i] = None
-        standby = tier.config.standby
-        delay = standby.failover if standby is not None else occurrence.t_end - occurrence.t_start
+        failover = tier.config.standby_failover
+        delay = failover if failover is not None else occurrence.t_end - occurrence.t_start
         occurrence.t_end = occurrence.t_start + delay
         self.clock.schedule(delay, self._instance_returns, (tier, i))
 
     def _instance_returns(self, entry: tuple[Tier, int]) -> None:
         tier, i = entry
         tier.instances[i] = self._instance(tier, i)
-        self.log("balancer", f"{tier.name}-{i}", "standby took over" if tier.config.standby else "restarted")
+        self.log(
+            "balancer",
+            f"{tier.name}-{i}",
+            "standby took over" if tier.config.standby_failover is not None else "restarted",
+        )
 
     # A request's life ------------------------------------------------------------------
 
@@ -278,7 +329,7 @@ class Run:
             t_end=self.clock.now,
             busy_cores=np.array([c.workers for c in self.cores], dtype=float),
             balancer_tiers=[b.tier for b in self.every_balancer if b.cores],
-            regions=list(self.scenario.regions or ()),
+            regions=list(self.plan.geo.names if self.plan.geo else ()),
             n_retries=stats.n_retries,
             n_hedges=stats.n_hedges,
             cross_zone=stats.n_cross_zone / stats.n_zoned if stats.n_zoned else 0.0,
@@ -286,11 +337,3 @@ class Run:
             events=self.events,
             occurrences=self.faults.occurrences if self.faults else [],
         )
-
-
-def run(scenario: Scenario, seed: int, replication: int, sinks: Sequence[Sink] = ()) -> RunOutput:
-    """Simulate one replication of one scenario cell (a scenario without a sweep).
-
-    Each sink is called with every chunk of per-request records (see ``Recorder``).
-    """
-    return Run(scenario, seed, replication, sinks).output()

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lbsim.config.scenario import BalancerModel
 from lbsim.engine.balancer.instance import Instance, Placement
 from lbsim.engine.clock import Clock
 from lbsim.engine.messages import Attempt, Endpoint, Probe
+from lbsim.engine.settings import BalancerTier
 from lbsim.status import CONNECT_FAILURE, ERROR, OK
 from lbsim.workload import Request
 
@@ -32,7 +32,7 @@ class Tier:
     the backends of each region (an instance's scope)."""
 
     name: str
-    config: BalancerModel
+    config: BalancerTier
     backends: Sequence[Endpoint]
     placements: list[Placement]
     rngs: list[np.random.Generator]

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from lbsim.config.scenario import SlowStartModel
 from lbsim.engine.balancer.pools import Pool
 from lbsim.engine.clock import Clock
 from lbsim.engine.health import HealthChecker, OutlierDetector
+from lbsim.engine.settings import SlowStart
 from lbsim.policies.base import Backend
 
 # Slow start raises a returning backend's weight in this many steps.
@@ -34,7 +34,7 @@ class Eligibility:
         clock: Clock,
         pools: Sequence[Pool],
         backup: Sequence[bool],
-        slow_start: Sequence[SlowStartModel | None],
+        slow_start: Sequence[SlowStart | None],
         base_weight: Sequence[int],
         panic_threshold: float,
         scope: set[int] | None,

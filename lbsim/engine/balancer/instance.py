@@ -15,7 +15,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lbsim.config.scenario import BalancerModel, ConnectionModel, PoolModel, SlowStartModel
 from lbsim.engine.balancer.choice import Choice
 from lbsim.engine.balancer.connections import Connection, Connections
 from lbsim.engine.balancer.dispatch import Dispatch, ZonedDispatch
@@ -28,7 +27,8 @@ from lbsim.engine.clock import Clock
 from lbsim.engine.health import CircuitBreakers, HealthChecker, Log, OutlierDetector
 from lbsim.engine.messages import Attempt, Endpoint
 from lbsim.engine.network import ZoneHops
-from lbsim.policies.base import Backend, Policy
+from lbsim.engine.settings import BalancerTier, ConnectionLimits, SlowStart
+from lbsim.policies.base import Backend
 from lbsim.status import FINAL_STATUS
 from lbsim.workload import Request
 
@@ -44,7 +44,7 @@ class Placement(NamedTuple):
     zone: str | None
     max_connection_age: float | None
     backup: bool
-    slow_start: SlowStartModel | None
+    slow_start: SlowStart | None
 
 
 class RunStats:
@@ -68,10 +68,10 @@ class Instance:
         self,
         clock: Clock,
         index: int,
-        config: BalancerModel,
+        config: BalancerTier,
         endpoints: Sequence[Endpoint],
         placements: Sequence[Placement],
-        connection: ConnectionModel,
+        connection: ConnectionLimits,
         rng: np.random.Generator,
         deliver: Deliver,
         log: Log,
@@ -103,8 +103,8 @@ class Instance:
         own = index % config.instances
         self.zone = config.zones[own % len(config.zones)] if config.zones else None
         self.pools, pool_of = self._pools(config, backends, placements, pool_rng)
-        processing_cost = config.cost_per_request + (config.tls.per_request if config.tls else 0.0)
-        handshake = config.tls.handshake if config.tls else 0.0
+        processing_cost = config.cost + config.tls_per_request
+        handshake = config.tls_handshake
         breaker = config.circuit_breaker
         self.eligibility = Eligibility(
             clock,
@@ -140,7 +140,7 @@ class Instance:
         tracks_connections = config.layer == 4 or handshake > 0
         connections = (
             Connections(
-                clock, connection.requests or 0, connection.lifetime,
+                clock, connection.requests, connection.lifetime,
                 [p.max_connection_age for p in placements], age_rng,
             )
             if tracks_connections
@@ -189,7 +189,7 @@ class Instance:
 
     def _pools(
         self,
-        config: BalancerModel,
+        config: BalancerTier,
         backends: list[Backend],
         placements: Sequence[Placement],
         rng: np.random.Generator,
@@ -200,20 +200,17 @@ class Instance:
             / config.instances
             for z in config.zones
         }
-        specs: dict[str, PoolModel | None] = dict(config.pools) or {"default": None}
         pools: dict[str, Pool] = {}
         pool_of: list[Pool] = [None] * len(backends)  # type: ignore[list-item]
-        for (name, spec), one_rng in zip(specs.items(), rng.spawn(len(specs)), strict=True):
+        for spec, one_rng in zip(config.pools, rng.spawn(len(config.pools)), strict=True):
             members = [
                 b
                 for b, p in zip(backends, placements, strict=True)
-                if spec is None or p.group in spec.servers
+                if spec.groups is None or p.group in spec.groups
             ]
-            pool = pools[name] = Pool(
-                name, config.policy_object(spec.policy if spec else None), members, one_rng
-            )
+            pool = pools[spec.name] = Pool(spec.name, spec.make_policy(), members, one_rng)
             if config.locality is not None:
-                pool.localize(config.locality, self.zone, local_share, _policies(config, spec))
+                pool.localize(config.locality, self.zone, local_share, spec.make_policy)
             for b in members:
                 pool_of[b.index] = pool
         return pools, pool_of
@@ -260,8 +257,3 @@ def _chain(stages: Sequence[Stage], reply: Answer) -> Callable[[Attempt], None]:
         if type(stage).answer is not Stage.answer:
             reply = stage.answer
     return stages[0].send
-
-
-def _policies(config: BalancerModel, spec: PoolModel | None) -> Callable[[], Policy]:
-    """A maker of fresh policy objects for a pool's zones."""
-    return lambda: config.policy_object(spec.policy if spec is not None else None)

@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from lbsim.config.scenario import LocalityModel, RouteModel
 from lbsim.draws import UniformDraws
 from lbsim.engine.locality import locality_weights, zone_aware_split
+from lbsim.engine.settings import Locality, Route
 from lbsim.policies.base import Backend, Policy, smooth_pick
 from lbsim.workload import Request, stable_uniform
 
@@ -40,7 +40,7 @@ class Pool:
         self.on_complete = policy_hook(policy, "on_complete")
         # The backend for a request: the policy's choice, or its zone's once localized.
         self.pick: Callable[[Request], Backend] = policy.choose
-        self.locality: LocalityModel | None = None
+        self.locality: Locality | None = None
         self.zones: dict[str, Pool] = {}
         self.split: list[tuple[str, float]] | None = None
         self.current: dict[str, float] = {}
@@ -48,7 +48,7 @@ class Pool:
 
     def localize(
         self,
-        locality: LocalityModel,
+        locality: Locality,
         zone: str | None,
         local_share: dict[str, float],
         policies: Callable[[], Policy],
@@ -145,7 +145,7 @@ class Pool:
 class Router:
     """Layer-7 routes: the first rule whose path prefix and headers match names the pool."""
 
-    def __init__(self, routes: Sequence[RouteModel], pools: dict[str, Pool]) -> None:
+    def __init__(self, routes: Sequence[Route], pools: dict[str, Pool]) -> None:
         self.rules: list[
             tuple[str | None, tuple[tuple[str, str], ...], Pool | None, list[tuple[float, Pool]]]
         ] = []

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lbsim.config.scenario import RetriesModel
 from lbsim.engine.balancer.stage import Stage
 from lbsim.engine.clock import Clock
 from lbsim.engine.messages import Attempt
+from lbsim.engine.settings import Retries as RetryPolicy
 from lbsim.status import CONNECT_FAILURE, DROPPED, ERROR, OK, REJECTED, RESET, TIMEOUT
 from lbsim.workload import Request
 
@@ -51,7 +51,7 @@ class Retries(Stage):
     """The retry policy of one instance."""
 
     def __init__(
-        self, clock: Clock, config: RetriesModel, rng: np.random.Generator, stats: RunStats, owner: Instance
+        self, clock: Clock, config: RetryPolicy, rng: np.random.Generator, stats: RunStats, owner: Instance
     ) -> None:
         self.clock = clock
         self.config = config
