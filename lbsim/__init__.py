@@ -11,7 +11,9 @@ latency, error-rate and utilization tables::
 
 from typing import TYPE_CHECKING, Any
 
-from lbsim.config.scenario import Scenario, expand, load_scenario
+from lbsim.config.loading import load_scenario
+from lbsim.config.scenario import Scenario
+from lbsim.config.sweep import expand
 from lbsim.errors import ConfigError, LbsimError, SimulationError, UnknownNameError
 from lbsim.policies import POLICIES, Backend, Policy, make_policy
 

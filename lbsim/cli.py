@@ -15,7 +15,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from lbsim import __version__
-from lbsim.config.scenario import load_scenario, parse_assignment, split_values
+from lbsim.config.loading import load_scenario
+from lbsim.config.overrides import parse_assignment, split_values
 from lbsim.errors import ConfigError
 from lbsim.policies import POLICIES
 

@@ -22,7 +22,10 @@ import numpy as np
 import pandas as pd
 
 from lbsim import engine
-from lbsim.config.scenario import Cell, Scenario, expand, get_path, load_scenario
+from lbsim.config.loading import load_scenario
+from lbsim.config.overrides import get_path
+from lbsim.config.scenario import Scenario
+from lbsim.config.sweep import Cell, expand
 from lbsim.errors import ConfigError
 from lbsim.output.atomic import write_atomic
 from lbsim.policies import Policy, make_policy

@@ -12,14 +12,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from lbsim.config.scenario import (
-    BalancerModel,
-    DnsModel,
-    PoolModel,
-    Scenario,
-    balancer_instance,
-    fault_targets,
-)
+from lbsim.config.balancer import BalancerModel, PoolModel
+from lbsim.config.geography import DnsModel
+from lbsim.config.scenario import Scenario, balancer_instance, fault_targets
 from lbsim.engine import settings
 from lbsim.engine.run import Run
 from lbsim.results.assembler import RunOutput

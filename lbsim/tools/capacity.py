@@ -17,7 +17,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from lbsim.config.scenario import Scenario, expand, fault_targets, get_path, load_scenario, written
+from lbsim.config.loading import load_scenario
+from lbsim.config.overrides import get_path, written
+from lbsim.config.scenario import Scenario, fault_targets
+from lbsim.config.sweep import expand
 from lbsim.errors import ConfigError
 from lbsim.results.expectations import check_metric
 from lbsim.runner import run_sweep

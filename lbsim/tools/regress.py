@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from lbsim.config.scenario import load_scenario
+from lbsim.config.loading import load_scenario
 from lbsim.errors import ConfigError
 from lbsim.output.atomic import write_text_atomic
 from lbsim.runner import run_sweep

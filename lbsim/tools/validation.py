@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lbsim.config.scenario import load_scenario
+from lbsim.config.loading import load_scenario
 from lbsim.results.metrics import RunTables, confidence_half_width
 from lbsim.runner import run_tasks
 from lbsim.tools import theory

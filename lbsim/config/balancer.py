@@ -1,0 +1,231 @@
+"""``balancer`` and ``tiers``: the policy, layer, instances and processing of a balancer tier,
+and every mechanism it runs (pools, routes, health checks, breakers, retries, locality).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    model_validator,
+)
+
+from lbsim.config.base import Duration, Model, PolicySpec
+from lbsim.errors import ConfigError, UnknownNameError
+from lbsim.policies import Policy, make_policy
+
+
+class TlsModel(Model):
+    """TLS termination at the balancer: a handshake per new client connection, a cost per request."""
+
+    handshake: Duration = Field(0.0, ge=0)
+    per_request: Duration = Field(0.0, ge=0)
+
+
+class StickyModel(Model):
+    """Session persistence: later requests of a session (``cookie``) or client go where the first went."""
+
+    by: Literal["cookie", "client"] = "cookie"
+    ttl: Duration | None = Field(None, gt=0)
+
+
+class PoolModel(Model):
+    """A named subset of server groups with its own policy (default: the balancer's)."""
+
+    servers: list[str] = Field(min_length=1)
+    policy: PolicySpec | None = None
+
+
+class RouteModel(Model):
+    """A layer-7 rule: requests matching ``path_prefix`` and every ``header`` go to ``pool``, or
+    are split between pools by weight (the session decides, so a session sees one version)."""
+
+    path_prefix: str | None = None
+    header: dict[str, str] | None = None
+    pool: str | None = None
+    split: dict[str, float] | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RouteModel:
+        if (self.pool is None) == (self.split is None):
+            raise ConfigError(
+                f"must have exactly one of 'pool' and 'split'; got pool={self.pool!r}, split={self.split!r}."
+            )
+        if self.split is not None and (min(self.split.values()) < 0 or sum(self.split.values()) <= 0):
+            raise ConfigError(f"must have weights >= 0 with a positive sum; got {self.split!r}.", key="split")
+        return self
+
+    @property
+    def unconditional(self) -> bool:
+        """True when the rule matches every request."""
+        return self.path_prefix is None and not self.header
+
+
+class HealthCheckModel(Model):
+    """Active health checks: a small ``/health`` request through each server every ``interval``.
+
+    ``haproxy``: a health counter from 0 to rise + fall - 1, up at >= rise; a server starts
+    at the lowest up level, so its first failed check takes it down. ``envoy``: down after
+    ``fall`` consecutive failures, up after ``rise`` consecutive passes; a new backend needs
+    one pass before it gets traffic.
+    """
+
+    interval: Duration = Field(2.0, gt=0)
+    timeout: Duration = Field(1.0, gt=0)
+    rise: int = Field(2, ge=1)
+    fall: int = Field(3, ge=1)
+    jitter: Duration = Field(0.0, ge=0)
+    style: Literal["haproxy", "envoy"] = "haproxy"
+    probe_size: Duration = Field(0.0005, ge=0)
+
+
+class OutlierDetectionModel(Model):
+    """Passive health. Envoy: eject after ``consecutive_errors``, for base_ejection x ejections
+    (capped), never more than ``max_ejection_percent`` of the backends. NGINX (when
+    ``max_fails`` is given): skip a backend for ``fail_timeout`` after ``max_fails`` failures."""
+
+    consecutive_errors: int = Field(5, ge=1)
+    interval: Duration = Field(10.0, gt=0)
+    base_ejection: Duration = Field(30.0, gt=0)
+    max_ejection: Duration = Field(300.0, gt=0)
+    max_ejection_percent: float = Field(10.0, ge=0, le=100)
+    always_eject_one: bool = False
+    max_fails: int | None = Field(None, ge=1)
+    fail_timeout: Duration = Field(10.0, gt=0)
+
+
+class CircuitBreakerModel(Model):
+    """Per-backend breaker (the notes' closed / open / half-open) and Envoy's request limits."""
+
+    failure_threshold: int | None = Field(None, ge=1)
+    timeout: Duration = Field(60.0, gt=0)
+    max_requests: int | None = Field(None, ge=1)
+    max_pending: int | None = Field(None, ge=0)
+
+
+RetryOn = Literal["connect_failure", "error", "timeout", "rejected"]
+
+
+class RetriesModel(Model):
+    """Retries on another backend, full-jitter back-off, an optional budget, per-try timeout, hedging."""
+
+    max: int = Field(1, ge=0)
+    on: list[RetryOn] = Field(default_factory=lambda: list[RetryOn](["connect_failure"]))
+    backoff: Duration = Field(0.025, ge=0)
+    max_backoff: Duration | None = Field(None, ge=0)
+    budget: float | None = Field(None, gt=0, le=1)
+    min_retry_concurrency: int = Field(3, ge=0)
+    try_timeout: Duration | None = Field(None, gt=0)
+    hedge: Duration | None = Field(None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _on_is_not_true(cls, data: Any) -> Any:
+        # YAML 1.1 reads the key `on` as the boolean true.
+        if isinstance(data, Mapping) and True in data:
+            data = {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
+
+class StandbyModel(Model):
+    """A standby balancer that takes over ``failover`` seconds after the active one fails."""
+
+    failover: Duration = Field(3.0, ge=0)
+
+
+# Processing per request when ``cost`` is not given: layer 4 forwards bytes, layer 7 parses
+# HTTP. Orders of magnitude only (an Envoy sidecar spends about 350 us of CPU per request,
+# TLS included, per istio.io's performance page).
+DEFAULT_COST = {4: 10e-6, 7: 100e-6}
+
+
+class LocalityModel(Model):
+    """How a balancer instance picks a zone before a backend (Envoy), given its own zone.
+
+    ``zone_aware``: stay in the instance's zone while its share of the healthy backends is
+    at least its share of the instances, else keep upstream%/local% of the traffic local and
+    spill the rest to zones with residual capacity; off below ``min_cluster_size`` healthy
+    backends. ``weighted``: zones in smooth weighted round robin by
+    weight x min(1, overprovisioning x healthy / present).
+    """
+
+    mode: Literal["zone_aware", "weighted"] = "zone_aware"
+    min_cluster_size: int = Field(6, ge=1)
+    overprovisioning: float = Field(1.4, gt=0)
+    weights: dict[str, float] = Field(default_factory=dict)
+
+
+class BalancerModel(Model):
+    """The balancer tier: policy, layer, instances, processing capacity, routing, persistence."""
+
+    policy: PolicySpec = "round_robin"
+    layer: Literal[4, 7] = 7
+    instances: int = Field(1, ge=1)
+    cost: Duration | None = Field(None, ge=0)
+    cores: int = Field(4, ge=1)
+    tls: TlsModel | None = None
+    sticky: StickyModel | None = None
+    pools: dict[str, PoolModel] = Field(default_factory=dict)
+    routes: list[RouteModel] = Field(default_factory=list)
+    health_check: HealthCheckModel | None = None
+    outlier_detection: OutlierDetectionModel | None = None
+    circuit_breaker: CircuitBreakerModel | None = None
+    panic_threshold: float = Field(50.0, ge=0, le=100)
+    retries: RetriesModel | None = None
+    standby: StandbyModel | None = None
+    zones: list[str] = Field(default_factory=list)
+    locality: LocalityModel | None = None
+
+    @property
+    def cost_per_request(self) -> float:
+        """Processing seconds per request, the layer's default unless ``cost`` is given."""
+        return DEFAULT_COST[self.layer] if self.cost is None else self.cost
+
+    def policy_object(self, spec: Any = None) -> Policy:
+        """Return a fresh policy object for one run (``spec``, or the balancer's policy)."""
+        return copy.deepcopy(make_policy(self.policy if spec is None else spec))
+
+    @model_validator(mode="after")
+    def _locality_needs_zones(self) -> BalancerModel:
+        if self.locality is not None and self.locality.mode == "zone_aware" and not self.zones:
+            raise ConfigError("must list the instances' zones for zone-aware routing; got none.", key="zones")
+        return self
+
+    @model_validator(mode="after")
+    def _routes_use_pools(self) -> BalancerModel:
+        if self.routes and not self.pools:
+            raise ConfigError("must come with 'pools' to route to; got routes but no pools.", key="routes")
+        if self.pools and not self.routes:
+            raise ConfigError("must be given when pools are; got pools but no routes.", key="routes")
+        if self.layer == 4 and self.routes:
+            raise ConfigError(
+                "must be absent at layer 4, which cannot see requests; got routes.", key="routes"
+            )
+        if self.layer == 4 and self.sticky is not None:
+            raise ConfigError(
+                "must be absent at layer 4, where connections are pinned already; got sticky.", key="sticky"
+            )
+        for i, route in enumerate(self.routes):
+            for name in [route.pool] if route.pool else list(route.split or {}):
+                if name not in self.pools:
+                    raise ConfigError(str(UnknownNameError("pool", name, self.pools)), key=f"routes[{i}]")
+        if self.routes and not self.routes[-1].unconditional:
+            raise ConfigError("must end with a rule without conditions (the default).", key="routes")
+        return self
+
+
+class TierModel(BalancerModel):
+    """An upper balancer tier: its ``name`` and balancer settings; it balances over the
+    instances of the tier below it (the next tier, or ``balancer``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")
+
+    @model_validator(mode="after")
+    def _plain_tier(self) -> TierModel:
+        for key in ("pools", "routes", "zones", "locality", "standby", "sticky"):
+            if getattr(self, key):
+                raise ConfigError(f"is not supported in an upper tier; got {getattr(self, key)!r}.", key=key)
+        return self

@@ -1,0 +1,54 @@
+"""The parts every scenario section is made of: a frozen model that rejects unknown keys,
+and the value types that parse durations, rates, distributions and policy names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationInfo,
+    model_validator,
+)
+
+from lbsim.distributions import Distribution, parse_distribution
+from lbsim.errors import UnknownNameError
+from lbsim.policies import make_policy
+from lbsim.units import parse_duration, parse_rate
+
+
+def read_distribution(value: object, info: ValidationInfo) -> Distribution:
+    """A distribution written in a scenario (file paths relative to the scenario file)."""
+    base_dir = (info.context or {}).get("base_dir")
+    return parse_distribution(value, Path(base_dir) if base_dir else None)
+
+
+def _policy(value: object) -> object:
+    make_policy(value)  # type: ignore[arg-type]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Rate = Annotated[float, BeforeValidator(parse_rate)]
+Dist = Annotated[Distribution, BeforeValidator(read_distribution)]
+PolicySpec = Annotated[Any, BeforeValidator(_policy)]
+
+
+class Model(BaseModel):
+    """A part of a scenario: frozen, and every key must be known."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            for key in data:
+                if key not in cls.model_fields:
+                    raise UnknownNameError("key", str(key), cls.model_fields)
+        return data

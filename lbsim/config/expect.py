@@ -1,0 +1,40 @@
+"""``expect``: expectations about the results, checked after a run (data, never code)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import (
+    BeforeValidator,
+    model_validator,
+)
+
+from lbsim.config.base import Model
+from lbsim.errors import ConfigError
+from lbsim.results.expectations import check_metric, parse_percent
+
+
+class ExpectModel(Model):
+    """An expectation about the results (data, never code); see lbsim.results.expectations."""
+
+    metric: Annotated[str, BeforeValidator(check_metric)]
+    policy: str | None = None
+    where: dict[str, Any] | None = None
+    below: str | None = None
+    above: str | None = None
+    max: float | None = None
+    min: float | None = None
+    within: Annotated[float, BeforeValidator(parse_percent)] | None = None
+    of: float | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> ExpectModel:
+        rules = [self.below or self.above, self.max is not None or self.min is not None, self.of is not None]
+        if sum(bool(rule) for rule in rules) != 1:
+            raise ConfigError("must have one rule: below/above a policy, max/min, or within ... of; got "
+                              f"{sum(bool(rule) for rule in rules)}.")  # fmt: skip
+        if (self.below or self.above) and not self.policy:
+            raise ConfigError("must name the policy compared; got nothing.", key="policy")
+        if (self.within is None) != (self.of is None):
+            raise ConfigError("must come with 'of' (and 'of' with 'within'); got one of them.", key="within")
+        return self

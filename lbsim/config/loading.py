@@ -1,0 +1,117 @@
+"""Reading a scenario: YAML (``yaml.safe_load``, nothing evaluated), overrides, checking,
+and the source a checked scenario remembers so cells and overrides start from it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    ValidationError,
+)
+
+from lbsim.config.messages import describe
+from lbsim.config.overrides import set_path
+from lbsim.config.scenario import Scenario
+from lbsim.errors import ConfigError
+
+
+def load_scenario(
+    source: str | Path | Mapping[str, Any] | Scenario,
+    *,
+    overrides: Iterable[tuple[str, Any]] = (),
+    sweeps: Iterable[tuple[str, list[Any]]] = (),
+) -> Scenario:
+    """Read, override and check a scenario.
+
+    Args:
+        source: a YAML file path, a mapping with the same keys, or a Scenario.
+        overrides: (key path, value) pairs applied before checking, as ``--set``.
+        sweeps: (key path, values) pairs that replace or add sweep axes, as ``--sweep``.
+
+    Raises:
+        ConfigError: one line naming the file, the key path, the rule and the value.
+    """
+    if isinstance(source, Scenario):
+        where, base_dir, data = (
+            source._source.where,
+            source._source.base_dir,
+            copy.deepcopy(source._source.data),
+        )
+    elif isinstance(source, Mapping):
+        where, base_dir, data = "<scenario>", Path.cwd(), copy.deepcopy(dict(source))
+    else:
+        path = Path(source)
+        where, base_dir = str(path), path.parent
+        data = _read_yaml(path)
+    try:
+        for key, value in overrides:
+            data = set_path(data, key, _yaml_value(value))
+        for key, values in sweeps:
+            sweep = dict(data.get("sweep") or {})
+            sweep[key] = [_yaml_value(value) for value in values]
+            data["sweep"] = sweep
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {key} {exc}") from None
+    scenario = _validate(_Source(data, where, base_dir))
+    for key, values in scenario.sweep.items():
+        for i, value in enumerate(values):
+            scenario._source.cell({key: value}, f"sweep.{key}[{i}]")
+    return scenario
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: the scenario file must be readable; got {exc.strerror}.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(
+            f"{path}: the file must be valid YAML{line}; got {getattr(exc, 'problem', exc)}."
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: the file must hold a mapping of scenario keys; got {type(data).__name__}."
+        )
+    return data
+
+
+def _yaml_value(value: Any) -> Any:
+    return yaml.safe_load(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """A scenario's input data, the file it came from and the folder its paths are relative to."""
+
+    data: dict[str, Any]
+    where: str
+    base_dir: Path
+
+    def cell(self, values: Mapping[str, Any], label: str) -> Scenario:
+        data = dict(self.data, sweep={})
+        for key, value in values.items():
+            try:
+                data = set_path(data, key, value)
+            except ConfigError as exc:
+                raise ConfigError(f"{self.where}: {label}: {key} {exc}") from None
+        return _validate(_Source(data, self.where, self.base_dir), label)
+
+
+def _validate(source: _Source, label: str = "") -> Scenario:
+    try:
+        scenario = Scenario.model_validate(source.data, context={"base_dir": str(source.base_dir)})
+    except ValidationError as exc:
+        prefix = f"{source.where}: {label}: " if label else f"{source.where}: "
+        raise ConfigError(prefix + describe(exc.errors()[0])) from None
+    scenario._source = source
+    return scenario

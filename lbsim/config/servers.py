@@ -1,0 +1,44 @@
+"""``servers``: groups of identical backends, and slow start for one that returns."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    Field,
+)
+
+from lbsim.config.base import Duration, Model
+
+
+class SlowStartModel(Model):
+    """Ramp a backend's weight up after it becomes eligible again (recovery, health, ejection end).
+
+    ``envoy``: weight x max(min_weight_percent, (t / window)^(1 / aggression)), recomputed
+    every window / 20. ``haproxy``: linear from one step to 100% over the window, in steps of
+    max(1 s, window / 20).
+    """
+
+    window: Duration = Field(gt=0)
+    style: Literal["envoy", "haproxy"] = "envoy"
+    aggression: float = Field(1.0, gt=0)
+    min_weight_percent: float = Field(10.0, ge=0, le=100)
+
+
+class ServerGroup(Model):
+    """A group of identical backends named ``<name>-0``, ``<name>-1``, ..."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.]*$")
+    count: int = Field(1, ge=1)
+    speed: float = Field(1.0, gt=0)
+    workers: int = Field(1, ge=1)
+    queue: int | None = Field(None, ge=0)
+    discipline: Literal["fcfs", "ps"] = "fcfs"
+    weight: int = Field(1, ge=1, le=256)
+    zone: str | None = None
+    region: str | None = None
+    t_join: Duration = Field(0.0, ge=0)
+    t_leave: Duration | None = Field(None, gt=0)
+    max_connection_age: Duration | None = Field(None, gt=0)
+    backup: bool = False
+    slow_start: SlowStartModel | None = None
