@@ -390,3 +390,21 @@ def test_a_retry_waits_a_full_jitter_back_off():
     assert result.summary.loc[0, "n_retries"] == len(retried) == 200
     assert retried.min() >= 0.005 and retried.max() < 0.005 + 0.025
     assert retried.mean() == pytest.approx(0.005 + 0.0125, abs=0.003)
+
+
+@pytest.mark.parametrize("retries", [None, {"max": 1, "on": ["connect_failure"]}])
+def test_a_client_timeout_names_the_server_it_waited_on(retries):
+    hang = {"target": "web-1", "kind": "hang", "at": "0.95s", "duration": "100s"}
+    scenario = make_scenario(
+        duration=3.0,
+        workload={"arrivals": "deterministic", "rate": 10, "size": "det(10ms)", "timeout": "1s"},
+        servers=[{"name": "web", "count": 2}],
+        balancer={"retries": retries} if retries else {},
+        faults=[hang],
+    )
+    requests = lbsim.simulate(scenario).requests
+    timed_out = requests[requests["status"] == "timeout"]
+    # Round robin sends every other request (k = 11, 13, ...) to web-1, which hangs from 0.95 s:
+    # each waits there for its 1 s timeout, with or without a retry policy.
+    assert np.round(timed_out["t_arrival"].to_numpy() * 10).astype(int).tolist() == list(range(11, 30, 2))
+    assert (timed_out["server"] == "web-1").all()

@@ -66,11 +66,9 @@ class Dispatch(Stage):
             self.reply(attempt, -1, NO_BACKEND)
             return
         backend = pool.pick(request) if self.choose is None else self.choose(attempt, pool)
-        call = attempt.call
-        if call is None:
-            request.server = backend.index
-        else:
-            call.tried.add(backend.index)
+        request.server = backend.index
+        if attempt.call is not None:
+            attempt.call.tried.add(backend.index)
         attempt.backend = backend
         attempt.t_sent = self.clock.now
         if self.breakers is not None and not self.breakers.allows(backend.index):
