@@ -347,7 +347,7 @@ def remap(policy_name: str, backends: int, keys: int, seed: int) -> None:
 @click.option("--quiet", is_flag=True, help="Print only the verdict.")
 def validate(quick: bool, jobs: int | None, out: Path, quiet: bool) -> None:
     """Check the engine against queueing theory; exit 1 if any case fails."""
-    from lbsim.output.atomic import write_atomic, write_text_atomic
+    from lbsim.atomic import write_atomic, write_text_atomic
     from lbsim.tools.validation import markdown, table
     from lbsim.tools.validation import validate as run_suite
 

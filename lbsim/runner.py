@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 
 from lbsim import engine
+from lbsim.atomic import write_atomic
 from lbsim.config.loading import load_scenario
 from lbsim.config.overrides import get_path
 from lbsim.config.scenario import Scenario
 from lbsim.config.sweep import Cell, expand
 from lbsim.errors import ConfigError
-from lbsim.output.atomic import write_atomic
 from lbsim.policies import Policy, make_policy
 from lbsim.results.metrics import RunTables, cell_table, summarize
 from lbsim.results.request_log import RequestsFile, RequestsInMemory, require_parquet

@@ -1,6 +1,6 @@
 """Write a results folder: tables, plots, a Markdown report and a manifest.
 
-Every file is written through :mod:`lbsim.output.atomic`, so an interrupted run never leaves a
+Every file is written through :mod:`lbsim.atomic`, so an interrupted run never leaves a
 truncated table behind.
 """
 
@@ -23,9 +23,9 @@ from matplotlib.figure import Figure
 from pydantic import BaseModel
 
 from lbsim import __version__
+from lbsim.atomic import write_atomic, write_text_atomic
 from lbsim.config.scenario import Scenario
 from lbsim.output import plots
-from lbsim.output.atomic import write_atomic, write_text_atomic
 from lbsim.policies import Policy
 from lbsim.results.expectations import Outcome
 from lbsim.runner import SweepResult

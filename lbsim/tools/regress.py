@@ -17,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 
+from lbsim.atomic import write_text_atomic
 from lbsim.config.loading import load_scenario
 from lbsim.errors import ConfigError
-from lbsim.output.atomic import write_text_atomic
 from lbsim.runner import run_sweep
 
 # The canonical scenarios and the overrides that make them quick enough for CI.
