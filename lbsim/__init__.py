@@ -9,23 +9,27 @@ latency, error-rate and utilization tables::
     summary = lbsim.sweep(scenario, jobs=2)
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from lbsim.config.loading import load_scenario
-from lbsim.config.scenario import Scenario
-from lbsim.config.sweep import expand
 from lbsim.errors import ConfigError, LbsimError, SimulationError, UnknownNameError
 from lbsim.policies import POLICIES, Backend, Policy, make_policy
 
 if TYPE_CHECKING:
+    from lbsim.config import Scenario, expand, load_scenario
     from lbsim.runner import SimulationResult, SweepResult, run_sweep, simulate, sweep
 
 # The one place the version is written: pyproject.toml reads it from here.
 __version__ = "0.2.0"
 
-# The runner brings in pandas, which takes longer to import than `lbsim --help` may take to
-# answer, so its names are loaded when first used.
-_RUNNER_NAMES = ("SimulationResult", "SweepResult", "run_sweep", "simulate", "sweep")
+# The scenario schema (pydantic) and the runner (pandas) take longer to import than
+# `lbsim --help` may take to answer, so their names are loaded when first used.
+_LAZY = {
+    "Scenario": "lbsim.config",
+    "expand": "lbsim.config",
+    "load_scenario": "lbsim.config",
+    **dict.fromkeys(("SimulationResult", "SweepResult", "run_sweep", "simulate", "sweep"), "lbsim.runner"),
+}
 
 __all__ = [
     "Backend",
@@ -49,14 +53,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Load a name of :mod:`lbsim.runner` on first use."""
-    if name in _RUNNER_NAMES:
-        from lbsim import runner
-
-        return getattr(runner, name)
+    """Load a name of :mod:`lbsim.config` or :mod:`lbsim.runner` on first use."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'lbsim' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    """The module's names, the runner's among them before they are loaded (for tab completion)."""
-    return sorted({*globals(), *_RUNNER_NAMES})
+    """The module's names, the lazy ones among them before they are loaded (for tab completion)."""
+    return sorted({*globals(), *_LAZY})

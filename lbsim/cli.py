@@ -15,8 +15,6 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from lbsim import __version__
-from lbsim.config.loading import load_scenario
-from lbsim.config.overrides import parse_assignment, split_values
 from lbsim.errors import ConfigError
 from lbsim.policies import POLICIES
 
@@ -93,6 +91,8 @@ def run(
     quiet: bool,
 ) -> None:
     """Simulate SCENARIO with its sweep and replications; write the results folder."""
+    from lbsim.config.loading import load_scenario
+    from lbsim.config.overrides import parse_assignment, split_values
     from lbsim.output.report import markdown_table, write_results
     from lbsim.results.expectations import check
     from lbsim.runner import RunCache, run_sweep
@@ -217,6 +217,8 @@ def capacity(
     quiet: bool,
 ) -> None:
     """Find the smallest KEY.PATH (or largest, for a rate) of SCENARIO meeting every --slo."""
+    from lbsim.config.loading import load_scenario
+    from lbsim.config.overrides import parse_assignment
     from lbsim.output.report import capacity_markdown, write_capacity
     from lbsim.tools.capacity import (
         parse_objective,

@@ -1,4 +1,5 @@
-"""Write a results folder: tables, plots, a Markdown report and a manifest.
+"""Write a results folder: tables, plots (drawn by :mod:`lbsim.output.figures`), a Markdown
+report and a manifest.
 
 Every file is written through :mod:`lbsim.atomic`, so an interrupted run never leaves a
 truncated table behind.
@@ -6,26 +7,22 @@ truncated table behind.
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 import json
 import math
 import platform
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 from pydantic import BaseModel
 
 from lbsim import __version__
 from lbsim.atomic import write_atomic, write_text_atomic
 from lbsim.config.scenario import Scenario
-from lbsim.output import plots
 from lbsim.policies import Policy
 from lbsim.results.expectations import Outcome
 from lbsim.runner import SweepResult
@@ -64,95 +61,6 @@ def _number(value: float) -> str:
     return "nan" if value is None or math.isnan(value) else f"{value:.4g}"
 
 
-def _figure(path: Path, draw: Callable[..., Any], size: tuple[float, float] = (7, 4.2)) -> None:
-    figure = Figure(figsize=size, layout="constrained")
-    draw(ax=figure.add_subplot())
-    _save(path, figure)
-
-
-def _save(path: Path, figure: Figure, dpi: int = 110) -> None:
-    """Write ``figure`` as a PNG through a temporary file."""
-    write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi))
-
-
-def _plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
-    made: list[tuple[str, str]] = []
-    swept = [key for key in result.keys if key not in ("scenario", "policy")]
-
-    def save(name: str, title: str, draw: Callable[..., Axes], size: tuple[float, float] = (7, 4.2)) -> None:
-        _figure(folder / "plots" / f"{name}.png", draw, size)
-        made.append((title, f"plots/{name}.png"))
-
-    save(
-        "latency_cdf",
-        "Latency CDF per policy",
-        functools.partial(plots.plot_latency_cdf, result.cdf),
-    )
-    for key in swept:
-        if pd.api.types.is_numeric_dtype(result.table[key]):
-            others = [k for k in result.keys if k not in ("scenario", key)]
-            for metric in ("latency_p99", "error_rate"):
-                save(
-                    f"{metric}_vs_{key}",
-                    f"{metric} against {key}",
-                    functools.partial(plots.plot_metric, result.table, key, metric, by=others),
-                )
-    numeric = [k for k in swept if pd.api.types.is_numeric_dtype(result.table[k])]
-    if numeric:
-        others = [k for k in result.keys if k not in ("scenario", numeric[0])]
-        figure = Figure(figsize=(11, 7), layout="constrained")
-        plots.plot_policy_panel(result.table, numeric[0], by=others, axes=list(figure.subplots(2, 2).flat))
-        _save(folder / "plots" / "policy_panel.png", figure, dpi=100)
-        made.append(("Policy comparison", "plots/policy_panel.png"))
-    if not any(path.startswith("plots/latency_p99_vs") for _, path in made):
-        for metric in ("latency_p99", "error_rate"):
-            save(
-                f"{metric}_by_policy",
-                f"{metric} per policy",
-                functools.partial(plots.plot_metric_bars, result.table, metric),
-            )
-    n_servers = result.servers["server"].nunique()
-    save(
-        "utilization",
-        "Utilization per server",
-        functools.partial(plots.plot_utilization, result.servers),
-        (max(7.0, 0.35 * n_servers * max(result.servers["policy"].nunique(), 1) ** 0.5), 4.2),
-    )
-    faults = _fault_windows(result.faults)
-    save(
-        "error_rate_over_time",
-        "Error rate over time",
-        functools.partial(plots.plot_timeseries, result.timeseries, "error_rate", faults=faults),
-    )
-    if any(column.startswith("served_") for column in result.timeseries.columns):
-        save(
-            "traffic_per_server",
-            "Traffic per server over time",
-            functools.partial(plots.plot_traffic, result.timeseries, faults=faults),
-        )
-    if len(result.regions):
-        save(
-            "traffic_per_region",
-            "Traffic sent to each region over time",
-            functools.partial(
-                plots.plot_region_traffic,
-                result.timeseries,
-                by=[k for k in result.keys if k != "scenario"],
-                faults=faults,
-            ),
-            (9, 5),
-        )
-    return made
-
-
-def _fault_windows(faults: pd.DataFrame) -> pd.DataFrame:
-    """Fault windows of the first replication (scheduled faults are the same in every one)."""
-    if faults.empty:
-        return faults
-    first = faults[faults["replication"] == faults["replication"].min()]
-    return first.drop_duplicates(["target", "t_start"])
-
-
 def versions() -> dict[str, str]:
     """Versions of lbsim and of what it runs on."""
     return {
@@ -188,7 +96,9 @@ def write_results(
         _csv(folder / "regions.csv", result.regions)
     if result.tiers["tier"].nunique() > 1:
         _csv(folder / "tiers.csv", result.tiers)
-    made = _plots(result, folder)
+    from lbsim.output import figures  # matplotlib, only once there is something to draw
+
+    made = figures.result_plots(result, folder)
     resolved = yaml.safe_dump(_plain(scenario), sort_keys=False)
     report = [f"# {scenario.name}", ""]
     if scenario.description:
@@ -266,11 +176,9 @@ def write_capacity(
     folder.mkdir(parents=True, exist_ok=True)
     _csv(folder / "capacity.csv", probes)
     write_text_atomic(folder / "capacity.md", capacity_markdown(probes, key, [m for m, _ in thresholds]))
-    normal = probes[probes["variant"] == "normal"]
-    figure = Figure(figsize=(7, 3.6 * len(thresholds)), layout="constrained")
-    for k, (metric, threshold) in enumerate(thresholds):
-        plots.plot_capacity(normal, key, metric, threshold, ax=figure.add_subplot(len(thresholds), 1, k + 1))
-    _save(folder / "capacity.png", figure)
+    from lbsim.output import figures  # matplotlib, only once there is something to draw
+
+    figures.capacity_plot(folder / "capacity.png", probes[probes["variant"] == "normal"], key, thresholds)
     write_text_atomic(
         folder / "manifest.json",
         json.dumps({"versions": versions(), **manifest}, indent=2, default=str) + "\n",
