@@ -15,12 +15,22 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from lbsim.distributions import Distribution
 from lbsim.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lbsim.engine.messages import Attempt, Probe
+
+
+class Now(Protocol):
+    """Anything that tells the current simulated time (the engine's clock)."""
+
+    now: float
+
 
 BLOCK = 65_536
 
@@ -45,7 +55,9 @@ class Request:
         "t_arrival", "t_done", "t_start",
     )  # fmt: skip
 
-    def __init__(self, index: int, t_arrival: float, size: float, client: int, clock: Any = None) -> None:
+    def __init__(
+        self, index: int, t_arrival: float, size: float, client: int, clock: Now | None = None
+    ) -> None:
         """``clock`` (anything with a ``now``) gives :attr:`now`; without one, now is ``t_arrival``."""
         self.index = index
         self.t_arrival = t_arrival
@@ -58,7 +70,7 @@ class Request:
         self.t_start = math.nan
         self.t_done = -1.0
         self.region = -1
-        self.parent: Any = None
+        self.parent: Attempt | Probe | None = None
         # The backend of its latest attempt (-1 for none): where a client timeout leaves it.
         self.server = -1
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from lbsim.engine.balancer.connections import Connection
+    from lbsim.engine.balancer.retries import Call
     from lbsim.policies.base import Backend
     from lbsim.workload import Request
 
@@ -32,7 +34,7 @@ class Attempt:
     )  # fmt: skip
 
     def __init__(
-        self, request: Request, reply_to: Callable[[Any, int], None], connection: Any = None
+        self, request: Request, reply_to: Callable[[Any, int], None], connection: Connection | None = None
     ) -> None:
         self.request = request
         self.index = request.index
@@ -42,7 +44,7 @@ class Attempt:
         self.backend: Backend | None = None
         # With retries: the call it is a try of, whether it is a retry, and whether its
         # sender gave up on it (a try timeout), so its late answer is not counted.
-        self.call: Any = None
+        self.call: Call | None = None
         self.retry = False
         self.abandoned = False
         self.t_sent = 0.0

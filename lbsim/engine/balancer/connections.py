@@ -75,7 +75,8 @@ class Connections(Stage):
         self.forward(attempt)
 
     def answer(self, attempt: Attempt, index: int, status: int) -> None:
-        connection: Connection = attempt.connection
+        connection = attempt.connection
+        assert connection is not None
         connection.outstanding -= 1
         if not connection.open and connection.outstanding == 0:
             self._close(connection)
@@ -83,7 +84,8 @@ class Connections(Stage):
 
     def pinned(self, attempt: Attempt, pool: Pool) -> Backend:
         """Layer 4: the backend of the attempt's connection, chosen when the connection opens."""
-        connection: Connection = attempt.connection
+        connection = attempt.connection
+        assert connection is not None
         backend = connection.backend
         if backend is not None and backend.index in pool.present:
             return backend

@@ -75,7 +75,8 @@ class Retries(Stage):
         self.forward(attempt)
 
     def answer(self, attempt: Attempt, index: int, status: int) -> None:
-        call: Call = attempt.call
+        call = attempt.call
+        assert call is not None
         call.live.remove(attempt)
         if attempt.retry:
             self.retries_active -= 1
@@ -91,7 +92,8 @@ class Retries(Stage):
             self.reply(attempt, index, status)
 
     def _try_expired(self, attempt: Attempt) -> None:
-        call: Call = attempt.call
+        call = attempt.call
+        assert call is not None
         if attempt in call.live and not self.owner.dead:
             # Envoy resets the upstream stream: the attempt stops counting as active now,
             # though the server, which is not told, may still work on it.
