@@ -137,7 +137,8 @@ def run(
                 ("latency_mean", "latency_p99", "error_rate", "utilization_max"),
             )
         )
-        click.echo(f"{len(result.summary)} runs in {simulated - started:.1f}s; results in {folder}/")
+        cached = f" ({result.n_cached} from the cache in {folder / 'cache'})" if result.n_cached else ""
+        click.echo(f"{len(result.summary)} runs{cached} in {simulated - started:.1f}s; results in {folder}/")
     for outcome in outcomes:
         if not (quiet and outcome.holds):
             click.echo(f"expect {outcome.text}: {'holds' if outcome.holds else 'FAILS'} ({outcome.detail})")

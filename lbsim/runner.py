@@ -76,6 +76,8 @@ class SweepResult:
     tiers: pd.DataFrame
     keys: list[str]
     cells: list[dict[str, Any]] = field(default_factory=list)
+    # Runs taken from the run cache instead of simulated.
+    n_cached: int = 0
 
 
 def _scenario(source: ScenarioSource, policy: Policy | str | None = None) -> Scenario:
@@ -216,6 +218,7 @@ def run_sweep(
     for i, run in zip(todo, fresh, strict=True):
         found[i] = run
     result = _assemble(scenario, cells, seed, replications, found, {i // replications for i in todo})  # type: ignore[arg-type]
+    result.n_cached = reused
     if keep_requests is not None:
         for c, row in enumerate(result.cells):
             row["requests"] = [path.name for path in paths[c * replications : (c + 1) * replications] if path]

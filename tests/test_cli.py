@@ -188,3 +188,17 @@ def test_keep_requests_without_pyarrow_says_what_to_install(small, tmp_path, mon
     assert result.exit_code == 2
     assert "pip install 'lbsim[parquet]'" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_set_on_a_swept_key_replaces_that_axis(small, tmp_path):
+    out = tmp_path / "out"
+    run(small, "--out", out, "--jobs", 1, "--replications", 1, "--set", "balancer.policy=p2c", "--quiet")
+    assert list(pd.read_csv(out / "summary.csv")["policy"]) == ["p2c"]
+
+
+def test_a_rerun_says_its_runs_came_from_the_cache(small, tmp_path):
+    out = tmp_path / "out"
+    first = run(small, "--out", out, "--jobs", 1)
+    assert "from the cache" not in first.output
+    second = run(small, "--out", out, "--jobs", 1)
+    assert f"4 runs (4 from the cache in {out / 'cache'})" in second.output

@@ -31,7 +31,8 @@ def load_scenario(
 
     Args:
         source: a YAML file path, a mapping with the same keys, or a Scenario.
-        overrides: (key path, value) pairs applied before checking, as ``--set``.
+        overrides: (key path, value) pairs applied before checking, as ``--set``; a key the
+            sweep varies takes that one value in every cell.
         sweeps: (key path, values) pairs that replace or add sweep axes, as ``--sweep``.
 
     Raises:
@@ -52,6 +53,10 @@ def load_scenario(
     try:
         for key, value in overrides:
             data = set_path(data, key, _yaml_value(value))
+            sweep = data.get("sweep")
+            if isinstance(sweep, dict) and key in sweep:
+                # The sweep would set the key in every cell: the value given replaces that axis.
+                data["sweep"] = {**sweep, key: [_yaml_value(value)]}
         for key, values in sweeps:
             sweep = dict(data.get("sweep") or {})
             sweep[key] = [_yaml_value(value) for value in values]
