@@ -202,3 +202,23 @@ def test_a_rerun_says_its_runs_came_from_the_cache(small, tmp_path):
     assert "from the cache" not in first.output
     second = run(small, "--out", out, "--jobs", 1)
     assert f"4 runs (4 from the cache in {out / 'cache'})" in second.output
+
+
+def test_an_expectation_on_a_key_the_sweep_does_not_vary_is_bad_input(tmp_path):
+    path = tmp_path / "expect.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                **SMALL,
+                "expect": [{"metric": "error_rate", "where": {"balancer.policy": "random"}, "max": 0.1}],
+            }
+        )
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--set", "sweep={}"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: {path}: expect[0].where must name a key the sweep varies; got 'balancer.policy', "
+        "and the sweep varies nothing."
+    ]
+    assert not out.exists()

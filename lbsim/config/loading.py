@@ -64,6 +64,17 @@ def load_scenario(
     except ConfigError as exc:
         raise ConfigError(f"{where}: {key} {exc}") from None
     scenario = _validate(_Source(data, where, base_dir))
+    for i, expectation in enumerate(scenario.expect):
+        for key in expectation.where or {}:
+            if key in scenario.sweep:
+                continue
+            # Only swept keys are columns of the table expectations are checked against.
+            varied = (
+                f" ({', '.join(scenario.sweep)}); got {key!r}."
+                if scenario.sweep
+                else (f"; got {key!r}, and the sweep varies nothing.")
+            )
+            raise ConfigError(f"{where}: expect[{i}].where must name a key the sweep varies{varied}")
     for key, values in scenario.sweep.items():
         for i, value in enumerate(values):
             scenario._source.cell({key: value}, f"sweep.{key}[{i}]")
