@@ -344,12 +344,13 @@ def remap(policy_name: str, backends: int, keys: int, seed: int) -> None:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results/validation"),
-    show_default=True,
+    help="Folder for validation.csv and .md [default: results/validation, or results/validation-quick].",
 )
 @click.option("--quiet", is_flag=True, help="Print only the verdict.")
-def validate(quick: bool, jobs: int | None, out: Path, quiet: bool) -> None:
+def validate(quick: bool, jobs: int | None, out: Path | None, quiet: bool) -> None:
     """Check the engine against queueing theory; exit 1 if any case fails."""
+    # The full run's table is committed; a quick run must not overwrite it.
+    out = out if out is not None else Path("results/validation-quick" if quick else "results/validation")
     from lbsim.atomic import write_atomic, write_text_atomic
     from lbsim.tools.validation import markdown, table
     from lbsim.tools.validation import validate as run_suite
