@@ -186,11 +186,15 @@ class Parameter:
 
 def parameter(scenario: Scenario, key: str, bounds: tuple[float, float] | None) -> Parameter:
     """Describe the varied key of ``scenario``; its current value must be a positive number."""
+    rule = "--vary must name a number in the scenario, such as servers[0].count"
     try:
         current = get_path(scenario, key)
     except (KeyError, IndexError, AttributeError, TypeError):
-        raise ConfigError(f"--vary must name a number in the scenario; got {key!r}.") from None
-    if isinstance(current, bool) or not isinstance(current, int | float) or current <= 0:
+        raise ConfigError(f"{rule}; got {key!r}.") from None
+    if isinstance(current, bool) or not isinstance(current, int | float):
+        # What the path reaches may be a list, a section or a method: not worth echoing.
+        raise ConfigError(f"{rule}; got {key!r}, which is not a number.")
+    if current <= 0:
         raise ConfigError(f"--vary must name a positive number in the scenario; got {key!r} = {current!r}.")
     integer = isinstance(current, int)
     maximize = key.endswith("rate")
