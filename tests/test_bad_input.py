@@ -64,6 +64,8 @@ def test_a_real_process_prints_no_traceback(tmp_path):
             ["--sweep", "servers..count=1"],
             "must be a key path such as 'servers[0].count'; got 'servers..count'.",
         ),
+        (["--set", "balancer={"], "balancer must be a YAML value; got '{'."),
+        (["--set", "balancer={policy: p2c, policy: random}"], "balancer must be a YAML value; got"),
     ],
 )
 def test_bad_options_are_one_line_too(args, message, tmp_path):

@@ -5,6 +5,7 @@ and the source a checked scenario remembers so cells and overrides start from it
 from __future__ import annotations
 
 import copy
+import reprlib
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _yaml_value(value: Any) -> Any:
-    return yaml.safe_load(value) if isinstance(value, str) else value
+    """A value given on the command line, read as YAML (``4``, ``10ms``, ``{interval: 2s}``)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return yaml.load(value, Loader=_UniqueKeyLoader)  # a SafeLoader: data, never objects
+    except yaml.YAMLError:
+        raise ConfigError(f"must be a YAML value; got {reprlib.repr(value)}.") from None
 
 
 @dataclass(frozen=True, slots=True)
