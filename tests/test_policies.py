@@ -166,6 +166,9 @@ def test_least_connections_scales_to_a_thousand_backends():
 def test_unknown_policy_suggests_the_closest_name():
     with pytest.raises(UnknownNameError, match="Did you mean 'least_connections'"):
         make_policy("least_conection")
+    # Whatever the case: people write P2C the way papers do.
+    with pytest.raises(UnknownNameError, match=r"unknown policy 'P2C'\. Did you mean 'p2c'"):
+        make_policy("P2C")
 
 
 def test_policy_mapping_rejects_unknown_parameters():
