@@ -10,15 +10,39 @@ import re
 
 from lbsim.errors import ConfigError
 
-_DURATION_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_RATE_UNITS = {"s": 1.0, "m": 1 / 60.0, "h": 1 / 3600.0}
+# Each unit as people write it.
+_DURATION_UNITS = {
+    **dict.fromkeys(("us", "µs", "usec"), 1e-6),
+    **dict.fromkeys(("ms", "msec"), 1e-3),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60.0),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0),
+}
+# Per unit of time ("/s", "/sec", "/min", ...), and requests per second or minute.
+_RATE_UNITS = {
+    **{f"/{unit}": 1 / scale for unit, scale in _DURATION_UNITS.items() if scale >= 1.0},
+    "rps": 1.0,
+    "rpm": 1 / 60.0,
+}
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_DURATION = re.compile(rf"^\s*({_NUMBER})\s*(us|µs|ms|s|m|h)?\s*$")
-_RATE = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*(s|m|h))?\s*$")
+
+
+def _pattern(units: dict[str, float]) -> re.Pattern[str]:
+    """A number, then optionally one of ``units`` (longest first, so 'ms' is not read as 'm';
+    spaces allowed after a '/')."""
+    spellings = "|".join(
+        re.escape(unit).replace("/", r"/\s*") for unit in sorted(units, key=len, reverse=True)
+    )
+    return re.compile(rf"^\s*({_NUMBER})\s*({spellings})?\s*$")
+
+
+_DURATION = _pattern(_DURATION_UNITS)
+_RATE = _pattern(_RATE_UNITS)
 
 
 def parse_duration(value: object) -> float:
-    """Return a duration in seconds from ``"250us"``, ``"20ms"``, ``"2s"``, ``"5m"``, ``"1h"`` or a number.
+    """Return a duration in seconds from ``"250us"``, ``"20ms"``, ``"2s"``, ``"5m"``, ``"1h"``
+    (or ``usec``, ``msec``, ``sec``, ``min``, ``hr`` and the words) or a number.
 
     Raises:
         ConfigError: the value is not a finite duration.
@@ -27,7 +51,8 @@ def parse_duration(value: object) -> float:
 
 
 def parse_rate(value: object) -> float:
-    """Return a rate in events per second from ``"900/s"``, ``"54000/m"``, ``"10/h"`` or a number.
+    """Return a rate in events per second from ``"900/s"``, ``"54000/m"``, ``"10/h"`` (or
+    ``/sec``, ``/min``, ``/hour``, ``rps``, ``rpm``) or a number.
 
     Raises:
         ConfigError: the value is not a finite rate.
@@ -39,7 +64,8 @@ def _parse(value: object, pattern: re.Pattern[str], units: dict[str, float], wha
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
     elif isinstance(value, str) and (match := pattern.match(value)):
-        number = float(match.group(1)) * units[match.group(2) or "s"]
+        unit = match.group(2)
+        number = float(match.group(1)) * (units[re.sub(r"\s+", "", unit)] if unit else 1.0)
     else:
         raise ConfigError(f"must be {what}; got {value!r}.")
     if not math.isfinite(number):

@@ -14,6 +14,11 @@ from lbsim.units import format_duration, parse_duration, parse_rate
         ("1h", 3600.0),
         ("1.5", 1.5),
         (3, 3.0),
+        # As people also write them.
+        ("2min", 120.0),
+        ("100 msec", 0.1),
+        ("1.5 hours", 5400.0),
+        ("3 sec", 3.0),
     ],
 )
 def test_durations_are_seconds(text, seconds):
@@ -21,7 +26,18 @@ def test_durations_are_seconds(text, seconds):
 
 
 @pytest.mark.parametrize(
-    ("text", "rate"), [("900/s", 900.0), ("54000/m", 900.0), ("3600/h", 1.0), ("12", 12.0)]
+    ("text", "rate"),
+    [
+        ("900/s", 900.0),
+        ("900 / s", 900.0),
+        ("54000/m", 900.0),
+        ("3600/h", 1.0),
+        ("12", 12.0),
+        ("400rps", 400.0),
+        ("400/sec", 400.0),
+        ("60/min", 1.0),
+        ("120 rpm", 2.0),
+    ],
 )
 def test_rates_are_per_second(text, rate):
     assert parse_rate(text) == pytest.approx(rate)
