@@ -195,10 +195,12 @@ def run_sweep(
         require_parquet()
     cells = expand(scenario)
     tasks = [(cell.scenario, seed, r) for cell in cells for r in range(replications)]
-    paths = [keep_requests / f"{task_key(task)}.parquet" if keep_requests else None for task in tasks]
+    # One key per task, taken once: the files it hashes could change while the sweep runs.
+    keys = [task_key(task) for task in tasks]
+    paths = [keep_requests / f"{key}.parquet" if keep_requests else None for key in keys]
     found = [
-        cache.load(task) if cache is not None and (path is None or path.exists()) else None
-        for task, path in zip(tasks, paths, strict=True)
+        cache.load(key) if cache is not None and (path is None or path.exists()) else None
+        for key, path in zip(keys, paths, strict=True)
     ]
     todo = [i for i, result in enumerate(found) if result is None]
     reused = len(tasks) - len(todo)
@@ -212,7 +214,7 @@ def run_sweep(
         jobs,
         finished,
         scheduler,
-        cache.store if cache else None,
+        (lambda k, run: cache.store(keys[todo[k]], run)) if cache else None,
         [paths[i] for i in todo],
     )
     for i, run in zip(todo, fresh, strict=True):
@@ -280,22 +282,22 @@ class RunCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def path(self, task: Task) -> Path:
-        """Where the run of ``task`` is kept."""
-        return self.folder / f"{task_key(task)}.pickle"
+    def path(self, key: str) -> Path:
+        """Where the run named ``key`` is kept."""
+        return self.folder / f"{key}.pickle"
 
-    def load(self, task: Task) -> tuple[RunTables, float] | None:
-        """The kept run of ``task``, or None."""
-        path = self.path(task)
+    def load(self, key: str) -> tuple[RunTables, float] | None:
+        """The kept run named ``key``, or None."""
+        path = self.path(key)
         if not path.exists():
             return None
         with path.open("rb") as file:
             result: tuple[RunTables, float] = pickle.load(file)
         return result
 
-    def store(self, task: Task, result: tuple[RunTables, float]) -> None:
-        """Keep the run of ``task``."""
-        write_atomic(self.path(task), lambda tmp: tmp.write_bytes(pickle.dumps(result)))
+    def store(self, key: str, result: tuple[RunTables, float]) -> None:
+        """Keep the run named ``key``."""
+        write_atomic(self.path(key), lambda tmp: tmp.write_bytes(pickle.dumps(result)))
 
 
 def run_tasks(
@@ -303,20 +305,20 @@ def run_tasks(
     jobs: int,
     progress: Callable[[int, int], None] | None = None,
     scheduler: str | None = None,
-    store: Callable[[Task, tuple[RunTables, float]], None] | None = None,
+    store: Callable[[int, tuple[RunTables, float]], None] | None = None,
     requests_paths: list[Path | None] | None = None,
 ) -> list[tuple[RunTables, float]]:
     """Run (scenario, seed, replication) tasks, results in task order: in this process, in a
     process pool of ``jobs``, or on a Dask cluster (``scheduler``: an address or ``local``).
-    ``store`` is called with each result as soon as it arrives; ``requests_paths`` says
-    where each task writes its per-request records (None: nowhere)."""
+    ``store(position, result)`` is called with each result as soon as it arrives;
+    ``requests_paths`` says where each task writes its per-request records (None: nowhere)."""
     paths: list[Path | None] = requests_paths if requests_paths is not None else [None] * len(tasks)
     results: list[tuple[RunTables, float] | None] = [None] * len(tasks)
 
     def arrived(i: int, result: tuple[RunTables, float], done: int) -> None:
         results[i] = result
         if store is not None:
-            store(tasks[i], result)
+            store(i, result)
         if progress:
             progress(done, len(tasks))
 

@@ -7,7 +7,7 @@ scenario's configuration classes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -17,6 +17,7 @@ from lbsim.config.geography import DnsModel
 from lbsim.config.scenario import Scenario, balancer_instance, fault_targets
 from lbsim.engine import settings
 from lbsim.engine.run import Run
+from lbsim.policies import Policy
 from lbsim.results.assembler import RunOutput
 from lbsim.results.recorder import Sink
 
@@ -130,7 +131,7 @@ def _tier(name: str, config: BalancerModel) -> settings.BalancerTier:
     )
 
 
-def _policy_maker(config: BalancerModel, spec: Any) -> Any:
+def _policy_maker(config: BalancerModel, spec: Any) -> Callable[[], Policy]:
     """A maker of fresh policy objects: ``spec``'s, or the balancer's."""
     return lambda: config.policy_object(spec)
 

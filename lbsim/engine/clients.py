@@ -72,9 +72,6 @@ class OpenLoopClients:
         self._next()
         self.send(request)
 
-    def stop(self) -> None:
-        """Open-loop arrivals end by themselves at the end of the run."""
-
 
 class ClosedLoopUsers:
     """``users.users`` users, each thinking (``users.think``), then sending one request of a

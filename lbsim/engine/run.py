@@ -113,8 +113,8 @@ class Run:
             self.recorder,
         )  # fmt: skip
         clock.schedule(0.0, self._sample)
-        self.clients = self._clients()
-        self.users = self.clients if isinstance(self.clients, ClosedLoopUsers) else None
+        clients = self._clients()
+        self.users = clients if isinstance(clients, ClosedLoopUsers) else None
 
     def _tiers(self) -> list[Tier]:
         """Every balancer tier from the bottom up (instances not built yet): the bottom one over
@@ -298,7 +298,8 @@ class Run:
     def _close(self, _: object) -> None:
         self.assembler.busy_end = self._busy_times()
         self.open = False
-        self.clients.stop()
+        if self.users is not None:
+            self.users.stop()
         if self.n_ended == self.n_started:
             self.clock.stop()
 
@@ -307,13 +308,15 @@ class Run:
             self.clock.stop()
 
     def _sample(self, _: object) -> None:
-        first = self.balancers[0]
-        eligible = {b.index for pool in first.pools.values() for b in pool.eligible} if first else set()
-        t_next = self.assembler.sample(
-            [s.active for s in self.servers],
-            [s.fault_state() for s in self.servers],
-            [s.index in eligible for s in self.servers],
-        )
+        active = [s.active for s in self.servers]
+        if self.assembler.watched:
+            first = self.balancers[0]
+            eligible = {b.index for pool in first.pools.values() for b in pool.eligible} if first else set()
+            t_next = self.assembler.sample(
+                active, [s.fault_state() for s in self.servers], [s.index in eligible for s in self.servers]
+            )
+        else:
+            t_next = self.assembler.sample(active)
         if t_next is not None:
             self.clock.schedule(t_next - self.clock.now, self._sample)
 

@@ -99,12 +99,20 @@ class RunAssembler:
         self.busy_start: np.ndarray | None = None
         self.busy_end: np.ndarray | None = None
 
-    def sample(self, active: list[int], states: list[int], eligible: list[bool]) -> float | None:
-        """Record the servers' requests in system, fault states and eligibility now; return
-        the instant of the next sample (None after the last)."""
+    @property
+    def watched(self) -> bool:
+        """Whether server states and eligibility are sampled too."""
+        return self.state_samples is not None
+
+    def sample(
+        self, active: list[int], states: list[int] | None = None, eligible: list[bool] | None = None
+    ) -> float | None:
+        """Record the servers' requests in system (and, when :attr:`watched`, their fault
+        states and eligibility) now; return the instant of the next sample (None after the last)."""
         k = self.n_samples
         self.active_samples[k] = active
         if self.state_samples is not None and self.eligible_samples is not None:
+            assert states is not None and eligible is not None
             self.state_samples[k] = states
             self.eligible_samples[k] = eligible
         self.n_samples += 1
@@ -127,10 +135,9 @@ class RunAssembler:
         instance's cores (in the order of the busy times after the servers')."""
         recorder = self.recorder
         recorder.flush()
-        zero = np.zeros(len(self.servers) + busy_cores.size)
-        busy = (zero if self.busy_end is None else self.busy_end) - (
-            zero if self.busy_start is None else self.busy_start
-        )
+        # Both are taken before a run can end: at the warm-up and at the duration.
+        assert self.busy_start is not None and self.busy_end is not None
+        busy = self.busy_end - self.busy_start
         n = len(self.servers)
         return RunOutput(
             tally=recorder.tally,

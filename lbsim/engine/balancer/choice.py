@@ -10,6 +10,7 @@ from __future__ import annotations
 from lbsim.engine.balancer.pools import Pool
 from lbsim.engine.clock import Clock
 from lbsim.engine.messages import Attempt
+from lbsim.engine.settings import Sticky
 from lbsim.policies.base import Backend
 
 # A retry asks the policy this many more times for an untried backend before taking the
@@ -18,14 +19,14 @@ RETRY_PICKS = 3
 
 
 class Choice:
-    """Chooses with a session table (``sticky``: by client or by session, entries kept
-    ``ttl`` seconds after their last use, forever when None) and/or avoiding tried backends."""
+    """Chooses with a session table when ``sticky`` is given (by client or by session, entries
+    kept ``ttl`` seconds after their last use, forever when None), and avoiding tried backends."""
 
-    def __init__(self, clock: Clock, sticky: bool, by_client: bool, ttl: float | None) -> None:
+    def __init__(self, clock: Clock, sticky: Sticky | None) -> None:
         self.clock = clock
-        self.table: dict[int, tuple[Backend, float]] | None = {} if sticky else None
-        self.by_client = by_client
-        self.ttl = ttl
+        self.table: dict[int, tuple[Backend, float]] | None = {} if sticky is not None else None
+        self.by_client = sticky is not None and sticky.by == "client"
+        self.ttl = sticky.ttl if sticky is not None else None
 
     def __call__(self, attempt: Attempt, pool: Pool) -> Backend:
         request = attempt.request

@@ -16,7 +16,7 @@ from lbsim.engine.balancer.pools import Pool, Router
 from lbsim.engine.balancer.stage import Stage
 from lbsim.engine.clock import Clock
 from lbsim.engine.health import CircuitBreakers, OutlierDetector
-from lbsim.engine.messages import Attempt, Endpoint, Probe
+from lbsim.engine.messages import Attempt, Endpoint
 from lbsim.engine.network import ZoneHops
 from lbsim.policies.base import Backend
 from lbsim.status import CONNECT_FAILURE, DROPPED, NO_BACKEND, OK, REJECTED, RESET, TIMEOUT
@@ -49,6 +49,8 @@ class Dispatch(Stage):
         self.clock = clock
         self.owner = owner
         self.endpoints = list(endpoints)
+        # How each backend takes an attempt (its server's accept, or a zone crossing's).
+        self.deliver: list[Callable[[Attempt], None]] = [endpoint.accept for endpoint in endpoints]
         self.default_pool = default_pool
         self.pool_of = list(pool_of)
         self.router = router
@@ -83,7 +85,7 @@ class Dispatch(Stage):
                 pool.on_dispatch(backend, request)
         pool.outstanding += 1
         self.owner.attempts_active += 1
-        self.endpoints[backend.index].accept(attempt)
+        self.deliver[backend.index](attempt)
 
     def answer_from_backend(self, attempt: Attempt, status: int) -> None:
         """The backend answered ``attempt`` (or refused it) with ``status``."""
@@ -149,8 +151,8 @@ class ZonedDispatch(Dispatch):
         """``zones``: each backend's zone."""
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.hops = hops
-        self.endpoints = [
-            _ZoneCrossing(endpoint, backend_zone != zone, stats, hops)
+        self.deliver = [
+            _ZoneCrossing(endpoint, backend_zone != zone, stats, hops).accept
             for endpoint, backend_zone in zip(self.endpoints, zones, strict=True)
         ]
 
@@ -163,26 +165,17 @@ class ZonedDispatch(Dispatch):
 
 
 class _ZoneCrossing:
-    """A backend as an instance in a zone sends to it: counted as crossing zones or not
-    (for attempts of requests that arrived after warm-up), and sent across when it does."""
+    """Sending to a backend from an instance in a zone: counted as crossing zones or not (for
+    attempts of requests that arrived after warm-up), and sent across when it does."""
 
     def __init__(self, endpoint: Endpoint, crossed: bool, stats: RunStats, hops: ZoneHops | None) -> None:
         self.endpoint = endpoint
-        self.name = endpoint.name
         self.crossed = crossed
         self.stats = stats
         self.hops = hops if crossed else None
 
-    @property
-    def active(self) -> int:
-        return self.endpoint.active
-
-    def work_left(self) -> float:
-        return self.endpoint.work_left()
-
-    def accept(self, message: Attempt | Probe) -> None:
+    def accept(self, message: Attempt) -> None:
         stats = self.stats
-        assert isinstance(message, Attempt)
         if message.request.t_arrival >= stats.warmup:
             stats.n_zoned += 1
             stats.n_cross_zone += self.crossed

@@ -163,13 +163,7 @@ class Instance:
         if connections is not None and config.layer == 4:
             choose = connections.pinned
         elif config.sticky is not None or retries is not None:
-            sticky = config.sticky
-            choose = Choice(
-                clock,
-                sticky is not None,
-                sticky is not None and sticky.by == "client",
-                sticky.ttl if sticky else None,
-            )
+            choose = Choice(clock, config.sticky)
         else:
             choose = None
         dispatch_args = (
