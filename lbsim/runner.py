@@ -80,6 +80,15 @@ class SweepResult:
     n_cached: int = 0
 
 
+def _seed(scenario: Scenario, seed: int | None) -> int:
+    """The seed to run with: ``seed``, or the scenario's (>= 0, as the file's must be)."""
+    if seed is None:
+        return scenario.seed
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0; got {seed}.")
+    return seed
+
+
 def _scenario(source: ScenarioSource, policy: Policy | str | None = None) -> Scenario:
     scenario = source if isinstance(source, Scenario) else load_scenario(source)
     if policy is not None:
@@ -107,7 +116,7 @@ def simulate(
             bounded however long the run.
     """
     scenario = _scenario(scenario, policy)
-    seed = scenario.seed if seed is None else seed
+    seed = _seed(scenario, seed)
     kept = RequestsInMemory() if keep_requests else None
     output = engine.run(scenario, seed, replication, [kept] if kept is not None else [])
     tables = summarize(output, scenario.warmup, scenario.duration, scenario.window_length)
@@ -184,7 +193,7 @@ def run_sweep(
             (``<task key>.parquet``; the manifest maps cells to them).
     """
     scenario = _scenario(scenario)
-    seed = scenario.seed if seed is None else seed
+    seed = _seed(scenario, seed)
     replications = scenario.replications if replications is None else replications
     if replications < 1:
         raise ConfigError(f"replications must be >= 1; got {replications}.")

@@ -65,7 +65,11 @@ def test_a_real_process_prints_no_traceback(tmp_path):
             "must be a key path such as 'servers[0].count'; got 'servers..count'.",
         ),
         (["--set", "balancer={"], "balancer must be a YAML value; got '{'."),
-        (["--set", "balancer={policy: p2c, policy: random}"], "balancer must be a YAML value; got"),
+        (
+            ["--set", "balancer={policy: p2c, policy: random}"],
+            "balancer must not repeat a key in one mapping; got 'policy' twice.",
+        ),
+        (["--seed", "-1"], "seed must be >= 0; got -1."),
     ],
 )
 def test_bad_options_are_one_line_too(args, message, tmp_path):

@@ -137,6 +137,10 @@ def _yaml_value(value: Any) -> Any:
         return value
     try:
         return yaml.load(value, Loader=_UniqueKeyLoader)  # a SafeLoader: data, never objects
+    except _RepeatedKey as exc:
+        raise ConfigError(
+            f"must not repeat a key in one mapping; got {reprlib.repr(exc.key)} twice."
+        ) from None
     except yaml.YAMLError:
         raise ConfigError(f"must be a YAML value; got {reprlib.repr(value)}.") from None
 
