@@ -101,7 +101,11 @@ class Server:
         elif self.error_probability and self.error_draws.next() < self.error_probability:  # type: ignore[union-attr]
             self.clock.schedule(self.error_latency, self._answer_error, job)
         elif self.busy < self.workers and not self.hung:
-            self._start(job)
+            now = self.clock.now
+            self._account(now)
+            self.busy += 1
+            job.t_start = now
+            self._serve(job, now, job.size / self.speed * self.slowdown)
         elif self.queue is None or len(self.waiting) < self.queue:
             self.waiting.append(job)
             self.waiting_work += job.size / self.speed
@@ -111,37 +115,35 @@ class Server:
     def _answer_error(self, job: Job) -> None:
         job.reply_to(job, ERROR)
 
-    def _start(self, job: Job, service: float | None = None) -> None:
-        """Serve ``job`` for ``service`` seconds (its size at this speed, by default)."""
-        now = self.clock.now
-        self._account(now)
-        self.busy += 1
-        if service is None:
-            job.t_start = now
-            service = job.size / self.speed * self.slowdown
-        self.sum_t_end += now + service
+    def _serve(self, job: Job, now: float, service: float) -> None:
+        """A worker serves ``job`` from ``now`` for ``service`` seconds."""
+        t_end = now + service
+        self.sum_t_end += t_end
         if self.in_service is not None:
-            self.in_service[job] = now + service
-        self.clock.schedule(service, self._finish, (job, now + service, self.epoch))
+            self.in_service[job] = t_end
+        self.clock.schedule_at(t_end, self._finish, (job, t_end, self.epoch))
 
     def _finish(self, entry: tuple[Job, float, int]) -> None:
         job, t_end, epoch = entry
         if epoch != self.epoch:
             return  # the server crashed or hung since; that ended or froze this service
-        self._account(self.clock.now)
-        self.busy -= 1
+        now = self.clock.now
+        self._account(now)
         self.sum_t_end -= t_end
         if self.in_service is not None:
             del self.in_service[job]
         if self.waiting:
-            self._next()
+            self._serve_waiting(now)  # the freed worker takes the next job
+        else:
+            self.busy -= 1
         job.reply_to(job, OK)
 
-    def _next(self) -> None:
-        while self.waiting and self.busy < self.workers and not self.hung:
-            waiting = self.waiting.popleft()
-            self.waiting_work -= waiting.size / self.speed
-            self._start(waiting)
+    def _serve_waiting(self, now: float) -> None:
+        """A free worker takes the job that waited longest."""
+        job = self.waiting.popleft()
+        self.waiting_work -= job.size / self.speed
+        job.t_start = now
+        self._serve(job, now, job.size / self.speed * self.slowdown)
 
     # Faults -------------------------------------------------------------------------
 
@@ -176,10 +178,11 @@ class Server:
         frozen = dict(self.in_service or {})
         for job, t_end in frozen.items():
             del self.in_service[job]  # type: ignore[union-attr]
-            self.busy -= 1
             self.sum_t_end -= t_end
-            self._start(job, t_end - self.t_hung)
-        self._next()
+            self._serve(job, now, t_end - self.t_hung)
+        while self.waiting and self.busy < self.workers:
+            self.busy += 1
+            self._serve_waiting(now)
 
     def set_slowdown(self, factor: float) -> None:
         """Service that starts from now on takes ``factor`` times longer."""
