@@ -1,8 +1,9 @@
-"""Columnar per-request records: one compact numeric column per field, no objects kept.
+"""Columnar per-request records: one numeric column per field, no request objects kept.
 
 The engine tells the recorder when a request is sent and when it ends. An ended request is
-written once, by appending to typed arrays (8 bytes per float, 4 per integer, 1 per status).
-Every CHUNK requests the columns are handed to the run's tally and to the other sinks (a
+written once, by appending its fields to one list per column (a list append is the cheapest
+write Python has). Every CHUNK requests the columns become typed numpy arrays (8 bytes per
+float, 4 per integer, 1 per status), are handed to the run's tally and to the other sinks (a
 file or a list when per-request records are kept) and started afresh, so the engine's
 memory does not grow with the number of requests. The recorder also integrates the number
 of requests in the system over time, for Little's law.
@@ -10,7 +11,6 @@ of requests in the system over time, for Little's law.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,8 +22,8 @@ from lbsim.workload import Request
 if TYPE_CHECKING:
     from lbsim.results.tally import Tally
 
-# Requests per chunk: about 13 MB of columns, few enough folds to keep their cost negligible.
-CHUNK = 1 << 18
+# Requests per chunk: a few MB of pending columns, few enough folds to keep their cost negligible.
+CHUNK = 1 << 15
 
 Sink = Callable[["Records"], None]
 
@@ -50,14 +50,14 @@ class Recorder:
 
     def _start_chunk(self) -> None:
         self.left = CHUNK
-        self.t_arrival = array("d")
-        self.t_start = array("d")
-        self.t_done = array("d")
-        self.size = array("d")
-        self.server = array("i")
-        self.status = array("b")
-        self.client = array("i")
-        self.session = array("q")
+        self.t_arrival: list[float] = []
+        self.t_start: list[float] = []
+        self.t_done: list[float] = []
+        self.size: list[float] = []
+        self.server: list[int] = []
+        self.status: list[int] = []
+        self.client: list[int] = []
+        self.session: list[int] = []
 
     def sent(self, request: Request, now: float) -> None:
         """A client sent ``request`` at ``now``."""
@@ -93,14 +93,14 @@ class Recorder:
     def flush(self) -> None:
         """Hand the records of the current chunk to the sinks and start a new chunk."""
         chunk = Records(
-            t_arrival=np.frombuffer(self.t_arrival, dtype=np.float64),
-            t_start=np.frombuffer(self.t_start, dtype=np.float64),
-            t_done=np.frombuffer(self.t_done, dtype=np.float64),
-            size=np.frombuffer(self.size, dtype=np.float64),
-            server=np.frombuffer(self.server, dtype=np.int32),
-            status=np.frombuffer(self.status, dtype=np.int8),
-            client=np.frombuffer(self.client, dtype=np.int32),
-            session=np.frombuffer(self.session, dtype=np.int64),
+            t_arrival=np.array(self.t_arrival, dtype=np.float64),
+            t_start=np.array(self.t_start, dtype=np.float64),
+            t_done=np.array(self.t_done, dtype=np.float64),
+            size=np.array(self.size, dtype=np.float64),
+            server=np.array(self.server, dtype=np.int32),
+            status=np.array(self.status, dtype=np.int8),
+            client=np.array(self.client, dtype=np.int32),
+            session=np.array(self.session, dtype=np.int64),
         )
         self._start_chunk()
         for sink in self.sinks:
