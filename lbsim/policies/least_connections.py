@@ -36,22 +36,23 @@ class LeastConnections(Policy):
         self._backends: list[Backend] = []
         self._stored: list[int] = []
         self._level: list[int] = []
-        self._offset: dict[int, int] = {}
+        self._offset: list[int] = []
         super().reset(backends, rng)
 
     def update(self, backends: Sequence[Backend]) -> None:
         previous = {
-            b.index: self._stored[i] + self._offset.get(self._level[i], 0)
-            for i, b in enumerate(self._backends)
+            b.index: self._stored[i] + self._offset[self._level[i]] for i, b in enumerate(self._backends)
         }
         self._backends = list(backends)
         self._position = {b.index: i for i, b in enumerate(self._backends)}
         self._level = [b.active for b in self._backends]
         self._version = [0] * len(self._backends)
         self._stored = [0] * len(self._backends)
-        self._offset = {}
-        self._heaps: dict[int, list[tuple[int, int, int]]] = {}
-        self._size: dict[int, int] = {}
+        # Per active count (a level): the backends at it, their heap, and the offset of
+        # their current weights.
+        self._size: list[int] = []
+        self._heaps: list[list[tuple[int, int, int]]] = []
+        self._offset = []
         for i, b in enumerate(self._backends):
             self._stored[i] = previous.get(b.index, 0)
             self._insert(i, b.active)
@@ -59,11 +60,13 @@ class LeastConnections(Policy):
 
     def _insert(self, i: int, level: int) -> None:
         size = self._size
-        n = size.get(level, 0) + 1
-        size[level] = n
-        heap = self._heaps.get(level)
-        if heap is None:
-            heap = self._heaps[level] = []
+        if level >= len(size):
+            grow = level + 1 - len(size)
+            size.extend([0] * grow)
+            self._offset.extend([0] * grow)
+            self._heaps.extend([] for _ in range(grow))
+        n = size[level] = size[level] + 1
+        heap = self._heaps[level]
         self._level[i] = level
         heapq.heappush(heap, (-self._stored[i], i, self._version[i]))
         if len(heap) > 4 * n + 16:
@@ -74,17 +77,15 @@ class LeastConnections(Policy):
     def _move(self, i: int, level: int) -> None:
         size, offset, stored = self._size, self._offset, self._stored
         old = self._level[i]
-        absolute = stored[i] + offset.get(old, 0)
+        absolute = stored[i] + offset[old]
         self._version[i] += 1
-        left = size[old] - 1
-        if left:
-            size[old] = left
-        else:
-            del size[old], self._heaps[old]
-            offset.pop(old, None)
-        stored[i] = absolute - offset.get(level, 0)
+        left = size[old] = size[old] - 1
+        if not left:
+            self._heaps[old] = []
+            offset[old] = 0
+        stored[i] = absolute - (offset[level] if level < len(offset) else 0)
         self._insert(i, level)
-        if level < self._min or (old == self._min and old not in size):
+        if level < self._min or (old == self._min and not left):
             self._min = level
 
     def _top(self, level: int) -> int:
@@ -99,7 +100,7 @@ class LeastConnections(Policy):
         i = self._top(level)
         tied = self._size[level]
         if tied > 1:
-            self._offset[level] = self._offset.get(level, 0) + 1
+            self._offset[level] += 1
             self._stored[i] -= tied
             self._version[i] += 1
             heapq.heapreplace(self._heaps[level], (-self._stored[i], i, self._version[i]))
