@@ -43,6 +43,25 @@ def test_processor_sharing_splits_the_server(trace):
     assert requests_of(scenario)["latency"].to_numpy() == pytest.approx([0.4, 0.2])
 
 
+def test_processor_sharing_holds_two_tries_of_one_request_admitted_at_once(trace):
+    # The server hangs from t=0, so virtual time stands still: every try of the request at
+    # 0 is admitted at the same virtual time with the same size (equal keys, same request).
+    # Each try times out after 100 ms and is retried at once (no back-off); after 2 retries
+    # the request ends as a timeout at 0.3.
+    scenario = make_scenario(
+        workload=trace([(0.0, 0.03)]),
+        servers=[{"name": "web", "discipline": "ps"}],
+        balancer={
+            "policy": "round_robin",
+            "retries": {"max": 2, "on": ["timeout"], "try_timeout": "100ms", "backoff": 0},
+        },
+        faults=[{"target": "web-0", "kind": "hang", "at": 0.0, "duration": 0.5}],
+    )
+    result = lbsim.simulate(scenario)
+    assert result.requests["status"].tolist() == ["timeout"]
+    assert result.requests["latency"].to_numpy() == pytest.approx([0.3])
+
+
 def test_fcfs_serves_the_same_trace_in_order(trace):
     scenario = make_scenario(workload=trace([(0.0, 0.3), (0.1, 0.1)]))
     assert requests_of(scenario)["latency"].to_numpy() == pytest.approx([0.3, 0.3])

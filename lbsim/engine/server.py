@@ -206,7 +206,10 @@ class ProcessorSharingServer(Server):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.virtual = 0.0
         self.t_virtual = 0.0
-        self.sharing: list[tuple[float, int, Job]] = []
+        # (virtual finish, request index, admission number, job): two tries of one request
+        # can tie on the first two; the admission number orders them (first admitted first).
+        self.sharing: list[tuple[float, int, int, Job]] = []
+        self.n_admitted = 0
         self.generation = 0
         self.t_next = float("inf")
 
@@ -217,7 +220,7 @@ class ProcessorSharingServer(Server):
     def work_left(self) -> float:
         now = self.clock.now
         virtual = self.virtual + (self._rate() * (now - self.t_virtual) if self.sharing else 0.0)
-        return sum(finish - virtual for finish, _, _ in self.sharing) / self.speed * self.slowdown
+        return sum(entry[0] - virtual for entry in self.sharing) / self.speed * self.slowdown
 
     def _rate(self) -> float:
         if self.hung:
@@ -246,7 +249,8 @@ class ProcessorSharingServer(Server):
         now = self.clock.now
         self._advance(now)
         job.t_start = now
-        heapq.heappush(self.sharing, (self.virtual + job.size, job.index, job))
+        self.n_admitted += 1
+        heapq.heappush(self.sharing, (self.virtual + job.size, job.index, self.n_admitted, job))
         self.busy = min(n + 1, self.workers)
         if n < self.workers and not self.hung and now + job.size / self._rate() >= self.t_next:
             # The rate did not change and this request ends after the scheduled one.
@@ -268,7 +272,7 @@ class ProcessorSharingServer(Server):
             return
         now = self.clock.now
         self._advance(now)
-        _, _, job = heapq.heappop(self.sharing)
+        job = heapq.heappop(self.sharing)[-1]
         self.busy = min(len(self.sharing), self.workers)
         self._schedule(now)
         job.reply_to(job, OK)
@@ -281,7 +285,7 @@ class ProcessorSharingServer(Server):
         now = self.clock.now
         self._advance(now)
         self.crashed = True
-        lost = [job for _, _, job in self.sharing]
+        lost = [entry[-1] for entry in self.sharing]
         self.sharing.clear()
         self.busy = 0
         self._schedule(now)
