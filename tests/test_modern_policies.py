@@ -8,6 +8,7 @@ import pytest
 
 from lbsim.errors import ConfigError
 from lbsim.policies import Backend, make_policy
+from lbsim.policies.power_of_choices import distinct_sample
 from lbsim.tools.remap import remap
 from lbsim.workload import Request
 from tests.test_policies import complete, dispatch, fleet, request, start
@@ -30,6 +31,24 @@ def test_p2c_without_replacement_never_picks_the_busier_of_two():
     p = start({"name": "p2c", "replacement": False}, backends)
     dispatch(p, backends[0])
     assert share_of(p, 0, 2000) == 0.0
+
+
+def test_distinct_sample_is_rands_shuffling_floyd():
+    # rand src/seq/index.rs, sample_floyd (what tower's P2C samples with): for j in n-k..n,
+    # t = gen_range(0..=j); a t drawn before gives its place to j; t is pushed. Worked by hand
+    # for n=2, k=2: j=0 draws 0; j=1 draws t=0 (u < 1/2) -> [1, 0], or t=1 -> [0, 1].
+    assert distinct_sample(2, 2, iter([0.9, 0.3]).__next__) == [1, 0]
+    assert distinct_sample(2, 2, iter([0.9, 0.7]).__next__) == [0, 1]
+    # n=5, k=3: j=2 draws 1 -> [1]; j=3 draws 1 again -> [3, 1]; j=4 draws 4 -> [3, 1, 4].
+    assert distinct_sample(5, 3, iter([0.5, 0.3, 0.9]).__next__) == [3, 1, 4]
+
+
+def test_p2c_without_replacement_splits_ties_evenly():
+    # tower: chosen = aidx if aload <= bload, with (aidx, bidx) in random order, so two idle
+    # backends each win half the picks (before: the first listed always won the tie).
+    backends = fleet(1, 1)
+    p = start({"name": "p2c", "replacement": False}, backends)
+    assert share_of(p, 1, 20_000) == pytest.approx(0.5, abs=0.015)
 
 
 def test_p2c_three_choices_follows_the_order_statistics():

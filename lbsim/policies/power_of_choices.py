@@ -19,10 +19,12 @@ class PowerOfChoices(Policy):
     independently, so one backend can be drawn twice and with 2 backends the busier one
     wins 25% of the time; the first sample is kept unless a later one has strictly fewer
     active requests. Without replacement (Finagle P2C, Linkerd/tower) the samples are
-    distinct; ties go to the first. When weights differ, Envoy's weighted rule applies: an
-    earliest-deadline-first schedule over weight / (active + 1)^bias, the weight sampled
-    when a backend is put back (right after it is picked), started after a random number of
-    picks in [0, sum of weights) to desynchronise instances. Reads: Backend.active,
+    distinct and in random order; ties go to the first (tower's ``aload <= bload``,
+    tower/src/balance/p2c/service.rs), so to either with equal chance. When weights differ,
+    Envoy's weighted rule applies: an earliest-deadline-first schedule over
+    weight / (active + 1)^bias, the weight sampled when a backend is put back (right after it
+    is picked), started after a random number of picks in [0, sum of weights) to
+    desynchronise instances. Reads: Backend.active,
     Backend.weight. Follows: Envoy least_request (choice_count 2, active_request_bias 1.0).
     """
 
@@ -81,11 +83,16 @@ class PowerOfChoices(Policy):
 
 
 def distinct_sample(n: int, k: int, uniform: Callable[[], float]) -> list[int]:
-    """``k`` distinct indices in [0, n) in the order drawn (Floyd's algorithm, as tower's P2C)."""
+    """``k`` distinct indices in [0, n), in random order: Floyd's algorithm as rand's
+    ``seq::index::sample_floyd`` runs it for tower's P2C (rand src/seq/index.rs): for j in
+    n-k..n draw t in [0, j]; if t was drawn already, j takes its place; t goes last. The
+    first index is therefore any of the k with equal chance, so a tie can go to either."""
     chosen: list[int] = []
     for j in range(n - k, n):
         t = int(uniform() * (j + 1))
-        chosen.append(j if t in chosen else t)
+        if t in chosen:
+            chosen[chosen.index(t)] = j
+        chosen.append(t)
     return chosen
 
 
