@@ -4,6 +4,10 @@ import numpy as np
 import pytest
 
 import lbsim
+from lbsim.engine.clock import Clock
+from lbsim.engine.health import MaxFails
+from lbsim.engine.settings import OutlierDetection
+from lbsim.status import CONNECT_FAILURE, ERROR, OK, REJECTED, RESET, TIMEOUT
 from tests.helpers import make_scenario
 
 
@@ -229,13 +233,75 @@ def test_nginx_marks_a_failing_server_for_fail_timeout():
         )
     )
     marks = result.events[result.events["subject"] == "web-0"][["t", "event"]].values.tolist()
-    # First refused connection at 1.0 s: marked; eligible again at 11 s; the probe request
-    # fails at once and marks it again.
-    assert marks[1:4] == [
-        [pytest.approx(1.0), "marked"],
-        [pytest.approx(11.0), "returned"],
-        [pytest.approx(11.0, abs=0.11), "marked"],
-    ]
+    # ngx_http_upstream_round_robin.c in whole seconds: the refusal at 1.0 sets checked = 1;
+    # web-0 is skipped while now - checked <= 10, so until 12.0; its next pick (a trial) is
+    # refused at once: checked = 12, skipped until 23.0.
+    assert marks[1:3] == [[pytest.approx(1.0), "marked"], [pytest.approx(12.0), "returned"]]
+    (t_trial, trial), (t_marked, marked) = marks[3:5]
+    assert (trial, marked) == ("trial", "marked")
+    assert 12.0 <= t_trial == t_marked <= 12.1
+    assert marks[5] == [pytest.approx(23.0), "returned"]
+
+
+def nginx_checks(max_fails=3, fail_timeout=10.0, fails_on=("error", "timeout")):
+    clock = Clock()
+    config = OutlierDetection(5, 10.0, 30.0, 300.0, 10.0, False, max_fails, fail_timeout, fails_on)
+    events = []
+    checks = MaxFails(clock, config, ["web-0", "web-1"], lambda index: None, lambda *e: events.append(e[2]))
+    sent = []
+    deliver = checks.watch(0, sent.append)
+    return clock, checks, deliver, events
+
+
+def at(clock, t):
+    clock.now = t
+    return clock
+
+
+def test_nginx_counts_failures_a_success_does_not_forgive_within_fail_timeout():
+    # ngx_http_upstream_free_round_robin_peer: a success resets fails only if the server was
+    # picked at least fail_timeout after its last failure (accessed < checked). So fail, ok,
+    # fail, ok, fail within a few seconds is 3 failures: marked at the third (max_fails=3).
+    clock, checks, deliver, events = nginx_checks()
+    for t, status in enumerate([RESET, OK, TIMEOUT, OK, CONNECT_FAILURE]):
+        at(clock, t + 0.5)
+        deliver(None)
+        checks.result(0, status, pool_size=2)
+    assert events == ["marked"] and checks.out == {0}
+    # Skipped while now - checked <= 10 (checked = 4): back at 15.0, where the next pick is
+    # a trial that keeps it out until its answer; a success (accessed 4 < checked 15) clears it.
+    assert checks.fails[0] == 3
+    clock.schedule_at(15.0, lambda _: clock.stop())
+    clock.run()
+    assert events == ["marked", "returned"] and checks.out == set() and clock.now == 15.0
+    deliver(None)
+    assert events == ["marked", "returned", "trial"] and checks.out == {0}
+    checks.result(0, OK, pool_size=2)
+    assert checks.fails[0] == 0 and checks.out == set()
+
+
+def test_nginx_counts_500s_only_when_proxy_next_upstream_names_them():
+    checks = nginx_checks(max_fails=1)[1]
+    checks.result(0, ERROR, pool_size=2)
+    checks.result(0, REJECTED, pool_size=2)
+    assert checks.out == set()
+    checks = nginx_checks(max_fails=1, fails_on=("http_500",))[1]
+    checks.result(0, ERROR, pool_size=2)
+    assert checks.out == {0}
+
+
+def test_nginx_never_marks_the_only_server_of_an_upstream():
+    # peers->single: no accounting at all.
+    checks = nginx_checks(max_fails=1)[1]
+    checks.result(0, CONNECT_FAILURE, pool_size=1)
+    assert checks.out == set() and checks.fails[0] == 0
+
+
+def test_nginx_fail_timeout_is_whole_seconds():
+    with pytest.raises(lbsim.ConfigError, match="whole seconds"):
+        lbsim.load_scenario(
+            make_scenario(balancer={"outlier_detection": {"max_fails": 1, "fail_timeout": "1.5s"}})
+        )
 
 
 def test_panic_mode_spreads_traffic_over_unhealthy_backends():

@@ -82,10 +82,15 @@ class HealthCheckModel(Model):
     probe_size: Duration = Field(0.0005, ge=0)
 
 
+NginxFailure = Literal["error", "timeout", "http_500", "http_503"]
+
+
 class OutlierDetectionModel(Model):
     """Passive health. Envoy: eject after ``consecutive_errors``, for base_ejection x ejections
     (capped), never more than ``max_ejection_percent`` of the backends. NGINX (when
-    ``max_fails`` is given): skip a backend for ``fail_timeout`` after ``max_fails`` failures."""
+    ``max_fails`` is given): skip a backend for ``fail_timeout`` (whole seconds) after
+    ``max_fails`` failures; connection errors and timeouts always count, 500 and 503
+    answers when ``fails_on`` names them (NGINX's proxy_next_upstream)."""
 
     consecutive_errors: int = Field(5, ge=1)
     interval: Duration = Field(10.0, gt=0)
@@ -95,6 +100,15 @@ class OutlierDetectionModel(Model):
     always_eject_one: bool = False
     max_fails: int | None = Field(None, ge=1)
     fail_timeout: Duration = Field(10.0, gt=0)
+    fails_on: tuple[NginxFailure, ...] = ("error", "timeout")
+
+    @model_validator(mode="after")
+    def _nginx_seconds(self) -> OutlierDetectionModel:
+        if self.max_fails is not None and self.fail_timeout != int(self.fail_timeout):
+            raise ConfigError(
+                f"must be whole seconds, as NGINX parses it; got {self.fail_timeout:g} s.", key="fail_timeout"
+            )
+        return self
 
 
 class CircuitBreakerModel(Model):

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from lbsim.engine.clock import Clock
-from lbsim.engine.messages import Endpoint, Probe
+from lbsim.engine.messages import Attempt, Endpoint, Probe
 from lbsim.engine.network import ZoneHops
 from lbsim.engine.settings import CircuitBreaker, HealthCheck, OutlierDetection
-from lbsim.status import ERROR, OK
+from lbsim.status import CONNECT_FAILURE, ERROR, OK, REJECTED, RESET, TIMEOUT
 
 Log = Callable[[str, str, str], None]
 Changed = Callable[[int], None]
@@ -133,7 +133,8 @@ class HealthChecker:
 
 
 class OutlierDetector:
-    """Passive health from live responses: Envoy ejection, or NGINX max_fails / fail_timeout."""
+    """Envoy's outlier detection: eject a backend after ``consecutive_errors`` failed responses
+    in a row, for base_ejection x its ejection count (capped at max_ejection)."""
 
     def __init__(
         self,
@@ -152,34 +153,27 @@ class OutlierDetector:
         self.consecutive = [0] * n
         self.ejections = [0] * n
         self.out: set[int] = set()
-        self.nginx = config.max_fails is not None
-        if not self.nginx:
-            clock.schedule(config.interval, self._sweep)
+        clock.schedule(config.interval, self._sweep)
 
-    def result(self, index: int, failed: bool, pool_size: int) -> None:
-        """A response (or failure) from server ``index`` reached this instance."""
-        if not failed:
+    def result(self, index: int, status: int, pool_size: int) -> None:
+        """An attempt to server ``index`` ended with ``status`` (any but OK counts as an error)."""
+        if status == OK:
             self.consecutive[index] = 0
             return
         self.consecutive[index] += 1
         if index in self.out:
             return
-        if self.nginx:
-            # NGINX ignores max_fails when the upstream has a single server.
-            if self.consecutive[index] >= (self.config.max_fails or 0) and pool_size > 1:
-                self._take_out(index, self.config.fail_timeout, "marked")
-        elif self.consecutive[index] >= self.config.consecutive_errors and self._may_eject():
+        if self.consecutive[index] >= self.config.consecutive_errors and self._may_eject():
             self.ejections[index] += 1
             self.consecutive[index] = 0
             config = self.config
-            self._take_out(
-                index,
-                min(
-                    config.base_ejection * self.ejections[index],
-                    max(config.max_ejection, config.base_ejection),
-                ),
-                "ejected",
+            self.out.add(index)
+            self.log("outlier_detection", self.names[index], "ejected")
+            self.changed(index)
+            ejection = min(
+                config.base_ejection * self.ejections[index], max(config.max_ejection, config.base_ejection)
             )
+            self.clock.schedule(ejection, self._bring_back, index)
 
     def _may_eject(self) -> bool:
         # Modern Envoy (PR #27909): strict limit, (ejected + 1) / hosts <= max%; with
@@ -188,12 +182,6 @@ class OutlierDetector:
         if self.config.always_eject_one and ejected == 0:
             return True
         return (ejected + 1) * 100 <= self.config.max_ejection_percent * len(self.names)
-
-    def _take_out(self, index: int, seconds: float, event: str) -> None:
-        self.out.add(index)
-        self.log("outlier_detection", self.names[index], event)
-        self.changed(index)
-        self.clock.schedule(seconds, self._bring_back, index)
 
     def _bring_back(self, index: int) -> None:
         self.out.discard(index)
@@ -206,6 +194,101 @@ class OutlierDetector:
             if count and index not in self.out:
                 self.ejections[index] -= 1
         self.clock.schedule(self.config.interval, self._sweep)
+
+
+# The attempt statuses each of NGINX's proxy_next_upstream cases covers.
+NGINX_FAILURES = {
+    "error": (CONNECT_FAILURE, RESET),
+    "timeout": (TIMEOUT,),
+    "http_500": (ERROR,),
+    "http_503": (REJECTED,),
+}
+
+
+class MaxFails:
+    """NGINX's passive checks (``max_fails`` / ``fail_timeout`` on an upstream server).
+
+    Rule (ngx_http_upstream_round_robin.c, NGINX 1.22-1.26, times in whole seconds as
+    ngx_time() keeps them): a failed attempt adds one to the server's ``fails`` and sets
+    ``accessed`` and ``checked`` to now; a successful one resets ``fails`` only when the
+    server was picked since its last failure at least ``fail_timeout`` later (``accessed <
+    checked``). The server is skipped while ``fails >= max_fails`` and ``now - checked <=
+    fail_timeout``; a pick at ``now - checked > fail_timeout`` sets ``checked`` to now, so
+    after a quiet ``fail_timeout`` a failed server gets one trial request at a time. Which
+    outcomes are failures follows ``proxy_next_upstream``: connection errors and timeouts
+    always, 500 and 503 answers when ``fails_on`` names them. An upstream of one server is
+    never marked (``peers->single``).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        config: OutlierDetection,
+        names: Sequence[str],
+        changed: Changed,
+        log: Log,
+    ) -> None:
+        assert config.max_fails is not None
+        self.clock = clock
+        self.max_fails = config.max_fails
+        self.fail_timeout = math.floor(config.fail_timeout)
+        self.failures = {s for case in ("error", "timeout", *config.fails_on) for s in NGINX_FAILURES[case]}
+        self.names = list(names)
+        self.changed = changed
+        self.log = log
+        n = len(self.names)
+        self.fails = [0] * n
+        self.accessed = [0] * n
+        self.checked = [0] * n
+        self.out: set[int] = set()
+
+    def watch(self, index: int, deliver: Callable[[Attempt], None]) -> Callable[[Attempt], None]:
+        """``deliver`` (how attempts reach server ``index``), telling this check of each pick."""
+
+        def picked(attempt: Attempt) -> None:
+            now = math.floor(self.clock.now)
+            if now - self.checked[index] > self.fail_timeout:
+                self.checked[index] = now
+                if self.fails[index] >= self.max_fails:
+                    self._skip(index, "trial")
+            deliver(attempt)
+
+        return picked
+
+    def result(self, index: int, status: int, pool_size: int) -> None:
+        """An attempt to server ``index`` ended with ``status``; ``pool_size`` servers share its upstream."""
+        if pool_size == 1:
+            return
+        if status in self.failures:
+            now = math.floor(self.clock.now)
+            self.fails[index] += 1
+            self.accessed[index] = self.checked[index] = now
+            if self.fails[index] >= self.max_fails:
+                self._skip(index, "marked")
+        elif self.accessed[index] < self.checked[index]:
+            self.fails[index] = 0
+            if index in self.out:
+                self._use(index)
+
+    def _skip(self, index: int, event: str) -> None:
+        """Skip server ``index`` until ``now - checked > fail_timeout``."""
+        self.log("max_fails", self.names[index], event)
+        if index not in self.out:
+            self.out.add(index)
+            self.changed(index)
+        self.clock.schedule_at(
+            self.checked[index] + self.fail_timeout + 1, self._quiet, (index, self.checked[index])
+        )
+
+    def _quiet(self, entry: tuple[int, int]) -> None:
+        index, checked = entry
+        if checked == self.checked[index] and index in self.out:
+            self._use(index)
+
+    def _use(self, index: int) -> None:
+        self.out.discard(index)
+        self.log("max_fails", self.names[index], "returned")
+        self.changed(index)
 
 
 class CircuitBreakers:

@@ -52,6 +52,7 @@ class OutlierDetection:
     always_eject_one: bool
     max_fails: int | None
     fail_timeout: float
+    fails_on: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 from lbsim.engine.balancer.pools import Pool, Router
 from lbsim.engine.balancer.stage import Stage
 from lbsim.engine.clock import Clock
-from lbsim.engine.health import CircuitBreakers, OutlierDetector
+from lbsim.engine.health import CircuitBreakers, MaxFails, OutlierDetector
 from lbsim.engine.messages import Attempt, Endpoint
 from lbsim.engine.network import ZoneHops
 from lbsim.policies.base import Backend
-from lbsim.status import CONNECT_FAILURE, DROPPED, NO_BACKEND, OK, REJECTED, RESET, TIMEOUT
+from lbsim.status import DROPPED, NO_BACKEND, OK, REJECTED, TIMEOUT
 
 if TYPE_CHECKING:
     from lbsim.engine.balancer.instance import Instance, RunStats
@@ -43,7 +43,7 @@ class Dispatch(Stage):
         layer: int,
         breakers: CircuitBreakers | None,
         max_requests: int | None,
-        detector: OutlierDetector | None,
+        detector: OutlierDetector | MaxFails | None,
     ) -> None:
         """``choose``: how a backend is chosen when not by the pool's policy alone (None)."""
         self.clock = clock
@@ -127,10 +127,7 @@ class Dispatch(Stage):
     def _observe(self, index: int, status: int) -> None:
         """Passive health sees the outcome of an attempt to backend ``index``."""
         if self.detector is not None:
-            # NGINX's default proxy_next_upstream counts connection errors and timeouts, not 5xx.
-            nginx_failure = status in (CONNECT_FAILURE, RESET, TIMEOUT)
-            failed = nginx_failure if self.detector.nginx else status != OK
-            self.detector.result(index, failed, len(self.pool_of[index].members))
+            self.detector.result(index, status, len(self.pool_of[index].members))
         if self.breakers is not None:
             self.breakers.result(index, status != OK)
 

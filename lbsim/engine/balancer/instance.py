@@ -24,7 +24,7 @@ from lbsim.engine.balancer.processing import Cores
 from lbsim.engine.balancer.retries import Retries
 from lbsim.engine.balancer.stage import Answer, Stage
 from lbsim.engine.clock import Clock
-from lbsim.engine.health import CircuitBreakers, HealthChecker, Log, OutlierDetector
+from lbsim.engine.health import CircuitBreakers, HealthChecker, Log, MaxFails, OutlierDetector
 from lbsim.engine.messages import Attempt, Endpoint
 from lbsim.engine.network import ZoneHops
 from lbsim.engine.settings import BalancerTier, ConnectionLimits, SlowStart
@@ -124,9 +124,12 @@ class Instance:
             if config.health_check
             else None
         )  # fmt: skip
+        passive = config.outlier_detection
         self.detector = (
-            OutlierDetector(clock, config.outlier_detection, names, self.eligibility.changed, self._log)
-            if config.outlier_detection
+            (MaxFails if passive.max_fails is not None else OutlierDetector)(
+                clock, passive, names, self.eligibility.changed, self._log
+            )
+            if passive
             else None
         )
         self.eligibility.checker, self.eligibility.detector = self.checker, self.detector
@@ -178,6 +181,8 @@ class Instance:
             if self.zone is not None
             else Dispatch(*dispatch_args)
         )
+        if isinstance(self.detector, MaxFails):
+            self.dispatch.deliver = [self.detector.watch(i, d) for i, d in enumerate(self.dispatch.deliver)]
         stages = [s for s in (connections, self.cores, retries) if s is not None] + [self.dispatch]
         self.receive_attempt = _chain(stages, self._reply_bottom if bottom else self._reply_upper)
 
