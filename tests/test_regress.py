@@ -49,3 +49,27 @@ def test_a_policy_that_ignores_weights_is_caught(baseline, monkeypatch):
 def test_missing_baseline_is_a_clear_error(tmp_path):
     with pytest.raises(Exception, match="must hold"):
         regress.compare(tmp_path)
+
+
+TINY = """
+name: tiny
+duration: 5s
+seed: 3
+workload: {rate: 50/s, size: exp(10ms)}
+servers: [{name: web, count: 2}]
+sweep:
+  balancer.sticky: [null, {by: cookie}]
+"""
+
+
+def test_every_baseline_cell_is_compared_and_a_missing_one_is_an_error(tmp_path):
+    # A null sweep value is written as an empty label; it must still meet its rerun.
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    folder = tmp_path / "baseline"
+    regress.update(folder, jobs=1, scenarios_dir=tmp_path, canonical={"tiny": {}})
+    changes = regress.compare(folder, jobs=1)
+    assert len(changes) == 2 * len(regress.COMPARED)
+    table = folder / "tiny" / "table.csv"
+    table.write_text("".join(table.read_text().splitlines(keepends=True)[:2]))  # header and one cell
+    with pytest.raises(Exception, match="1 cells are in only one of the baseline and this run"):
+        regress.compare(folder, jobs=1)

@@ -9,6 +9,7 @@ value, and at least an absolute floor per metric, so that noise around zero neve
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -115,9 +116,18 @@ def compare(baseline: Path, *, jobs: int | None = None, seed: int | None = None)
     changes = []
     for path in specs:
         spec = json.loads(path.read_text())
-        stored = pd.read_csv(path.parent / "table.csv")
         table, keys = _run(spec, jobs, seed)
         cells = [k for k in keys if k != "scenario"]
+        stored = _read_table(path.parent / "table.csv", cells)
+        table = _read_table(io.StringIO(table.to_csv(index=False, float_format="%.10g")), cells)
+        sides = stored[cells].merge(table[cells], on=cells, how="outer", indicator=True)
+        unmatched = sides[sides["_merge"] != "both"]
+        if len(unmatched):
+            example = ", ".join(str(v) for v in unmatched.iloc[0][cells])
+            raise ConfigError(
+                f"{path.parent}: {len(unmatched)} cells are in only one of the baseline and this run "
+                f"(first: {example[:80]!r}); the scenario's sweep changed: run 'lbsim regress --update'."
+            )
         merged = stored.merge(table, on=cells, suffixes=("_baseline", "_now"))
         for row in merged.to_dict("records"):
             cell = ", ".join(str(row[k]) for k in cells)
@@ -134,6 +144,13 @@ def compare(baseline: Path, *, jobs: int | None = None, seed: int | None = None)
                     )
                 )
     return changes
+
+
+def _read_table(source: Path | io.StringIO, cells: list[str]) -> pd.DataFrame:
+    """A table as written, its cell columns as their text labels ('' for a null value), so
+    a baseline's cells and a rerun's meet whatever their values' types."""
+    table = pd.read_csv(source, dtype=dict.fromkeys(cells, str))
+    return table.fillna(dict.fromkeys(cells, ""))
 
 
 def report(changes: list[Change]) -> str:
