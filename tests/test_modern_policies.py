@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from lbsim.errors import ConfigError
-from lbsim.policies import Backend, make_policy
+from lbsim.policies import Backend, hashing, make_policy
+from lbsim.policies.hashing import envoy_probe_order
 from lbsim.policies.power_of_choices import distinct_sample
 from lbsim.tools.remap import remap
 from lbsim.workload import Request
@@ -229,9 +230,34 @@ def test_bounded_load_caps_every_backend():
     p = start({"name": "maglev", "key": "path", "balance_factor": 1.25}, backends)
     for _ in range(100):
         dispatch(p, p.choose(request()))
-    # Slots for the 100th: ceil(ceil(100 x 1.25) / 4) = 32 >= every backend's load.
-    assert max(b.active for b in backends) <= 32
+    # Envoy takes a host while its active requests <= its slots; for the 100th request (99
+    # active): ceil(ceil(100 x 1.25) / 4) = 32 slots, so a backend ends with at most 33.
+    assert max(b.active for b in backends) <= 33
     assert sum(b.active for b in backends) == 100
+
+
+def test_envoy_probe_order_matches_envoys_test_vectors():
+    # test/extensions/load_balancing_policies/common/thread_aware_lb_impl_test.cc: "The random
+    # shuffle sequence of 5 elements with seed 2 is 2 1 0 4 3", "with seed 6 is 4 0 2 3 1
+    # and with 7 it is 0 1 4 3 2".
+    assert list(envoy_probe_order(2, 5)) == [2, 1, 0, 4, 3]
+    assert list(envoy_probe_order(6, 5)) == [4, 0, 2, 3, 1]
+    assert list(envoy_probe_order(7, 5)) == [0, 1, 4, 3, 2]
+
+
+def test_bounded_load_overloads_a_host_only_above_its_slots(monkeypatch):
+    # Envoy's ActualHostOverloaded: 5 equal hosts, the key hashes to 2 (host 2); nothing else
+    # active, so ceil(1 x 100%) = 1 slot each. Host 2 with 1 active is at its slots: taken
+    # (overload 1/1 <= 1). With 2 active it is overloaded and the probe order for hash 2
+    # (2 1 0 4 3) gives host 1.
+    monkeypatch.setattr(hashing, "hash64", lambda text, seed=0: 2)
+    backends = fleet(1, 1, 1, 1, 1)
+    p = start({"name": "maglev", "key": "path", "balance_factor": 1.0}, backends)
+    monkeypatch.setattr(p, "lookup", lambda h: h)
+    backends[2].active = 1
+    assert p.choose(request()).index == 2
+    backends[2].active = 2
+    assert p.choose(request()).index == 1
 
 
 def test_hash_policy_parameters_are_checked():

@@ -11,7 +11,7 @@ import bisect
 import functools
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -27,6 +27,25 @@ def hash64(text: str, seed: int = 0) -> int:
     """A 64-bit hash of ``text`` (BLAKE2b with ``seed`` as its salt)."""
     digest = hashlib.blake2b(text.encode(), digest_size=8, salt=seed.to_bytes(16, "big"))
     return int.from_bytes(digest.digest(), "big")
+
+
+def envoy_probe_order(h: int, n: int) -> Iterator[int]:
+    """Host positions 0..n-1 in the order Envoy's bounded-load hashing tries them for hash
+    ``h``: a Fisher-Yates shuffle drawing from C++'s std::mt19937 seeded with ``h`` (mod
+    2^32), each draw x in [0, k) as output // (2^32 // k), redrawn while >= k
+    (thread_aware_lb_impl.cc). numpy's legacy seeding is std::mt19937's init_genrand."""
+    state = np.random.RandomState(h & 0xFFFFFFFF)
+    draws: list[int] = []
+    order = list(range(n))
+    for i in range(n):
+        k = n - i
+        j = k
+        while j >= k:
+            if not draws:
+                draws = state.randint(0, 1 << 32, size=16, dtype=np.uint32).tolist()[::-1]
+            j = draws.pop() // ((1 << 32) // k)
+        order[i], order[i + j] = order[i + j], order[i]
+        yield order[i]
 
 
 def request_key(request: Request, key: str) -> str | None:
@@ -52,10 +71,15 @@ class HashPolicy(Policy):
             key,
         )
         require(
-            balance_factor is None or (isinstance(balance_factor, int | float) and balance_factor >= 1),
+            balance_factor is None
+            or (
+                isinstance(balance_factor, int | float)
+                and balance_factor >= 1
+                and abs(balance_factor * 100 - round(balance_factor * 100)) < 1e-9
+            ),
             self.name,
             "balance_factor",
-            "a number >= 1 (1.25: no backend above 125% of the average load)",
+            "a number >= 1 in whole percent, as Envoy's hash_balance_factor (1.25: at most 125% of the mean)",
             balance_factor,
         )
         self.key = key
@@ -67,6 +91,8 @@ class HashPolicy(Policy):
         super().reset(backends, rng)
 
     def update(self, backends: Sequence[Backend]) -> None:
+        # Envoy probes overloaded hosts' alternatives in host-set (configuration) order.
+        self._hosts = list(backends)
         self._backends = sorted(backends, key=lambda b: b.name)
         self._total_weight = sum(b.weight for b in self._backends)
         self._total_active = sum(b.active for b in self._backends)
@@ -86,30 +112,31 @@ class HashPolicy(Policy):
         # Envoy: with no value to hash, a random hash is used.
         h = hash64(text) if text is not None else int(self._uniform.next() * 2.0**64)
         backend = self._backends[self.lookup(h)]
-        if self.balance_factor is not None and self._overloaded(backend):
-            backend = self._least_overloaded(h)
+        if self.balance_factor is not None and self._overload(backend) > 1.0:
+            backend = self._least_overloaded(h, backend)
         return backend
 
-    def _slots(self, backend: Backend) -> int:
-        # Envoy BoundedLoadHashingLoadBalancer: ceil(ceil((active + 1) * factor) * weight share), >= 1.
-        assert self.balance_factor is not None
-        share = backend.weight / self._total_weight
-        return max(1, math.ceil(math.ceil((self._total_active + 1) * self.balance_factor) * share))
+    def _overload(self, backend: Backend) -> float:
+        """Envoy's hostOverloadFactor: the backend's active requests per slot it is allowed,
+        with ceil((all active + 1) x factor%) slots shared by weight (at least 1 each)."""
+        percent = round(self.balance_factor * 100)  # type: ignore[operator]
+        total_slots = ((self._total_active + 1) * percent + 99) // 100
+        return backend.active / max(math.ceil(total_slots * (backend.weight / self._total_weight)), 1)
 
-    def _overloaded(self, backend: Backend) -> bool:
-        return backend.active + 1 > self._slots(backend)
-
-    def _least_overloaded(self, h: int) -> Backend:
-        # Envoy probes the other hosts in a hash-seeded random order: O(n), only under overload.
-        order = np.random.default_rng(h).permutation(len(self._backends))
-        best, best_ratio = self._backends[int(order[0])], math.inf
-        for i in order:
-            backend = self._backends[int(i)]
-            if not self._overloaded(backend):
-                return backend
-            ratio = (backend.active + 1) / self._slots(backend)
-            if ratio < best_ratio:
-                best, best_ratio = backend, ratio
+    def _least_overloaded(self, h: int, home: Backend) -> Backend:
+        """Envoy BoundedLoadHashingLoadBalancer::chooseHost once ``home`` is overloaded: the
+        other backends in :func:`envoy_probe_order`; the first with overload <= 1 wins, else
+        the least overloaded (``home`` on a tie). O(n), only under overload."""
+        best, least = home, self._overload(home)
+        for i in envoy_probe_order(h, len(self._hosts)):
+            other = self._hosts[i]
+            if other is home:
+                continue
+            overload = self._overload(other)
+            if overload <= 1.0:
+                return other
+            if overload < least:
+                best, least = other, overload
         return best
 
     def on_dispatch(self, backend: Backend, request: Request) -> None:
