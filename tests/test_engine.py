@@ -178,3 +178,19 @@ def test_time_series_windows_and_active_samples():
     assert list(ts.columns[-1:]) == ["active_web-0"]
     # At t = 0.25: requests from 0, .1, .2 arrived, the first ended at 0.15: 2 at the server.
     assert ts["active_web-0"].tolist()[:2] == [0, 2]
+
+
+@pytest.mark.parametrize("change", [{"t_join": 5.0}, {"t_leave": 5.0}])
+def test_utilization_counts_the_time_a_server_was_a_member(change):
+    # 10 requests/s of 50 ms, round robin, 10 s. One server is alone for 5 s (busy 0.5), then
+    # shares (0.25 each): 0.375 over the run. The other is a member for 5 s only, busy 0.25
+    # then, whether it joins at 5 s or leaves then (not 0.125 as busy time over 10 s).
+    scenario = make_scenario(
+        duration=10.0,
+        workload={"arrivals": "deterministic", "rate": 10, "size": "det(50ms)"},
+        servers=[{"name": "a", "count": 1}, {"name": "b", "count": 1, **change}],
+        balancer={"policy": "round_robin"},
+    )
+    result = lbsim.simulate(scenario)
+    assert result.servers["utilization"].tolist() == pytest.approx([0.375, 0.25], abs=0.006)
+    assert result.summary.loc[0, "imbalance"] == pytest.approx(0.375 / 0.3125, abs=0.03)

@@ -88,6 +88,7 @@ class Run:
                 clock, plan.faults, plan.duration, {s.name: s for s in self.servers}, draws[-1], self.log,
                 self._instance_fails,
             )  # fmt: skip
+        self.busy_at_leave: dict[int, float] = {}
         self._set_membership(0.0)
         changes = {t for s in plan.servers for t in (s.t_join, s.t_leave)} - {0.0, np.inf}
         for t in sorted(changes):
@@ -109,7 +110,9 @@ class Run:
         )
         self.recorder = Recorder(tally, sinks, plan.warmup)
         self.assembler = RunAssembler(
-            [ServerInfo(s.index, s.name, s.group, s.workers) for s in self.servers], sample_times, watched,
+            [ServerInfo(s.index, s.name, s.group, s.workers, spec.t_join, spec.t_leave)
+             for s, spec in zip(self.servers, plan.servers, strict=True)],
+            sample_times, watched,
             self.recorder,
         )  # fmt: skip
         clock.schedule(0.0, self._sample)
@@ -164,6 +167,9 @@ class Run:
     def _set_membership(self, t: float) -> None:
         """Groups join at ``t_join`` and leave at ``t_leave`` (planned changes, not failures)."""
         present = {k for k, s in enumerate(self.plan.servers) if s.t_join <= t < s.t_leave}
+        for k, spec in enumerate(self.plan.servers):
+            if spec.t_leave == t:
+                self.busy_at_leave[k] = self.servers[k].busy_time_until(t)
         self.present = present
         for balancer in self.balancers:
             if balancer is not None:
@@ -287,10 +293,11 @@ class Run:
     # The measured interval and the samples ---------------------------------------------
 
     def _busy_times(self) -> np.ndarray:
+        """Busy worker-time so far of every server (up to its ``t_leave`` once it left) and
+        every balancer instance's cores."""
         now = self.clock.now
-        return np.array(
-            [s.busy_time_until(now) for s in self.servers] + [c.busy_time_until(now) for c in self.cores]
-        )
+        servers = [self.busy_at_leave.get(s.index, s.busy_time_until(now)) for s in self.servers]
+        return np.array(servers + [c.busy_time_until(now) for c in self.cores])
 
     def _start_measuring(self, _: object) -> None:
         self.assembler.busy_start = self._busy_times()

@@ -23,12 +23,15 @@ UP, CRASHED, HUNG, SLOW, ERRORING = range(5)
 
 @dataclass(frozen=True, slots=True)
 class ServerInfo:
-    """What the results need to know of one server."""
+    """What the results need to know of one server: a member from ``t_join`` until
+    ``t_leave`` (seconds; inf: never leaves)."""
 
     index: int
     name: str
     group: str
     workers: int
+    t_join: float = 0.0
+    t_leave: float = float("inf")
 
 
 @dataclass(slots=True)

@@ -57,8 +57,7 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
     counts = tally.status_counts
     n_requests = output.n_arrived
     span = duration - warmup
-    workers = np.array([s.workers for s in output.servers], dtype=float)
-    utilization = output.busy_time / (workers * span)
+    utilization = server_utilization(output, warmup, duration)
     summary: dict[str, Any] = {"n_requests": n_requests}
     summary.update({f"n_{name}": int(count) for name, count in zip(STATUSES, counts, strict=True)})
     summary["n_in_flight"] = n_requests - int(counts.sum())
@@ -68,10 +67,11 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
     summary["availability"] = 1 - summary["error_rate"]
     summary["throughput"] = int(counts[OK]) / span
     quantiles = _latency_stats(tally.latency, summary)
-    summary["utilization_mean"] = float(utilization.mean())
-    summary["utilization_max"] = float(utilization.max())
+    members = utilization[~np.isnan(utilization)]
+    summary["utilization_mean"] = float(members.mean()) if members.size else math.nan
+    summary["utilization_max"] = float(members.max()) if members.size else math.nan
     summary["imbalance"] = (
-        float(utilization.max() / utilization.mean()) if utilization.mean() > 0 else math.nan
+        float(members.max() / members.mean()) if members.size and members.mean() > 0 else math.nan
     )
     cores = output.balancer_busy_time / (output.balancer_cores * span)
     summary["balancer_utilization"] = float(cores.max()) if cores.size else 0.0
@@ -91,6 +91,19 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
         _regions(output),
         _tiers(output, cores),
     )
+
+
+def server_utilization(output: RunOutput, warmup: float, duration: float) -> np.ndarray:
+    """Each server's busy worker-time over its worker-time as a member in [warmup, duration)
+    (from ``t_join`` to ``t_leave``; the engine stops counting a server's busy time when it
+    leaves), shape (servers,); NaN for a server that was never a member then."""
+    servers = output.servers
+    workers = np.array([s.workers for s in servers], dtype=float)
+    joined = np.maximum([s.t_join for s in servers], warmup)
+    left = np.minimum([s.t_leave for s in servers], duration)
+    member = np.maximum(left - joined, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(member > 0, output.busy_time / (workers * member), np.nan)
 
 
 def _tiers(output: RunOutput, utilization: np.ndarray) -> pd.DataFrame:
