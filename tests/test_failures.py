@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import lbsim
+from lbsim.engine.build import plan
 from lbsim.engine.clock import Clock
 from lbsim.engine.health import MaxFails
 from lbsim.engine.settings import OutlierDetection
@@ -474,3 +475,20 @@ def test_a_client_timeout_names_the_server_it_waited_on(retries):
     # each waits there for its 1 s timeout, with or without a retry policy.
     assert np.round(timed_out["t_arrival"].to_numpy() * 10).astype(int).tolist() == list(range(11, 30, 2))
     assert (timed_out["server"] == "web-1").all()
+
+
+@pytest.mark.parametrize(
+    ("check", "timeout"),
+    [
+        # HAProxy configuration.txt, "timeout check": if it is not set, HAProxy uses "inter"
+        # as the complete check timeout (connect + read).
+        ({"interval": "5s"}, 5.0),
+        ({"interval": "5s", "style": "haproxy"}, 5.0),
+        # Envoy requires a timeout; without one lbsim uses 1 s.
+        ({"interval": "5s", "style": "envoy"}, 1.0),
+        ({"interval": "5s", "timeout": "300ms"}, 0.3),
+    ],
+)
+def test_a_check_times_out_as_its_style_does(check, timeout):
+    scenario = lbsim.load_scenario(make_scenario(balancer={"health_check": check}))
+    assert plan(scenario).tiers[0].health_check.timeout == timeout

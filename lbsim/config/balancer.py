@@ -70,16 +70,25 @@ class HealthCheckModel(Model):
     ``haproxy``: a health counter from 0 to rise + fall - 1, up at >= rise; a server starts
     at the lowest up level, so its first failed check takes it down. ``envoy``: down after
     ``fall`` consecutive failures, up after ``rise`` consecutive passes; a new backend needs
-    one pass before it gets traffic.
+    one pass before it gets traffic. Without ``timeout``, an HAProxy check times out after
+    ``interval`` (its ``inter``, when ``timeout check`` is not set); Envoy requires a timeout,
+    so lbsim uses 1 s.
     """
 
     interval: Duration = Field(2.0, gt=0)
-    timeout: Duration = Field(1.0, gt=0)
+    timeout: Duration | None = Field(None, gt=0)
     rise: int = Field(2, ge=1)
     fall: int = Field(3, ge=1)
     jitter: Duration = Field(0.0, ge=0)
     style: Literal["haproxy", "envoy"] = "haproxy"
     probe_size: Duration = Field(0.0005, ge=0)
+
+    @property
+    def check_timeout(self) -> float:
+        """Seconds a check may take: ``timeout``, or the style's default."""
+        if self.timeout is not None:
+            return self.timeout
+        return self.interval if self.style == "haproxy" else 1.0
 
 
 NginxFailure = Literal["error", "timeout", "http_500", "http_503"]

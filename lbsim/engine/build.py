@@ -7,6 +7,7 @@ scenario's configuration classes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -86,6 +87,14 @@ def _copy(kind: type[T], model: Any) -> T | None:
     return kind(**{name: getattr(model, name) for name in kind.__dataclass_fields__})  # type: ignore[attr-defined]
 
 
+def _health_check(config: BalancerModel) -> settings.HealthCheck | None:
+    """The tier's active checks, their timeout resolved (an HAProxy check's default is its interval)."""
+    check = _copy(settings.HealthCheck, config.health_check)
+    if check is None or config.health_check is None:
+        return None
+    return dataclasses.replace(check, timeout=config.health_check.check_timeout)
+
+
 def _tier(name: str, config: BalancerModel) -> settings.BalancerTier:
     specs: dict[str, PoolModel | None] = dict(config.pools) or {"default": None}
     retries = config.retries
@@ -109,7 +118,7 @@ def _tier(name: str, config: BalancerModel) -> settings.BalancerTier:
         routes=tuple(settings.Route(r.path_prefix, r.header, r.pool, r.split) for r in config.routes),
         locality=_copy(settings.Locality, config.locality),
         sticky=_copy(settings.Sticky, config.sticky),
-        health_check=_copy(settings.HealthCheck, config.health_check),
+        health_check=_health_check(config),
         outlier_detection=_copy(settings.OutlierDetection, config.outlier_detection),
         circuit_breaker=_copy(settings.CircuitBreaker, config.circuit_breaker),
         panic_threshold=config.panic_threshold,
