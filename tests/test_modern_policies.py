@@ -77,6 +77,20 @@ def test_p2c_with_unequal_weights_is_envoys_edf_over_weight_per_active():
     assert np.mean(np.array(picks[30:]) == 1) == pytest.approx(2 / 3, abs=0.01)
 
 
+def test_p2c_weighted_schedule_is_built_from_weight_per_active():
+    # Envoy builds the EDF schedule with hostWeight = weight / (active + 1) (least_request_lb.cc,
+    # EdfLoadBalancerBase::refresh). Weights 2 and 1 with a at 9 active: a's is 0.2 (deadline
+    # 5), b's 1 (deadlines 1, 2, 3, 4): the first 3 picks are b, so after 0-2 warm-up picks
+    # the next is always b. Built from raw weights, a (deadline 0.5) would come first a third
+    # of the time.
+    firsts = []
+    for seed in range(60):
+        backends = fleet(2, 1)
+        backends[0].active = 9
+        firsts.append(start("p2c", backends, seed).choose(request()).index)
+    assert firsts == [1] * 60
+
+
 def test_p2c_rejects_one_choice():
     with pytest.raises(ConfigError, match=r"p2c: choices must be an integer >= 2; got 1\."):
         make_policy({"name": "p2c", "choices": 1})

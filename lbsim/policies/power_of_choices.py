@@ -22,10 +22,10 @@ class PowerOfChoices(Policy):
     distinct and in random order; ties go to the first (tower's ``aload <= bload``,
     tower/src/balance/p2c/service.rs), so to either with equal chance. When weights differ,
     Envoy's weighted rule applies: an earliest-deadline-first schedule over
-    weight / (active + 1)^bias, the weight sampled when a backend is put back (right after it
-    is picked), started after a random number of picks in [0, sum of weights) to
-    desynchronise instances. Reads: Backend.active,
-    Backend.weight. Follows: Envoy least_request (choice_count 2, active_request_bias 1.0).
+    weight / (active + 1)^bias (least_request_lb.cc hostWeight), the weight sampled when the
+    schedule is built and when a backend is put back (right after it is picked), started
+    after a random number of picks in [0, sum of weights) to desynchronise instances. Reads:
+    Backend.active, Backend.weight. Follows: Envoy least_request (choice_count 2, active_request_bias 1.0).
     """
 
     name = "p2c"
@@ -51,7 +51,7 @@ class PowerOfChoices(Policy):
             self._sequence = 0
             self._schedule: list[tuple[float, int, int]] = []
             for i, b in enumerate(self._backends):
-                self._push(i, b.weight)
+                self._push(i, self._host_weight(b))
             for _ in range(int(self._uniform.next() * sum(b.weight for b in self._backends))):
                 self._pick_weighted()
 
@@ -63,8 +63,13 @@ class PowerOfChoices(Policy):
         deadline, _, i = heapq.heappop(self._schedule)
         self._time = deadline
         backend = self._backends[i]
-        self._push(i, backend.weight / (backend.active + 1) ** self.bias)
+        self._push(i, self._host_weight(backend))
         return backend
+
+    def _host_weight(self, backend: Backend) -> float:
+        """Envoy's LeastRequestLoadBalancer::hostWeight: weight / (active + 1)^bias, used both
+        when the schedule is rebuilt and when a picked host is put back."""
+        return backend.weight / (backend.active + 1) ** self.bias
 
     def choose(self, request: Request) -> Backend:
         if self._weighted:
