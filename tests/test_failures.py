@@ -37,10 +37,27 @@ def test_without_health_checks_a_crashed_backend_keeps_its_share_of_traffic():
 
 
 def test_retries_on_connect_failure_hide_the_crash_from_clients():
-    balancer = {"retries": {"max": 2, "on": ["connect_failure", "error"]}}
+    # With no limit on concurrent retries (NGINX, HAProxy) every refused try is retried.
+    balancer = {"retries": {"max": 2, "on": ["connect_failure", "error"], "max_concurrent": None}}
     result = lbsim.simulate(fleet_scenario(faults=[CRASH], balancer=balancer))
     assert result.summary.loc[0, "n_error"] == 0
     assert result.summary.loc[0, "n_retries"] == result.faults.loc[0, "n_retried"] > 0
+
+
+@pytest.mark.parametrize(("max_concurrent", "n_retries"), [(1, 2), (3, 4), (None, 4)])
+def test_envoys_max_retries_breaker_bounds_concurrent_retries(trace, max_concurrent, n_retries):
+    # One crashed server; two requests at t=0 are refused at once. The first schedules a
+    # retry after its back-off (retries().inc() in retry_state_impl.cc), which holds the
+    # breaker until it is answered; with max_retries 1 the second finds it full and fails
+    # unretried (upstream_rq_retry_overflow). Each retried request is tried 1 + 2 times.
+    scenario = make_scenario(
+        duration=1.0,
+        workload=trace([(0.0, 0.01), (0.0, 0.01)]),
+        faults=[{"target": "web-0", "kind": "crash", "at": 0.0, "duration": 1.0}],
+        balancer={"retries": {"max": 2, "backoff": "10ms", "max_concurrent": max_concurrent}},
+    )
+    summary = lbsim.simulate(scenario).summary
+    assert (summary.loc[0, "n_retries"], summary.loc[0, "n_error"]) == (n_retries, 2)
 
 
 @pytest.mark.parametrize("style", ["haproxy", "envoy"])
@@ -95,9 +112,10 @@ def test_a_hung_backend_without_timeouts_leaves_requests_waiting_and_a_try_timeo
     assert plain.summary.loc[0, "n_timeout"] / plain.summary.loc[0, "n_requests"] == pytest.approx(
         0.25 * 20 / 40, rel=0.1
     )
-    retried = {"retries": {"max": 1, "on": ["timeout"], "try_timeout": "100ms"}}
+    retried = {"retries": {"max": 1, "on": ["timeout"], "try_timeout": "100ms", "max_concurrent": None}}
     recovered = lbsim.simulate(fleet_scenario(faults=[hang], duration=40.0, timeout="1s", balancer=retried))
-    # What is left are requests whose two tries both waited over 100 ms in ordinary queues.
+    # Every timed-out try is retried (no limit on concurrent retries): what is left are
+    # requests whose two tries both waited over 100 ms in ordinary queues.
     assert recovered.summary.loc[0, "n_timeout"] < 0.01 * plain.summary.loc[0, "n_timeout"] * 4
     assert recovered.summary.loc[0, "latency_max"] < 1.0
 
@@ -376,20 +394,25 @@ def test_random_crashes_give_the_downtime_of_mtbf_and_mttr():
 
 def test_retries_amplify_an_overload_and_a_budget_contains_it():
     # 70% load: without retries every request succeeds. Retrying whatever waits over 100 ms
-    # adds load, queues grow, more tries time out: the fleet collapses into a retry storm.
+    # with no limit on concurrent retries adds load, queues grow, more tries time out: the
+    # fleet collapses into a retry storm. Envoy's default max_retries breaker (3 concurrent
+    # retries) or a retry budget keeps the extra tries small: the storm never starts.
     retry = {"max": 3, "on": ["timeout"], "try_timeout": "100ms"}
     base = fleet_scenario(rate="280/s", duration=60.0, timeout="2s")
+
+    def summary(retries):
+        return lbsim.simulate(base | {"balancer": base["balancer"] | {"retries": retries}}).summary.loc[0]
+
     calm = lbsim.simulate(base).summary.loc[0]
-    storm = lbsim.simulate(base | {"balancer": base["balancer"] | {"retries": retry}}).summary.loc[0]
-    budget = lbsim.simulate(
-        base | {"balancer": base["balancer"] | {"retries": retry | {"budget": 0.2}}}
-    ).summary.loc[0]
+    storm = summary(retry | {"max_concurrent": None})
+    breaker = summary(retry)
+    budget = summary(retry | {"budget": 0.2})
     assert calm["error_rate"] == 0
     assert storm["n_retries"] > 2 * storm["n_requests"]  # tries per request above 3
     assert storm["error_rate"] > 0.9
-    # The budget keeps retries under a fifth of what is in flight: the storm never starts.
-    assert budget["n_retries"] < 0.05 * budget["n_requests"]
-    assert budget["error_rate"] < 0.05
+    for contained in (breaker, budget):
+        assert contained["n_retries"] < 0.05 * contained["n_requests"]
+        assert contained["error_rate"] < 0.05
 
 
 def test_hedging_sends_a_second_copy_and_takes_the_first_answer():

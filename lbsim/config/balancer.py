@@ -133,7 +133,8 @@ RetryOn = Literal["connect_failure", "error", "timeout", "rejected"]
 
 
 class RetriesModel(Model):
-    """Retries on another backend, full-jitter back-off, an optional budget, per-try timeout, hedging."""
+    """Retries on another backend, full-jitter back-off, at most ``max_concurrent`` at once or
+    an optional budget, per-try timeout, hedging."""
 
     max: int = Field(1, ge=0)
     on: list[RetryOn] = Field(default_factory=lambda: list[RetryOn](["connect_failure"]))
@@ -141,6 +142,9 @@ class RetriesModel(Model):
     max_backoff: Duration | None = Field(None, ge=0)
     budget: float | None = Field(None, gt=0, le=1)
     min_retry_concurrency: int = Field(3, ge=0)
+    # Envoy's max_retries circuit breaker (default 3 per cluster); a budget overrides it; null
+    # for no limit on concurrent retries (NGINX, HAProxy).
+    max_concurrent: int | None = Field(3, ge=0)
     try_timeout: Duration | None = Field(None, gt=0)
     hedge: Duration | None = Field(None, gt=0)
 

@@ -130,6 +130,7 @@ def _tier(name: str, config: BalancerModel) -> settings.BalancerTier:
                 retries.max_backoff,
                 retries.budget,
                 retries.min_retry_concurrency,
+                retries.max_concurrent,
                 retries.try_timeout,
                 retries.hedge,
             )

@@ -75,6 +75,7 @@ class Retries:
     max_backoff: float | None
     budget: float | None
     min_retry_concurrency: int
+    max_concurrent: int | None
     try_timeout: float | None
     hedge: float | None
 

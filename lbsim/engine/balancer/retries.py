@@ -104,8 +104,11 @@ class Retries(Stage):
         if _CAUSE.get(status) not in self.retry_on or call.retries >= config.max:
             return False
         if config.budget is None:
-            return True
-        # Envoy's retry budget: concurrent retries <= max(min, budget x active requests).
+            # Envoy's max_retries circuit breaker: retries scheduled and not yet answered
+            # (router/retry_state_impl.cc: retries().canCreate() before each retry).
+            return config.max_concurrent is None or self.retries_active < config.max_concurrent
+        # Envoy's retry budget, which overrides that breaker: concurrent retries <= max(min,
+        # budget x active requests).
         allowed = max(config.min_retry_concurrency, config.budget * self.owner.attempts_active)
         return self.retries_active < allowed
 
