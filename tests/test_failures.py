@@ -201,8 +201,7 @@ def outlier_run(n, **detection):
         {"target": "web-0", "kind": "errors", "probability": 1.0, "latency": 0, "at": 1.0, "duration": 100.0}
     ]
     balancer = {
-        "outlier_detection": {"consecutive_errors": 5, "base_ejection": "10s", "interval": "1000s"}
-        | detection
+        "outlier_detection": {"consecutive_errors": 5, "base_ejection": "10s", "interval": "10s"} | detection
     }
     workload = {"arrivals": "deterministic", "rate": n, "size": "det(1ms)", "clients": 1}
     return lbsim.simulate(
@@ -222,13 +221,14 @@ def test_outlier_detection_ejects_after_exactly_consecutive_errors_for_growing_t
         (result.events["subject"] == "web-0") & result.events["component"].str.endswith("outlier_detection")
     ]
     # Round robin sends web-0 one request per second (at 1.0 s, 2.0 s, ...): the 5th 5xx at
-    # 5.0 s ejects it for 10 s (base x 1); back at 15 s, its next 5 requests fail within the
-    # next 5 s and eject it for 20 s (base x 2).
+    # 5.0 s ejects it (base 10 s x 1). Envoy unejects on the detector's 10 s tick
+    # (checkHostForUneject): at 20 s, the first tick 10 s after the ejection. Its next 5
+    # requests fail within 5 s: ejected again for 20 s (x 2), so back at the tick at 50 s.
     (t1, e1), (t2, e2), (t3, e3), (t4, e4) = ejections[["t", "event"]].values.tolist()[:4]
     assert (e1, e2, e3, e4) == ("ejected", "returned", "ejected", "returned")
-    assert (t1, t2) == (pytest.approx(5.0), pytest.approx(15.0))
-    assert 4.0 <= t3 - t2 <= 5.0
-    assert t4 - t3 == pytest.approx(20.0)
+    assert (t1, t2) == (pytest.approx(5.0), pytest.approx(20.0))
+    assert 24.0 <= t3 <= 25.0
+    assert t4 == pytest.approx(50.0)
 
 
 def test_max_ejection_percent_follows_modern_envoy():

@@ -134,7 +134,10 @@ class HealthChecker:
 
 class OutlierDetector:
     """Envoy's outlier detection: eject a backend after ``consecutive_errors`` failed responses
-    in a row, for base_ejection x its ejection count (capped at max_ejection)."""
+    in a row; unejected on the detector's ``interval`` tick once min(base_ejection x its
+    ejection count, max(max_ejection, base_ejection)) has passed, its consecutive count reset
+    (outlier_detection_impl.cc, checkHostForUneject); each tick a backend that is not ejected
+    has its ejection count lowered by one."""
 
     def __init__(
         self,
@@ -152,8 +155,9 @@ class OutlierDetector:
         n = len(self.names)
         self.consecutive = [0] * n
         self.ejections = [0] * n
+        self.t_ejected = [0.0] * n
         self.out: set[int] = set()
-        clock.schedule(config.interval, self._sweep)
+        clock.schedule(config.interval, self._tick)
 
     def result(self, index: int, status: int, pool_size: int) -> None:
         """An attempt to server ``index`` ended with ``status`` (any but OK counts as an error)."""
@@ -166,14 +170,10 @@ class OutlierDetector:
         if self.consecutive[index] >= self.config.consecutive_errors and self._may_eject():
             self.ejections[index] += 1
             self.consecutive[index] = 0
-            config = self.config
+            self.t_ejected[index] = self.clock.now
             self.out.add(index)
             self.log("outlier_detection", self.names[index], "ejected")
             self.changed(index)
-            ejection = min(
-                config.base_ejection * self.ejections[index], max(config.max_ejection, config.base_ejection)
-            )
-            self.clock.schedule(ejection, self._bring_back, index)
 
     def _may_eject(self) -> bool:
         # Modern Envoy (PR #27909): strict limit, (ejected + 1) / hosts <= max%; with
@@ -183,17 +183,20 @@ class OutlierDetector:
             return True
         return (ejected + 1) * 100 <= self.config.max_ejection_percent * len(self.names)
 
-    def _bring_back(self, index: int) -> None:
-        self.out.discard(index)
-        self.log("outlier_detection", self.names[index], "returned")
-        self.changed(index)
-
-    def _sweep(self, _: object) -> None:
-        # Envoy: each interval, a healthy host's ejection multiplier decreases by one.
+    def _tick(self, _: object) -> None:
+        config = self.config
+        now = self.clock.now
+        cap = max(config.max_ejection, config.base_ejection)
         for index, count in enumerate(self.ejections):
-            if count and index not in self.out:
+            if index in self.out:
+                if min(config.base_ejection * count, cap) <= now - self.t_ejected[index]:
+                    self.out.discard(index)
+                    self.consecutive[index] = 0
+                    self.log("outlier_detection", self.names[index], "returned")
+                    self.changed(index)
+            elif count:
                 self.ejections[index] -= 1
-        self.clock.schedule(self.config.interval, self._sweep)
+        self.clock.schedule(config.interval, self._tick)
 
 
 # The attempt statuses each of NGINX's proxy_next_upstream cases covers.
