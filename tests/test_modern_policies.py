@@ -279,3 +279,30 @@ def test_hash_policy_parameters_are_checked():
         make_policy({"name": "ring_hash", "key": "cookie"})
     with pytest.raises(ConfigError, match="table_size must be a prime number; got 65536"):
         make_policy({"name": "maglev", "table_size": 65536})
+
+
+def test_pick_first_sticks_to_the_first_reachable_backend_until_it_fails():
+    # gRPC pick_first: the first address that works gets every call; when it fails the
+    # channel starts again from the top of the list, so a recovered earlier address does
+    # not win the traffic back from a working later one.
+    a, b, c = backends = fleet(1, 1, 1)
+    p = start("pick_first", backends)
+    assert {p.choose(request()).index for _ in range(20)} == {a.index}
+    p.update([b, c])  # a fails
+    assert p.choose(request()) is b
+    p.update(backends)  # a recovers; b still works
+    assert p.choose(request()) is b
+    p.update([a, c])  # b fails: from the top, a
+    assert p.choose(request()) is a
+
+
+def test_pick_first_with_a_shuffled_address_list_spreads_clients():
+    # gRFC A62: each channel shuffles its address list, so each backend is first for a third
+    # of the clients (here, of the policy instances).
+    firsts = [
+        start({"name": "pick_first", "shuffle_address_list": True}, fleet(1, 1, 1), seed)
+        .choose(request())
+        .index
+        for seed in range(3000)
+    ]
+    assert np.bincount(firsts, minlength=3) / 3000 == pytest.approx([1 / 3] * 3, abs=0.03)

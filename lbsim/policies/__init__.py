@@ -19,6 +19,7 @@ from lbsim.policies.join_idle_queue import JoinIdleQueue
 from lbsim.policies.latency import LeastResponseTime, PeakEwma
 from lbsim.policies.least_connections import LeastConnections, WeightedLeastConnections
 from lbsim.policies.oracle import JoinShortestQueue, LeastWorkLeft
+from lbsim.policies.pick_first import PickFirst
 from lbsim.policies.power_of_choices import PowerOfChoices
 from lbsim.policies.random import Random, WeightedRandom
 from lbsim.policies.round_robin import RoundRobin, WeightedRoundRobin
@@ -41,6 +42,7 @@ POLICIES: dict[str, type[Policy]] = {
         PeakEwma,
         RingHash,
         Maglev,
+        PickFirst,
     )
 }
 
