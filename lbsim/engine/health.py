@@ -132,7 +132,26 @@ class HealthChecker:
             self.changed(index)
 
 
-class OutlierDetector:
+class PassiveCheck:
+    """Passive health from live responses: :meth:`result` sees each attempt's outcome; the
+    servers taken out are in ``out``, and ``changed(index)`` is called when that flips."""
+
+    def __init__(
+        self, clock: Clock, config: OutlierDetection, names: Sequence[str], changed: Changed, log: Log
+    ) -> None:
+        self.clock = clock
+        self.config = config
+        self.names = list(names)
+        self.changed = changed
+        self.log = log
+        self.out: set[int] = set()
+
+    def result(self, index: int, status: int, pool_size: int) -> None:
+        """An attempt to server ``index`` ended with ``status``; ``pool_size`` servers share its pool."""
+        raise NotImplementedError
+
+
+class OutlierDetector(PassiveCheck):
     """Envoy's outlier detection: eject a backend after ``consecutive_errors`` failed responses
     in a row; unejected on the detector's ``interval`` tick once min(base_ejection x its
     ejection count, max(max_ejection, base_ejection)) has passed, its consecutive count reset
@@ -140,23 +159,13 @@ class OutlierDetector:
     has its ejection count lowered by one."""
 
     def __init__(
-        self,
-        clock: Clock,
-        config: OutlierDetection,
-        names: Sequence[str],
-        changed: Changed,
-        log: Log,
+        self, clock: Clock, config: OutlierDetection, names: Sequence[str], changed: Changed, log: Log
     ) -> None:
-        self.clock = clock
-        self.config = config
-        self.names = list(names)
-        self.changed = changed
-        self.log = log
+        super().__init__(clock, config, names, changed, log)
         n = len(self.names)
         self.consecutive = [0] * n
         self.ejections = [0] * n
         self.t_ejected = [0.0] * n
-        self.out: set[int] = set()
         clock.schedule(config.interval, self._tick)
 
     def result(self, index: int, status: int, pool_size: int) -> None:
@@ -208,7 +217,7 @@ NGINX_FAILURES = {
 }
 
 
-class MaxFails:
+class MaxFails(PassiveCheck):
     """NGINX's passive checks (``max_fails`` / ``fail_timeout`` on an upstream server).
 
     Rule (ngx_http_upstream_round_robin.c, NGINX 1.22-1.26, times in whole seconds as
@@ -224,26 +233,17 @@ class MaxFails:
     """
 
     def __init__(
-        self,
-        clock: Clock,
-        config: OutlierDetection,
-        names: Sequence[str],
-        changed: Changed,
-        log: Log,
+        self, clock: Clock, config: OutlierDetection, names: Sequence[str], changed: Changed, log: Log
     ) -> None:
+        super().__init__(clock, config, names, changed, log)
         assert config.max_fails is not None
-        self.clock = clock
         self.max_fails = config.max_fails
         self.fail_timeout = math.floor(config.fail_timeout)
         self.failures = {s for case in ("error", "timeout", *config.fails_on) for s in NGINX_FAILURES[case]}
-        self.names = list(names)
-        self.changed = changed
-        self.log = log
         n = len(self.names)
         self.fails = [0] * n
         self.accessed = [0] * n
         self.checked = [0] * n
-        self.out: set[int] = set()
 
     def watch(self, index: int, deliver: Callable[[Attempt], None]) -> Callable[[Attempt], None]:
         """``deliver`` (how attempts reach server ``index``), telling this check of each pick."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from lbsim.engine.balancer.pools import Pool, Router
 from lbsim.engine.balancer.stage import Stage
 from lbsim.engine.clock import Clock
-from lbsim.engine.health import CircuitBreakers, MaxFails, OutlierDetector
+from lbsim.engine.health import CircuitBreakers, PassiveCheck
 from lbsim.engine.messages import Attempt, Endpoint
 from lbsim.engine.network import ZoneHops
 from lbsim.policies.base import Backend
@@ -43,7 +43,7 @@ class Dispatch(Stage):
         layer: int,
         breakers: CircuitBreakers | None,
         max_requests: int | None,
-        detector: OutlierDetector | MaxFails | None,
+        detector: PassiveCheck | None,
     ) -> None:
         """``choose``: how a backend is chosen when not by the pool's policy alone (None)."""
         self.clock = clock

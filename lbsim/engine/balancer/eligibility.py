@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from lbsim.engine.balancer.pools import Pool
 from lbsim.engine.clock import Clock
-from lbsim.engine.health import HealthChecker, MaxFails, OutlierDetector
+from lbsim.engine.health import HealthChecker, PassiveCheck
 from lbsim.engine.settings import SlowStart
 from lbsim.policies.base import Backend
 
@@ -49,7 +49,7 @@ class Eligibility:
         self.scope = scope
         self.log = log
         self.checker: HealthChecker | None = None
-        self.detector: OutlierDetector | MaxFails | None = None
+        self.detector: PassiveCheck | None = None
         self.present: set[int] = set()
         self.usable: set[int] = set()
         self.panicking = False
