@@ -112,6 +112,25 @@ class OutlierDetectionModel(Model):
     fails_on: tuple[NginxFailure, ...] = ("error", "timeout")
 
     @model_validator(mode="after")
+    def _one_detector(self) -> OutlierDetectionModel:
+        # Envoy's keys and NGINX's (with max_fails) belong to two detectors; one runs.
+        nginx = sorted(self.model_fields_set & {"fail_timeout", "fails_on"})
+        envoy = sorted(self.model_fields_set - {"fail_timeout", "fails_on", "max_fails"})
+        if self.max_fails is None and nginx:
+            raise ConfigError(
+                f"must come with max_fails (NGINX's passive checks; without it Envoy's detector "
+                f"runs); got {getattr(self, nginx[0])!r}.",
+                key=nginx[0],
+            )
+        if self.max_fails is not None and envoy:
+            raise ConfigError(
+                f"must be left out with max_fails (it is Envoy's; NGINX's passive checks run); "
+                f"got {getattr(self, envoy[0])!r}.",
+                key=envoy[0],
+            )
+        return self
+
+    @model_validator(mode="after")
     def _nginx_seconds(self) -> OutlierDetectionModel:
         if self.max_fails is not None and self.fail_timeout != int(self.fail_timeout):
             raise ConfigError(

@@ -125,8 +125,9 @@ def compare(baseline: Path, *, jobs: int | None = None, seed: int | None = None)
         if len(unmatched):
             example = ", ".join(str(v) for v in unmatched.iloc[0][cells])
             raise ConfigError(
-                f"{path.parent}: {len(unmatched)} cells are in only one of the baseline and this run "
-                f"(first: {example[:80]!r}); the scenario's sweep changed: run 'lbsim regress --update'."
+                f"{path.parent}: {len(unmatched)} cell(s) in only one of the baseline and this run "
+                f"(first: {example[:80]!r}): the baseline no longer matches the scenario's sweep; "
+                "rewrite it with 'lbsim regress --update'."
             )
         merged = stored.merge(table, on=cells, suffixes=("_baseline", "_now"))
         for row in merged.to_dict("records"):
