@@ -102,8 +102,8 @@ def test_weighted_least_connections_prefers_idle_then_least_per_weight():
         b = p.choose(request())
         picked.append(b.name)
         dispatch(p, b)
-    # Idle servers have key 0 and come first: a, b, c. Then keys ceil((n+1)*4096/(16w)):
-    # a with n=1..5 gives 103, 154, 205, 256, 308 < 512 for b, c with n=1.
+    # Idle servers have key 0 and come first: a, b, c. Then keys floor((n+1)*4096/(16w)):
+    # a with n=1..5 gives 102, 153, 204, 256, 307 < 512 for b, c with n=1.
     assert picked == ["a", "b", "c", "a", "a", "a", "a", "a"]
 
 
@@ -211,3 +211,16 @@ def test_check_policy_catches_the_random_module():
 
     with pytest.raises(AssertionError, match="must not draw from the random module"):
         check_policy(StdlibRandom())
+
+
+def test_weighted_least_connections_keys_round_down_as_lb_fwlc():
+    # HAProxy lb_fwlc.c fwlc_queue_srv: key = (inflight + 1) * 4096 / eweight in unsigned
+    # integers, eweight = 16 x weight. a (weight 3, 1 active): 2 * 4096 / 48 = 170.67 -> 170.
+    # b (weight 256, 170 active): 171 * 4096 / 4096 = 171. a's key is smaller, so a wins; had
+    # the keys been rounded up, both would be 171 and b, keyed first, would win the tie.
+    a, b = backends = fleet(3, 256)
+    p = start("weighted_least_connections", backends)
+    for _ in range(170):
+        dispatch(p, b)
+    dispatch(p, a)
+    assert p.choose(request()) is a

@@ -120,8 +120,8 @@ class LeastConnections(Policy):
 class WeightedLeastConnections(Policy):
     """Send each request to the backend with the least active requests per unit of weight.
 
-    Rule (HAProxy lb_fwlc.c): key = 0 for a backend with no active request, else
-    ceil((active + 1) * 4096 / (16 * weight)); the smallest key wins, so idle backends are
+    Rule (HAProxy lb_fwlc.c, fwlc_queue_srv): key = 0 for a backend with no active request,
+    else floor((active + 1) * 4096 / (16 * weight)); the smallest key wins, so idle backends are
     used first. Tie-break: among equal keys, the backend that took that key earliest (the
     ebtree keeps equal keys in insertion order), which rotates tied backends. Reads:
     Backend.active, Backend.weight. Follows: HAProxy ``balance leastconn``.
@@ -141,11 +141,9 @@ class WeightedLeastConnections(Policy):
 
     def _push(self, i: int) -> None:
         backend = self._backends[i]
-        key: float = (
-            ((backend.active + 1) * 4096 + 16 * backend.weight - 1) // (16 * backend.weight)
-            if backend.active
-            else 0
-        )
+        # fwlc_queue_srv: (inflight + 1) * SRV_EWGHT_MAX / eweight in unsigned integers (floor),
+        # SRV_EWGHT_MAX = 4096 and eweight = 16 x weight.
+        key: float = (backend.active + 1) * 4096 // (16 * backend.weight) if backend.active else 0
         self._version[i] += 1
         self._sequence += 1
         heapq.heappush(self._heap, (key, self._sequence, i, self._version[i]))
