@@ -146,6 +146,11 @@ class PassiveCheck:
         self.log = log
         self.out: set[int] = set()
 
+    def watch(self, index: int, deliver: Callable[[Attempt], None]) -> Callable[[Attempt], None]:
+        """How attempts reach server ``index``: ``deliver``, or a wrapper that sees each pick
+        first (for a check that must; the others add nothing per request)."""
+        return deliver
+
     def result(self, index: int, status: int, pool_size: int) -> None:
         """An attempt to server ``index`` ended with ``status``; ``pool_size`` servers share its pool."""
         raise NotImplementedError
@@ -246,7 +251,7 @@ class MaxFails(PassiveCheck):
         self.checked = [0] * n
 
     def watch(self, index: int, deliver: Callable[[Attempt], None]) -> Callable[[Attempt], None]:
-        """``deliver`` (how attempts reach server ``index``), telling this check of each pick."""
+        """``deliver``, first telling this check of each pick (NGINX updates ``checked`` there)."""
 
         def picked(attempt: Attempt) -> None:
             now = math.floor(self.clock.now)

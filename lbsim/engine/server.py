@@ -104,8 +104,7 @@ class Server:
             now = self.clock.now
             self._account(now)
             self.busy += 1
-            job.t_start = now
-            self._serve(job, now, job.size / self.speed * self.slowdown)
+            self._serve(job, now)
         elif self.queue is None or len(self.waiting) < self.queue:
             self.waiting.append(job)
             self.waiting_work += job.size / self.speed
@@ -115,8 +114,12 @@ class Server:
     def _answer_error(self, job: Job) -> None:
         job.reply_to(job, ERROR)
 
-    def _serve(self, job: Job, now: float, service: float) -> None:
-        """A worker serves ``job`` from ``now`` for ``service`` seconds."""
+    def _serve(self, job: Job, now: float, service: float | None = None) -> None:
+        """A worker serves ``job`` from ``now``: its size at this speed, or the ``service``
+        seconds left of a frozen service (which keeps its start time)."""
+        if service is None:
+            job.t_start = now
+            service = job.size / self.speed * self.slowdown
         t_end = now + service
         self.sum_t_end += t_end
         if self.in_service is not None:
@@ -142,8 +145,7 @@ class Server:
         """A free worker takes the job that waited longest."""
         job = self.waiting.popleft()
         self.waiting_work -= job.size / self.speed
-        job.t_start = now
-        self._serve(job, now, job.size / self.speed * self.slowdown)
+        self._serve(job, now)
 
     # Faults -------------------------------------------------------------------------
 

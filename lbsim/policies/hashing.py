@@ -88,6 +88,8 @@ class HashPolicy(Policy):
     def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
         self._uniform = UniformDraws(rng)
         self._total_active = 0
+        # Envoy's hash_balance_factor: a whole percentage.
+        self._percent = round(self.balance_factor * 100) if self.balance_factor is not None else 0
         super().reset(backends, rng)
 
     def update(self, backends: Sequence[Backend]) -> None:
@@ -119,8 +121,7 @@ class HashPolicy(Policy):
     def _overload(self, backend: Backend) -> float:
         """Envoy's hostOverloadFactor: the backend's active requests per slot it is allowed,
         with ceil((all active + 1) x factor%) slots shared by weight (at least 1 each)."""
-        percent = round(self.balance_factor * 100)  # type: ignore[operator]
-        total_slots = ((self._total_active + 1) * percent + 99) // 100
+        total_slots = ((self._total_active + 1) * self._percent + 99) // 100
         return backend.active / max(math.ceil(total_slots * (backend.weight / self._total_weight)), 1)
 
     def _least_overloaded(self, h: int, home: Backend) -> Backend:

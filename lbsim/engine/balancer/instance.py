@@ -181,7 +181,7 @@ class Instance:
             if self.zone is not None
             else Dispatch(*dispatch_args)
         )
-        if isinstance(self.detector, MaxFails):
+        if self.detector is not None:
             self.dispatch.deliver = [self.detector.watch(i, d) for i, d in enumerate(self.dispatch.deliver)]
         stages = [s for s in (connections, self.cores, retries) if s is not None] + [self.dispatch]
         self.receive_attempt = _chain(stages, self._reply_bottom if bottom else self._reply_upper)
