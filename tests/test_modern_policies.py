@@ -306,3 +306,48 @@ def test_pick_first_with_a_shuffled_address_list_spreads_clients():
         for seed in range(3000)
     ]
     assert np.bincount(firsts, minlength=3) / 3000 == pytest.approx([1 / 3] * 3, abs=0.03)
+
+
+def test_edf_round_robin_with_equal_weights_rotates_from_a_random_start():
+    # Envoy round_robin_lb.h unweightedHostPick: hosts[rr_index++ % size], rr_index seeded at
+    # random, so instances start at different hosts but each then cycles in list order.
+    starts = set()
+    for seed in range(20):
+        backends = fleet(1, 1, 1)
+        p = start("edf_round_robin", backends, seed)
+        picks = [p.choose(request()).index for _ in range(6)]
+        assert picks == [(picks[0] + k) % 3 for k in range(6)]
+        starts.add(picks[0])
+    assert starts == {0, 1, 2}
+
+
+def test_edf_round_robin_keeps_its_index_when_the_host_list_changes():
+    # rr_indexes_.insert keeps the index of a host source across refreshes: from index i over
+    # 4 hosts the first pick is i % 4; after 5 picks the next over 2 hosts is (i + 5) % 2,
+    # that is (first + 1) % 2. An index reset to 0 would give host 0 every time.
+    nexts = set()
+    for seed in range(12):
+        backends = fleet(1, 1, 1, 1)
+        p = start("edf_round_robin", backends, seed)
+        first = p.choose(request()).index
+        for _ in range(4):
+            p.choose(request())
+        p.update(backends[:2])
+        nexts.add(p.choose(request()).index)
+        assert p.choose(request()).index == first % 2
+    assert nexts == {0, 1}
+
+
+def test_edf_round_robin_with_weights_follows_envoys_edf_sequence():
+    # Envoy EdfScheduler, weights a=1, b=2 from time 0: deadlines a 1, b 1/2; b is picked
+    # (t=1/2, b again at 1, inserted after a), then a (1, first inserted), b (1), then b
+    # (3/2): the cycle is b a b, and a random start makes it a rotation of that.
+    seen = set()
+    for seed in range(30):
+        backends = fleet(1, 2)
+        p = start("edf_round_robin", backends, seed)
+        picks = "".join("ab"[p.choose(request()).index] for _ in range(9))
+        assert picks[:3] * 3 == picks
+        assert picks[:3] in {"bab", "abb", "bba"}
+        seen.add(picks[:3])
+    assert len(seen) >= 2

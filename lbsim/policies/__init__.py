@@ -13,6 +13,7 @@ from typing import Any
 
 from lbsim.errors import ConfigError, UnknownNameError
 from lbsim.policies.base import Backend, Policy
+from lbsim.policies.edf import EdfRoundRobin
 from lbsim.policies.hashing import Maglev, RingHash
 from lbsim.policies.ip_hash import IpHash
 from lbsim.policies.join_idle_queue import JoinIdleQueue
@@ -29,6 +30,7 @@ POLICIES: dict[str, type[Policy]] = {
     for cls in (
         RoundRobin,
         WeightedRoundRobin,
+        EdfRoundRobin,
         LeastConnections,
         WeightedLeastConnections,
         IpHash,

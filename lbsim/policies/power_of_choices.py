@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from lbsim.draws import UniformDraws
 from lbsim.policies.base import Backend, Policy, require
+from lbsim.policies.edf import EdfSchedule, random_start
 from lbsim.workload import Request
 
 
@@ -45,26 +45,11 @@ class PowerOfChoices(Policy):
 
     def update(self, backends: Sequence[Backend]) -> None:
         self._backends = list(backends)
-        self._weighted = len({b.weight for b in self._backends}) > 1
-        if self._weighted:
-            self._time = 0.0
-            self._sequence = 0
-            self._schedule: list[tuple[float, int, int]] = []
-            for i, b in enumerate(self._backends):
-                self._push(i, self._host_weight(b))
-            for _ in range(int(self._uniform.next() * sum(b.weight for b in self._backends))):
-                self._pick_weighted()
-
-    def _push(self, i: int, weight: float) -> None:
-        self._sequence += 1
-        heapq.heappush(self._schedule, (self._time + 1 / weight, self._sequence, i))
-
-    def _pick_weighted(self) -> Backend:
-        deadline, _, i = heapq.heappop(self._schedule)
-        self._time = deadline
-        backend = self._backends[i]
-        self._push(i, self._host_weight(backend))
-        return backend
+        self._schedule = (
+            EdfSchedule(self._backends, self._host_weight, random_start(self._backends, self._uniform.next))
+            if len({b.weight for b in self._backends}) > 1
+            else None
+        )
 
     def _host_weight(self, backend: Backend) -> float:
         """Envoy's LeastRequestLoadBalancer::hostWeight: weight / (active + 1)^bias, used both
@@ -72,8 +57,8 @@ class PowerOfChoices(Policy):
         return backend.weight / (backend.active + 1) ** self.bias
 
     def choose(self, request: Request) -> Backend:
-        if self._weighted:
-            return self._pick_weighted()
+        if self._schedule is not None:
+            return self._schedule.pick()
         backends = self._backends
         n = len(backends)
         uniform = self._uniform.next
