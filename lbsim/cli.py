@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from lbsim import __version__
+from lbsim.config.emulate import EMULATIONS, Emulation
 from lbsim.errors import ConfigError
 from lbsim.policies import POLICIES
 
@@ -402,9 +403,41 @@ def regress(baseline: Path, update: bool, jobs: int | None, seed: int | None) ->
 
 
 @main.command()
-def policies() -> None:
+@click.option(
+    "--emulate",
+    type=click.Choice(list(EMULATIONS)),
+    help="Show what each policy name and default means under balancer.emulate: SYSTEM.",
+)
+def policies(emulate: str | None) -> None:
     """List every balancing policy, its rule and its parameters."""
+    if emulate is not None:
+        _show_emulation(EMULATIONS[emulate])
+        return
     for name, cls in POLICIES.items():
         params = cls.parameters()
         shown = ", ".join(f"{key}={value!r}" for key, value in params.items()) or "no parameters"
         click.echo(f"{name}\n    {cls.rule}\n    parameters: {shown}")
+
+
+def _show_emulation(system: Emulation) -> None:
+    click.echo(f"{system.system}\n\npolicies (a name the list leaves out is refused):")
+    for name, target in system.policies.items():
+        click.echo(f"  {name}{'' if target == name else f' -> {target}'}\n      {POLICIES[target].rule}")
+    click.echo("\ndefaults (a key the scenario sets wins):")
+    for key, value in system.balancer.items():
+        click.echo(f"  balancer.{key}: {value}")
+    for section, defaults in system.sections.items():
+        for key, value in defaults.items():
+            click.echo(f"  balancer.{section}.{key}: {value}  (when {section} is given)")
+    if system.retry_every_server:
+        click.echo("  balancer.retries.max: the number of servers - 1  (each other server once)")
+    for key, value in (system.slow_start or {}).items():
+        click.echo(f"  servers[*].slow_start.{key}: {value}  (when slow_start is given)")
+    click.echo(f"\nretried by default: {system.retried}\n\nrefused (the system has no counterpart):")
+    for key, reason in system.absent.items():
+        click.echo(f"  balancer.{key}: {reason}")
+    if system.slow_start is None:
+        click.echo("  servers[*].slow_start: the system has no slow start")
+    click.echo("\nwhere lbsim's model is short of the system:")
+    for note in system.notes:
+        click.echo(f"  - {note}")

@@ -515,3 +515,32 @@ def test_a_client_timeout_names_the_server_it_waited_on(retries):
 def test_a_check_times_out_as_its_style_does(check, timeout):
     scenario = lbsim.load_scenario(make_scenario(balancer={"health_check": check}))
     assert plan(scenario).tiers[0].health_check.timeout == timeout
+
+
+@pytest.mark.parametrize(("on", "n_retries"), [(["reset"], 1), (["error"], 1), (["connect_failure"], 0)])
+def test_a_reset_is_retried_on_reset_or_error(trace, on, n_retries):
+    # A server crashes 5 ms into a 10 ms request: the attempt ends in a reset, which NGINX's
+    # proxy_next_upstream "error" retries (an error reading the response header) and Envoy's
+    # "5xx" covers (lbsim's error); connect_failure alone does not retry it.
+    scenario = make_scenario(
+        duration=1.0,
+        workload=trace([(0.0, 0.01)]),
+        servers=[{"name": "web", "count": 2}],
+        faults=[{"target": "web-0", "kind": "crash", "at": 0.005, "duration": 0.5}],
+        balancer={"retries": {"on": on, "backoff": 0}},
+    )
+    summary = lbsim.simulate(scenario).summary.loc[0]
+    assert (summary["n_retries"], summary["n_ok"]) == (n_retries, n_retries)
+
+
+@pytest.mark.parametrize(("on", "n_retries"), [(["reset"], 0), (["error"], 1)])
+def test_a_5xx_answer_is_retried_on_error_not_on_reset(trace, on, n_retries):
+    # NGINX retries a 500 only with http_500 listed; its "error" (lbsim's reset) does not.
+    scenario = make_scenario(
+        duration=1.0,
+        workload=trace([(0.0, 0.01)]),
+        servers=[{"name": "web", "count": 2}],
+        faults=[{"target": "web-0", "kind": "errors", "probability": 1.0, "at": 0.0, "duration": 0.5}],
+        balancer={"retries": {"on": on, "backoff": 0}},
+    )
+    assert lbsim.simulate(scenario).summary.loc[0, "n_retries"] == n_retries

@@ -148,7 +148,9 @@ class CircuitBreakerModel(Model):
     max_pending: int | None = Field(None, ge=0)
 
 
-RetryOn = Literal["connect_failure", "error", "timeout", "rejected"]
+# ``error``: a 5xx answer or a reset (Envoy's 5xx); ``reset``: a server that fails while
+# holding the attempt only (NGINX's ``error`` after the request was sent).
+RetryOn = Literal["connect_failure", "error", "reset", "timeout", "rejected"]
 
 
 class RetriesModel(Model):
@@ -208,6 +210,7 @@ class BalancerModel(Model):
     """The balancer tier: policy, layer, instances, processing capacity, routing, persistence."""
 
     policy: PolicySpec = "round_robin"
+    emulate: Literal["envoy", "nginx", "haproxy"] | None = None
     layer: Literal[4, 7] = 7
     instances: int = Field(1, ge=1)
     cost: Duration | None = Field(None, ge=0)
@@ -271,7 +274,7 @@ class TierModel(BalancerModel):
 
     @model_validator(mode="after")
     def _plain_tier(self) -> TierModel:
-        for key in ("pools", "routes", "zones", "locality", "standby", "sticky"):
+        for key in ("pools", "routes", "zones", "locality", "standby", "sticky", "emulate"):
             if getattr(self, key):
                 raise ConfigError(f"is not supported in an upper tier; got {getattr(self, key)!r}.", key=key)
         return self

@@ -5,6 +5,7 @@ grid, and the look-ups of what its names (fault targets, balancer instances) ref
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import (
@@ -16,6 +17,7 @@ from pydantic import (
 
 from lbsim.config.balancer import BalancerModel, TierModel
 from lbsim.config.base import Duration, Model
+from lbsim.config.emulate import apply_emulation
 from lbsim.config.expect import ExpectModel
 from lbsim.config.faults import FaultModel
 from lbsim.config.geography import DnsModel, NetworkModel, RegionModel
@@ -48,6 +50,11 @@ class Scenario(Model):
     # The checked input and where it came from (a config.loading.Source), so cells and
     # overrides start from it.
     _source: Any = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _emulate(cls, data: Any) -> Any:
+        return apply_emulation(data) if isinstance(data, Mapping) else data
 
     @field_validator("servers")
     @classmethod

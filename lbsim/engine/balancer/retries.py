@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 _CAUSE: dict[int, str] = {
     CONNECT_FAILURE: "connect_failure",
     ERROR: "error",
-    RESET: "error",
+    RESET: "reset",
     TIMEOUT: "timeout",
     REJECTED: "rejected",
 }
@@ -55,7 +55,8 @@ class Retries(Stage):
     ) -> None:
         self.clock = clock
         self.config = config
-        self.retry_on = set(config.on)
+        # Envoy's 5xx condition (lbsim's ``error``) covers resets too.
+        self.retry_on = set(config.on) | ({"reset"} if "error" in config.on else set())
         self.rng = rng
         self.stats = stats
         self.owner = owner

@@ -1,0 +1,292 @@
+"""``balancer.emulate``: every default the way one production balancer ships it.
+
+With ``emulate: envoy | nginx | haproxy`` a scenario gets, for each key it leaves out, the
+value that system uses; each policy name means that system's algorithm of the name; and
+a mechanism the system does not have is refused rather than silently mixed in. Anything
+the scenario sets explicitly, within what the system can do, wins. Without ``emulate``,
+lbsim's own defaults apply and any mix is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lbsim.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Emulation:
+    """What one production balancer does by default.
+
+    Attributes:
+        system: the system and the versions its rules were checked against.
+        balancer: ``balancer`` keys the system sets when the scenario leaves them out.
+        sections: keys inside a ``balancer`` section, set when the scenario turns that
+            section on (``health_check``, ``retries``, ``outlier_detection``).
+        policies: what each policy name means under this system (an lbsim policy name).
+        absent: ``balancer`` keys (or ``section.key``) the system has no counterpart for,
+            with the reason; a scenario that sets one is refused.
+        styles: the value a ``style`` key must have (``health_check.style``, ``slow_start.style``).
+        retried: what the system retries when the scenario says nothing (for the docs).
+        slow_start: keys inside each server group's ``slow_start``; None when the system has
+            no slow start (a group with one is refused).
+        retry_every_server: without ``retries.max``, retry on each other server once (NGINX's
+            proxy_next_upstream_tries 0).
+        notes: where lbsim's model of the system is knowingly short of it.
+    """
+
+    system: str
+    balancer: Mapping[str, Any]
+    sections: Mapping[str, Mapping[str, Any]]
+    policies: Mapping[str, str]
+    absent: Mapping[str, str]
+    styles: Mapping[str, str]
+    retried: str
+    slow_start: Mapping[str, Any] | None
+    retry_every_server: bool = False
+    notes: tuple[str, ...] = ()
+
+
+EMULATIONS: dict[str, Emulation] = {
+    "envoy": Emulation(
+        system="Envoy 1.28-1.32",
+        balancer={
+            # cluster.proto CommonLbConfig healthy_panic_threshold: 50%.
+            "panic_threshold": 50.0,
+            # circuit_breaker.proto thresholds: max_requests and max_pending_requests 1024
+            # (max_retries 3 is retries.max_concurrent).
+            "circuit_breaker": {"max_requests": 1024, "max_pending": 1024},
+        },
+        sections={
+            "health_check": {"style": "envoy"},
+            # Route retry policy: num_retries 1, full jitter from 25 ms, capped at 250 ms,
+            # at most 3 retries at once per cluster (the max_retries circuit breaker).
+            "retries": {"max": 1, "backoff": 0.025, "max_backoff": 0.25, "max_concurrent": 3},
+        },
+        slow_start={"style": "envoy"},
+        policies={
+            "round_robin": "edf_round_robin",
+            "weighted_round_robin": "edf_round_robin",
+            "edf_round_robin": "edf_round_robin",
+            "least_connections": "p2c",
+            "p2c": "p2c",
+            "random": "random",
+            "ring_hash": "ring_hash",
+            "maglev": "maglev",
+        },
+        absent={
+            "outlier_detection.max_fails": "it is NGINX's passive check; Envoy's is outlier detection",
+            "outlier_detection.fail_timeout": "it is NGINX's passive check; Envoy's is outlier detection",
+            "outlier_detection.fails_on": "it is NGINX's passive check; Envoy's is outlier detection",
+            "circuit_breaker.failure_threshold": "Envoy has no per-backend breaker; outlier detection ejects",
+        },
+        styles={"health_check": "envoy", "slow_start": "envoy"},
+        retried="nothing without a route retry policy; with one, 1 retry on the conditions it names",
+        notes=(
+            "ring_hash and maglev hash with BLAKE2b, not xxHash64: the same ring and table "
+            "construction, but a key may land on a different backend than in Envoy",
+            "max_connections (1024) is not modeled; max_requests and max_pending are",
+        ),
+    ),
+    "nginx": Emulation(
+        system="NGINX 1.22-1.26 (open source)",
+        balancer={
+            "panic_threshold": 0.0,
+            # ngx_http_upstream.c server directive: max_fails=1 fail_timeout=10s.
+            "outlier_detection": {"max_fails": 1, "fail_timeout": 10.0},
+            # proxy_next_upstream error timeout; proxy_next_upstream_tries 0: every server
+            # once; no back-off and no limit on concurrent retries.
+            "retries": {
+                "on": ["connect_failure", "reset", "timeout"],
+                "backoff": 0.0,
+                "max_concurrent": None,
+            },
+        },
+        sections={},
+        slow_start=None,
+        retry_every_server=True,
+        policies={
+            "round_robin": "weighted_round_robin",
+            "weighted_round_robin": "weighted_round_robin",
+            "least_connections": "least_connections",
+            "ip_hash": "ip_hash",
+            "random": "weighted_random",
+            "weighted_random": "weighted_random",
+            "ring_hash": "ring_hash",
+            "least_response_time": "least_response_time",
+        },
+        absent={
+            "health_check": "active health checks are NGINX Plus only",
+            "locality": "NGINX has no zone-aware routing",
+            "circuit_breaker": "NGINX has no circuit breakers (max_conns is per server)",
+            "outlier_detection.consecutive_errors": "it is Envoy's outlier detection; NGINX's is max_fails",
+            "outlier_detection.interval": "it is Envoy's outlier detection; NGINX's is max_fails",
+            "outlier_detection.base_ejection": "it is Envoy's outlier detection; NGINX's is max_fails",
+            "outlier_detection.max_ejection": "it is Envoy's outlier detection; NGINX's is max_fails",
+            "outlier_detection.max_ejection_percent": "it is Envoy's outlier detection; NGINX's is max_fails",
+            "outlier_detection.always_eject_one": "it is Envoy's outlier detection; NGINX's is max_fails",
+            "retries.budget": "NGINX has no retry budget",
+            "retries.hedge": "NGINX does not hedge",
+        },
+        styles={},
+        retried=(
+            "a connection error, a reset or a timeout, on every other server once "
+            "(proxy_next_upstream error timeout)"
+        ),
+        notes=(
+            "ring_hash is ketama with BLAKE2b, not NGINX's CRC32 points: same shape, other placement",
+            "least_response_time is NGINX Plus's least_time",
+        ),
+    ),
+    "haproxy": Emulation(
+        system="HAProxy 2.6-2.8",
+        balancer={"panic_threshold": 0.0},
+        sections={"health_check": {"style": "haproxy"}},
+        slow_start={"style": "haproxy"},
+        policies={
+            "round_robin": "weighted_round_robin",
+            "weighted_round_robin": "weighted_round_robin",
+            "least_connections": "weighted_least_connections",
+            "weighted_least_connections": "weighted_least_connections",
+        },
+        absent={
+            "outlier_detection": "HAProxy's passive checks (observe, error-limit) are not modeled",
+            "locality": "HAProxy has no zone-aware routing",
+            "circuit_breaker": "HAProxy has no circuit breakers (maxconn queues instead)",
+            "retries.budget": "HAProxy has no retry budget",
+            "retries.hedge": "HAProxy does not hedge",
+        },
+        styles={"health_check": "haproxy", "slow_start": "haproxy"},
+        retried=(
+            "a failed connection, 3 times, to the same server (retries 3, no redispatch); lbsim "
+            "does not model same-server retries, and their outcome, an error, is the same"
+        ),
+        notes=(
+            "round_robin has HAProxy's shares, but the order within a cycle is NGINX's smooth "
+            "rule, not lb_fwrr.c's",
+            "balance random (2 draws over the consistent-hash tree) is not modeled and is refused",
+        ),
+    ),
+}
+
+
+def emulation(name: str) -> Emulation:
+    """The emulation called ``name``."""
+    return EMULATIONS[name]
+
+
+def apply_emulation(scenario: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``scenario`` (a raw mapping) with ``balancer.emulate``'s defaults filled in and its
+    policy names translated; unchanged without ``emulate``.
+
+    Raises:
+        ConfigError: the scenario sets a mechanism or a policy the emulated system does not
+            have (the key named), or ``emulate`` names no known system.
+    """
+    balancer = scenario.get("balancer")
+    if not isinstance(balancer, Mapping) or balancer.get("emulate") is None:
+        return scenario
+    name = balancer["emulate"]
+    if name not in EMULATIONS:
+        raise ConfigError(
+            f"must be one of {', '.join(EMULATIONS)}; got {str(name)[:40]!r}.", key="balancer.emulate"
+        )
+    system = EMULATIONS[name]
+    _refuse_absent(system, balancer)
+    out = dict(balancer)
+    for key, value in system.balancer.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, Mapping) and isinstance(out[key], Mapping):
+            out[key] = {**value, **out[key]}
+    for section, defaults in system.sections.items():
+        if isinstance(out.get(section), Mapping):
+            out[section] = {**defaults, **out[section]}
+    groups = scenario.get("servers")
+    retries = out.get("retries")
+    if system.retry_every_server and isinstance(retries, Mapping) and "max" not in retries:
+        out["retries"] = {**retries, "max": max(0, _server_count(groups) - 1)}
+    _check_styles(system, out.get("health_check"), "balancer.health_check.style", "health_check")
+    out["policy"] = _translate(system, name, out.get("policy", "round_robin"), "balancer.policy")
+    if isinstance(out.get("pools"), Mapping):
+        out["pools"] = {
+            pool: _pool(system, name, spec, f"balancer.pools.{pool}.policy")
+            for pool, spec in out["pools"].items()
+        }
+    result = {**scenario, "balancer": out}
+    if isinstance(groups, list):
+        result["servers"] = [_slow_start(system, group, i) for i, group in enumerate(groups)]
+    return result
+
+
+def _refuse_absent(system: Emulation, balancer: Mapping[str, Any]) -> None:
+    for path, reason in system.absent.items():
+        section, _, key = path.partition(".")
+        given = balancer.get(section)
+        present = (key in given) if key and isinstance(given, Mapping) else (not key and given is not None)
+        if present:
+            raise ConfigError(
+                f"must be left out with emulate: {system.system.split()[0].lower()} ({reason}); "
+                "remove emulate to mix systems.",
+                key=f"balancer.{path}",
+            )
+    threshold = balancer.get("panic_threshold")
+    if system.balancer.get("panic_threshold") == 0.0 and threshold not in (None, 0, 0.0):
+        raise ConfigError(
+            f"must be 0 with emulate: {system.system.split()[0].lower()}, which has no panic mode "
+            "(Envoy's); remove emulate to mix systems.",
+            key="balancer.panic_threshold",
+        )
+
+
+def _check_styles(system: Emulation, section: Any, key: str, style_of: str) -> None:
+    wanted = system.styles.get(style_of)
+    if wanted is not None and isinstance(section, Mapping) and section.get("style", wanted) != wanted:
+        raise ConfigError(
+            f"must be {wanted!r} with emulate: {wanted}; got {str(section['style'])[:40]!r}.", key=key
+        )
+
+
+def _translate(system: Emulation, name: str, spec: Any, key: str) -> Any:
+    """The policy ``spec`` means under ``system``: its name mapped, its parameters kept."""
+    if isinstance(spec, Mapping):
+        return {**spec, "name": _translate(system, name, spec.get("name"), key)}
+    if not isinstance(spec, str) or ":" in spec:
+        return spec  # a Policy object or a user's module:Class
+    if spec not in system.policies:
+        raise ConfigError(
+            f"must be one of {', '.join(system.policies)} with emulate: {name} ({system.system} "
+            f"has no counterpart of the others); got {spec[:40]!r}.",
+            key=key,
+        )
+    return system.policies[spec]
+
+
+def _pool(system: Emulation, name: str, pool: Any, key: str) -> Any:
+    if isinstance(pool, Mapping) and pool.get("policy") is not None:
+        return {**pool, "policy": _translate(system, name, pool["policy"], key)}
+    return pool
+
+
+def _slow_start(system: Emulation, group: Any, i: int) -> Any:
+    if not isinstance(group, Mapping) or not isinstance(group.get("slow_start"), Mapping):
+        return group
+    if system.slow_start is None:
+        raise ConfigError(
+            f"must be left out with emulate: {system.system.split()[0].lower()} (slow start is "
+            "NGINX Plus only); remove emulate to mix systems.",
+            key=f"servers[{i}].slow_start",
+        )
+    _check_styles(system, group["slow_start"], f"servers[{i}].slow_start.style", "slow_start")
+    return {**group, "slow_start": {**system.slow_start, **group["slow_start"]}}
+
+
+def _server_count(groups: Any) -> int:
+    """The number of servers ``groups`` (raw server groups) declare; invalid counts count 1
+    here and are refused by the schema."""
+    if not isinstance(groups, list):
+        return 1
+    counts = [g.get("count", 1) if isinstance(g, Mapping) else 1 for g in groups]
+    return sum(c if isinstance(c, int) and c >= 1 else 1 for c in counts)

@@ -1,0 +1,165 @@
+"""balancer.emulate: each system's shipped defaults, its policy names, and what it lacks.
+
+Expected values come from the systems' documentation and source, cited per test.
+"""
+
+import pytest
+from click.testing import CliRunner
+
+import lbsim
+from lbsim.cli import main
+from lbsim.config.emulate import apply_emulation
+from lbsim.config.loading import load_scenario
+from lbsim.errors import ConfigError
+from tests.test_failures import CRASH, fleet_scenario
+
+
+def balancer_of(balancer, servers=4, **changes):
+    scenario = {
+        "name": "emulate",
+        "duration": 10,
+        "workload": {"rate": 100, "size": "exp(10ms)"},
+        "servers": [{"name": "web", "count": servers}],
+        "balancer": balancer,
+        **changes,
+    }
+    return load_scenario(scenario).balancer
+
+
+def test_nginx_ships_passive_checks_retries_on_every_server_and_no_panic():
+    # ngx_http_upstream_module "server": max_fails=1, fail_timeout=10s by default;
+    # proxy_next_upstream "error timeout" with proxy_next_upstream_tries 0 (each server once);
+    # open-source NGINX has no panic mode.
+    b = balancer_of({"emulate": "nginx"})
+    assert (b.outlier_detection.max_fails, b.outlier_detection.fail_timeout) == (1, 10.0)
+    assert b.outlier_detection.fails_on == ("error", "timeout")
+    assert (b.retries.max, b.retries.on, b.retries.backoff, b.retries.max_concurrent) == (
+        3,
+        ["connect_failure", "reset", "timeout"],
+        0.0,
+        None,
+    )
+    assert b.panic_threshold == 0
+    assert b.policy == "weighted_round_robin"
+    assert b.circuit_breaker is None and b.health_check is None
+
+
+def test_envoy_ships_its_circuit_breakers_and_panic_threshold():
+    # circuit_breaker.proto: max_requests and max_pending_requests 1024; cluster.proto
+    # healthy_panic_threshold 50%; the route retry policy: num_retries 1, 25 ms base
+    # interval, max 10x, and the max_retries breaker at 3. No retries without a policy.
+    b = balancer_of({"emulate": "envoy", "retries": {"on": ["error"]}, "health_check": {"timeout": "1s"}})
+    assert (b.circuit_breaker.max_requests, b.circuit_breaker.max_pending) == (1024, 1024)
+    assert b.panic_threshold == 50
+    assert (b.retries.max, b.retries.backoff, b.retries.max_backoff, b.retries.max_concurrent) == (
+        1,
+        0.025,
+        0.25,
+        3,
+    )
+    assert b.health_check.style == "envoy"
+    assert balancer_of({"emulate": "envoy"}).retries is None
+
+
+def test_haproxy_checks_are_haproxys_and_nothing_else_is_on():
+    # HAProxy 2.6 configuration.txt: no checks without "check"; inter 2s, rise 2, fall 3;
+    # "timeout check" unset means inter; no passive checks unless "observe"; no panic.
+    b = balancer_of({"emulate": "haproxy", "health_check": {}})
+    assert (b.health_check.style, b.health_check.check_timeout) == ("haproxy", 2.0)
+    assert (b.outlier_detection, b.retries, b.circuit_breaker, b.panic_threshold) == (None, None, None, 0)
+
+
+@pytest.mark.parametrize(
+    ("system", "name", "meaning"),
+    [
+        ("envoy", "round_robin", "edf_round_robin"),  # ROUND_ROBIN honours weights (EDF)
+        ("envoy", "least_connections", "p2c"),  # LEAST_REQUEST: choice_count 2
+        ("nginx", "round_robin", "weighted_round_robin"),  # upstream default: smooth WRR
+        ("nginx", "random", "weighted_random"),  # random honours weights
+        ("haproxy", "least_connections", "weighted_least_connections"),  # leastconn
+        ("haproxy", "round_robin", "weighted_round_robin"),  # roundrobin is weighted
+    ],
+)
+def test_policy_names_mean_the_emulated_systems_algorithm(system, name, meaning):
+    assert balancer_of({"emulate": system, "policy": name}).policy == meaning
+    with_params = balancer_of({"emulate": system, "policy": {"name": name}})
+    assert with_params.policy == {"name": meaning}
+
+
+def test_what_the_scenario_sets_wins():
+    b = balancer_of({"emulate": "nginx", "outlier_detection": {"max_fails": 3}, "retries": None})
+    assert (b.outlier_detection.max_fails, b.outlier_detection.fail_timeout) == (3, 10.0)
+    assert b.retries is None
+    b = balancer_of(
+        {"emulate": "nginx", "retries": {"max": 1}, "policy": {"name": "ring_hash", "key": "session"}}
+    )
+    assert (b.retries.max, b.retries.on) == (1, ["connect_failure", "reset", "timeout"])
+    assert b.policy == {"name": "ring_hash", "key": "session"}
+    assert (
+        balancer_of({"emulate": "envoy", "circuit_breaker": {"max_requests": 10}}).circuit_breaker.max_pending
+        == 1024
+    )
+
+
+@pytest.mark.parametrize(
+    ("balancer", "servers", "key", "rule"),
+    [
+        ({"emulate": "nginx", "panic_threshold": 50}, None, "balancer.panic_threshold", "no panic mode"),
+        ({"emulate": "haproxy", "outlier_detection": {}}, None, "balancer.outlier_detection", "observe"),
+        ({"emulate": "envoy", "outlier_detection": {"max_fails": 2}}, None, "max_fails", "NGINX"),
+        ({"emulate": "envoy", "health_check": {"style": "haproxy"}}, None, "health_check.style", "'envoy'"),
+        ({"emulate": "nginx"}, {"slow_start": {"window": "10s"}}, "servers[0].slow_start", "NGINX Plus"),
+        ({"emulate": "haproxy", "policy": "random"}, None, "balancer.policy", "weighted_least_connections"),
+    ],
+)
+def test_a_mechanism_the_system_lacks_is_refused(balancer, servers, key, rule):
+    scenario = {
+        "name": "emulate",
+        "duration": 10,
+        "workload": {"rate": 100, "size": "exp(10ms)"},
+        "servers": [{"name": "web", "count": 2, **(servers or {})}],
+        "balancer": balancer,
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_scenario(scenario)
+    assert f"{key} must" in str(caught.value) and rule in str(caught.value)
+
+
+def test_emulate_belongs_to_the_bottom_tier():
+    tiers = [{"name": "edge", "emulate": "envoy"}]
+    with pytest.raises(ConfigError, match=r"tiers\[0\]\.emulate: is not supported in an upper tier"):
+        balancer_of({}, tiers=tiers)
+
+
+def test_a_user_policy_class_is_kept_under_emulate():
+    assert balancer_of({"emulate": "envoy", "policy": "tests.helpers:Fixed"}).policy == "tests.helpers:Fixed"
+
+
+def test_nginx_hides_a_crash_from_clients_by_trying_the_next_server():
+    # One of 4 servers refuses connections for 20 of 60 s. Under NGINX's defaults each refused
+    # request goes to the next server (proxy_next_upstream error), and max_fails=1 takes the
+    # server out for fail_timeout after each failure, so no client sees an error. Without
+    # emulate (no retries, no passive checks) round robin loses a quarter of the requests
+    # for those 20 s.
+    plain = lbsim.simulate(fleet_scenario(faults=[CRASH])).summary.loc[0]
+    nginx = lbsim.simulate(
+        fleet_scenario(faults=[CRASH], balancer={"emulate": "nginx", "cost": 0})
+    ).summary.loc[0]
+    assert plain["error_rate"] == pytest.approx(0.25 * 20 / 60, rel=0.05)
+    assert nginx["n_error"] == 0 and nginx["n_retries"] > 0
+    # Passive checks keep web-1 out between trials: one trial per fail_timeout (10 s, whole
+    # seconds), so about 20 / 11 trials, each retried once, not a quarter of 20 s of traffic.
+    assert nginx["n_retries"] <= 4
+
+
+def test_policies_shows_what_each_name_means_under_a_system():
+    result = CliRunner().invoke(main, ["policies", "--emulate", "envoy"])
+    assert result.exit_code == 0
+    assert "least_connections -> p2c" in result.output
+    assert "balancer.circuit_breaker: {'max_requests': 1024, 'max_pending': 1024}" in result.output
+    assert "Envoy 1.28-1.32" in result.output
+
+
+def test_an_unknown_system_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"must be one of envoy, nginx, haproxy; got 'traefik'"):
+        apply_emulation({"balancer": {"emulate": "traefik"}})
