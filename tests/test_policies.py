@@ -94,6 +94,33 @@ def test_least_connections_tie_break_remembers_current_weights():
     assert p.choose(request()).name == "c"
 
 
+def test_least_connections_with_weights_compares_active_per_weight():
+    # ngx_http_upstream_get_least_conn_peer: peer->conns * best->weight < best->conns *
+    # peer->weight. a (weight 3) at 2 active is 2/3 per weight, b (weight 1) at 1 active
+    # is 1: a wins although it holds more requests (the weight-blind rule picked b).
+    backends = fleet(3, 1)
+    p = start("least_connections", backends)
+    for b, n in zip(backends, (2, 1), strict=True):
+        for _ in range(n):
+            dispatch(p, b)
+    assert p.choose(request()).name == "a"
+    # a at 3 active is 1 per weight, like b: tied, and smooth WRR over weights 3 and 1 from
+    # current weights (0, 0): (3, 1) -> a -> (-1, 1).
+    dispatch(p, backends[0])
+    assert p.choose(request()).name == "a"
+    # (2, 2): equal values go to the first, a -> (-2, 2); then (1, 3) -> b.
+    assert "".join(p.choose(request()).name for _ in range(2)) == "ab"
+
+
+def test_least_connections_with_weights_rotates_idle_backends_by_weight():
+    # All idle, weights 2, 1, 1: every pick is a tie over all three, smooth WRR over 2, 1, 1
+    # (NGINX's documented a a b a c a a for 5, 1, 1 works the same way): (2,1,1) -> a ->
+    # (-2,1,1); (0,2,2) -> b -> (0,-2,2); (2,-1,3) -> c -> (2,-1,-1); (4,0,0) -> a -> (0,0,0),
+    # and again: a gets half the picks (the weight-blind rule: a b c a b c, a third).
+    p = start("least_connections", fleet(2, 1, 1))
+    assert "".join(p.choose(request()).name for _ in range(8)) == "abcaabca"
+
+
 def test_weighted_least_connections_prefers_idle_then_least_per_weight():
     backends = fleet(5, 1, 1)
     p = start("weighted_least_connections", backends)

@@ -16,35 +16,48 @@ from lbsim.workload import Request
 
 
 class LeastConnections(Policy):
-    """Send each request to the backend with the fewest active requests, ignoring weights.
+    """Send each request to the backend with the fewest active requests per unit of weight.
 
-    Tie-break (ngx_http_upstream_get_least_conn_peer): among the tied backends, smooth
-    round robin: each tied backend adds 1 to its current weight, the largest wins (the first
-    in list order on equal values) and loses the number of tied backends; a backend with no
-    tie is taken without touching current weights. Reads: Backend.active (this instance's
-    own count). Follows: NGINX least_conn with equal weights.
+    Rule (ngx_http_upstream_get_least_conn_peer, NGINX 1.22-1.26): the backend with the
+    least active / weight (compared as active_a x weight_b < active_b x weight_a), the first
+    in list order unless another has the same ratio; then smooth weighted round robin among
+    the tied: each adds its weight to its current weight, the largest wins (the first on
+    equal values) and loses the tied weights' sum. A backend with no tie is taken without
+    touching current weights. Reads: Backend.active (this instance's own count),
+    Backend.weight. Follows: NGINX least_conn (effective weight equal to weight).
 
-    Backends are kept in buckets by active count. Inside a bucket, a heap orders them by
-    current weight stored relative to a bucket offset, so "every tied backend adds 1" is
-    one addition to the offset.
+    With equal weights, backends are kept in buckets by active count; inside a bucket, a
+    heap orders them by current weight stored relative to a bucket offset, so "every tied
+    backend adds 1" is one addition to the offset: O(log n) a pick. With unequal weights a
+    pick scans the backends as NGINX does, O(n).
     """
 
     name = "least_connections"
-    rule = "fewest active requests; ties by smooth round robin among the tied (NGINX least_conn)"
+    rule = "least active / weight; ties by smooth weighted round robin among the tied (NGINX least_conn)"
 
     def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
         self._backends: list[Backend] = []
+        self._weighted = False
+        self._current: list[float] = []
         self._stored: list[int] = []
         self._level: list[int] = []
         self._offset: list[int] = []
         super().reset(backends, rng)
 
+    def _current_weights(self) -> dict[int, float]:
+        """Each backend's current weight (by server index), whichever way it is kept."""
+        if self._weighted:
+            return {b.index: self._current[i] for i, b in enumerate(self._backends)}
+        return {b.index: self._stored[i] + self._offset[self._level[i]] for i, b in enumerate(self._backends)}
+
     def update(self, backends: Sequence[Backend]) -> None:
-        previous = {
-            b.index: self._stored[i] + self._offset[self._level[i]] for i, b in enumerate(self._backends)
-        }
+        previous = self._current_weights()
         self._backends = list(backends)
         self._position = {b.index: i for i, b in enumerate(self._backends)}
+        self._weighted = len({b.weight for b in self._backends}) > 1
+        if self._weighted:
+            self._current = [previous.get(b.index, 0) for b in self._backends]
+            return
         self._level = [b.active for b in self._backends]
         self._version = [0] * len(self._backends)
         self._stored = [0] * len(self._backends)
@@ -54,7 +67,7 @@ class LeastConnections(Policy):
         self._heaps: list[list[tuple[int, int, int]]] = []
         self._offset = []
         for i, b in enumerate(self._backends):
-            self._stored[i] = previous.get(b.index, 0)
+            self._stored[i] = int(previous.get(b.index, 0))
             self._insert(i, b.active)
         self._min = min(self._level)
 
@@ -96,6 +109,8 @@ class LeastConnections(Policy):
         return heap[0][1]
 
     def choose(self, request: Request) -> Backend:
+        if self._weighted:
+            return self._backends[self._scan()]
         level = self._min
         i = self._top(level)
         tied = self._size[level]
@@ -106,14 +121,37 @@ class LeastConnections(Policy):
             heapq.heapreplace(self._heaps[level], (-self._stored[i], i, self._version[i]))
         return self._backends[i]
 
+    def _scan(self) -> int:
+        """NGINX's two loops over the backends, for unequal weights."""
+        backends = self._backends
+        best, many = 0, False
+        for i in range(1, len(backends)):
+            b, a = backends[i], backends[best]
+            if b.active * a.weight < a.active * b.weight:
+                best, many = i, False
+            elif b.active * a.weight == a.active * b.weight:
+                many = True
+        if many:
+            first, current, total = backends[best], self._current, 0.0
+            for i in range(best, len(backends)):
+                b = backends[i]
+                if b.active * first.weight != first.active * b.weight:
+                    continue
+                current[i] += b.weight
+                total += b.weight
+                if current[i] > current[best]:
+                    best = i
+            current[best] -= total
+        return best
+
     def on_dispatch(self, backend: Backend, request: Request) -> None:
         i = self._position.get(backend.index)
-        if i is not None:
+        if i is not None and not self._weighted:
             self._move(i, backend.active)
 
     def on_complete(self, backend: Backend, request: Request, latency: float, ok: bool) -> None:
         i = self._position.get(backend.index)
-        if i is not None:
+        if i is not None and not self._weighted:
             self._move(i, backend.active)
 
 
