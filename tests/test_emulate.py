@@ -39,7 +39,7 @@ def test_nginx_ships_passive_checks_retries_on_every_server_and_no_panic():
         0.0,
         None,
     )
-    assert b.panic_threshold == 0
+    assert (b.panic_threshold, b.backup_rule) == (0, "last_resort")
     assert b.policy == "weighted_round_robin"
     assert b.circuit_breaker is None and b.health_check is None
 
@@ -50,7 +50,7 @@ def test_envoy_ships_its_circuit_breakers_and_panic_threshold():
     # interval, max 10x, and the max_retries breaker at 3. No retries without a policy.
     b = balancer_of({"emulate": "envoy", "retries": {"on": ["error"]}, "health_check": {"timeout": "1s"}})
     assert (b.circuit_breaker.max_requests, b.circuit_breaker.max_pending) == (1024, 1024)
-    assert b.panic_threshold == 50
+    assert (b.panic_threshold, b.backup_rule) == (50, "priority")
     assert (b.retries.max, b.retries.backoff, b.retries.max_backoff, b.retries.max_concurrent) == (
         1,
         0.025,
@@ -163,3 +163,19 @@ def test_policies_shows_what_each_name_means_under_a_system():
 def test_an_unknown_system_is_a_config_error():
     with pytest.raises(ConfigError, match=r"must be one of envoy, nginx, haproxy; got 'traefik'"):
         apply_emulation({"balancer": {"emulate": "traefik"}})
+
+
+def test_zones_with_backup_priorities_are_refused():
+    # Envoy does zone-aware routing within priority 0 only; lbsim does not model the two together.
+    scenario = {
+        "name": "zones",
+        "duration": 10,
+        "workload": {"rate": 100, "size": "exp(10ms)"},
+        "servers": [
+            {"name": "web", "count": 2, "zone": "a"},
+            {"name": "spare", "count": 1, "zone": "b", "backup": True},
+        ],
+        "balancer": {"zones": ["a", "b"], "locality": {"mode": "zone_aware"}},
+    }
+    with pytest.raises(ConfigError, match=r"balancer\.locality.*priority 0 only"):
+        load_scenario(scenario)

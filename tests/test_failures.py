@@ -352,6 +352,31 @@ def test_backup_servers_serve_only_when_no_primary_can():
     assert len(spare) > 1000
 
 
+def crash_three_of_four_with_two_backups(backups):
+    servers = [{"name": "web", "count": 4}, {"name": "spare", "count": 2, "backup": True}]
+    crash = {"kind": "crash", "at": "10s", "duration": "30s"}
+    faults = [crash | {"target": f"web-{i}"} for i in (0, 1, 2)]
+    balancer = {"health_check": CHECKS, "backups": backups}
+    scenario = fleet_scenario(faults=faults, balancer=balancer) | {"servers": servers}
+    requests = lbsim.simulate(scenario).requests
+    return requests[(requests["t_arrival"] > 20) & (requests["t_arrival"] < 38)]
+
+
+def test_envoy_priorities_spill_to_backups_instead_of_panicking():
+    # Envoy (load_balancer_impl.cc; LoadBalancerBaseTest.GentleFailover): 1 healthy primary
+    # of 4 has health 140 x 1 // 4 = 35, 2 healthy backups 100; the total is >= 100, so no
+    # level panics: 35% of requests to the live primary, 65% to the backups, none to the
+    # crashed three.
+    window = crash_three_of_four_with_two_backups("priority")
+    assert (window["status"] == "error").mean() == 0.0
+    assert (window["server"] == "web-3").mean() == pytest.approx(0.35, abs=0.02)
+    assert window["server"].str.startswith("spare").mean() == pytest.approx(0.65, abs=0.02)
+    # Backups as a last resort with a panic threshold (a mix no system has): 25% healthy is
+    # below 50%, the primaries panic and the three crashed ones take 3/4 of the requests.
+    window = crash_three_of_four_with_two_backups("last_resort")
+    assert (window["status"] == "error").mean() == pytest.approx(0.75, abs=0.05)
+
+
 def test_no_backend_when_nothing_is_eligible():
     crash = {"target": "web", "kind": "crash", "at": "10s", "duration": "20s"}
     r = lbsim.simulate(

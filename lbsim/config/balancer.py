@@ -223,10 +223,20 @@ class BalancerModel(Model):
     outlier_detection: OutlierDetectionModel | None = None
     circuit_breaker: CircuitBreakerModel | None = None
     panic_threshold: float = Field(50.0, ge=0, le=100)
+    backups: Literal["priority", "last_resort"] | None = None
     retries: RetriesModel | None = None
     standby: StandbyModel | None = None
     zones: list[str] = Field(default_factory=list)
     locality: LocalityModel | None = None
+
+    @property
+    def backup_rule(self) -> str:
+        """How backup servers share traffic: ``backups``, else Envoy's ``priority`` levels
+        where there is a panic threshold (Envoy's mechanism) and ``last_resort`` (NGINX,
+        HAProxy: only when no primary is available) where there is none."""
+        if self.backups is not None:
+            return self.backups
+        return "priority" if self.panic_threshold > 0 else "last_resort"
 
     @property
     def cost_per_request(self) -> float:

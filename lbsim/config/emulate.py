@@ -53,8 +53,10 @@ EMULATIONS: dict[str, Emulation] = {
     "envoy": Emulation(
         system="Envoy 1.28-1.32",
         balancer={
-            # cluster.proto CommonLbConfig healthy_panic_threshold: 50%.
+            # cluster.proto CommonLbConfig healthy_panic_threshold: 50%; backups are a
+            # lower priority, spilled to by health (overprovisioning factor 1.4).
             "panic_threshold": 50.0,
+            "backups": "priority",
             # circuit_breaker.proto thresholds: max_requests and max_pending_requests 1024
             # (max_retries 3 is retries.max_concurrent).
             "circuit_breaker": {"max_requests": 1024, "max_pending": 1024},
@@ -94,6 +96,8 @@ EMULATIONS: dict[str, Emulation] = {
         system="NGINX 1.22-1.26 (open source)",
         balancer={
             "panic_threshold": 0.0,
+            # backup: used only when no primary server is available.
+            "backups": "last_resort",
             # ngx_http_upstream.c server directive: max_fails=1 fail_timeout=10s.
             "outlier_detection": {"max_fails": 1, "fail_timeout": 10.0},
             # proxy_next_upstream error timeout; proxy_next_upstream_tries 0: every server
@@ -142,7 +146,8 @@ EMULATIONS: dict[str, Emulation] = {
     ),
     "haproxy": Emulation(
         system="HAProxy 2.6-2.8",
-        balancer={"panic_threshold": 0.0},
+        # backup: used only when no active server is available.
+        balancer={"panic_threshold": 0.0, "backups": "last_resort"},
         sections={"health_check": {"style": "haproxy"}},
         slow_start={"style": "haproxy"},
         policies={

@@ -99,6 +99,16 @@ class Scenario(Model):
                         key=f"balancer.pools.{pool_name}.servers",
                     )
                 owner[name] = pool_name
+        if (
+            self.balancer.locality is not None
+            and self.balancer.backup_rule == "priority"
+            and any(group.backup for group in self.servers)
+        ):
+            raise ConfigError(
+                "must be absent when backups are priority levels (Envoy routes by zone within "
+                "priority 0 only, which lbsim does not model); got locality and backup servers.",
+                key="balancer.locality",
+            )
         if all(group.t_join > 0 for group in self.servers):
             raise ConfigError("must have a group present from the start (t_join 0); got none.", key="servers")
         for i, fault in enumerate(self.faults):

@@ -122,6 +122,7 @@ def _tier(name: str, config: BalancerModel) -> settings.BalancerTier:
         outlier_detection=_copy(settings.OutlierDetection, config.outlier_detection),
         circuit_breaker=_copy(settings.CircuitBreaker, config.circuit_breaker),
         panic_threshold=config.panic_threshold,
+        backups=config.backup_rule,
         retries=(
             settings.Retries(
                 retries.max,

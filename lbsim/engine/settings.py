@@ -147,6 +147,7 @@ class BalancerTier:
     outlier_detection: OutlierDetection | None
     circuit_breaker: CircuitBreaker | None
     panic_threshold: float
+    backups: str
     retries: Retries | None
     standby_failover: float | None
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from lbsim.engine.balancer.pools import Pool
 from lbsim.engine.clock import Clock
 from lbsim.engine.health import HealthChecker, PassiveCheck
+from lbsim.engine.priority import priority_loads
 from lbsim.engine.settings import SlowStart
 from lbsim.policies.base import Backend
 
@@ -23,10 +24,13 @@ SLOW_START_STEPS = 20
 class Eligibility:
     """The eligible backends of every pool of one instance, kept up to date.
 
-    Healthy primaries are used while they are at least ``panic_threshold`` percent of the
-    present primaries. With none healthy, healthy backups are used (NGINX and HAProxy
-    ``backup``). Below the threshold otherwise, the pool panics and uses every present
-    primary, healthy or not (Envoy's panic mode; a threshold of 0 disables it).
+    With ``backups`` ``priority`` (Envoy), primaries and backups are priority levels 0 and
+    1: each level's share of requests and its panic follow Envoy's rule
+    (:func:`lbsim.engine.priority.priority_loads`); a level in panic uses every present
+    member, healthy or not. With ``last_resort`` (NGINX and HAProxy ``backup``), healthy
+    primaries are used while they are at least ``panic_threshold`` percent of the present
+    primaries; with none healthy, healthy backups; below the threshold otherwise, every
+    present primary (a threshold of 0, as NGINX and HAProxy have, disables that).
     """
 
     def __init__(
@@ -37,6 +41,7 @@ class Eligibility:
         slow_start: Sequence[SlowStart | None],
         base_weight: Sequence[int],
         panic_threshold: float,
+        backups: str,
         scope: set[int] | None,
         log: Callable[[str, str, str], None],
     ) -> None:
@@ -46,6 +51,7 @@ class Eligibility:
         self.slow_start = list(slow_start)
         self.base_weight = list(base_weight)
         self.panic_threshold = panic_threshold
+        self.priority = backups == "priority"
         self.scope = scope
         self.log = log
         self.checker: HealthChecker | None = None
@@ -80,7 +86,9 @@ class Eligibility:
             primaries = [b for b in present if not self.backup[b.index]]
             healthy = [b for b in primaries if self.available(b.index)]
             backups = [b for b in present if self.backup[b.index] and self.available(b.index)]
-            if healthy and 100 * len(healthy) >= self.panic_threshold * len(primaries):
+            if self.priority:
+                panicking |= self._set_levels(pool, present)
+            elif healthy and 100 * len(healthy) >= self.panic_threshold * len(primaries):
                 pool.set_eligible(healthy, present)
             elif not healthy and backups:
                 pool.set_eligible(backups, present)
@@ -95,6 +103,25 @@ class Eligibility:
         if panicking != self.panicking:
             self.panicking = panicking
             self.log("panic", "pool", "on" if panicking else "off")
+
+    def _set_levels(self, pool: Pool, present: list[Backend]) -> bool:
+        """Envoy's priority rule for ``pool``; whether a level with members and traffic is in
+        panic (Envoy flags an empty level too, but it has nothing to spread traffic over)."""
+        levels = (
+            [[b for b in present if not self.backup[b.index]], [b for b in present if self.backup[b.index]]]
+            if pool.prioritized
+            else [present]
+        )
+        healthy = [[b for b in level if self.available(b.index)] for level in levels]
+        loads, panic = priority_loads(
+            [len(h) for h in healthy], [len(level) for level in levels], self.panic_threshold
+        )
+        chosen = [level if panic[p] else healthy[p] for p, level in enumerate(levels)]
+        if pool.prioritized:
+            pool.set_levels(chosen, loads)
+        else:
+            pool.set_eligible(chosen[0], present)
+        return any(panic[p] and loads[p] > 0 and levels[p] for p in range(len(levels)))
 
     def _ramp(self, step_of: tuple[Backend, Pool, int]) -> None:
         """Slow start: set the weight for step ``step`` of 20 and schedule the next step."""

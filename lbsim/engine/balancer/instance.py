@@ -113,6 +113,7 @@ class Instance:
             [p.slow_start for p in placements],
             [p.weight for p in placements],
             config.panic_threshold,
+            config.backups,
             scope,
             self._log,
         )
@@ -210,6 +211,8 @@ class Instance:
             pool = pools[spec.name] = Pool(spec.name, spec.make_policy(), members, one_rng)
             if config.locality is not None:
                 pool.localize(config.locality, self.zone, local_share, spec.make_policy)
+            elif config.backups == "priority" and any(placements[b.index].backup for b in members):
+                pool.prioritize([p.backup for p in placements], spec.make_policy)
             for b in members:
                 pool_of[b.index] = pool
         return pools, pool_of

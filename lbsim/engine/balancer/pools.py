@@ -8,6 +8,7 @@ the pool of the first rule its path and headers match, or split sessions by weig
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +22,9 @@ from lbsim.workload import Request, stable_uniform
 class Pool:
     """Backends that share a policy: the balancer's whole fleet, or a named subset of groups.
 
-    With a locality rule (:meth:`localize`), a zone is picked first and a policy of that
-    zone's own picks the backend, as Envoy keeps a host set per locality.
+    A pool may be split into parts, each with a policy of its own, as Envoy keeps a host
+    set per locality and per priority: with a locality rule (:meth:`localize`) a zone is
+    picked first; with backups as priorities (:meth:`prioritize`) a priority level is.
     """
 
     def __init__(
@@ -38,13 +40,34 @@ class Pool:
         self.outstanding = 0
         self.on_dispatch = policy_hook(policy, "on_dispatch")
         self.on_complete = policy_hook(policy, "on_complete")
-        # The backend for a request: the policy's choice, or its zone's once localized.
+        # The backend for a request: the policy's choice, or its part's once split.
         self.pick: Callable[[Request], Backend] = policy.choose
         self.locality: Locality | None = None
-        self.zones: dict[str, Pool] = {}
+        self.parts: dict[Any, Pool] = {}
         self.split: list[tuple[str, float]] | None = None
         self.current: dict[str, float] = {}
         self.effective: dict[str, float] = {}
+        self.prioritized = False
+        self.loads = [100, 0]
+
+    def _split_into(
+        self, keys: list[Any], part_of: Callable[[Backend], Any], policies: Callable[[], Policy]
+    ) -> None:
+        """Give each key's members (by ``part_of``) a pool with a fresh policy of its own."""
+        rngs = self.rng.spawn(len(keys) + 1)
+        self.parts = {
+            k: Pool(str(k), policies(), [b for b in self.members if part_of(b) == k], r)
+            for k, r in zip(keys, rngs, strict=False)
+        }
+        self.part_draws = UniformDraws(rngs[-1])
+        self.part_of = part_of
+        pools = [self, *self.parts.values()]
+        if any(p.on_dispatch is not None for p in pools):
+            self.on_dispatch = self._dispatched
+        if any(p.on_complete is not None for p in pools):
+            self.on_complete = self._completed
+        self._own_dispatch = policy_hook(self.policy, "on_dispatch")
+        self._own_complete = policy_hook(self.policy, "on_complete")
 
     def localize(
         self,
@@ -56,30 +79,27 @@ class Pool:
         """Pick a zone by ``locality`` for an instance in ``zone`` (``local_share``: the share
         of instances in each zone), then a backend by a fresh policy of that zone."""
         zones = list(dict.fromkeys(b.zone for b in self.members if b.zone is not None))
-        rngs = self.rng.spawn(len(zones) + 1)
-        self.zones = {
-            z: Pool(z, policies(), [b for b in self.members if b.zone == z], r)
-            for z, r in zip(zones, rngs, strict=False)
-        }
-        self.locality_draws = UniformDraws(rngs[-1])
+        self._split_into(zones, _zone_of, policies)
         self.locality, self.zone, self.local_share = locality, zone, local_share
         self.current = dict.fromkeys(zones, 0.0)
         self.pick = self._pick_in_zone
-        pools = [self, *self.zones.values()]
-        if any(p.on_dispatch is not None for p in pools):
-            self.on_dispatch = self._dispatched
-        if any(p.on_complete is not None for p in pools):
-            self.on_complete = self._completed
-        self._own_dispatch = policy_hook(self.policy, "on_dispatch")
-        self._own_complete = policy_hook(self.policy, "on_complete")
+
+    def prioritize(self, backup: Sequence[bool], policies: Callable[[], Policy]) -> None:
+        """Envoy's priorities: primaries are level 0 and ``backup`` servers level 1, each
+        with a fresh policy; a request picks a level by the loads :meth:`set_levels` gives."""
+        self._split_into([0, 1], lambda b: int(backup[b.index]), policies)
+        self.prioritized = True
+        self.pick = self._pick_in_level
 
     def _dispatched(self, backend: Backend, request: Request) -> None:
-        for hook in (self._own_dispatch, self.zones[backend.zone].on_dispatch if backend.zone else None):
+        part = self.parts.get(self.part_of(backend))
+        for hook in (self._own_dispatch, part.on_dispatch if part is not None else None):
             if hook is not None:
                 hook(backend, request)
 
     def _completed(self, backend: Backend, request: Request, latency: float, ok: bool) -> None:
-        for hook in (self._own_complete, self.zones[backend.zone].on_complete if backend.zone else None):
+        part = self.parts.get(self.part_of(backend))
+        for hook in (self._own_complete, part.on_complete if part is not None else None):
             if hook is not None:
                 hook(backend, request, latency, ok)
 
@@ -100,17 +120,25 @@ class Pool:
             self.policy.reset(eligible, self.rng)
             self.started = True
 
+    def set_levels(self, levels: list[list[Backend]], loads: list[int]) -> None:
+        """Priorities: each level's eligible backends and its share of requests in percent."""
+        for part, eligible in zip(self.parts.values(), levels, strict=True):
+            part.set_eligible(eligible)
+        self.loads = loads
+        chosen = {b.index for level in levels for b in level}
+        self.set_eligible([b for b in self.members if b.index in chosen])
+
     def _set_zones(self, eligible: list[Backend], present: Sequence[Backend]) -> None:
         assert self.locality is not None
-        for z, sub in self.zones.items():
+        for z, sub in self.parts.items():
             sub.set_eligible([b for b in eligible if b.zone == z])
-        healthy = {z: sum(b.zone == z for b in eligible) for z in self.zones}
+        healthy = {z: sum(b.zone == z for b in eligible) for z in self.parts}
         if self.locality.mode == "zone_aware":
             assert self.zone is not None
             split = zone_aware_split(self.zone, self.local_share, healthy, self.locality.min_cluster_size)
             self.split = None if split is None else list(split.items())
         else:
-            counts = {z: sum(b.zone == z for b in present) for z in self.zones}
+            counts = {z: sum(b.zone == z for b in present) for z in self.parts}
             self.effective = locality_weights(
                 self.locality.weights, healthy, counts, self.locality.overprovisioning
             )
@@ -118,18 +146,25 @@ class Pool:
     def reweigh(self) -> None:
         """Tell the policies that weights changed (slow start)."""
         self.policy.update(self.eligible)
-        for sub in self.zones.values():
+        for sub in self.parts.values():
             if sub.eligible:
                 sub.policy.update(sub.eligible)
+
+    def _pick_in_level(self, request: Request) -> Backend:
+        """The backend for ``request`` in the level drawn by the loads: Envoy's choosePriority
+        with a random hash, hash % 100 + 1 against the running sum of loads."""
+        first = self.loads[0]
+        level = 0 if first >= 100 or (first > 0 and int(self.part_draws.next() * 100) + 1 <= first) else 1
+        return self.parts[level].policy.choose(request)
 
     def _pick_in_zone(self, request: Request) -> Backend:
         """The backend for ``request`` in the zone the locality rule picks (any, if none)."""
         zone = self._zone()
-        return self.policy.choose(request) if zone is None else self.zones[zone].policy.choose(request)
+        return self.policy.choose(request) if zone is None else self.parts[zone].policy.choose(request)
 
     def _zone(self) -> str | None:
         if self.split is not None:
-            draw = self.locality_draws.next()
+            draw = self.part_draws.next()
             for zone, probability in self.split:
                 draw -= probability
                 if draw < 0:
@@ -182,3 +217,7 @@ class Router:
 def policy_hook(policy: Policy, hook: str) -> Callable[..., None] | None:
     """``policy``'s ``hook`` method when its class overrides the base's no-op, else None."""
     return getattr(policy, hook) if getattr(type(policy), hook) is not getattr(Policy, hook) else None
+
+
+def _zone_of(backend: Backend) -> str | None:
+    return backend.zone
