@@ -140,25 +140,75 @@ def test_jiq_serves_reported_idle_servers_first_then_random():
     assert p.choose(request()).index == 1
 
 
+def at(now):
+    """A request whose policy-visible now is ``now`` seconds."""
+    return Request(0, now, 0.01, 0)
+
+
 def test_least_response_time_follows_nginx_least_time():
+    # ngx_http_upstream_least_time_module.c (NGINX 1.31): eta = rt x (1 + conns), rt in ms
+    # raised to the next multiple of 20 above it; a backend never chosen has rt 0 -> 20.
     backends = fleet(1, 1)
     p = start("least_response_time", backends)
-    # a answers in 50 ms: rt_a = 50 ms, 3 buckets of 20 ms; b has no sample (rt 0) and wins.
+    # Both unmeasured: eta 20 each, a tie; smooth round robin over weights 1, 1 picks a.
+    assert p.choose(at(0)).name == "a"
+    # a answers in 50 ms: avg 50 (the first sample seeds it), eta 60; b's is still 20.
     dispatch(p, backends[0])
     complete_after(p, backends[0], 0.050)
-    assert p.choose(request()).name == "b"
-    # b answers in 10 ms: 1 bucket. Keys: a 3 x (1 + 0) = 3, b 1 x (1 + 0) = 1.
+    assert p.choose(at(0)).name == "b"
+    # b answers in 10 ms: eta 20 x 1 = 20 against a's 60.
     dispatch(p, backends[1])
     complete_after(p, backends[1], 0.010)
-    assert p.choose(request()).name == "b"
-    # Two requests active on b: 1 x 3 = 3 ties a's 3; smooth round robin among the tied.
+    assert p.choose(at(0)).name == "b"
+    # Two requests active on b: 20 x 3 = 60 ties a's 60; smooth round robin among the tied
+    # from current weights a -1, b 1 (after the first pick): (0, 2) -> b, (1, 1) -> a.
     dispatch(p, backends[1])
     dispatch(p, backends[1])
-    assert [p.choose(request()).name for _ in range(4)] == ["a", "b", "a", "b"]
-    # The moving average: 0.05 x 100 ms + 0.95 x 50 ms = 52.5 ms, still 3 buckets.
+    assert [p.choose(at(0)).name for _ in range(2)] == ["b", "a"]
+    # The average in whole ms: round(0.05 x 100 + 0.95 x 50) = round(52.5 + 0.5) = 53.
     dispatch(p, backends[0])
     complete_after(p, backends[0], 0.100)
-    assert p._average[0] == pytest.approx(0.0525)
+    assert p._average[0] == 53
+
+
+def test_least_response_time_ignores_failures_and_counts_an_unmeasured_backend_as_20_ms():
+    # free_least_time_peer: "only successful attempts are accounted"; a refused attempt in
+    # 1 ms leaves the average at 200 ms (before: it dragged it towards 0 and the failing
+    # backend won every pick).
+    backends = fleet(1, 1)
+    p = start("least_response_time", backends)
+    p.choose(at(0))
+    dispatch(p, backends[0])
+    complete_after(p, backends[0], 0.200)
+    dispatch(p, backends[0])
+    complete_after(p, backends[0], 0.001, ok=False)
+    assert p._average[0] == 200
+    # A backend that joins has rt 0 -> 20 x (1 + active), not 0: with 2 requests active on
+    # it, 60 against an idle peer measured at 40 ms (-> 60): a tie, shared, where rt 0
+    # gave the newcomer every pick.
+    joined = Backend(2, "c")
+    q = start("least_response_time", [backends[1]])
+    q.choose(at(0))
+    dispatch(q, backends[1])
+    complete_after(q, backends[1], 0.040)
+    q.update([backends[1], joined])
+    dispatch(q, joined)
+    dispatch(q, joined)
+    picks = [q.choose(at(0)).name for _ in range(4)]
+    assert sorted(set(picks)) == ["b", "c"]
+
+
+def test_least_response_time_halves_rt_once_per_idle_fail_timeout():
+    # ngx_http_upstream_least_time_eta: after now - checked > fail_timeout, rt >>= (now -
+    # checked) / (fail_timeout + 1). a at 100 ms last chosen at 0 s: at 11 s rt is 50 -> 60,
+    # at 22 s 25 -> 40; b at 30 ms (-> 40) chosen at 22 s stays 40: at 22 s a ties b.
+    backends = fleet(1, 1)
+    p = start("least_response_time", backends)
+    assert p._eta(backends[0], 0) == 20  # never chosen: rt decays to 0
+    p._checked.update({0: 0, 1: 22})
+    p._average.update({0: 100, 1: 30})
+    assert [p._eta(backends[0], t) for t in (10, 11, 22)] == [120, 60, 40]
+    assert p._eta(backends[1], 22) == 40
 
 
 def complete_after(policy, backend, latency, ok=True, t_sent=0.0):

@@ -2,95 +2,88 @@
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from lbsim.draws import UniformDraws
-from lbsim.policies.base import Backend, Policy, require, smooth_pick
+from lbsim.policies.base import Backend, Policy, require
+from lbsim.policies.least_connections import nginx_least
 from lbsim.policies.power_of_choices import distinct_sample
 from lbsim.workload import Request
-
-_BUCKET = 0.020  # NGINX rounds response times up to 20 ms so near-equal peers round-robin.
-_CAP = 5.0  # NGINX caps the average at 5000 ms, beyond which only connections count.
 
 
 class LeastResponseTime(Policy):
     """Send each request to the backend with the least rt x (1 + active) / weight.
 
-    Rule (NGINX least_time, ngx_http_upstream_least_time_module.c): rt is an exponential
-    moving average of the backend's response time, avg = 0.05 v + 0.95 avg (the first
-    sample seeds it), capped at 5 s and rounded up to a 20 ms bucket; a backend with no
-    sample has rt 0 and is tried first. Tie-break: smooth weighted round robin among the
-    tied backends, as least_conn. Reads: Backend.active, Backend.weight, response times seen
-    by this instance (``last_byte``). Not modelled: the bonus that halves rt once per
-    fail_timeout for backends not chosen lately.
-
-    Backends are grouped by key; a heap of keys finds the least group, and the tie-break
-    scans that group only.
+    Rule (ngx_http_upstream_least_time_module.c, ``least_time last_byte``, NGINX 1.31;
+    NGINX Plus before): rt is the backend's average response time in whole milliseconds,
+    avg = round(0.05 v + 0.95 avg) (ngx_http_upstream_response_time_avg; the first sample,
+    or any while avg is 0, seeds it), updated by successful attempts only. For the pick,
+    rt is halved once per ``fail_timeout`` + 1 seconds since the backend was last chosen
+    or failed (``checked``; never: rt 0), then capped at 5000 ms or else raised to the next
+    multiple of 20 ms above it (0 -> 20, 20 -> 40), so a backend without a sample counts
+    as 20 ms. The least rt x (1 + active) / weight wins; ties by smooth weighted round
+    robin, as least_conn (:func:`nginx_least`). Times in whole seconds as ngx_time() keeps
+    them. Reads: Backend.active, Backend.weight, response times seen by this instance.
+    Not modelled: a 5xx answer that proxy_next_upstream does not retry counts as a success
+    in NGINX and as a failure here. O(n) a pick, as NGINX.
     """
 
     name = "least_response_time"
-    rule = "least EMA(response time) x (1 + active) / weight, 20 ms buckets (NGINX least_time)"
+    rule = "least rt x (1 + active) / weight, rt in whole ms and 20 ms steps (NGINX least_time)"
+
+    def __init__(self, fail_timeout: int = 10) -> None:
+        require(
+            isinstance(fail_timeout, int) and fail_timeout >= 1,
+            "least_response_time",
+            "fail_timeout",
+            "whole seconds >= 1",
+            fail_timeout,
+        )
+        self.fail_timeout = fail_timeout
 
     def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
-        self._average: dict[int, float] = {}
-        self._current: dict[int, float] = {}
+        self._average: dict[int, int] = {}
+        self._checked: dict[int, int] = {}
+        self._backends: list[Backend] = []
+        self._current: list[float] = []
         super().reset(backends, rng)
 
     def update(self, backends: Sequence[Backend]) -> None:
+        carried = {b.index: c for b, c in zip(self._backends, self._current, strict=True)}
         self._backends = list(backends)
-        self._position = {b.index: i for i, b in enumerate(self._backends)}
-        self._key: list[float] = [0.0] * len(self._backends)
-        self._groups: dict[float, set[int]] = {}
-        self._keys: list[float] = []
-        for i in range(len(self._backends)):
-            self._place(i, first=True)
+        self._current = [carried.get(b.index, 0.0) for b in self._backends]
 
-    def _key_of(self, backend: Backend) -> float:
-        average = self._average.get(backend.index, 0.0)
-        buckets = math.ceil(min(average, _CAP) / _BUCKET - 1e-9)
-        return buckets * (1 + backend.active) / backend.weight
-
-    def _place(self, i: int, first: bool = False) -> None:
-        key = self._key_of(self._backends[i])
-        if not first:
-            old = self._key[i]
-            if old == key:
-                return
-            group = self._groups[old]
-            group.discard(i)
-            if not group:
-                del self._groups[old]
-        self._key[i] = key
-        if key not in self._groups:
-            self._groups[key] = set()
-            heapq.heappush(self._keys, key)
-        self._groups[key].add(i)
+    def _eta(self, backend: Backend, now: int) -> int:
+        """ngx_http_upstream_least_time_eta: rt x (1 + conns), rt decayed, capped, stepped."""
+        rt = self._average.get(backend.index, 0)
+        checked = self._checked.get(backend.index)
+        idle = now - checked if checked is not None else None
+        if idle is None or idle > self.fail_timeout:
+            shift = 64 if idle is None else idle // (self.fail_timeout + 1)
+            rt = rt >> shift if shift < 64 else 0
+        rt = 5000 if rt > 5000 else rt + 20 - rt % 20
+        return rt * (1 + backend.active)
 
     def choose(self, request: Request) -> Backend:
-        while self._keys[0] not in self._groups:
-            heapq.heappop(self._keys)
-        tied = sorted(self._groups[self._keys[0]])
-        if len(tied) == 1:
-            return self._backends[tied[0]]
+        now = math.floor(request.now)
         backends = self._backends
-        index = smooth_pick(self._current, ((backends[i].index, backends[i].weight) for i in tied))
-        return backends[self._position[index]]
-
-    def on_dispatch(self, backend: Backend, request: Request) -> None:
-        i = self._position.get(backend.index)
-        if i is not None:
-            self._place(i)
+        best = backends[nginx_least(backends, [self._eta(b, now) for b in backends], self._current)]
+        checked = self._checked.get(best.index)
+        if checked is None or now - checked > self.fail_timeout:
+            self._checked[best.index] = now
+        return best
 
     def on_complete(self, backend: Backend, request: Request, latency: float, ok: bool) -> None:
-        previous = self._average.get(backend.index)
-        self._average[backend.index] = latency if previous is None else 0.05 * latency + 0.95 * previous
-        i = self._position.get(backend.index)
-        if i is not None:
-            self._place(i)
+        if not ok:
+            # A failure sets checked to now (ngx_http_upstream_free_round_robin_peer).
+            self._checked[backend.index] = math.floor(request.now)
+            return
+        v = int(latency * 1000)
+        average = self._average.get(backend.index, 0)
+        self._average[backend.index] = int(0.5 + v * 0.05 + average * 0.95) if average else v
 
 
 class PeakEwma(Policy):

@@ -123,26 +123,7 @@ class LeastConnections(Policy):
 
     def _scan(self) -> int:
         """NGINX's two loops over the backends, for unequal weights."""
-        backends = self._backends
-        best, many = 0, False
-        for i in range(1, len(backends)):
-            b, a = backends[i], backends[best]
-            if b.active * a.weight < a.active * b.weight:
-                best, many = i, False
-            elif b.active * a.weight == a.active * b.weight:
-                many = True
-        if many:
-            first, current, total = backends[best], self._current, 0.0
-            for i in range(best, len(backends)):
-                b = backends[i]
-                if b.active * first.weight != first.active * b.weight:
-                    continue
-                current[i] += b.weight
-                total += b.weight
-                if current[i] > current[best]:
-                    best = i
-            current[best] -= total
-        return best
+        return nginx_least(self._backends, [b.active for b in self._backends], self._current)
 
     def on_dispatch(self, backend: Backend, request: Request) -> None:
         i = self._position.get(backend.index)
@@ -153,6 +134,32 @@ class LeastConnections(Policy):
         i = self._position.get(backend.index)
         if i is not None and not self._weighted:
             self._move(i, backend.active)
+
+
+def nginx_least(backends: Sequence[Backend], load: Sequence[int | float], current: list[float]) -> int:
+    """The position NGINX's least_conn and least_time pick (their two loops): the least
+    load / weight, compared as load_a x weight_b < load_b x weight_a, the first in order
+    unless another ties; then smooth weighted round robin among the tied, updating their
+    ``current`` weights (aligned with ``backends``). O(n)."""
+    best, many = 0, False
+    for i in range(1, len(backends)):
+        left, right = load[i] * backends[best].weight, load[best] * backends[i].weight
+        if left < right:
+            best, many = i, False
+        elif left == right:
+            many = True
+    if many:
+        first, total = best, 0.0
+        for i in range(first, len(backends)):
+            b = backends[i]
+            if load[i] * backends[first].weight != load[first] * b.weight:
+                continue
+            current[i] += b.weight
+            total += b.weight
+            if current[i] > current[best]:
+                best = i
+        current[best] -= total
+    return best
 
 
 class WeightedLeastConnections(Policy):
