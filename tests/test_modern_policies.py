@@ -230,6 +230,18 @@ def test_peak_ewma_jumps_to_peaks_and_decays():
     assert p._estimate[0][0] == pytest.approx(0.1 * math.exp(-1) + 0.02 * (1 - math.exp(-1)))
 
 
+def test_peak_ewma_default_rtt_decays_from_the_join_as_towers_does():
+    # tower src/load/peak_ewma.rs test default_decay: default 10 ms, decay 1 s; the cost is
+    # 10 ms at once, in (9, 10) ms 100 ms later and in (8, 9) ms after 200 ms (10 e^-0.1,
+    # 10 e^-0.2). Before, an unmeasured backend kept 10 ms for ever.
+    backends = fleet(1, 1)
+    p = start({"name": "peak_ewma", "decay": 1.0, "default_rtt": 0.010}, backends)
+    p.choose(at(0.0))
+    assert p._cost(backends[1], 0.0) == pytest.approx(0.010)
+    assert 0.009 < p._cost(backends[1], 0.1) < 0.010
+    assert 0.008 < p._cost(backends[1], 0.2) < 0.009
+
+
 def test_peak_ewma_sends_traffic_to_a_backend_that_fails_fast():
     backends = fleet(1, 1)
     p = start("peak_ewma", backends)

@@ -92,7 +92,10 @@ class PeakEwma(Policy):
     Rule (tower's PeakEwma, used by Linkerd; Finagle's PeakEwma): cost = rtt x (active + 1).
     The rtt estimate jumps to any sample above it (the "peak") and otherwise moves toward
     the sample with weight 1 - exp(-dt / decay); reading the cost first decays the estimate
-    toward zero the same way. A backend never measured uses ``default_rtt``. Every response
+    toward zero the same way. A backend starts at ``default_rtt``, which decays like any
+    estimate from the moment it joins (tower's RttEstimate::new at construction; test
+    ``default_decay``), so an unused newcomer becomes cheap over time; lbsim takes the
+    join time as the first pick after the backend appears. Every response
     counts, errors included: a backend that fails fast looks fast and attracts traffic, the
     known failure mode of latency-based balancing. Tie-break: the first of the two. Reads:
     Backend.active, response times seen by this instance. Follows: Linkerd2 (decay 10 s,
@@ -127,6 +130,8 @@ class PeakEwma(Policy):
 
     def update(self, backends: Sequence[Backend]) -> None:
         self._backends = list(backends)
+        # Backends seen for the first time: their default estimate starts at the next pick.
+        self._joining = [b.index for b in backends if b.index not in self._estimate]
 
     def _observe(self, backend: Backend, rtt: float, now: float) -> float:
         estimate, t_update = self._estimate.get(backend.index, (self.default_rtt, now))
@@ -139,16 +144,18 @@ class PeakEwma(Policy):
         return estimate
 
     def _cost(self, backend: Backend, now: float) -> float:
-        if backend.index not in self._estimate:
-            return self.default_rtt * (backend.active + 1)
         return self._observe(backend, 0.0, now) * (backend.active + 1)
 
     def choose(self, request: Request) -> Backend:
+        now = request.now
+        if self._joining:
+            for index in self._joining:
+                self._estimate.setdefault(index, (self.default_rtt, now))
+            self._joining = []
         backends = self._backends
         if len(backends) == 1:
             return backends[0]
         first, second = (backends[i] for i in distinct_sample(len(backends), 2, self._uniform.next))
-        now = request.now
         return second if self._cost(second, now) < self._cost(first, now) else first
 
     def on_complete(self, backend: Backend, request: Request, latency: float, ok: bool) -> None:
