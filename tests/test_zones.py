@@ -7,7 +7,7 @@ import lbsim
 from lbsim.engine.locality import locality_weights, zone_aware_split
 from tests.helpers import make_scenario
 
-THIRDS = {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}
+THIRDS = {"a": 1, "b": 1, "c": 1}  # balancer instances per zone
 
 
 def test_balanced_zones_keep_everything_local():
@@ -15,16 +15,27 @@ def test_balanced_zones_keep_everything_local():
 
 
 def test_a_short_zone_keeps_upstream_over_local_and_spills_by_residual_capacity():
-    # upstream% = 0.2 / 0.4 / 0.4 against local% 1/3 each: keep 0.2 / (1/3) = 0.6 in a; the
-    # residuals of b and c are both 0.4 - 1/3, so each takes half of the other 0.4.
+    # upstream% = 2000 / 4000 / 4000 basis points against local% 3333 each: keep
+    # 2000 x 10000 // 3333 = 6000 in a; the residuals of b and c are both 667, so each takes
+    # half of the other 0.4.
     split = zone_aware_split("a", THIRDS, {"a": 2, "b": 4, "c": 4}, 6)
     assert split == pytest.approx({"a": 0.6, "b": 0.2, "c": 0.2})
     assert zone_aware_split("b", THIRDS, {"a": 2, "b": 4, "c": 4}, 6) == {"b": 1.0}
 
 
-def test_zone_aware_routing_is_off_below_the_minimum_cluster_size_or_without_local_hosts():
+def test_zone_aware_routing_is_off_below_the_minimum_cluster_size_or_with_one_local_zone():
     assert zone_aware_split("a", THIRDS, {"a": 1, "b": 2, "c": 2}, 6) is None
-    assert zone_aware_split("a", THIRDS, {"a": 0, "b": 4, "c": 4}, 6) is None
+    # earlyExitNonLocalityRouting: the local cluster (the balancer instances) needs 2 zones.
+    assert zone_aware_split("a", {"a": 3}, {"a": 2, "b": 2, "c": 2}, 6) is None
+
+
+def test_a_local_zone_without_healthy_backends_spills_by_residual_capacity():
+    # Envoy (regenerateLocalityRoutingStructures): no healthy host in a gives upstream% 0, so
+    # nothing stays local and the traffic goes by residual capacity. A 2/2/4 fleet with a
+    # down: upstream% b 3333, c 6666 against local% 3333 each: b has no residual, c 3333, so
+    # all of a's traffic goes to c (uniform spill sent a third of it to b).
+    assert zone_aware_split("a", THIRDS, {"a": 0, "b": 2, "c": 4}, 6) == {"c": 1.0}
+    assert zone_aware_split("a", THIRDS, {"a": 0, "b": 4, "c": 4}, 6) == {"b": 0.5, "c": 0.5}
 
 
 def test_locality_weights_scale_health_by_the_overprovisioning_factor():
@@ -65,6 +76,19 @@ def test_in_the_engine_a_short_zone_spills_as_envoys_formula_says():
     assert (zone[~from_a] == np.array(["a", "b", "c"])[requests["client"][~from_a] % 3]).all()
     # Only instance a's 40% leaves its zone: 0.4 / 3 of all requests.
     assert result.summary.loc[0, "cross_zone"] == pytest.approx(0.4 / 3, abs=0.015)
+
+
+def test_in_the_engine_a_dead_zone_spills_to_residual_capacity_only():
+    # 2/2/4 with zone a crashed from 10 s: instance a's requests go to c alone (b has no
+    # residual capacity), so zone b serves only its own instance's third, not 4/9.
+    faults = [{"target": "zone:a", "kind": "crash", "at": "10s", "duration": "40s"}]
+    checks = {"interval": "1s", "timeout": "100ms", "rise": 1, "fall": 1}
+    scenario = zoned({"a": 2, "b": 2, "c": 4}, locality={"mode": "zone_aware"}, health_check=checks)
+    requests = lbsim.simulate(scenario | {"faults": faults}).requests
+    late = requests[(requests["t_arrival"] > 15) & (requests["status"] == "ok")]
+    from_a = late["client"] % 3 == 0
+    assert (late.loc[from_a, "server"].str[0] == "c").all()
+    assert (late["server"].str[0] == "b").mean() == pytest.approx(1 / 3, abs=0.02)
 
 
 def test_in_the_engine_below_six_hosts_zones_are_ignored():

@@ -195,9 +195,8 @@ class Instance:
         rng: np.random.Generator,
     ) -> tuple[dict[str, Pool], list[Pool]]:
         """The instance's pools by name, and the pool of each backend."""
-        local_share = {
+        local_count = {
             z: sum(config.zones[j % len(config.zones)] == z for j in range(config.instances))
-            / config.instances
             for z in config.zones
         }
         pools: dict[str, Pool] = {}
@@ -210,7 +209,7 @@ class Instance:
             ]
             pool = pools[spec.name] = Pool(spec.name, spec.make_policy(), members, one_rng)
             if config.locality is not None:
-                pool.localize(config.locality, self.zone, local_share, spec.make_policy)
+                pool.localize(config.locality, self.zone, local_count, spec.make_policy)
             elif config.backups == "priority" and any(placements[b.index].backup for b in members):
                 pool.prioritize([p.backup for p in placements], spec.make_policy)
             for b in members:

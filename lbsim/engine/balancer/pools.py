@@ -73,14 +73,14 @@ class Pool:
         self,
         locality: Locality,
         zone: str | None,
-        local_share: dict[str, float],
+        local_count: dict[str, int],
         policies: Callable[[], Policy],
     ) -> None:
-        """Pick a zone by ``locality`` for an instance in ``zone`` (``local_share``: the share
-        of instances in each zone), then a backend by a fresh policy of that zone."""
+        """Pick a zone by ``locality`` for an instance in ``zone`` (``local_count``: the
+        balancer instances in each zone), then a backend by a fresh policy of that zone."""
         zones = list(dict.fromkeys(b.zone for b in self.members if b.zone is not None))
         self._split_into(zones, _zone_of, policies)
-        self.locality, self.zone, self.local_share = locality, zone, local_share
+        self.locality, self.zone, self.local_count = locality, zone, local_count
         self.current = dict.fromkeys(zones, 0.0)
         self.pick = self._pick_in_zone
 
@@ -135,7 +135,7 @@ class Pool:
         healthy = {z: sum(b.zone == z for b in eligible) for z in self.parts}
         if self.locality.mode == "zone_aware":
             assert self.zone is not None
-            split = zone_aware_split(self.zone, self.local_share, healthy, self.locality.min_cluster_size)
+            split = zone_aware_split(self.zone, self.local_count, healthy, self.locality.min_cluster_size)
             self.split = None if split is None else list(split.items())
         else:
             counts = {z: sum(b.zone == z for b in present) for z in self.parts}
