@@ -17,7 +17,7 @@ import click
 from lbsim import __version__
 from lbsim.config.emulate import EMULATIONS, Emulation
 from lbsim.errors import ConfigError
-from lbsim.policies import POLICIES
+from lbsim.policies import POLICIES, make_policy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -422,7 +422,9 @@ def policies(emulate: str | None) -> None:
 def _show_emulation(system: Emulation) -> None:
     click.echo(f"{system.system}\n\npolicies (a name the list leaves out is refused):")
     for name, target in system.policies.items():
-        click.echo(f"  {name}{'' if target == name else f' -> {target}'}\n      {POLICIES[target].rule}")
+        policy = make_policy(target)
+        meaning = policy.label()
+        click.echo(f"  {name}{'' if meaning == name else f' -> {meaning}'}\n      {policy.rule}")
     click.echo("\ndefaults (a key the scenario sets wins):")
     for key, value in system.balancer.items():
         click.echo(f"  balancer.{key}: {value}")

@@ -4,6 +4,7 @@ Expected values come from the systems' documentation and source, cited per test.
 """
 
 import pytest
+import xxhash
 from click.testing import CliRunner
 
 import lbsim
@@ -11,6 +12,7 @@ from lbsim.cli import main
 from lbsim.config.emulate import apply_emulation
 from lbsim.config.loading import load_scenario
 from lbsim.errors import ConfigError
+from lbsim.workload import client_address
 from tests.test_failures import CRASH, fleet_scenario
 
 
@@ -179,3 +181,49 @@ def test_zones_with_backup_priorities_are_refused():
     }
     with pytest.raises(ConfigError, match=r"balancer\.locality.*priority 0 only"):
         load_scenario(scenario)
+
+
+def test_envoy_hashing_is_xxhash64_over_addresses_with_the_ring_rebuilt():
+    b = balancer_of({"emulate": "envoy", "policy": {"name": "ring_hash", "key": "session"}})
+    assert b.policy == {"name": "ring_hash", "hash": "xxhash64", "rescale": True, "key": "session"}
+    assert balancer_of({"emulate": "envoy", "policy": {"name": "maglev", "hash": "blake2b"}}).policy == {
+        "name": "maglev",
+        "hash": "blake2b",
+    }
+
+
+def test_servers_need_one_address_each():
+    servers = [{"name": "web", "count": 2, "addresses": ["10.0.0.1:80"]}]
+    with pytest.raises(ConfigError, match=r"servers\[0\]\.addresses.*one address per server \(2\); got 1"):
+        load_scenario(
+            {"name": "a", "duration": 10, "workload": {"rate": 100, "size": "exp(10ms)"}, "servers": servers}
+        )
+
+
+def test_a_simulated_envoy_ring_sends_each_client_where_envoy_would():
+    # Envoy's own ring for 127.0.0.1:90..95 at minimum_ring_size 12 (ring_hash_lb_test.cc
+    # Basic, positions and ports as listed there); each client's source address is hashed
+    # with xxHash64 (Envoy's hash policy on the source IP) and looked up in that list here.
+    ring = [
+        (833437586790550860, 94), (928266305478181108, 92), (1033482794131418490, 90),
+        (3551244743356806947, 95), (3851675632748031481, 93), (5583722120771150861, 91),
+        (6311230543546372928, 91), (7700377290971790572, 93), (13144177310400110813, 95),
+        (13444792449719432967, 92), (15516499411664133160, 94), (16117243373044804889, 90),
+    ]  # fmt: skip
+
+    def envoy_port(client):
+        h = xxhash.xxh64_intdigest(client_address(client).encode())
+        return next((port for point, port in ring if point >= h), ring[0][1])
+
+    addresses = [f"127.0.0.1:{port}" for port in range(90, 96)]
+    scenario = {
+        "name": "ring",
+        "duration": 5,
+        "workload": {"rate": 200, "size": "exp(1ms)", "clients": 50},
+        "servers": [{"name": "web", "count": 6, "addresses": addresses}],
+        "balancer": {"emulate": "envoy", "policy": {"name": "ring_hash", "min_ring_size": 12}, "cost": 0},
+    }
+    requests = lbsim.simulate(scenario).requests
+    served = requests["server"].str.removeprefix("web-").astype(int) + 90
+    assert (served == requests["client"].map(envoy_port)).all()
+    assert served.nunique() >= 4

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lbsim.errors import ConfigError
-from lbsim.policies import Backend, hashing, make_policy
+from lbsim.policies import Backend, make_policy
 from lbsim.policies.hashing import envoy_probe_order
 from lbsim.policies.power_of_choices import distinct_sample
 from lbsim.tools.remap import remap
@@ -326,9 +326,9 @@ def test_bounded_load_overloads_a_host_only_above_its_slots(monkeypatch):
     # active, so ceil(1 x 100%) = 1 slot each. Host 2 with 1 active is at its slots: taken
     # (overload 1/1 <= 1). With 2 active it is overloaded and the probe order for hash 2
     # (2 1 0 4 3) gives host 1.
-    monkeypatch.setattr(hashing, "hash64", lambda text, seed=0: 2)
     backends = fleet(1, 1, 1, 1, 1)
     p = start({"name": "maglev", "key": "path", "balance_factor": 1.0}, backends)
+    monkeypatch.setattr(p, "_hash", lambda text, seed=0: 2)
     monkeypatch.setattr(p, "lookup", lambda h: h)
     backends[2].active = 1
     assert p.choose(request()).index == 2
@@ -413,3 +413,67 @@ def test_edf_round_robin_with_weights_follows_envoys_edf_sequence():
         assert picks[:3] in {"bab", "abb", "bba"}
         seen.add(picks[:3])
     assert len(seen) >= 2
+
+
+ENVOY_HOSTS = [f"127.0.0.1:{port}" for port in range(90, 96)]
+
+
+def envoy_hosts(*weights):
+    return [Backend(i, f"h{i}", w, address=ENVOY_HOSTS[i]) for i, w in enumerate(weights)]
+
+
+def test_ring_hash_with_xxhash64_is_envoys_ring():
+    # ring_hash_lb_test.cc Basic: hosts 127.0.0.1:90..95, minimum_ring_size 12: 2 points
+    # each, the ring (by port) 94 92 90 95 93 91 91 93 95 92 94 90 at the listed positions;
+    # hash 0 and 2^64 - 1 go to :94, 3551244743356806947 to :95, one more to :93.
+    backends = envoy_hosts(1, 1, 1, 1, 1, 1)
+    p = start({"name": "ring_hash", "hash": "xxhash64", "min_ring_size": 12, "rescale": True}, backends)
+    assert p._points[:3] == [833437586790550860, 928266305478181108, 1033482794131418490]
+    assert [p._backends[i].address[-2:] for i in p._owners] == [
+        "94",
+        "92",
+        "90",
+        "95",
+        "93",
+        "91",
+        "91",
+        "93",
+        "95",
+        "92",
+        "94",
+        "90",
+    ]
+    cases = {0: 4, 2**64 - 1: 4, 3551244743356806947: 5, 3551244743356806948: 3}
+    assert {h: p._backends[p.lookup(h)].index for h in cases} == cases
+
+
+@pytest.mark.parametrize(
+    ("weights", "size", "table"),
+    [
+        # maglev_lb_test.cc Basic: 6 hosts, table size 7.
+        ((1, 1, 1, 1, 1, 1), 7, "92 94 90 91 95 90 93"),
+        # maglev_lb_test.cc Weighted: :90 weight 1, :91 weight 2, table size 17.
+        ((1, 2), 17, "91 90 90 91 90 91 91 90 91 91 91 91 91 90 91 90 91"),
+    ],
+)
+def test_maglev_with_xxhash64_is_envoys_table(weights, size, table):
+    p = start({"name": "maglev", "hash": "xxhash64", "table_size": size}, envoy_hosts(*weights))
+    assert " ".join(p._backends[p.lookup(h)].address[-2:] for h in range(size)) == table
+
+
+def test_rescaled_ring_moves_more_keys_when_a_host_leaves():
+    # Envoy rebuilds its ring for 9 hosts with 114 points each where 10 had 103
+    # (scale = ceil(min_w x 1024) / min_w): keys move to the new points too, about 17%,
+    # where a fixed ketama ring moves only the leaver's tenth.
+    names = [f"10.0.0.{i}:8080" for i in range(10)]
+    keys = [Request(k, 0, 0, k) for k in range(20_000)]
+
+    def moved(rescale):
+        backends = [Backend(i, f"web-{i}", address=names[i]) for i in range(10)]
+        p = start({"name": "ring_hash", "hash": "xxhash64", "rescale": rescale}, backends)
+        before = [p.choose(r).index for r in keys]
+        p.update(backends[:4] + backends[5:])
+        return np.mean([p.choose(r).index != b for r, b in zip(keys, before, strict=True)])
+
+    assert moved(False) == pytest.approx(0.1, abs=0.02)
+    assert 0.13 < moved(True) < 0.22

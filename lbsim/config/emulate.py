@@ -25,7 +25,8 @@ class Emulation:
         balancer: ``balancer`` keys the system sets when the scenario leaves them out.
         sections: keys inside a ``balancer`` section, set when the scenario turns that
             section on (``health_check``, ``retries``, ``outlier_detection``).
-        policies: what each policy name means under this system (an lbsim policy name).
+        policies: what each policy name means under this system: an lbsim policy name, or a
+            policy spec whose parameters the scenario's own override.
         absent: ``balancer`` keys (or ``section.key``) the system has no counterpart for,
             with the reason; a scenario that sets one is refused.
         styles: the value a ``style`` key must have (``health_check.style``, ``slow_start.style``).
@@ -40,7 +41,7 @@ class Emulation:
     system: str
     balancer: Mapping[str, Any]
     sections: Mapping[str, Mapping[str, Any]]
-    policies: Mapping[str, str]
+    policies: Mapping[str, str | Mapping[str, Any]]
     absent: Mapping[str, str]
     styles: Mapping[str, str]
     retried: str
@@ -75,8 +76,9 @@ EMULATIONS: dict[str, Emulation] = {
             "least_connections": "p2c",
             "p2c": "p2c",
             "random": "random",
-            "ring_hash": "ring_hash",
-            "maglev": "maglev",
+            # xxHash64 over each server's address; the ring rebuilt on every change.
+            "ring_hash": {"name": "ring_hash", "hash": "xxhash64", "rescale": True},
+            "maglev": {"name": "maglev", "hash": "xxhash64"},
         },
         absent={
             "outlier_detection.max_fails": "it is NGINX's passive check; Envoy's is outlier detection",
@@ -87,8 +89,8 @@ EMULATIONS: dict[str, Emulation] = {
         styles={"health_check": "envoy", "slow_start": "envoy"},
         retried="nothing without a route retry policy; with one, 1 retry on the conditions it names",
         notes=(
-            "ring_hash and maglev hash with BLAKE2b, not xxHash64: the same ring and table "
-            "construction, but a key may land on a different backend than in Envoy",
+            "ring_hash and maglev place keys as Envoy does when servers have `addresses` "
+            "(else the server names are hashed, as with use_hostname_for_hashing)",
             "max_connections (1024) is not modeled; max_requests and max_pending are",
         ),
     ),
@@ -255,9 +257,12 @@ def _check_styles(system: Emulation, section: Any, key: str, style_of: str) -> N
 
 
 def _translate(system: Emulation, name: str, spec: Any, key: str) -> Any:
-    """The policy ``spec`` means under ``system``: its name mapped, its parameters kept."""
+    """The policy ``spec`` means under ``system``: its name mapped (with the system's
+    parameters), the scenario's parameters kept."""
     if isinstance(spec, Mapping):
-        return {**spec, "name": _translate(system, name, spec.get("name"), key)}
+        meaning = _translate(system, name, spec.get("name"), key)
+        base = dict(meaning) if isinstance(meaning, Mapping) else {"name": meaning}
+        return {**base, **spec, "name": base["name"]}
     if not isinstance(spec, str) or ":" in spec:
         return spec  # a Policy object or a user's module:Class
     if spec not in system.policies:

@@ -6,9 +6,11 @@ from typing import Literal
 
 from pydantic import (
     Field,
+    model_validator,
 )
 
 from lbsim.config.base import Duration, Model
+from lbsim.errors import ConfigError
 
 
 class SlowStartModel(Model):
@@ -42,3 +44,15 @@ class ServerGroup(Model):
     max_connection_age: Duration | None = Field(None, gt=0)
     backup: bool = False
     slow_start: SlowStartModel | None = None
+    # Each server's network address (``10.0.0.1:8080``), which consistent hashing hashes as
+    # Envoy does (default: the server's name, as with Envoy's use_hostname_for_hashing).
+    addresses: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_address_each(self) -> ServerGroup:
+        if self.addresses is not None and len(self.addresses) != self.count:
+            raise ConfigError(
+                f"must give one address per server ({self.count}); got {len(self.addresses)}.",
+                key="addresses",
+            )
+        return self

@@ -67,6 +67,7 @@ def plan(scenario: Scenario) -> settings.RunPlan:
                 _copy(settings.SlowStart, g.slow_start),
                 g.t_join,
                 np.inf if g.t_leave is None else g.t_leave,
+                g.addresses[i] if g.addresses else f"{g.name}-{i}",
             )
             for g in scenario.servers
             for i in range(g.count)

@@ -126,7 +126,7 @@ class Run:
         n_regions = len(geo.names) if geo is not None else 1
         policy_rng = self.streams["policy"]
         placements = [
-            Placement(s.group, s.weight, s.zone, s.max_connection_age, s.backup, s.slow_start)
+            Placement(s.group, s.weight, s.zone, s.max_connection_age, s.backup, s.slow_start, s.address)
             for s in plan.servers
         ]
         scopes = [{s.index for s in members} for members in geo.members] if geo else None
@@ -149,7 +149,7 @@ class Run:
             ]
             n = below.config.instances
             scopes = [set(range(r * n, (r + 1) * n)) for r in range(n_regions)] if geo else None
-            gate_placements = [Placement(below.name, 1, None, None, False, None)] * len(gates)
+            gate_placements = [Placement(below.name, 1, None, None, False, None, gate.name) for gate in gates]
             rngs = policy_rng.spawn(config.instances * n_regions)
             tiers.append(Tier(config.name, config, gates, gate_placements, rngs, scopes))
         return tiers

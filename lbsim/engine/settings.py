@@ -209,6 +209,7 @@ class ServerSpec:
     slow_start: SlowStart | None
     t_join: float
     t_leave: float
+    address: str
 
 
 @dataclass(frozen=True, slots=True)

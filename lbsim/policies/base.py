@@ -27,6 +27,8 @@ class Backend:
         name: server name, for example ``web-3``.
         weight: current weight: the configured one, less during a slow start.
         zone: zone label, or None.
+        address: the server's network address, which consistent hashing hashes (its name
+            unless the scenario gives ``addresses``).
         active: requests outstanding from this balancer instance to this backend (open
             connections, at layer 4).
 
@@ -37,13 +39,20 @@ class Backend:
     (``lbsim.testing.check_policy`` catches it).
     """
 
-    __slots__ = ("_server", "active", "index", "name", "weight", "zone")
+    __slots__ = ("_server", "active", "address", "index", "name", "weight", "zone")
 
     def __init__(
-        self, index: int, name: str, weight: float = 1, zone: str | None = None, server: Any = None
+        self,
+        index: int,
+        name: str,
+        weight: float = 1,
+        zone: str | None = None,
+        server: Any = None,
+        address: str | None = None,
     ) -> None:
         self.index = index
         self.name = name
+        self.address = name if address is None else address
         self.weight = weight
         self.zone = zone
         self.active = 0

@@ -1,8 +1,9 @@
 """Consistent hashing: ketama ring hash and Maglev, with optional bounded load.
 
-Both follow Envoy's construction. Envoy hashes with xxHash64; lbsim uses 64-bit BLAKE2b
-(in the standard library), which changes which keys land where but not how the rings and
-tables are built or how many keys move when the membership changes.
+Both follow Envoy's construction. With ``hash: xxhash64`` they hash as Envoy does (xxHash64,
+seed 0, over each server's address, ``<address>_<i>`` for ring points), so a key lands on
+the backend Envoy would pick; the default, 64-bit BLAKE2b, builds the same rings and tables
+and moves as many keys, but places a key elsewhere.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import bisect
 import functools
 import hashlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
+import xxhash
 
 from lbsim.draws import UniformDraws
 from lbsim.policies.base import Backend, Policy, require
@@ -27,6 +29,19 @@ def hash64(text: str, seed: int = 0) -> int:
     """A 64-bit hash of ``text`` (BLAKE2b with ``seed`` as its salt)."""
     digest = hashlib.blake2b(text.encode(), digest_size=8, salt=seed.to_bytes(16, "big"))
     return int.from_bytes(digest.digest(), "big")
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def xxhash64(text: str, seed: int = 0) -> int:
+    """Envoy's HashUtil::xxHash64: XXH64 of the UTF-8 bytes of ``text`` with ``seed``."""
+    return xxhash.xxh64_intdigest(text.encode(), seed)
+
+
+# The hash functions a hash policy can use, by name.
+HASHES = {"blake2b": hash64, "xxhash64": xxhash64}
+
+# Envoy's maximum_ring_size default (8M entries).
+MAX_RING_SIZE = 8 * 1024 * 1024
 
 
 def envoy_probe_order(h: int, n: int) -> Iterator[int]:
@@ -62,7 +77,10 @@ def request_key(request: Request, key: str) -> str | None:
 class HashPolicy(Policy):
     """Common part of the consistent-hash policies: the key, bounded load, membership."""
 
-    def __init__(self, key: str = "client", balance_factor: float | None = None) -> None:
+    def __init__(
+        self, key: str = "client", balance_factor: float | None = None, hash: str = "blake2b"
+    ) -> None:
+        require(hash in HASHES, self.name, "hash", f"one of {', '.join(HASHES)}", hash)
         require(
             key in KEYS or (key.startswith("header:") and len(key) > 7),
             self.name,
@@ -84,9 +102,11 @@ class HashPolicy(Policy):
         )
         self.key = key
         self.balance_factor = balance_factor
+        self.hash = hash
 
     def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
         self._uniform = UniformDraws(rng)
+        self._hash = HASHES[self.hash]
         self._total_active = 0
         # Envoy's hash_balance_factor: a whole percentage.
         self._percent = round(self.balance_factor * 100) if self.balance_factor is not None else 0
@@ -95,24 +115,23 @@ class HashPolicy(Policy):
     def update(self, backends: Sequence[Backend]) -> None:
         # Envoy probes overloaded hosts' alternatives in host-set (configuration) order.
         self._hosts = list(backends)
-        self._backends = sorted(backends, key=lambda b: b.name)
+        self._backends = sorted(backends, key=lambda b: b.address)
         self._total_weight = sum(b.weight for b in self._backends)
         self._total_active = sum(b.active for b in self._backends)
-        # Tables count whole points per weight unit; slow start's fractional weights round.
-        self.build([(b.name, max(1, round(b.weight))) for b in self._backends])
+        self.build()
 
-    def build(self, hosts: list[tuple[str, int]]) -> None:
-        """Build the lookup structure over (name, weight) pairs in name order."""
+    def build(self) -> None:
+        """Build the lookup structure over the backends (``_backends``, in address order)."""
         raise NotImplementedError
 
     def lookup(self, h: int) -> int:
-        """The position (in name order) of the backend for hash ``h``."""
+        """The position (in address order) of the backend for hash ``h``."""
         raise NotImplementedError
 
     def choose(self, request: Request) -> Backend:
         text = request_key(request, self.key)
         # Envoy: with no value to hash, a random hash is used.
-        h = hash64(text) if text is not None else int(self._uniform.next() * 2.0**64)
+        h = self._hash(text) if text is not None else int(self._uniform.next() * 2.0**64)
         backend = self._backends[self.lookup(h)]
         if self.balance_factor is not None and self._overload(backend) > 1.0:
             backend = self._least_overloaded(h, backend)
@@ -151,23 +170,30 @@ class RingHash(HashPolicy):
     """Ketama consistent hashing: each backend owns points on a ring in proportion to its weight.
 
     Rule (ketama, as NGINX ``hash ... consistent``): backend b gets weight_b x k points,
-    hashed as "<name>_<i>", where k points per unit of weight is fixed when the run starts
-    so that the ring has at least ``min_ring_size`` points; a request goes to the first
-    point at or after its hash, wrapping around. Because k stays fixed, a backend that
+    hashed as "<address>_<i>", where k points per unit of weight is fixed when the run
+    starts so that the ring has at least ``min_ring_size`` points; a request goes to the
+    first point at or after its hash, wrapping around. Because k stays fixed, a backend that
     leaves takes only its own arcs with it (about 1/n of keys move) and one that joins
-    takes about 1/(n + 1). Envoy instead recomputes its scale on every change, which moves
-    more keys on small rings (envoyproxy/envoy#22558). Tie-break: none. Reads: the
-    request's key, Backend.weight (Backend.active with ``balance_factor``). Follows: ketama,
-    NGINX hash consistent; Envoy RING_HASH's lookup and minimum ring size 1024.
+    takes about 1/(n + 1). With ``rescale``, the ring is rebuilt on every change as Envoy
+    does (:func:`envoy_ring`), which moves more keys on small rings (envoyproxy/envoy#22558);
+    with ``hash: xxhash64`` and ``rescale`` it is Envoy's RING_HASH point for point (its
+    test vectors, ring_hash_lb_test.cc ``Basic``). Tie-break: none. Reads: the request's
+    key, Backend.address, Backend.weight (Backend.active with ``balance_factor``). Follows:
+    ketama, NGINX hash consistent; Envoy RING_HASH (minimum ring size 1024).
     """
 
     name = "ring_hash"
     rule = "ketama ring: first point at or after the key's hash, points proportional to weight"
 
     def __init__(
-        self, key: str = "client", balance_factor: float | None = None, min_ring_size: int = 1024
+        self,
+        key: str = "client",
+        balance_factor: float | None = None,
+        hash: str = "blake2b",
+        min_ring_size: int = 1024,
+        rescale: bool = False,
     ) -> None:
-        super().__init__(key, balance_factor)
+        super().__init__(key, balance_factor, hash)
         require(
             isinstance(min_ring_size, int) and min_ring_size >= 1,
             "ring_hash",
@@ -175,14 +201,23 @@ class RingHash(HashPolicy):
             "an integer >= 1",
             min_ring_size,
         )
+        require(isinstance(rescale, bool), "ring_hash", "rescale", "true or false", rescale)
         self.min_ring_size = min_ring_size
+        self.rescale = rescale
 
     def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
         self._per_weight = math.ceil(self.min_ring_size / sum(b.weight for b in backends))
         super().reset(backends, rng)
 
-    def build(self, hosts: list[tuple[str, int]]) -> None:
-        self._points, self._owners = ketama_ring(tuple(hosts), self._per_weight)
+    def build(self) -> None:
+        # Whole points per weight unit; slow start's fractional weights round.
+        hosts = tuple((b.address, max(1, round(b.weight))) for b in self._backends)
+        if self.rescale:
+            position = {b.index: k for k, b in enumerate(self._backends)}
+            in_order = tuple((b.address, b.weight, position[b.index]) for b in self._hosts)
+            self._points, self._owners = envoy_ring(in_order, self.min_ring_size, self._hash)
+        else:
+            self._points, self._owners = ketama_ring(hosts, self._per_weight, self._hash)
 
     def lookup(self, h: int) -> int:
         i = bisect.bisect_left(self._points, h)
@@ -190,20 +225,48 @@ class RingHash(HashPolicy):
 
 
 @functools.lru_cache(maxsize=64)
-def ketama_ring(hosts: tuple[tuple[str, int], ...], per_weight: int) -> tuple[list[int], list[int]]:
-    """The sorted ring points and, for each, the position of its host in ``hosts``."""
+def ketama_ring(
+    hosts: tuple[tuple[str, int], ...], per_weight: int, hash_fn: Callable[[str], int] = hash64
+) -> tuple[list[int], list[int]]:
+    """The sorted ring points and, for each, the position of its host in ``hosts``:
+    weight x ``per_weight`` points per host, hashed as "<address>_<i>"."""
     ring = sorted(
-        (hash64(f"{name}_{i}"), position)
-        for position, (name, weight) in enumerate(hosts)
+        (hash_fn(f"{address}_{i}"), position)
+        for position, (address, weight) in enumerate(hosts)
         for i in range(weight * per_weight)
     )
+    return [point for point, _ in ring], [owner for _, owner in ring]
+
+
+@functools.lru_cache(maxsize=64)
+def envoy_ring(
+    hosts: tuple[tuple[str, float, int], ...], min_ring_size: int, hash_fn: Callable[[str], int]
+) -> tuple[list[int], list[int]]:
+    """Envoy's ring (ring_hash_lb.cc RingHashLoadBalancer::Ring), rebuilt for the current
+    hosts: ``hosts`` are (address, weight, position) in host-set order. With normalized
+    weights w (summing to 1), scale = min(ceil(min w x min_ring_size) / min w, 8M); each host
+    in turn adds points "<address>_<i>" while a running count is below the running sum of
+    scale x w. Returns the sorted points and each point's host position."""
+    total = sum(weight for _, weight, _ in hosts)
+    smallest = min(weight for _, weight, _ in hosts) / total
+    scale = min(math.ceil(smallest * min_ring_size) / smallest, MAX_RING_SIZE)
+    ring: list[tuple[int, int]] = []
+    current = target = 0.0
+    for address, weight, position in hosts:
+        target += scale * weight / total
+        i = 0
+        while current < target:
+            ring.append((hash_fn(f"{address}_{i}"), position))
+            i += 1
+            current += 1
+    ring.sort(key=lambda point: point[0])
     return [point for point, _ in ring], [owner for _, owner in ring]
 
 
 class Maglev(HashPolicy):
     """Maglev consistent hashing: a lookup table of prime size filled by per-backend permutations.
 
-    Rule (Envoy maglev_lb.cc, Eisenbud et al. NSDI'16): backends sorted by name; backend b
+    Rule (Envoy maglev_lb.cc, Eisenbud et al. NSDI'16): backends sorted by address; backend b
     prefers slots offset_b + j x skip_b (mod M) with offset = h1(b) mod M and
     skip = h2(b) mod (M - 1) + 1; in round r a backend takes its next free preferred slot
     if r x weight >= its target, then its target grows by the largest weight, so a backend
@@ -217,9 +280,13 @@ class Maglev(HashPolicy):
     rule = "Maglev table lookup: table[hash mod M] (Envoy maglev)"
 
     def __init__(
-        self, key: str = "client", balance_factor: float | None = None, table_size: int = 65537
+        self,
+        key: str = "client",
+        balance_factor: float | None = None,
+        hash: str = "blake2b",
+        table_size: int = 65537,
     ) -> None:
-        super().__init__(key, balance_factor)
+        super().__init__(key, balance_factor, hash)
         require(
             isinstance(table_size, int) and _is_prime(table_size),
             "maglev",
@@ -229,18 +296,22 @@ class Maglev(HashPolicy):
         )
         self.table_size = table_size
 
-    def build(self, hosts: list[tuple[str, int]]) -> None:
-        self._table = maglev_table(tuple(hosts), self.table_size)
+    def build(self) -> None:
+        hosts = tuple((b.address, max(1, round(b.weight))) for b in self._backends)
+        self._table = maglev_table(hosts, self.table_size, self._hash)
 
     def lookup(self, h: int) -> int:
         return self._table[h % self.table_size]
 
 
 @functools.lru_cache(maxsize=64)
-def maglev_table(hosts: tuple[tuple[str, int], ...], size: int) -> list[int]:
-    """The Maglev lookup table: for each slot, the position of its host (Envoy's construction)."""
-    offsets = [hash64(name) % size for name, _ in hosts]
-    skips = [hash64(name, seed=1) % (size - 1) + 1 for name, _ in hosts]
+def maglev_table(
+    hosts: tuple[tuple[str, int], ...], size: int, hash_fn: Callable[..., int] = hash64
+) -> list[int]:
+    """The Maglev lookup table: for each slot, the position of its host in ``hosts``
+    ((address, weight) in address order), as Envoy builds it."""
+    offsets = [hash_fn(address) % size for address, _ in hosts]
+    skips = [hash_fn(address, seed=1) % (size - 1) + 1 for address, _ in hosts]
     weights = [weight for _, weight in hosts]
     largest = max(weights)
     targets = [0.0] * len(hosts)

@@ -45,6 +45,7 @@ class Placement(NamedTuple):
     max_connection_age: float | None
     backup: bool
     slow_start: SlowStart | None
+    address: str
 
 
 class RunStats:
@@ -96,7 +97,7 @@ class Instance:
         pool_rng, age_rng, health_rng, retry_rng = rng.spawn(4)
         names = [endpoint.name for endpoint in endpoints]
         backends = [
-            Backend(k, endpoint.name, p.weight, p.zone, endpoint)
+            Backend(k, endpoint.name, p.weight, p.zone, endpoint, p.address)
             for k, (endpoint, p) in enumerate(zip(endpoints, placements, strict=True))
         ]
         # The instance's zone: instances take the listed zones in turn (in each region).
