@@ -6,7 +6,7 @@ import pytest
 import lbsim
 from lbsim.engine.build import plan
 from lbsim.engine.clock import Clock
-from lbsim.engine.health import MaxFails
+from lbsim.engine.health import MaxFails, OutlierDetector
 from lbsim.engine.settings import OutlierDetection
 from lbsim.status import CONNECT_FAILURE, ERROR, OK, REJECTED, RESET, TIMEOUT
 from tests.helpers import make_scenario
@@ -233,9 +233,91 @@ def test_outlier_detection_ejects_after_exactly_consecutive_errors_for_growing_t
 
 def test_max_ejection_percent_follows_modern_envoy():
     # 5 backends at 10%: one ejection would be 20% of hosts, so nothing is ejected ...
-    assert "ejected" not in set(outlier_run(5)["events"] if False else outlier_run(5).events["event"])
+    assert "ejected" not in set(outlier_run(5).events["event"])
     # ... unless always_eject_one is set.
     assert "ejected" in set(outlier_run(5, always_eject_one=True).events["event"])
+
+
+def success_rate_detector(volume=100, max_ejection_percent=20.0):
+    clock = Clock()
+    config = OutlierDetection(
+        1000, 10.0, 30.0, 300.0, max_ejection_percent, False, True, 5, volume, 1.9, None, 10.0, ()
+    )
+    events = []
+    detector = OutlierDetector(
+        clock, config, [f"web-{i}" for i in range(5)], lambda index: None, lambda *e: events.append(e[1:])
+    )
+    return clock, detector, events
+
+
+def answer(detector, index, n_ok, n_error):
+    for status in [OK] * n_ok + [ERROR] * n_error:
+        detector.result(index, status, pool_size=5)
+
+
+def run_to(clock, t):
+    clock.schedule_at(t, lambda _: clock.stop())
+    clock.run()
+
+
+def test_success_rate_ejection_uses_envoys_mean_minus_stdev_threshold():
+    # outlier_detection_impl.cc successRateEjectionThreshold, Envoy's own example: rates 50,
+    # 100, 100, 100, 100 over 100 answers each: mean 90, stdev 20, threshold 90 - 1.9 x 20 =
+    # 52, so web-0 (50%) is ejected at the 10 s tick; the others (100 > 52) stay.
+    clock, detector, events = success_rate_detector()
+    answer(detector, 0, 50, 50)
+    for i in range(1, 5):
+        answer(detector, i, 100, 0)
+    run_to(clock, 10.0)
+    assert detector.out == {0} and events == [("web-0", "ejected")]
+
+
+def test_success_rate_needs_the_request_volume_on_enough_hosts():
+    # success_rate_request_volume 100: with 99 answers web-4 does not count, which leaves 4
+    # hosts, below success_rate_minimum_hosts 5: no ejection this interval.
+    clock, detector, events = success_rate_detector()
+    answer(detector, 0, 50, 50)
+    for i in range(1, 4):
+        answer(detector, i, 100, 0)
+    answer(detector, 4, 99, 0)
+    run_to(clock, 10.0)
+    assert detector.out == set() and events == []
+    # Counts start afresh each interval: the next tick sees nothing.
+    run_to(clock, 20.0)
+    assert detector.out == set()
+
+
+def test_success_rate_ejection_respects_max_ejection_percent():
+    # 5 hosts at 10%: one ejection would be 20% of hosts (modern Envoy's strict limit).
+    clock, detector, _ = success_rate_detector(max_ejection_percent=10.0)
+    answer(detector, 0, 50, 50)
+    for i in range(1, 5):
+        answer(detector, i, 100, 0)
+    run_to(clock, 10.0)
+    assert detector.out == set()
+
+
+def test_in_the_engine_a_server_failing_a_fifth_of_its_answers_is_ejected_on_the_tick():
+    # 10 servers, round robin at 400/s: each answers about 400 per 10 s interval. web-0 fails
+    # 20% of its answers: its success rate (about 80%) is 2 stdev under the mean of 10 (z = 3
+    # with one outlier among 10), so the first tick at 10 s ejects it; the consecutive rule
+    # (50 in a row) never fires.
+    faults = [{"target": "web-0", "kind": "errors", "probability": 0.2, "at": 0.0, "duration": 60.0}]
+    detection = {"consecutive_errors": 50}
+    result = lbsim.simulate(
+        fleet_scenario(
+            n=10, rate="400/s", duration=15.0, faults=faults, balancer={"outlier_detection": detection}
+        )
+    )
+    ejected = result.events[result.events["event"] == "ejected"][["t", "subject"]].values.tolist()
+    assert ejected == [[pytest.approx(10.0), "web-0"]]
+    off = lbsim.simulate(
+        fleet_scenario(
+            n=10, rate="400/s", duration=15.0, faults=faults,
+            balancer={"outlier_detection": detection | {"success_rate": False}},
+        )
+    )  # fmt: skip
+    assert "ejected" not in set(off.events["event"])
 
 
 def test_nginx_marks_a_failing_server_for_fail_timeout():
@@ -264,7 +346,9 @@ def test_nginx_marks_a_failing_server_for_fail_timeout():
 
 def nginx_checks(max_fails=3, fail_timeout=10.0, fails_on=("error", "timeout")):
     clock = Clock()
-    config = OutlierDetection(5, 10.0, 30.0, 300.0, 10.0, False, max_fails, fail_timeout, fails_on)
+    config = OutlierDetection(
+        5, 10.0, 30.0, 300.0, 10.0, False, True, 5, 100, 1.9, max_fails, fail_timeout, fails_on
+    )
     events = []
     checks = MaxFails(clock, config, ["web-0", "web-1"], lambda index: None, lambda *e: events.append(e[2]))
     sent = []

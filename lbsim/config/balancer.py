@@ -95,8 +95,12 @@ NginxFailure = Literal["error", "timeout", "http_500", "http_503"]
 
 
 class OutlierDetectionModel(Model):
-    """Passive health. Envoy: eject after ``consecutive_errors``, for base_ejection x ejections
-    (capped), never more than ``max_ejection_percent`` of the backends. NGINX (when
+    """Passive health. Envoy: eject after ``consecutive_errors``, or on the interval tick when
+    a backend's success rate over the last interval is below mean - ``success_rate_stdev_factor``
+    x stdev of those with at least ``success_rate_request_volume`` requests (with at least
+    ``success_rate_minimum_hosts`` of them; ``success_rate: false`` is Envoy's
+    enforcing_success_rate 0), for base_ejection x ejections (capped), never more than
+    ``max_ejection_percent`` of the backends. NGINX (when
     ``max_fails`` is given): skip a backend for ``fail_timeout`` (whole seconds) after
     ``max_fails`` failures; connection errors and timeouts always count, 500 and 503
     answers when ``fails_on`` names them (NGINX's proxy_next_upstream)."""
@@ -107,6 +111,10 @@ class OutlierDetectionModel(Model):
     max_ejection: Duration = Field(300.0, gt=0)
     max_ejection_percent: float = Field(10.0, ge=0, le=100)
     always_eject_one: bool = False
+    success_rate: bool = True
+    success_rate_minimum_hosts: int = Field(5, ge=1)
+    success_rate_request_volume: int = Field(100, ge=1)
+    success_rate_stdev_factor: float = Field(1.9, gt=0)
     max_fails: int | None = Field(None, ge=1)
     fail_timeout: Duration = Field(10.0, gt=0)
     fails_on: tuple[NginxFailure, ...] = ("error", "timeout")

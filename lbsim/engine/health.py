@@ -161,7 +161,16 @@ class OutlierDetector(PassiveCheck):
     in a row; unejected on the detector's ``interval`` tick once min(base_ejection x its
     ejection count, max(max_ejection, base_ejection)) has passed, its consecutive count reset
     (outlier_detection_impl.cc, checkHostForUneject); each tick a backend that is not ejected
-    has its ejection count lowered by one."""
+    has its ejection count lowered by one.
+
+    Success rate (processSuccessRateEjections, successRateEjectionThreshold): on each tick,
+    after unejecting, each backend's success percentage over the interval just ended is
+    taken if it had at least ``success_rate_request_volume`` answers and is not ejected;
+    with at least ``success_rate_minimum_hosts`` such backends, those below mean -
+    ``success_rate_stdev_factor`` x stdev (population) are ejected, within the
+    max_ejection_percent limit. Rates 50, 100, 100, 100, 100: mean 90, stdev 20, threshold
+    52 (Envoy's own example). Every answer but OK is a failure (5xx, and local-origin
+    errors mapped to 5xx when split_external_local_origin_errors is off, the default)."""
 
     def __init__(
         self, clock: Clock, config: OutlierDetection, names: Sequence[str], changed: Changed, log: Log
@@ -171,23 +180,31 @@ class OutlierDetector(PassiveCheck):
         self.consecutive = [0] * n
         self.ejections = [0] * n
         self.t_ejected = [0.0] * n
+        # Answers and successes in the current interval (Envoy's SuccessRateAccumulator).
+        self.answered = [0] * n
+        self.succeeded = [0] * n
         clock.schedule(config.interval, self._tick)
 
     def result(self, index: int, status: int, pool_size: int) -> None:
         """An attempt to server ``index`` ended with ``status`` (any but OK counts as an error)."""
+        self.answered[index] += 1
         if status == OK:
+            self.succeeded[index] += 1
             self.consecutive[index] = 0
             return
         self.consecutive[index] += 1
         if index in self.out:
             return
         if self.consecutive[index] >= self.config.consecutive_errors and self._may_eject():
-            self.ejections[index] += 1
             self.consecutive[index] = 0
-            self.t_ejected[index] = self.clock.now
-            self.out.add(index)
-            self.log("outlier_detection", self.names[index], "ejected")
-            self.changed(index)
+            self._eject(index)
+
+    def _eject(self, index: int) -> None:
+        self.ejections[index] += 1
+        self.t_ejected[index] = self.clock.now
+        self.out.add(index)
+        self.log("outlier_detection", self.names[index], "ejected")
+        self.changed(index)
 
     def _may_eject(self) -> bool:
         # Modern Envoy (PR #27909): strict limit, (ejected + 1) / hosts <= max%; with
@@ -210,7 +227,27 @@ class OutlierDetector(PassiveCheck):
                     self.changed(index)
             elif count:
                 self.ejections[index] -= 1
+        if config.success_rate:
+            self._success_rate_ejections()
+        self.answered = [0] * len(self.names)
+        self.succeeded = [0] * len(self.names)
         self.clock.schedule(config.interval, self._tick)
+
+    def _success_rate_ejections(self) -> None:
+        config = self.config
+        rates = [
+            (index, 100.0 * self.succeeded[index] / answered)
+            for index, answered in enumerate(self.answered)
+            if answered >= config.success_rate_request_volume and index not in self.out
+        ]
+        if not rates or len(rates) < config.success_rate_minimum_hosts:
+            return
+        mean = sum(rate for _, rate in rates) / len(rates)
+        stdev = math.sqrt(sum((rate - mean) ** 2 for _, rate in rates) / len(rates))
+        threshold = mean - config.success_rate_stdev_factor * stdev
+        for index, rate in rates:
+            if rate < threshold and self._may_eject():
+                self._eject(index)
 
 
 # The attempt statuses each of NGINX's proxy_next_upstream cases covers.

@@ -50,6 +50,10 @@ class OutlierDetection:
     max_ejection: float
     max_ejection_percent: float
     always_eject_one: bool
+    success_rate: bool
+    success_rate_minimum_hosts: int
+    success_rate_request_volume: int
+    success_rate_stdev_factor: float
     max_fails: int | None
     fail_timeout: float
     fails_on: tuple[str, ...]
