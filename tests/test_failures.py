@@ -534,14 +534,12 @@ def test_hedging_sends_a_second_copy_and_takes_the_first_answer():
     assert hedged.summary.loc[0, "latency_p99"] < 0.5 * plain.summary.loc[0, "latency_p99"]
 
 
-@pytest.mark.parametrize("style", ["envoy", "haproxy"])
-def test_slow_start_ramps_a_returning_backends_share(style):
-    # Two backends under weighted round robin; the second joins at 10 s with a 20 s slow
-    # start. Its share is f / (1 + f) for its weight factor f: Envoy max(0.1, t / 20),
-    # HAProxy t / 20 in 20 steps.
+def share_of_new_server(window, style, seconds):
+    """The share of requests the server joining at 10 s gets in [10 + t, 11 + t) for each t,
+    beside one full-weight server, under weighted round robin."""
     servers = [
         {"name": "web"},
-        {"name": "new", "t_join": "10s", "slow_start": {"window": "20s", "style": style}},
+        {"name": "new", "t_join": "10s", "slow_start": {"window": window, "style": style}},
     ]
     workload = {"arrivals": "poisson", "rate": "400/s", "size": "exp(2ms)"}
     requests = lbsim.simulate(
@@ -549,10 +547,29 @@ def test_slow_start_ramps_a_returning_backends_share(style):
             duration=40.0, workload=workload, servers=servers, balancer={"policy": "weighted_round_robin"}
         )
     ).requests
-    for t in (4.5, 9.5, 14.5, 25.0):
-        window = requests[(requests["t_arrival"] >= 10 + t - 0.5) & (requests["t_arrival"] < 10 + t + 0.5)]
-        f = min(1.0, max(0.1 if style == "envoy" else 0.05, (t + 0.5) / 20))
-        assert (window["server"] == "new-0").mean() == pytest.approx(f / (1 + f), abs=0.04), t
+    shares = []
+    for t in seconds:
+        window_rows = requests[(requests["t_arrival"] >= 10 + t) & (requests["t_arrival"] < 11 + t)]
+        shares.append((window_rows["server"] == "new-0").mean())
+    return shares
+
+
+def test_envoy_slow_start_ramps_a_returning_backends_share():
+    # Its share is f / (1 + f) for its weight factor f = max(0.1, t / 20) over a 20 s window.
+    seconds = (4, 9, 14, 25)
+    for t, share in zip(seconds, share_of_new_server("20s", "envoy", seconds), strict=True):
+        f = min(1.0, max(0.1, (t + 0.5) / 20))
+        assert share == pytest.approx(f / (1 + f), abs=0.04), t
+
+
+def test_haproxy_slow_start_follows_server_recalc_eweight():
+    # server.c: recomputed every second, w = (16 t + S) // S sixteenths of the weight. With
+    # S = 10 s: t = 2 -> 42 // 10 = 4/16, t = 4 -> 7/16, t = 7 -> 12/16, t >= 10 -> full.
+    # (The 20-step ramp lbsim had gave 3/20, 5/20, 8/20.)
+    seconds = (2, 4, 7, 12)
+    for t, share in zip(seconds, share_of_new_server("10s", "haproxy", seconds), strict=True):
+        f = min(16, (16 * t + 10) // 10) / 16
+        assert share == pytest.approx(f / (1 + f), abs=0.04), t
 
 
 def test_a_zone_fails_all_at_once():

@@ -17,8 +17,9 @@ class SlowStartModel(Model):
     """Ramp a backend's weight up after it becomes eligible again (recovery, health, ejection end).
 
     ``envoy``: weight x max(min_weight_percent, (t / window)^(1 / aggression)), recomputed
-    every window / 20. ``haproxy``: linear from one step to 100% over the window, in steps of
-    max(1 s, window / 20).
+    every window / 20. ``haproxy``: weight x ((16 t + S) // S) / 16 for t whole seconds and S
+    the window rounded up to seconds, recomputed every second (server.c
+    server_recalc_eweight and server_warmup).
     """
 
     window: Duration = Field(gt=0)

@@ -8,6 +8,7 @@ server's state changes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from lbsim.engine.balancer.pools import Pool
@@ -124,24 +125,29 @@ class Eligibility:
         return any(panic[p] and loads[p] > 0 and levels[p] for p in range(len(levels)))
 
     def _ramp(self, step_of: tuple[Backend, Pool, int]) -> None:
-        """Slow start: set the weight for step ``step`` of 20 and schedule the next step."""
+        """Slow start: set the weight for ``step`` (from 1) and schedule the next one."""
         backend, pool, step = step_of
         config = self.slow_start[backend.index]
         assert config is not None
-        if step > SLOW_START_STEPS:
-            backend.weight = self.base_weight[backend.index]
-        elif config.style == "haproxy":
-            # HAProxy: linear, recomputed every max(1 s, window / 20), from one step up.
-            backend.weight = self.base_weight[backend.index] * step / SLOW_START_STEPS
+        base = self.base_weight[backend.index]
+        if config.style == "haproxy":
+            # HAProxy (server.c server_recalc_eweight, from server_warmup every second: its
+            # MAX(1000, slowstart / 20) mixes seconds and milliseconds): t whole seconds after
+            # the return, S the window rounded up to seconds, weight x ((16 t + S) // S) / 16.
+            elapsed, window = step - 1, math.ceil(config.window)
+            done = elapsed >= window
+            backend.weight = base if done else base * ((16 * elapsed + window) // window) / 16
+            interval = 1.0
         else:
-            # Envoy: weight x max(min_weight_percent, (t / window)^(1 / aggression)).
+            # Envoy: weight x max(min_weight_percent, (t / window)^(1 / aggression)), here in
+            # 20 steps of window / 20.
+            done = step > SLOW_START_STEPS
             factor = max(
                 config.min_weight_percent / 100, (step / SLOW_START_STEPS) ** (1 / config.aggression)
             )
-            backend.weight = self.base_weight[backend.index] * factor
+            backend.weight = base if done else base * factor
+            interval = config.window / SLOW_START_STEPS
         if backend.index in pool.present:
             pool.reweigh()
-        if step <= SLOW_START_STEPS:
-            window = config.window / SLOW_START_STEPS
-            interval = max(1.0, window) if config.style == "haproxy" else window
+        if not done:
             self.clock.schedule(interval, self._ramp, (backend, pool, step + 1))
