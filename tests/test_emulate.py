@@ -80,6 +80,7 @@ def test_haproxy_checks_are_haproxys_and_nothing_else_is_on():
         ("nginx", "random", "weighted_random"),  # random honours weights
         ("haproxy", "least_connections", "weighted_least_connections"),  # leastconn
         ("haproxy", "round_robin", "weighted_round_robin"),  # roundrobin is weighted
+        ("haproxy", "random", "chash_random"),  # balance random: 2 draws over the hash tree
     ],
 )
 def test_policy_names_mean_the_emulated_systems_algorithm(system, name, meaning):
@@ -111,7 +112,7 @@ def test_what_the_scenario_sets_wins():
         ({"emulate": "envoy", "outlier_detection": {"max_fails": 2}}, None, "max_fails", "NGINX"),
         ({"emulate": "envoy", "health_check": {"style": "haproxy"}}, None, "health_check.style", "'envoy'"),
         ({"emulate": "nginx"}, {"slow_start": {"window": "10s"}}, "servers[0].slow_start", "NGINX Plus"),
-        ({"emulate": "haproxy", "policy": "random"}, None, "balancer.policy", "weighted_least_connections"),
+        ({"emulate": "haproxy", "policy": "ip_hash"}, None, "balancer.policy", "weighted_least_connections"),
     ],
 )
 def test_a_mechanism_the_system_lacks_is_refused(balancer, servers, key, rule):

@@ -477,3 +477,30 @@ def test_rescaled_ring_moves_more_keys_when_a_host_leaves():
 
     assert moved(False) == pytest.approx(0.1, abs=0.02)
     assert 0.13 < moved(True) < 0.22
+
+
+def test_haproxy_full_hash_matches_its_source():
+    # HAProxy v2.8.0 include/haproxy/intops.h __full_hash, compiled from that source: node
+    # keys of server id 1 (full_hash(1 x 4096 + j)).
+    from lbsim.policies.chash_random import full_hash
+
+    assert [full_hash(4096 + j) for j in range(4)] == [1237450891, 2761370759, 3040967754, 643086982]
+
+
+def test_chash_random_one_draw_follows_haproxys_uneven_arcs():
+    # With 4 servers of weight 1 (ids 1-4, 16 nodes each) the nearest-node rule gives them
+    # 28.9071, 18.5337, 24.2662, 28.2931% of the 32-bit space (computed in C from lb_chash.c
+    # chash_get_server_hash and __full_hash); one draw per pick lands in proportion.
+    p = start({"name": "chash_random", "draws": 1}, fleet(1, 1, 1, 1))
+    picks = np.bincount([p.choose(request()).index for _ in range(80_000)], minlength=4) / 80_000
+    assert picks == pytest.approx([0.289071, 0.185337, 0.242662, 0.282931], abs=0.006)
+
+
+def test_chash_random_keeps_the_less_served_of_two_draws():
+    # get_server_rnd: the later draw replaces the earlier unless it serves more per weight;
+    # server 1 (the largest arc) busy: it wins only when both draws land on it.
+    backends = fleet(1, 1, 1, 1)
+    p = start("chash_random", backends)
+    dispatch(p, backends[0])
+    share = np.mean([p.choose(request()).index == 0 for _ in range(40_000)])
+    assert share == pytest.approx(0.289071**2, abs=0.006)

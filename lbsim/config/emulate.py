@@ -161,6 +161,8 @@ EMULATIONS: dict[str, Emulation] = {
             "weighted_round_robin": "weighted_round_robin",
             "least_connections": "weighted_least_connections",
             "weighted_least_connections": "weighted_least_connections",
+            "random": "chash_random",
+            "chash_random": "chash_random",
         },
         absent={
             "outlier_detection": "HAProxy's passive checks (observe, error-limit) are not modeled",
@@ -177,7 +179,6 @@ EMULATIONS: dict[str, Emulation] = {
         notes=(
             "round_robin has HAProxy's shares, but the order within a cycle is NGINX's smooth "
             "rule, not lb_fwrr.c's",
-            "balance random (2 draws over the consistent-hash tree) is not modeled and is refused",
         ),
     ),
 }

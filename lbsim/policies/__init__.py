@@ -13,6 +13,7 @@ from typing import Any
 
 from lbsim.errors import ConfigError, UnknownNameError
 from lbsim.policies.base import Backend, Policy
+from lbsim.policies.chash_random import ChashRandom
 from lbsim.policies.edf import EdfRoundRobin
 from lbsim.policies.hashing import Maglev, RingHash
 from lbsim.policies.ip_hash import IpHash
@@ -36,6 +37,7 @@ POLICIES: dict[str, type[Policy]] = {
         IpHash,
         Random,
         WeightedRandom,
+        ChashRandom,
         PowerOfChoices,
         JoinShortestQueue,
         JoinIdleQueue,
