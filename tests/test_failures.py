@@ -670,3 +670,40 @@ def test_a_5xx_answer_is_retried_on_error_not_on_reset(trace, on, n_retries):
         balancer={"retries": {"on": on, "backoff": 0}},
     )
     assert lbsim.simulate(scenario).summary.loc[0, "n_retries"] == n_retries
+
+
+def test_a_reload_restarts_round_robin_at_the_first_backend(trace):
+    # NGINX and HAProxy reloads start a new process with fresh policy state: round robin over
+    # 4 backends with two requests between reloads (every 1 s) only ever uses the first two.
+    arrivals = [(t + dt, 0.01) for t in range(3) for dt in (0.1, 0.6)]
+    scenario = make_scenario(
+        duration=3.5,
+        workload=trace(arrivals),
+        servers=[{"name": "web", "count": 4}],
+        balancer={"policy": "round_robin", "reload": {"every": "1s"}},
+    )
+    result = lbsim.simulate(scenario)
+    assert result.requests.sort_values("t_arrival")["server"].tolist() == ["web-0", "web-1"] * 3
+    assert (result.events["event"] == "reloaded").sum() == 3
+    plain = lbsim.simulate(scenario | {"balancer": {"cost": 0, "policy": "round_robin"}})
+    served = plain.requests.sort_values("t_arrival")["server"].tolist()
+    assert served == [f"web-{i}" for i in (0, 1, 2, 3, 0, 1)]
+
+
+def test_a_reload_forgets_the_requests_the_old_process_holds(trace):
+    # least_conn: a 5 s request on web-0 from 0.1 s. At 1.1 s web-0 is busy, so the same
+    # process sends to web-1; after a reload at 1 s the new process counts nothing on web-0
+    # and its fresh tie-break picks web-0 again. The old request's end (5.1 s) is not taken
+    # off the new process's count: at 6.1 s, after another reload, web-0 is first again.
+    arrivals = [(0.1, 5.0), (1.1, 0.01), (6.1, 0.01)]
+    balancer = {"policy": "least_connections", "reload": {"every": "1s"}}
+    scenario = make_scenario(
+        duration=7.0, workload=trace(arrivals), servers=[{"name": "web", "count": 2}], balancer=balancer
+    )
+    served = lbsim.simulate(scenario).requests.sort_values("t_arrival")["server"].tolist()
+    assert served == ["web-0", "web-0", "web-0"]
+    plain = scenario | {"balancer": {"cost": 0, "policy": "least_connections"}}
+    assert lbsim.simulate(plain).requests.sort_values("t_arrival")["server"].tolist()[:2] == [
+        "web-0",
+        "web-1",
+    ]

@@ -186,6 +186,13 @@ class RetriesModel(Model):
         return data
 
 
+class ReloadModel(Model):
+    """Reload every balancer instance every ``every`` seconds (HAProxy, NGINX): a fresh
+    process takes over with its policies started afresh and no active request counted."""
+
+    every: Duration = Field(gt=0)
+
+
 class StandbyModel(Model):
     """A standby balancer that takes over ``failover`` seconds after the active one fails."""
 
@@ -234,6 +241,7 @@ class BalancerModel(Model):
     backups: Literal["priority", "last_resort"] | None = None
     retries: RetriesModel | None = None
     standby: StandbyModel | None = None
+    reload: ReloadModel | None = None
     zones: list[str] = Field(default_factory=list)
     locality: LocalityModel | None = None
 
@@ -270,6 +278,11 @@ class BalancerModel(Model):
         if self.layer == 4 and self.routes:
             raise ConfigError(
                 "must be absent at layer 4, which cannot see requests; got routes.", key="routes"
+            )
+        if self.layer == 4 and self.reload is not None:
+            raise ConfigError(
+                "must be absent at layer 4, where the old process keeps its connections; got reload.",
+                key="reload",
             )
         if self.layer == 4 and self.sticky is not None:
             raise ConfigError(

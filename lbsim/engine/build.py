@@ -140,6 +140,7 @@ def _tier(name: str, config: BalancerModel) -> settings.BalancerTier:
             else None
         ),
         standby_failover=config.standby.failover if config.standby else None,
+        reload_every=config.reload.every if config.reload else None,
     )
 
 

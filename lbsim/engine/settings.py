@@ -154,6 +154,7 @@ class BalancerTier:
     backups: str
     retries: Retries | None
     standby_failover: float | None
+    reload_every: float | None
 
 
 @dataclass(frozen=True, slots=True)

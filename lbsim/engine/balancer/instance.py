@@ -21,6 +21,7 @@ from lbsim.engine.balancer.dispatch import Dispatch, ZonedDispatch
 from lbsim.engine.balancer.eligibility import Eligibility
 from lbsim.engine.balancer.pools import Pool, Router
 from lbsim.engine.balancer.processing import Cores
+from lbsim.engine.balancer.reload import Reloads
 from lbsim.engine.balancer.retries import Retries
 from lbsim.engine.balancer.stage import Answer, Stage
 from lbsim.engine.clock import Clock
@@ -185,6 +186,8 @@ class Instance:
         )
         if self.detector is not None:
             self.dispatch.deliver = [self.detector.watch(i, d) for i, d in enumerate(self.dispatch.deliver)]
+        if config.reload_every is not None:
+            Reloads(clock, config.reload_every, self.dispatch, self.eligibility, backends, self._log)
         stages = [s for s in (connections, self.cores, retries) if s is not None] + [self.dispatch]
         self.receive_attempt = _chain(stages, self._reply_bottom if bottom else self._reply_upper)
 
