@@ -97,7 +97,7 @@ def test_what_the_scenario_sets_wins():
         {"emulate": "nginx", "retries": {"max": 1}, "policy": {"name": "ring_hash", "key": "session"}}
     )
     assert (b.retries.max, b.retries.on) == (1, ["connect_failure", "reset", "timeout"])
-    assert b.policy == {"name": "ring_hash", "key": "session"}
+    assert b.policy == {"name": "ring_hash", "hash": "crc32", "ring": "nginx", "key": "session"}
     assert (
         balancer_of({"emulate": "envoy", "circuit_breaker": {"max_requests": 10}}).circuit_breaker.max_pending
         == 1024
@@ -186,7 +186,7 @@ def test_zones_with_backup_priorities_are_refused():
 
 def test_envoy_hashing_is_xxhash64_over_addresses_with_the_ring_rebuilt():
     b = balancer_of({"emulate": "envoy", "policy": {"name": "ring_hash", "key": "session"}})
-    assert b.policy == {"name": "ring_hash", "hash": "xxhash64", "rescale": True, "key": "session"}
+    assert b.policy == {"name": "ring_hash", "hash": "xxhash64", "ring": "envoy", "key": "session"}
     assert balancer_of({"emulate": "envoy", "policy": {"name": "maglev", "hash": "blake2b"}}).policy == {
         "name": "maglev",
         "hash": "blake2b",

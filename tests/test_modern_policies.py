@@ -427,7 +427,7 @@ def test_ring_hash_with_xxhash64_is_envoys_ring():
     # each, the ring (by port) 94 92 90 95 93 91 91 93 95 92 94 90 at the listed positions;
     # hash 0 and 2^64 - 1 go to :94, 3551244743356806947 to :95, one more to :93.
     backends = envoy_hosts(1, 1, 1, 1, 1, 1)
-    p = start({"name": "ring_hash", "hash": "xxhash64", "min_ring_size": 12, "rescale": True}, backends)
+    p = start({"name": "ring_hash", "hash": "xxhash64", "min_ring_size": 12, "ring": "envoy"}, backends)
     assert p._points[:3] == [833437586790550860, 928266305478181108, 1033482794131418490]
     assert [p._backends[i].address[-2:] for i in p._owners] == [
         "94",
@@ -468,15 +468,15 @@ def test_rescaled_ring_moves_more_keys_when_a_host_leaves():
     names = [f"10.0.0.{i}:8080" for i in range(10)]
     keys = [Request(k, 0, 0, k) for k in range(20_000)]
 
-    def moved(rescale):
+    def moved(ring):
         backends = [Backend(i, f"web-{i}", address=names[i]) for i in range(10)]
-        p = start({"name": "ring_hash", "hash": "xxhash64", "rescale": rescale}, backends)
+        p = start({"name": "ring_hash", "hash": "xxhash64", "ring": ring}, backends)
         before = [p.choose(r).index for r in keys]
         p.update(backends[:4] + backends[5:])
         return np.mean([p.choose(r).index != b for r, b in zip(keys, before, strict=True)])
 
-    assert moved(False) == pytest.approx(0.1, abs=0.02)
-    assert 0.13 < moved(True) < 0.22
+    assert moved("ketama") == pytest.approx(0.1, abs=0.02)
+    assert 0.13 < moved("envoy") < 0.22
 
 
 def test_haproxy_full_hash_matches_its_source():
@@ -504,3 +504,30 @@ def test_chash_random_keeps_the_less_served_of_two_draws():
     dispatch(p, backends[0])
     share = np.mean([p.choose(request()).index == 0 for _ in range(40_000)])
     assert share == pytest.approx(0.289071**2, abs=0.006)
+
+
+def test_nginx_ring_is_crc32_chained_over_host_and_port():
+    # ngx_http_upstream_init_chash: 160 points per weight for "10.0.0.1:80"; point j is the
+    # CRC-32 of "10.0.0.1", a zero byte, "80" and point j - 1 (little-endian, 0 first);
+    # keys hash with ngx_crc32_long. A name without a port hashes as host, zero byte.
+    import binascii
+
+    backends = [Backend(0, "a", 2, address="10.0.0.1:80"), Backend(1, "b", 1, address="web-1")]
+    p = start({"name": "ring_hash", "key": "path", "hash": "crc32", "ring": "nginx"}, backends)
+    first = binascii.crc32(b"10.0.0.1\x0080" + b"\x00" * 4)
+    second = binascii.crc32(b"10.0.0.1\x0080" + first.to_bytes(4, "little"))
+    other = binascii.crc32(b"web-1\x00" + b"\x00" * 4)
+    assert {first, second, other} <= set(p._points)
+    assert len(p._points) == 160 * 3
+    assert p._backends[p._owners[p._points.index(other)]].name == "b"
+    # A key exactly on b's point goes to b; one just past the last point wraps to the first.
+    r = Request(0, 0, 0, 0)
+    r.path = "/x"
+    h = binascii.crc32(b"/x")
+    expected = p._owners[next((k for k, point in enumerate(p._points) if point >= h), 0)]
+    assert p.choose(r) is p._backends[expected]
+
+
+def test_nginx_ring_needs_crc32():
+    with pytest.raises(ConfigError, match="ring_hash: hash must be crc32 with ring nginx"):
+        make_policy({"name": "ring_hash", "ring": "nginx"})

@@ -77,7 +77,7 @@ EMULATIONS: dict[str, Emulation] = {
             "p2c": "p2c",
             "random": "random",
             # xxHash64 over each server's address; the ring rebuilt on every change.
-            "ring_hash": {"name": "ring_hash", "hash": "xxhash64", "rescale": True},
+            "ring_hash": {"name": "ring_hash", "hash": "xxhash64", "ring": "envoy"},
             "maglev": {"name": "maglev", "hash": "xxhash64"},
         },
         absent={
@@ -120,7 +120,8 @@ EMULATIONS: dict[str, Emulation] = {
             "ip_hash": "ip_hash",
             "random": "weighted_random",
             "weighted_random": "weighted_random",
-            "ring_hash": "ring_hash",
+            # hash $key consistent: NGINX's CRC-32 ring.
+            "ring_hash": {"name": "ring_hash", "hash": "crc32", "ring": "nginx"},
             "least_response_time": "least_response_time",
         },
         absent={
@@ -145,10 +146,7 @@ EMULATIONS: dict[str, Emulation] = {
             "a connection error, a reset or a timeout, on every other server once "
             "(proxy_next_upstream error timeout)"
         ),
-        notes=(
-            "ring_hash is ketama with BLAKE2b, not NGINX's CRC32 points: same shape, other placement",
-            "least_response_time is NGINX Plus's least_time",
-        ),
+        notes=("least_response_time is least_time: NGINX Plus, and open source from NGINX 1.31",),
     ),
     "haproxy": Emulation(
         system="HAProxy 2.6-2.8",

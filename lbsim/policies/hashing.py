@@ -12,6 +12,7 @@ import bisect
 import functools
 import hashlib
 import math
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -37,8 +38,16 @@ def xxhash64(text: str, seed: int = 0) -> int:
     return xxhash.xxh64_intdigest(text.encode(), seed)
 
 
+def crc32(text: str, seed: int = 0) -> int:
+    """NGINX's ngx_crc32_long: the standard CRC-32 of the UTF-8 bytes of ``text`` (32 bits;
+    ``seed`` is not used)."""
+    return zlib.crc32(text.encode())
+
+
 # The hash functions a hash policy can use, by name.
-HASHES = {"blake2b": hash64, "xxhash64": xxhash64}
+HASHES: dict[str, Callable[..., int]] = {"blake2b": hash64, "xxhash64": xxhash64, "crc32": crc32}
+# How ring_hash builds its ring: lbsim's fixed ketama ring, Envoy's, or NGINX's.
+RINGS = ("ketama", "envoy", "nginx")
 
 # Envoy's maximum_ring_size default (8M entries).
 MAX_RING_SIZE = 8 * 1024 * 1024
@@ -174,10 +183,11 @@ class RingHash(HashPolicy):
     starts so that the ring has at least ``min_ring_size`` points; a request goes to the
     first point at or after its hash, wrapping around. Because k stays fixed, a backend that
     leaves takes only its own arcs with it (about 1/n of keys move) and one that joins
-    takes about 1/(n + 1). With ``rescale``, the ring is rebuilt on every change as Envoy
+    takes about 1/(n + 1). With ``ring: envoy`` the ring is rebuilt on every change as Envoy
     does (:func:`envoy_ring`), which moves more keys on small rings (envoyproxy/envoy#22558);
-    with ``hash: xxhash64`` and ``rescale`` it is Envoy's RING_HASH point for point (its
-    test vectors, ring_hash_lb_test.cc ``Basic``). Tie-break: none. Reads: the request's
+    with ``hash: xxhash64`` too it is Envoy's RING_HASH point for point (its test vectors,
+    ring_hash_lb_test.cc ``Basic``). With ``ring: nginx`` and ``hash: crc32`` it is NGINX's
+    ``hash ... consistent`` (:func:`nginx_ring`). Tie-break: none. Reads: the request's
     key, Backend.address, Backend.weight (Backend.active with ``balance_factor``). Follows:
     ketama, NGINX hash consistent; Envoy RING_HASH (minimum ring size 1024).
     """
@@ -191,7 +201,7 @@ class RingHash(HashPolicy):
         balance_factor: float | None = None,
         hash: str = "blake2b",
         min_ring_size: int = 1024,
-        rescale: bool = False,
+        ring: str = "ketama",
     ) -> None:
         super().__init__(key, balance_factor, hash)
         require(
@@ -201,9 +211,16 @@ class RingHash(HashPolicy):
             "an integer >= 1",
             min_ring_size,
         )
-        require(isinstance(rescale, bool), "ring_hash", "rescale", "true or false", rescale)
+        require(ring in RINGS, "ring_hash", "ring", f"one of {', '.join(RINGS)}", ring)
+        require(
+            (ring == "nginx") == (hash == "crc32"),
+            "ring_hash",
+            "hash",
+            "crc32 with ring nginx (NGINX hashes points and keys with CRC-32), and only then",
+            hash,
+        )
         self.min_ring_size = min_ring_size
-        self.rescale = rescale
+        self.ring = ring
 
     def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
         self._per_weight = math.ceil(self.min_ring_size / sum(b.weight for b in backends))
@@ -212,10 +229,12 @@ class RingHash(HashPolicy):
     def build(self) -> None:
         # Whole points per weight unit; slow start's fractional weights round.
         hosts = tuple((b.address, max(1, round(b.weight))) for b in self._backends)
-        if self.rescale:
+        if self.ring == "envoy":
             position = {b.index: k for k, b in enumerate(self._backends)}
             in_order = tuple((b.address, b.weight, position[b.index]) for b in self._hosts)
             self._points, self._owners = envoy_ring(in_order, self.min_ring_size, self._hash)
+        elif self.ring == "nginx":
+            self._points, self._owners = nginx_ring(hosts)
         else:
             self._points, self._owners = ketama_ring(hosts, self._per_weight, self._hash)
 
@@ -261,6 +280,31 @@ def envoy_ring(
             current += 1
     ring.sort(key=lambda point: point[0])
     return [point for point, _ in ring], [owner for _, owner in ring]
+
+
+@functools.lru_cache(maxsize=64)
+def nginx_ring(hosts: tuple[tuple[str, int], ...]) -> tuple[list[int], list[int]]:
+    """NGINX's ``hash ... consistent`` points (ngx_http_upstream_hash_module.c,
+    ngx_http_upstream_init_chash, NGINX 1.22-1.26): a server "host:port" (split at the last
+    colon followed by digits only) gets 160 x weight points; point j is the CRC-32 of host,
+    a zero byte, port and point j - 1's value as 4 little-endian bytes (0 for the first).
+    Points are sorted, equal values kept once. A key goes to the first point at or after
+    its CRC-32, wrapping around. NGINX keeps the ring of every configured server and walks
+    past unavailable ones (up to 20 points); a ring of the available servers answers the
+    same. Returns the points and each point's host position in ``hosts``."""
+    ring: list[tuple[int, int]] = []
+    for position, (address, weight) in enumerate(hosts):
+        host, colon, port = address.rpartition(":")
+        if not (colon and port.isdigit()):
+            host, port = address, ""
+        base = host.encode() + b"\0" + port.encode()
+        previous = 0
+        for _ in range(160 * weight):
+            previous = zlib.crc32(base + previous.to_bytes(4, "little"))
+            ring.append((previous, position))
+    ring.sort(key=lambda point: point[0])
+    kept = [point for k, point in enumerate(ring) if k == 0 or point[0] != ring[k - 1][0]]
+    return [point for point, _ in kept], [owner for _, owner in kept]
 
 
 class Maglev(HashPolicy):
