@@ -251,3 +251,23 @@ def test_weighted_least_connections_keys_round_down_as_lb_fwlc():
         dispatch(p, b)
     dispatch(p, a)
     assert p.choose(request()) is a
+
+
+def test_nginx_ip_hash_hashes_the_first_three_octets_over_weights():
+    # ngx_http_upstream_get_ip_hash_peer, worked by hand for 10.0.0.x: from 89,
+    # (89 x 113 + 10) % 6271 = 3796, (3796 x 113 + 0) % 6271 = 2520, (2520 x 113 + 0) % 6271
+    # = 2565. Weights 1, 1, 1, 1: 2565 % 4 = 1, so b; weights 2, 1, 1: 2565 % 4 = 1 falls
+    # in a's two units, so a. Every client of 10.0.0.0/24 goes there.
+    p = start({"name": "ip_hash", "style": "nginx"}, fleet(1, 1, 1, 1))
+    assert {p.choose(request(client)).name for client in (0, 5, 255)} == {"b"}
+    p = start({"name": "ip_hash", "style": "nginx"}, fleet(2, 1, 1))
+    assert p.choose(request(5)).name == "a"
+
+
+def test_nginx_ip_hash_rehashes_past_an_unavailable_server():
+    # b unavailable: the hash takes the octets again, 2565 -> 1389 -> 182 -> 1753, and
+    # 1753 % 4 = 1 is b again; once more, 1753 -> 3698 -> 3988 -> 5403, 5403 % 4 = 3: d.
+    backends = fleet(1, 1, 1, 1)
+    p = start({"name": "ip_hash", "style": "nginx"}, backends)
+    p.update([backends[0], backends[2], backends[3]])
+    assert p.choose(request(5)).name == "d"

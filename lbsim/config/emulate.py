@@ -117,7 +117,8 @@ EMULATIONS: dict[str, Emulation] = {
             "round_robin": "weighted_round_robin",
             "weighted_round_robin": "weighted_round_robin",
             "least_connections": "least_connections",
-            "ip_hash": "ip_hash",
+            # ip_hash: the /24 hash over weights, not the notes' md5 modulo.
+            "ip_hash": {"name": "ip_hash", "style": "nginx"},
             "random": "weighted_random",
             "weighted_random": "weighted_random",
             # hash $key consistent: NGINX's CRC-32 ring.
