@@ -438,8 +438,13 @@ def _show_emulation(system: Emulation) -> None:
     click.echo(f"\nretried by default: {system.retried}\n\nrefused (the system has no counterpart):")
     for key, reason in system.absent.items():
         click.echo(f"  balancer.{key}: {reason}")
+    if system.balancer["panic_threshold"] == 0:
+        click.echo("  balancer.panic_threshold other than 0: no panic mode (it is Envoy's)")
+    click.echo(f"  balancer.backups other than {system.balancer['backups']}")
+    for section, style in system.styles.items():
+        click.echo(f"  {section}.style other than {style}")
     if system.slow_start is None:
-        click.echo("  servers[*].slow_start: the system has no slow start")
+        click.echo("  servers[*].slow_start: slow start is NGINX Plus only")
     click.echo("\nwhere lbsim's model is short of the system:")
     for note in system.notes:
         click.echo(f"  - {note}")

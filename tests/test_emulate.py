@@ -228,3 +228,32 @@ def test_a_simulated_envoy_ring_sends_each_client_where_envoy_would():
     served = requests["server"].str.removeprefix("web-").astype(int) + 90
     assert (served == requests["client"].map(envoy_port)).all()
     assert served.nunique() >= 4
+
+
+@pytest.mark.parametrize("value", [["envoy", "nginx"], {"name": "envoy"}, 7])
+def test_emulate_must_be_a_system_name(value):
+    with pytest.raises(ConfigError, match=r"balancer.emulate must be one of envoy, nginx, haproxy; got "):
+        balancer_of({"emulate": value})
+
+
+@pytest.mark.parametrize(
+    ("system", "backups"), [("nginx", "priority"), ("haproxy", "priority"), ("envoy", "last_resort")]
+)
+def test_backups_must_follow_the_emulated_system(system, backups):
+    with pytest.raises(ConfigError, match=rf"balancer.backups must be .* with emulate: {system}"):
+        balancer_of({"emulate": system, "backups": backups})
+
+
+@pytest.mark.parametrize("addresses", [["10.0.0.1:80", "10.0.0.1:80"], ["", "10.0.0.2:80"]])
+def test_addresses_must_be_unique_and_non_empty(addresses):
+    servers = [{"name": "web", "count": 2, "addresses": addresses}]
+    with pytest.raises(ConfigError, match=r"servers.addresses must be non-empty and unique across the fleet"):
+        load_scenario(
+            {"name": "a", "duration": 10, "workload": {"rate": 100, "size": "exp(10ms)"}, "servers": servers}
+        )
+
+
+def test_a_long_bad_value_is_shortened():
+    with pytest.raises(ConfigError) as caught:
+        balancer_of({"backups": "q" * 3000})
+    assert len(str(caught.value)) < 300 and "..." in str(caught.value)

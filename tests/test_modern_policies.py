@@ -529,5 +529,5 @@ def test_nginx_ring_is_crc32_chained_over_host_and_port():
 
 
 def test_nginx_ring_needs_crc32():
-    with pytest.raises(ConfigError, match="ring_hash: hash must be crc32 with ring nginx"):
+    with pytest.raises(ConfigError, match="ring_hash: hash must be crc32 exactly when ring is nginx"):
         make_policy({"name": "ring_hash", "ring": "nginx"})

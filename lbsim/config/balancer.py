@@ -190,7 +190,8 @@ class ReloadModel(Model):
     """Reload every balancer instance every ``every`` seconds (HAProxy, NGINX): a fresh
     process takes over with its policies started afresh and no active request counted."""
 
-    every: Duration = Field(gt=0)
+    # At least 1 ms: a real reload takes that long, and each one is an event in the results.
+    every: Duration = Field(ge=0.001)
 
 
 class StandbyModel(Model):

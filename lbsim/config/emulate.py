@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lbsim.config.messages import shown
 from lbsim.errors import ConfigError
 
 
@@ -200,9 +201,9 @@ def apply_emulation(scenario: Mapping[str, Any]) -> Mapping[str, Any]:
     if not isinstance(balancer, Mapping) or balancer.get("emulate") is None:
         return scenario
     name = balancer["emulate"]
-    if name not in EMULATIONS:
+    if not isinstance(name, str) or name not in EMULATIONS:
         raise ConfigError(
-            f"must be one of {', '.join(EMULATIONS)}; got {str(name)[:40]!r}.", key="balancer.emulate"
+            f"must be one of {', '.join(EMULATIONS)}; got {shown(name)}.", key="balancer.emulate"
         )
     system = EMULATIONS[name]
     _refuse_absent(system, balancer)
@@ -243,6 +244,14 @@ def _refuse_absent(system: Emulation, balancer: Mapping[str, Any]) -> None:
                 "remove emulate to mix systems.",
                 key=f"balancer.{path}",
             )
+    rule = system.balancer["backups"]
+    if balancer.get("backups", rule) != rule:
+        how = "priority levels" if rule == "priority" else "a last resort when no primary is available"
+        raise ConfigError(
+            f"must be {rule!r} with emulate: {system.system.split()[0].lower()}, whose backups are {how}; "
+            f"got {shown(balancer['backups'])}. Remove emulate to mix systems.",
+            key="balancer.backups",
+        )
     threshold = balancer.get("panic_threshold")
     if system.balancer.get("panic_threshold") == 0.0 and threshold not in (None, 0, 0.0):
         raise ConfigError(
@@ -256,7 +265,7 @@ def _check_styles(system: Emulation, section: Any, key: str, style_of: str) -> N
     wanted = system.styles.get(style_of)
     if wanted is not None and isinstance(section, Mapping) and section.get("style", wanted) != wanted:
         raise ConfigError(
-            f"must be {wanted!r} with emulate: {wanted}; got {str(section['style'])[:40]!r}.", key=key
+            f"must be {wanted!r} with emulate: {wanted}; got {shown(section['style'])}.", key=key
         )
 
 
@@ -272,7 +281,7 @@ def _translate(system: Emulation, name: str, spec: Any, key: str) -> Any:
     if spec not in system.policies:
         raise ConfigError(
             f"must be one of {', '.join(system.policies)} with emulate: {name} ({system.system} "
-            f"has no counterpart of the others); got {spec[:40]!r}.",
+            f"has no counterpart of the others, or lbsim does not model it); got {shown(spec)}.",
             key=key,
         )
     return system.policies[spec]

@@ -18,6 +18,12 @@ def format_location(loc: Iterable[Any]) -> str:
     return text
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters with a trailing ``...`` when longer."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def describe(error: Mapping[str, Any]) -> str:
     """Turn one pydantic error into ``<key path> must be <rule>; got <value>.``"""
     loc = list(error["loc"])
@@ -33,7 +39,8 @@ def describe(error: Mapping[str, Any]) -> str:
         message = "must be given; got nothing."
     else:
         message = (
-            _RULES.get(kind, "must be valid ({msg})").format(msg=error["msg"], **ctx) + f"; got {value!r}."
+            _RULES.get(kind, "must be valid ({msg})").format(msg=error["msg"], **ctx)
+            + f"; got {shown(value)}."
         )
         if kind == "literal_error":
             choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))

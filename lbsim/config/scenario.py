@@ -21,6 +21,7 @@ from lbsim.config.emulate import apply_emulation
 from lbsim.config.expect import ExpectModel
 from lbsim.config.faults import FaultModel
 from lbsim.config.geography import DnsModel, NetworkModel, RegionModel
+from lbsim.config.messages import shown
 from lbsim.config.servers import ServerGroup
 from lbsim.config.workload import Workload
 from lbsim.errors import ConfigError, UnknownNameError
@@ -109,6 +110,14 @@ class Scenario(Model):
                 "priority 0 only, which lbsim does not model); got locality and backup servers.",
                 key="balancer.locality",
             )
+        addresses = [a for group in self.servers for a in group.addresses or ()]
+        for i, address in enumerate(addresses):
+            if not address.strip() or address in addresses[:i]:
+                raise ConfigError(
+                    f"must be non-empty and unique across the fleet (hashing places servers by "
+                    f"them); got {shown(address)} {'empty' if not address.strip() else 'twice'}.",
+                    key="servers.addresses",
+                )
         if all(group.t_join > 0 for group in self.servers):
             raise ConfigError("must have a group present from the start (t_join 0); got none.", key="servers")
         for i, fault in enumerate(self.faults):

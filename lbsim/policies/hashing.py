@@ -193,7 +193,7 @@ class RingHash(HashPolicy):
     """
 
     name = "ring_hash"
-    rule = "ketama ring: first point at or after the key's hash, points proportional to weight"
+    rule = "hash ring (ketama, Envoy's or NGINX's): first point at or after the key's hash, points by weight"
 
     def __init__(
         self,
@@ -216,7 +216,7 @@ class RingHash(HashPolicy):
             (ring == "nginx") == (hash == "crc32"),
             "ring_hash",
             "hash",
-            "crc32 with ring nginx (NGINX hashes points and keys with CRC-32), and only then",
+            f"crc32 exactly when ring is nginx (NGINX's ring and keys are CRC-32; ring is {ring!r})",
             hash,
         )
         self.min_ring_size = min_ring_size
