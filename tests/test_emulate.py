@@ -257,3 +257,13 @@ def test_a_long_bad_value_is_shortened():
     with pytest.raises(ConfigError) as caught:
         balancer_of({"backups": "q" * 3000})
     assert len(str(caught.value)) < 300 and "..." in str(caught.value)
+
+
+def test_nginx_max_fails_0_turns_passive_checks_off():
+    # ngx_http_upstream_module: "The zero value disables the accounting of attempts."
+    emulated = fleet_scenario(
+        faults=[CRASH], balancer={"emulate": "nginx", "outlier_detection": {"max_fails": 0}}
+    )
+    result = lbsim.simulate(emulated)
+    assert "marked" not in set(result.events["event"])
+    assert result.summary.loc[0, "n_error"] == 0  # every refused request is still retried

@@ -102,8 +102,14 @@ class OutlierDetectionModel(Model):
     enforcing_success_rate 0), for base_ejection x ejections (capped), never more than
     ``max_ejection_percent`` of the backends. NGINX (when
     ``max_fails`` is given): skip a backend for ``fail_timeout`` (whole seconds) after
-    ``max_fails`` failures; connection errors and timeouts always count, 500 and 503
-    answers when ``fails_on`` names them (NGINX's proxy_next_upstream)."""
+    ``max_fails`` failures (0: never, as NGINX's max_fails=0); connection errors and timeouts
+    always count, 500 and 503 answers when ``fails_on`` names them (NGINX's
+    proxy_next_upstream)."""
+
+    @property
+    def active(self) -> bool:
+        """Whether a passive check runs at all (not NGINX's max_fails=0)."""
+        return self.max_fails != 0
 
     consecutive_errors: int = Field(5, ge=1)
     interval: Duration = Field(10.0, gt=0)
@@ -115,7 +121,8 @@ class OutlierDetectionModel(Model):
     success_rate_minimum_hosts: int = Field(5, ge=1)
     success_rate_request_volume: int = Field(100, ge=1)
     success_rate_stdev_factor: float = Field(1.9, gt=0)
-    max_fails: int | None = Field(None, ge=1)
+    # NGINX's max_fails=0 turns its passive checks off.
+    max_fails: int | None = Field(None, ge=0)
     fail_timeout: Duration = Field(10.0, gt=0)
     fails_on: tuple[NginxFailure, ...] = ("error", "timeout")
 

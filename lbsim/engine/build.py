@@ -120,7 +120,11 @@ def _tier(name: str, config: BalancerModel) -> settings.BalancerTier:
         locality=_copy(settings.Locality, config.locality),
         sticky=_copy(settings.Sticky, config.sticky),
         health_check=_health_check(config),
-        outlier_detection=_copy(settings.OutlierDetection, config.outlier_detection),
+        outlier_detection=(
+            _copy(settings.OutlierDetection, config.outlier_detection)
+            if config.outlier_detection is not None and config.outlier_detection.active
+            else None
+        ),
         circuit_breaker=_copy(settings.CircuitBreaker, config.circuit_breaker),
         panic_threshold=config.panic_threshold,
         backups=config.backup_rule,
