@@ -438,13 +438,12 @@ def _show_emulation(system: Emulation) -> None:
     click.echo(f"\nretried by default: {system.retried}\n\nrefused (the system has no counterpart):")
     for key, reason in system.absent.items():
         click.echo(f"  balancer.{key}: {reason}")
-    if system.balancer["panic_threshold"] == 0:
-        click.echo("  balancer.panic_threshold other than 0: no panic mode (it is Envoy's)")
-    click.echo(f"  balancer.backups other than {system.balancer['backups']}")
-    for section, style in system.styles.items():
-        click.echo(f"  {section}.style other than {style}")
+    for key, reason in system.fixed.items():
+        click.echo(f"  balancer.{key} other than {system.required(key)}: {reason}")
     if system.slow_start is None:
         click.echo("  servers[*].slow_start: slow start is NGINX Plus only")
+    else:
+        click.echo(f"  servers[*].slow_start.style other than {system.slow_start['style']}")
     click.echo("\nwhere lbsim's model is short of the system:")
     for note in system.notes:
         click.echo(f"  - {note}")

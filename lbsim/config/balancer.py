@@ -92,6 +92,8 @@ class HealthCheckModel(Model):
 
 
 NginxFailure = Literal["error", "timeout", "http_500", "http_503"]
+# The keys of NGINX's passive checks; the other outlier_detection keys are Envoy's.
+NGINX_PASSIVE_KEYS = ("max_fails", "fail_timeout", "fails_on")
 
 
 class OutlierDetectionModel(Model):
@@ -129,8 +131,8 @@ class OutlierDetectionModel(Model):
     @model_validator(mode="after")
     def _one_detector(self) -> OutlierDetectionModel:
         # Envoy's keys and NGINX's (with max_fails) belong to two detectors; one runs.
-        nginx = sorted(self.model_fields_set & {"fail_timeout", "fails_on"})
-        envoy = sorted(self.model_fields_set - {"fail_timeout", "fails_on", "max_fails"})
+        nginx = sorted(self.model_fields_set & set(NGINX_PASSIVE_KEYS) - {"max_fails"})
+        envoy = sorted(self.model_fields_set - set(NGINX_PASSIVE_KEYS))
         if self.max_fails is None and nginx:
             raise ConfigError(
                 f"must come with max_fails (NGINX's passive checks; without it Envoy's detector "

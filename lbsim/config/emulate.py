@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lbsim.config.balancer import NGINX_PASSIVE_KEYS, OutlierDetectionModel
 from lbsim.config.messages import shown
 from lbsim.errors import ConfigError
 
@@ -30,10 +31,11 @@ class Emulation:
             policy spec whose parameters the scenario's own override.
         absent: ``balancer`` keys (or ``section.key``) the system has no counterpart for,
             with the reason; a scenario that sets one is refused.
-        styles: the value a ``style`` key must have (``health_check.style``, ``slow_start.style``).
+        fixed: ``balancer`` keys (or ``section.key``) whose value the system fixes (its
+            default in ``balancer`` or ``sections``), with the reason; another is refused.
         retried: what the system retries when the scenario says nothing (for the docs).
-        slow_start: keys inside each server group's ``slow_start``; None when the system has
-            no slow start (a group with one is refused).
+        slow_start: keys inside each server group's ``slow_start`` (its ``style`` is fixed);
+            None when the system has no slow start (a group with one is refused).
         retry_every_server: without ``retries.max``, retry on each other server once (NGINX's
             proxy_next_upstream_tries 0).
         notes: where lbsim's model of the system is knowingly short of it.
@@ -44,11 +46,25 @@ class Emulation:
     sections: Mapping[str, Mapping[str, Any]]
     policies: Mapping[str, str | Mapping[str, Any]]
     absent: Mapping[str, str]
-    styles: Mapping[str, str]
+    fixed: Mapping[str, str]
     retried: str
     slow_start: Mapping[str, Any] | None
     retry_every_server: bool = False
     notes: tuple[str, ...] = ()
+
+    def required(self, path: str) -> Any:
+        """The value the system fixes for ``path`` (a key of ``fixed``)."""
+        section, _, key = path.partition(".")
+        return self.sections[section][key] if key else self.balancer[section]
+
+
+# Keys only Envoy's outlier detection has, and keys only NGINX's passive checks have.
+_ENVOY_PASSIVE = tuple(key for key in OutlierDetectionModel.model_fields if key not in NGINX_PASSIVE_KEYS)
+_NGINX_PASSIVE = NGINX_PASSIVE_KEYS
+
+
+def _passive(keys: tuple[str, ...], reason: str) -> dict[str, str]:
+    return {f"outlier_detection.{key}": reason for key in keys}
 
 
 EMULATIONS: dict[str, Emulation] = {
@@ -82,12 +98,13 @@ EMULATIONS: dict[str, Emulation] = {
             "maglev": {"name": "maglev", "hash": "xxhash64"},
         },
         absent={
-            "outlier_detection.max_fails": "it is NGINX's passive check; Envoy's is outlier detection",
-            "outlier_detection.fail_timeout": "it is NGINX's passive check; Envoy's is outlier detection",
-            "outlier_detection.fails_on": "it is NGINX's passive check; Envoy's is outlier detection",
+            **_passive(_NGINX_PASSIVE, "it is NGINX's passive check; Envoy's is outlier detection"),
             "circuit_breaker.failure_threshold": "Envoy has no per-backend breaker; outlier detection ejects",
         },
-        styles={"health_check": "envoy", "slow_start": "envoy"},
+        fixed={
+            "backups": "Envoy's backups are priority levels",
+            "health_check.style": "Envoy's active checks",
+        },
         retried="nothing without a route retry policy; with one, 1 retry on the conditions it names",
         notes=(
             "ring_hash and maglev place keys as Envoy does when servers have `addresses` "
@@ -130,20 +147,14 @@ EMULATIONS: dict[str, Emulation] = {
             "health_check": "active health checks are NGINX Plus only",
             "locality": "NGINX has no zone-aware routing",
             "circuit_breaker": "NGINX has no circuit breakers (max_conns is per server)",
-            "outlier_detection.consecutive_errors": "it is Envoy's outlier detection; NGINX's is max_fails",
-            "outlier_detection.interval": "it is Envoy's outlier detection; NGINX's is max_fails",
-            "outlier_detection.base_ejection": "it is Envoy's outlier detection; NGINX's is max_fails",
-            "outlier_detection.max_ejection": "it is Envoy's outlier detection; NGINX's is max_fails",
-            "outlier_detection.max_ejection_percent": "it is Envoy's outlier detection; NGINX's is max_fails",
-            "outlier_detection.always_eject_one": "it is Envoy's outlier detection; NGINX's is max_fails",
-            "outlier_detection.success_rate": "it is Envoy's outlier detection; NGINX's is max_fails",
-            "outlier_detection.success_rate_minimum_hosts": "it is Envoy's outlier detection",
-            "outlier_detection.success_rate_request_volume": "it is Envoy's outlier detection",
-            "outlier_detection.success_rate_stdev_factor": "it is Envoy's outlier detection",
+            **_passive(_ENVOY_PASSIVE, "it is Envoy's outlier detection; NGINX's is max_fails"),
             "retries.budget": "NGINX has no retry budget",
             "retries.hedge": "NGINX does not hedge",
         },
-        styles={},
+        fixed={
+            "panic_threshold": "NGINX has no panic mode (it is Envoy's)",
+            "backups": "NGINX uses backups only when no primary is available",
+        },
         retried=(
             "a connection error, a reset or a timeout, on every other server once "
             "(proxy_next_upstream error timeout)"
@@ -171,7 +182,11 @@ EMULATIONS: dict[str, Emulation] = {
             "retries.budget": "HAProxy has no retry budget",
             "retries.hedge": "HAProxy does not hedge",
         },
-        styles={"health_check": "haproxy", "slow_start": "haproxy"},
+        fixed={
+            "panic_threshold": "HAProxy has no panic mode (it is Envoy's)",
+            "backups": "HAProxy uses backups only when no active server is available",
+            "health_check.style": "HAProxy's active checks",
+        },
         retried=(
             "a failed connection, 3 times, to the same server (retries 3, no redispatch); lbsim "
             "does not model same-server retries, and their outcome, an error, is the same"
@@ -182,11 +197,6 @@ EMULATIONS: dict[str, Emulation] = {
         ),
     ),
 }
-
-
-def emulation(name: str) -> Emulation:
-    """The emulation called ``name``."""
-    return EMULATIONS[name]
 
 
 def apply_emulation(scenario: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -206,7 +216,7 @@ def apply_emulation(scenario: Mapping[str, Any]) -> Mapping[str, Any]:
             f"must be one of {', '.join(EMULATIONS)}; got {shown(name)}.", key="balancer.emulate"
         )
     system = EMULATIONS[name]
-    _refuse_absent(system, balancer)
+    _refuse(system, name, balancer)
     out = dict(balancer)
     for key, value in system.balancer.items():
         if key not in out:
@@ -220,7 +230,6 @@ def apply_emulation(scenario: Mapping[str, Any]) -> Mapping[str, Any]:
     retries = out.get("retries")
     if system.retry_every_server and isinstance(retries, Mapping) and "max" not in retries:
         out["retries"] = {**retries, "max": max(0, _server_count(groups) - 1)}
-    _check_styles(system, out.get("health_check"), "balancer.health_check.style", "health_check")
     out["policy"] = _translate(system, name, out.get("policy", "round_robin"), "balancer.policy")
     if isinstance(out.get("pools"), Mapping):
         out["pools"] = {
@@ -229,44 +238,38 @@ def apply_emulation(scenario: Mapping[str, Any]) -> Mapping[str, Any]:
         }
     result = {**scenario, "balancer": out}
     if isinstance(groups, list):
-        result["servers"] = [_slow_start(system, group, i) for i, group in enumerate(groups)]
+        result["servers"] = [_slow_start(system, name, group, i) for i, group in enumerate(groups)]
     return result
 
 
-def _refuse_absent(system: Emulation, balancer: Mapping[str, Any]) -> None:
+def _refuse(system: Emulation, name: str, balancer: Mapping[str, Any]) -> None:
+    """Refuse a key the system has no counterpart for, or a value other than the one it fixes."""
     for path, reason in system.absent.items():
-        section, _, key = path.partition(".")
-        given = balancer.get(section)
-        present = (key in given) if key and isinstance(given, Mapping) else (not key and given is not None)
-        if present:
+        if _given(balancer, path) is not _MISSING:
             raise ConfigError(
-                f"must be left out with emulate: {system.system.split()[0].lower()} ({reason}); "
-                "remove emulate to mix systems.",
+                f"must be left out with emulate: {name} ({reason}); remove emulate to mix systems.",
                 key=f"balancer.{path}",
             )
-    rule = system.balancer["backups"]
-    if balancer.get("backups", rule) != rule:
-        how = "priority levels" if rule == "priority" else "a last resort when no primary is available"
-        raise ConfigError(
-            f"must be {rule!r} with emulate: {system.system.split()[0].lower()}, whose backups are {how}; "
-            f"got {shown(balancer['backups'])}. Remove emulate to mix systems.",
-            key="balancer.backups",
-        )
-    threshold = balancer.get("panic_threshold")
-    if system.balancer.get("panic_threshold") == 0.0 and threshold not in (None, 0, 0.0):
-        raise ConfigError(
-            f"must be 0 with emulate: {system.system.split()[0].lower()}, which has no panic mode "
-            "(Envoy's); remove emulate to mix systems.",
-            key="balancer.panic_threshold",
-        )
+    for path, reason in system.fixed.items():
+        wanted, value = system.required(path), _given(balancer, path)
+        if value is not _MISSING and value != wanted:
+            raise ConfigError(
+                f"must be {wanted!r} with emulate: {name} ({reason}); got {shown(value)}. "
+                "Remove emulate to mix systems.",
+                key=f"balancer.{path}",
+            )
 
 
-def _check_styles(system: Emulation, section: Any, key: str, style_of: str) -> None:
-    wanted = system.styles.get(style_of)
-    if wanted is not None and isinstance(section, Mapping) and section.get("style", wanted) != wanted:
-        raise ConfigError(
-            f"must be {wanted!r} with emulate: {wanted}; got {shown(section['style'])}.", key=key
-        )
+_MISSING = object()
+
+
+def _given(balancer: Mapping[str, Any], path: str) -> Any:
+    """The value the scenario gives ``path`` (``key`` or ``section.key``), or _MISSING."""
+    section, _, key = path.partition(".")
+    value = balancer.get(section, _MISSING)
+    if not key or value is _MISSING:
+        return _MISSING if value is None else value
+    return value.get(key, _MISSING) if isinstance(value, Mapping) else _MISSING
 
 
 def _translate(system: Emulation, name: str, spec: Any, key: str) -> Any:
@@ -293,16 +296,22 @@ def _pool(system: Emulation, name: str, pool: Any, key: str) -> Any:
     return pool
 
 
-def _slow_start(system: Emulation, group: Any, i: int) -> Any:
+def _slow_start(system: Emulation, name: str, group: Any, i: int) -> Any:
     if not isinstance(group, Mapping) or not isinstance(group.get("slow_start"), Mapping):
         return group
     if system.slow_start is None:
         raise ConfigError(
-            f"must be left out with emulate: {system.system.split()[0].lower()} (slow start is "
-            "NGINX Plus only); remove emulate to mix systems.",
+            f"must be left out with emulate: {name} (slow start is NGINX Plus only); "
+            "remove emulate to mix systems.",
             key=f"servers[{i}].slow_start",
         )
-    _check_styles(system, group["slow_start"], f"servers[{i}].slow_start.style", "slow_start")
+    style = group["slow_start"].get("style", system.slow_start["style"])
+    if style != system.slow_start["style"]:
+        raise ConfigError(
+            f"must be {system.slow_start['style']!r} with emulate: {name}; got {shown(style)}. "
+            "Remove emulate to mix systems.",
+            key=f"servers[{i}].slow_start.style",
+        )
     return {**group, "slow_start": {**system.slow_start, **group["slow_start"]}}
 
 

@@ -47,14 +47,11 @@ class LeastResponseTime(Policy):
     def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
         self._average: dict[int, int] = {}
         self._checked: dict[int, int] = {}
-        self._backends: list[Backend] = []
-        self._current: list[float] = []
+        self._current: dict[int, float] = {}
         super().reset(backends, rng)
 
     def update(self, backends: Sequence[Backend]) -> None:
-        carried = {b.index: c for b, c in zip(self._backends, self._current, strict=True)}
         self._backends = list(backends)
-        self._current = [carried.get(b.index, 0.0) for b in self._backends]
 
     def _eta(self, backend: Backend, now: int) -> int:
         """ngx_http_upstream_least_time_eta: rt x (1 + conns), rt decayed, capped, stepped."""
@@ -70,7 +67,7 @@ class LeastResponseTime(Policy):
     def choose(self, request: Request) -> Backend:
         now = math.floor(request.now)
         backends = self._backends
-        best = backends[nginx_least(backends, [self._eta(b, now) for b in backends], self._current)]
+        best = nginx_least(backends, [self._eta(b, now) for b in backends], self._current)
         checked = self._checked.get(best.index)
         if checked is None or now - checked > self.fail_timeout:
             self._checked[best.index] = now

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lbsim.policies.base import Backend, Policy
+from lbsim.policies.base import Backend, Policy, smooth_pick
 from lbsim.workload import Request
 
 
@@ -38,7 +38,7 @@ class LeastConnections(Policy):
     def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:
         self._backends: list[Backend] = []
         self._weighted = False
-        self._current: list[float] = []
+        self._current: dict[int, float] = {}
         self._stored: list[int] = []
         self._level: list[int] = []
         self._offset: list[int] = []
@@ -47,7 +47,7 @@ class LeastConnections(Policy):
     def _current_weights(self) -> dict[int, float]:
         """Each backend's current weight (by server index), whichever way it is kept."""
         if self._weighted:
-            return {b.index: self._current[i] for i, b in enumerate(self._backends)}
+            return self._current
         return {b.index: self._stored[i] + self._offset[self._level[i]] for i, b in enumerate(self._backends)}
 
     def update(self, backends: Sequence[Backend]) -> None:
@@ -56,7 +56,7 @@ class LeastConnections(Policy):
         self._position = {b.index: i for i, b in enumerate(self._backends)}
         self._weighted = len({b.weight for b in self._backends}) > 1
         if self._weighted:
-            self._current = [previous.get(b.index, 0) for b in self._backends]
+            self._current = previous
             return
         self._level = [b.active for b in self._backends]
         self._version = [0] * len(self._backends)
@@ -110,7 +110,7 @@ class LeastConnections(Policy):
 
     def choose(self, request: Request) -> Backend:
         if self._weighted:
-            return self._backends[self._scan()]
+            return nginx_least(self._backends, [b.active for b in self._backends], self._current)
         level = self._min
         i = self._top(level)
         tied = self._size[level]
@@ -120,10 +120,6 @@ class LeastConnections(Policy):
             self._version[i] += 1
             heapq.heapreplace(self._heaps[level], (-self._stored[i], i, self._version[i]))
         return self._backends[i]
-
-    def _scan(self) -> int:
-        """NGINX's two loops over the backends, for unequal weights."""
-        return nginx_least(self._backends, [b.active for b in self._backends], self._current)
 
     def on_dispatch(self, backend: Backend, request: Request) -> None:
         i = self._position.get(backend.index)
@@ -136,11 +132,13 @@ class LeastConnections(Policy):
             self._move(i, backend.active)
 
 
-def nginx_least(backends: Sequence[Backend], load: Sequence[int | float], current: list[float]) -> int:
-    """The position NGINX's least_conn and least_time pick (their two loops): the least
+def nginx_least(
+    backends: Sequence[Backend], load: Sequence[int | float], current: dict[int, float]
+) -> Backend:
+    """The backend NGINX's least_conn and least_time pick (their two loops): the least
     load / weight, compared as load_a x weight_b < load_b x weight_a, the first in order
-    unless another ties; then smooth weighted round robin among the tied, updating their
-    ``current`` weights (aligned with ``backends``). O(n)."""
+    unless another ties; then smooth weighted round robin (:func:`smooth_pick`) among the
+    tied, from the first of them on, with ``current`` weights kept by server index. O(n)."""
     best, many = 0, False
     for i in range(1, len(backends)):
         left, right = load[i] * backends[best].weight, load[best] * backends[i].weight
@@ -148,18 +146,15 @@ def nginx_least(backends: Sequence[Backend], load: Sequence[int | float], curren
             best, many = i, False
         elif left == right:
             many = True
-    if many:
-        first, total = best, 0.0
-        for i in range(first, len(backends)):
-            b = backends[i]
-            if load[i] * backends[first].weight != load[first] * b.weight:
-                continue
-            current[i] += b.weight
-            total += b.weight
-            if current[i] > current[best]:
-                best = i
-        current[best] -= total
-    return best
+    if not many:
+        return backends[best]
+    first = backends[best]
+    tied = {
+        b.index: b
+        for i, b in enumerate(backends[best:], best)
+        if load[i] * first.weight == load[best] * b.weight
+    }
+    return tied[smooth_pick(current, ((index, b.weight) for index, b in tied.items()))]
 
 
 class WeightedLeastConnections(Policy):

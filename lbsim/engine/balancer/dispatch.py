@@ -60,6 +60,8 @@ class Dispatch(Stage):
         self.max_requests = max_requests
         self.detector = detector
         self.passive = detector is not None or breakers is not None
+        # How an attempt stops counting as outstanding (reloads wrap it).
+        self.count_out: Callable[[Attempt, int], None] = self._count_out
 
     def send(self, attempt: Attempt) -> None:
         request = attempt.request
@@ -97,7 +99,7 @@ class Dispatch(Stage):
             return  # counted out at its try timeout; the answer is wasted
         backend = attempt.backend
         assert backend is not None
-        self._count_out(attempt, status)
+        self.count_out(attempt, status)
         if self.passive:
             self._observe(backend.index, status)
         self.reply(attempt, backend.index, status)
@@ -107,7 +109,7 @@ class Dispatch(Stage):
         backend = attempt.backend
         assert backend is not None
         attempt.abandoned = True
-        self._count_out(attempt, TIMEOUT)
+        self.count_out(attempt, TIMEOUT)
         if self.passive:
             self._observe(backend.index, TIMEOUT)
         self.reply(attempt, backend.index, TIMEOUT)

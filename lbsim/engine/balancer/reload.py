@@ -42,7 +42,7 @@ class Reloads:
         self.backends = list(backends)
         self.log = log
         self.reloaded_at = -1.0
-        count_out = dispatch._count_out
+        count_out = dispatch.count_out
         pool_of = dispatch.pool_of
         owner = dispatch.owner
 
@@ -55,7 +55,7 @@ class Reloads:
             pool_of[attempt.backend.index].outstanding -= 1
             owner.attempts_active -= 1
 
-        dispatch._count_out = counted_out  # type: ignore[method-assign]
+        dispatch.count_out = counted_out
         clock.schedule(every, self._reload)
 
     def _reload(self, _: object) -> None:
