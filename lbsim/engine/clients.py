@@ -7,6 +7,7 @@ Each makes the client's requests (with their session, path and headers) and hand
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -29,12 +30,14 @@ class Requests:
         self.attributes = attributes
         self.sessions = Draws(lambda n: attributes.session_draws(n, streams["sessions"]))
         self.paths = Draws(lambda n: attributes.path_draws(n, streams["paths"]))
-        self.n_started = 0
+        # The number of each new request, in the order they are made.
+        self.numbers = itertools.count()
+        # Whether requests carry only their size and client (nothing to draw for them).
+        self.plain = attributes == RequestAttributes()
 
     def make(self, t: float, size: float, client: int) -> Request:
         """A new request of ``size`` from ``client``, arriving at ``t``."""
-        request = Request(self.n_started, t, size, client, self.clock)
-        self.n_started += 1
+        request = Request(next(self.numbers), t, size, client, self.clock)
         attributes = self.attributes
         if attributes.sessions > 1:
             request.session = client * attributes.sessions + self.sessions.next()
@@ -55,22 +58,7 @@ class OpenLoopClients:
         requests: Requests,
         send: Send,
     ) -> None:
-        self.clock = clock
-        self.arrivals = _flatten(arrivals)
-        self.requests = requests
-        self.send = send
-        self._next()
-
-    def _next(self) -> None:
-        arrival = next(self.arrivals, None)
-        if arrival is None:
-            return
-        t, size, client = arrival
-        self.clock.schedule(t - self.clock.now, self._arrive, self.requests.make(t, size, client))
-
-    def _arrive(self, request: Request) -> None:
-        self._next()
-        self.send(request)
+        clock.arrivals(_requests(arrivals, requests), send)
 
 
 class ClosedLoopUsers:
@@ -109,8 +97,12 @@ class ClosedLoopUsers:
             self.send(self.requests.make(self.clock.now, self.sizes.next(), user))
 
 
-def _flatten(
-    blocks: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]],
-) -> Iterator[tuple[float, float, int]]:
+def _requests(
+    blocks: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]], requests: Requests
+) -> Iterator[tuple[float, Request]]:
+    """Each arrival instant with its request, made when the arrival before it happens."""
+    make, numbers, clock, plain = requests.make, requests.numbers, requests.clock, requests.plain
     for times, sizes, clients in blocks:
-        yield from zip(times.tolist(), sizes.tolist(), clients.tolist(), strict=True)
+        for t, size, client in zip(times.tolist(), sizes.tolist(), clients.tolist(), strict=True):
+            # Plain requests are made here, without a call to make per request.
+            yield t, Request(next(numbers), t, size, client, clock) if plain else make(t, size, client)

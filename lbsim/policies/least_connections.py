@@ -58,36 +58,54 @@ class LeastConnections(Policy):
         if self._weighted:
             self._current = previous
             return
+        n = len(self._backends)
         self._level = [b.active for b in self._backends]
-        self._version = [0] * len(self._backends)
-        self._stored = [0] * len(self._backends)
-        # Per active count (a level): the backends at it, their heap, and the offset of
-        # their current weights.
+        self._version = [0] * n
+        self._stored = [int(previous.get(b.index, 0)) for b in self._backends]
+        # Per active count (a level): how many backends are at it, their heap (by current
+        # weight, then list order) and the offset of their current weights.
         self._size: list[int] = []
-        self._heaps: list[list[tuple[int, int, int]]] = []
         self._offset = []
-        for i, b in enumerate(self._backends):
-            self._stored[i] = int(previous.get(b.index, 0))
-            self._insert(i, b.active)
+        self._heaps: list[list[tuple[int, int, int]]] = []
+        self._grow(max(self._level))
+        for i, level in enumerate(self._level):
+            self._size[level] += 1
+            self._heaps[level].append((-self._stored[i], i, 0))
+        for heap in self._heaps:
+            heapq.heapify(heap)
         self._min = min(self._level)
 
-    def _insert(self, i: int, level: int) -> None:
-        size = self._size
-        if level >= len(size):
-            grow = level + 1 - len(size)
-            size.extend([0] * grow)
-            self._offset.extend([0] * grow)
-            self._heaps.extend([] for _ in range(grow))
-        n = size[level] = size[level] + 1
-        heap = self._heaps[level]
-        self._level[i] = level
-        heapq.heappush(heap, (-self._stored[i], i, self._version[i]))
-        if len(heap) > 4 * n + 16:
-            version = self._version
-            heap[:] = [entry for entry in heap if version[entry[1]] == entry[2]]
-            heapq.heapify(heap)
+    def _grow(self, level: int) -> None:
+        """Make room for backends with ``level`` active requests."""
+        grow = level + 1 - len(self._size)
+        self._size.extend([0] * grow)
+        self._offset.extend([0] * grow)
+        self._heaps.extend([] for _ in range(grow))
 
-    def _move(self, i: int, level: int) -> None:
+    def choose(self, request: Request) -> Backend:
+        if self._weighted:
+            return nginx_least(self._backends, [b.active for b in self._backends], self._current)
+        level = self._min
+        heap = self._heaps[level]
+        version = self._version
+        while version[heap[0][1]] != heap[0][2]:
+            heapq.heappop(heap)  # a backend that moved on since
+        i = heap[0][1]
+        tied = self._size[level]
+        if tied > 1:
+            self._offset[level] += 1
+            self._stored[i] -= tied
+            version[i] += 1
+            heapq.heapreplace(heap, (-self._stored[i], i, version[i]))
+        return self._backends[i]
+
+    def _follow(self, backend: Backend, request: Request, latency: float = 0.0, ok: bool = True) -> None:
+        """``backend``'s active count changed (a dispatch or a completion): it moves to the
+        bucket of its new count, keeping its current weight."""
+        i = self._position.get(backend.index)
+        if i is None or self._weighted:
+            return
+        level = backend.active
         size, offset, stored = self._size, self._offset, self._stored
         old = self._level[i]
         absolute = stored[i] + offset[old]
@@ -96,40 +114,22 @@ class LeastConnections(Policy):
         if not left:
             self._heaps[old] = []
             offset[old] = 0
-        stored[i] = absolute - (offset[level] if level < len(offset) else 0)
-        self._insert(i, level)
+        if level >= len(size):
+            self._grow(level)
+        stored[i] = absolute - offset[level]
+        n = size[level] = size[level] + 1
+        heap = self._heaps[level]
+        self._level[i] = level
+        heapq.heappush(heap, (-stored[i], i, self._version[i]))
+        if len(heap) > 4 * n + 16:
+            # Drop the entries of backends that moved on (their version is old).
+            version = self._version
+            heap[:] = [entry for entry in heap if version[entry[1]] == entry[2]]
+            heapq.heapify(heap)
         if level < self._min or (old == self._min and not left):
             self._min = level
 
-    def _top(self, level: int) -> int:
-        heap = self._heaps[level]
-        version = self._version
-        while version[heap[0][1]] != heap[0][2]:
-            heapq.heappop(heap)
-        return heap[0][1]
-
-    def choose(self, request: Request) -> Backend:
-        if self._weighted:
-            return nginx_least(self._backends, [b.active for b in self._backends], self._current)
-        level = self._min
-        i = self._top(level)
-        tied = self._size[level]
-        if tied > 1:
-            self._offset[level] += 1
-            self._stored[i] -= tied
-            self._version[i] += 1
-            heapq.heapreplace(self._heaps[level], (-self._stored[i], i, self._version[i]))
-        return self._backends[i]
-
-    def on_dispatch(self, backend: Backend, request: Request) -> None:
-        i = self._position.get(backend.index)
-        if i is not None and not self._weighted:
-            self._move(i, backend.active)
-
-    def on_complete(self, backend: Backend, request: Request, latency: float, ok: bool) -> None:
-        i = self._position.get(backend.index)
-        if i is not None and not self._weighted:
-            self._move(i, backend.active)
+    on_dispatch = on_complete = _follow
 
 
 def nginx_least(

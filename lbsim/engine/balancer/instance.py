@@ -188,6 +188,8 @@ class Instance:
             self.dispatch.deliver = [self.detector.watch(i, d) for i, d in enumerate(self.dispatch.deliver)]
         if config.reload_every is not None:
             Reloads(clock, config.reload_every, self.dispatch, self.eligibility, backends, self._log)
+        # Where backends answer this instance's attempts (bound once: it is on every request's path).
+        self.answered = self.dispatch.answer_from_backend
         stages = [s for s in (connections, self.cores, retries) if s is not None] + [self.dispatch]
         self.receive_attempt = _chain(stages, self._reply_bottom if bottom else self._reply_upper)
 
@@ -222,11 +224,11 @@ class Instance:
 
     def receive(self, request: Request) -> None:
         """A client (or the tier above) sends ``request`` to this instance."""
-        self.receive_attempt(Attempt(request, self.dispatch.answer_from_backend))
+        self.receive_attempt(Attempt(request, self.answered))
 
     def attempt(self, request: Request, connection: Connection | None) -> Attempt:
         """Another attempt of ``request`` (a retry or a hedge) on the same client connection."""
-        return Attempt(request, self.dispatch.answer_from_backend, connection)
+        return Attempt(request, self.answered, connection)
 
     def _reply_bottom(self, attempt: Attempt, index: int, status: int) -> None:
         request = attempt.request
