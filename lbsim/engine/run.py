@@ -42,8 +42,6 @@ class Run:
         self.clock = clock = Clock()
         self.streams = streams(seed, replication)
         self.timeout = plan.workload.timeout
-        self.n_started = 0
-        self.n_ended = 0
         self.open = True
         self.servers = [
             (ProcessorSharingServer if s.discipline == "ps" else Server)(
@@ -233,7 +231,6 @@ class Run:
 
     def send(self, request: Request) -> None:
         """A client sends ``request`` now."""
-        self.n_started += 1
         self.recorder.sent(request, self.clock.now)
         if self.timeout is not None:
             self.clock.schedule(self.timeout, self._expire, request)
@@ -283,11 +280,10 @@ class Run:
             return
         request.t_done = self.clock.now
         self.recorder.record(request, server, status)
-        self.n_ended += 1
         if self.open:
             if self.users is not None:
                 self.users.ended(request.client)
-        elif self.n_ended == self.n_started and not self.clock.stopped:
+        elif not self.recorder.in_system and not self.clock.stopped:
             self.clock.stop()
 
     # The measured interval and the samples ---------------------------------------------
@@ -307,7 +303,7 @@ class Run:
         self.open = False
         if self.users is not None:
             self.users.stop()
-        if self.n_ended == self.n_started:
+        if not self.recorder.in_system:
             self.clock.stop()
 
     def _give_up(self, _: object) -> None:
@@ -330,9 +326,9 @@ class Run:
     def output(self) -> RunOutput:
         """Run to the end and return what the run produced."""
         self.clock.run()
-        if self.n_ended > self.n_started:
+        if self.recorder.in_system < 0:
             raise SimulationError(
-                f"t={self.clock.now:.6g}: engine: {self.n_ended} requests ended but {self.n_started} started."
+                f"t={self.clock.now:.6g}: engine: {-self.recorder.in_system} more requests ended than began."
             )
         stats = self.stats
         return self.assembler.output(

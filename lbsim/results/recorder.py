@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from lbsim.results.tally import Tally
 
 # Requests per chunk: a few MB of pending columns, few enough folds to keep their cost negligible.
-CHUNK = 1 << 15
+CHUNK = 1 << 12
 
 Sink = Callable[["Records"], None]
 
