@@ -183,10 +183,8 @@ def simulate_in(tree: Path, name: str, n_requests: int, profile: bool = False) -
 def simulate(repeat: int, rev: str) -> None:
     n = 200_000
     print("lbsim.simulate, simulation only (the call alone: engine and summary tables; no import,")
-    print(
-        f"no loading, no files, after a warm-up call); 10 servers, 900/s (90% load), exp(10ms), {n:,} requests, seed 1;"
-    )
-    print(f"{rev} against the working tree, {repeat} interleaved pairs, fresh processes")
+    print("no loading, no files, after a warm-up call); 10 servers, 900/s (90% load), exp(10ms),")
+    print(f"{n:,} requests, seed 1; {rev} against the working tree, {repeat} pairs, fresh processes")
     print("  calls: function calls per request arrived, as cProfile counts them (Python and built-in)")
     print(f"  {'model':32s} {'':12s} {'req/s':>8s} {'calls':>6s}")
     with worktree(rev) as old:

@@ -105,6 +105,7 @@ def run(
     replications = loaded.replications if replications is None else replications
     folder = out if out is not None else Path("results") / loaded.name
     started = time.time()
+    cache = RunCache(folder / "cache")
     with _progress(quiet) as progress:
         result = run_sweep(
             loaded,
@@ -113,10 +114,15 @@ def run(
             replications=replications,
             progress=progress,
             scheduler=scheduler,
-            cache=RunCache(folder / "cache"),
+            cache=cache,
             keep_requests=folder / "requests" if keep_requests else None,
         )
     simulated = time.time()
+    if cache.damaged:
+        click.echo(
+            f"{cache.damaged} damaged file(s) in {cache.folder} not read: those runs were simulated again.",
+            err=True,
+        )
     command = shlex.join(["lbsim", *sys.argv[1:]])
     timings = {"simulate_seconds": round(simulated - started, 3)}
     outcomes = check(loaded.expect, result.table, result.keys)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import pickle
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,17 +19,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
 from lbsim import engine
 from lbsim.atomic import write_atomic
 from lbsim.config.loading import load_scenario
+from lbsim.config.messages import shown
 from lbsim.config.overrides import get_path
 from lbsim.config.scenario import Scenario
 from lbsim.config.sweep import Cell, expand
+from lbsim.config.workload import Arrivals
+from lbsim.distributions import Empirical
 from lbsim.errors import ConfigError
 from lbsim.policies import Policy, make_policy
 from lbsim.results.metrics import RunTables, cell_table, summarize
 from lbsim.results.request_log import RequestsFile, RequestsInMemory, require_parquet
+from lbsim.results.run_file import DamagedRunFile, read_run, write_run
 
 ScenarioSource = Scenario | str | Path | Mapping[str, Any]
 
@@ -239,15 +243,46 @@ def run_sweep(
 def task_key(task: Task) -> str:
     """A name for one run: a hash of what decides its result.
 
-    It covers the resolved cell (its repr), the seed, the replication and the code that runs
+    It covers the resolved cell (its repr), the seed, the replication, the contents of the
+    files the cell reads (trace replays and ``empirical()`` sizes) and the code that runs
     it: lbsim's own source and the source file of each policy class from outside lbsim that
-    the cell uses (balancer, pools, tiers). So a changed parameter, engine or user policy
-    never matches an old run. Not covered: modules a user's policy file imports, and the
-    versions of Python, numpy and simpy.
+    the cell uses (balancer, pools, tiers). So a changed parameter, input file, engine or
+    user policy never matches an old run. Not covered: modules a user's policy file imports,
+    and the versions of Python, numpy and simpy.
+
+    Raises:
+        ConfigError: a trace file the cell replays can no longer be read.
     """
     scenario, seed, replication = task
-    parts = [repr(scenario), str(seed), str(replication), _lbsim_source(), *_policy_sources(scenario)]
+    parts = [
+        repr(scenario), str(seed), str(replication), *_files_read(scenario), _lbsim_source(),
+        *_policy_sources(scenario),
+    ]  # fmt: skip
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def _files_read(value: object) -> Iterator[str]:
+    """A hash of each input file ``value`` (a scenario, or any part of one) reads: the values
+    of each ``empirical()`` distribution (read when the scenario was loaded) and the current
+    contents of each trace it replays (read when the run starts)."""
+    if isinstance(value, Empirical):
+        yield hashlib.sha256(np.asarray(value.values, dtype=np.float64).tobytes()).hexdigest()
+    elif isinstance(value, Arrivals) and value.kind == "trace":
+        try:
+            yield hashlib.sha256(Path(str(value.file)).read_bytes()).hexdigest()
+        except OSError as exc:
+            raise ConfigError(
+                f"workload.arrivals.file: must be readable; got {shown(str(value.file))} ({exc.strerror})."
+            ) from None
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _files_read(getattr(value, name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _files_read(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _files_read(item)
 
 
 @functools.cache
@@ -285,28 +320,33 @@ def _policy_sources(scenario: Scenario) -> list[str]:
 
 class RunCache:
     """Finished runs kept in a folder, one file each, named by :func:`task_key`: a hash of
-    the resolved cell, the seed, the replication, lbsim's source and the source of the
-    cell's user policies. Files are written whole or not at all."""
+    the resolved cell, the seed, the replication, the files it reads, lbsim's source and the
+    source of the cell's user policies. Files hold only data (``lbsim.results.run_file``), so
+    a file planted in a results folder cannot run code; they are written whole or not at
+    all, and one that does not read back is simulated again and counted in ``damaged``."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self.damaged = 0
 
     def path(self, key: str) -> Path:
         """Where the run named ``key`` is kept."""
-        return self.folder / f"{key}.pickle"
+        return self.folder / f"{key}.npz"
 
     def load(self, key: str) -> tuple[RunTables, float] | None:
-        """The kept run named ``key``, or None."""
+        """The kept run named ``key``, or None (also when its file is damaged)."""
         path = self.path(key)
         if not path.exists():
             return None
-        with path.open("rb") as file:
-            result: tuple[RunTables, float] = pickle.load(file)
-        return result
+        try:
+            return read_run(path)
+        except (DamagedRunFile, OSError):
+            self.damaged += 1
+            return None
 
     def store(self, key: str, result: tuple[RunTables, float]) -> None:
         """Keep the run named ``key``."""
-        write_atomic(self.path(key), lambda tmp: tmp.write_bytes(pickle.dumps(result)))
+        write_atomic(self.path(key), lambda tmp: write_run(tmp, *result))
 
 
 def run_tasks(

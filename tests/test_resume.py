@@ -32,11 +32,11 @@ def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
     out = tmp_path / "interrupted"
     process = subprocess.Popen(lbsim(path, "--out", out))
     deadline = time.time() + 120
-    while len(list((out / "cache").glob("*.pickle"))) < 4 and time.time() < deadline:
+    while len(list((out / "cache").glob("*.npz"))) < 4 and time.time() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    kept = len(list((out / "cache").glob("*.pickle")))
+    kept = len(list((out / "cache").glob("*.npz")))
     assert 4 <= kept < 12
     assert not (out / "summary.csv").exists()
     subprocess.run(lbsim(path, "--out", out), check=True)

@@ -1,0 +1,93 @@
+"""The run cache holds data only: a run read back from it gives byte-identical results; a
+file planted in a results folder runs no code; a damaged file is simulated again, said once."""
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.helpers import make_scenario
+
+SCENARIO = make_scenario(name="small", servers=[{"name": "web", "count": 3}], duration=2.0)
+
+
+def lbsim_run(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(SCENARIO))
+    command = [sys.executable, "-m", "lbsim", "run", str(path), "--out", str(tmp_path / "out"), "--jobs", "1"]
+    return subprocess.run(command, capture_output=True, text=True, check=True, cwd=tmp_path)
+
+
+def tables(tmp_path: Path) -> dict[str, bytes]:
+    out = tmp_path / "out"
+    return {name: (out / name).read_bytes() for name in ("summary.csv", "servers.csv", "timeseries.csv")}
+
+
+def cache_files(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "out" / "cache").iterdir())
+
+
+def test_a_cached_run_gives_byte_identical_tables(tmp_path):
+    lbsim_run(tmp_path)
+    fresh = tables(tmp_path)
+    rerun = lbsim_run(tmp_path)
+    assert "1 from the cache" in rerun.stdout
+    assert tables(tmp_path) == fresh
+
+
+class Planted:
+    """Unpickling this writes a marker file: what a planted cache file would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+@pytest.mark.parametrize("planting", ["raw pickle", "pickled array in an npz"])
+def test_a_planted_cache_file_runs_no_code(tmp_path, planting):
+    lbsim_run(tmp_path)
+    fresh = tables(tmp_path)
+    [entry] = cache_files(tmp_path)
+    marker = tmp_path / "marker"
+    if planting == "raw pickle":
+        entry.write_bytes(pickle.dumps(Planted(marker)))
+    else:
+        with entry.open("wb") as file:
+            np.savez(file, meta=np.array([Planted(marker)], dtype=object))
+    rerun = lbsim_run(tmp_path)
+    assert not marker.exists()
+    assert "1 damaged file(s)" in rerun.stderr
+    assert tables(tmp_path) == fresh
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_a_damaged_cache_file_is_simulated_again_and_said_once(tmp_path, damage):
+    lbsim_run(tmp_path)
+    fresh = tables(tmp_path)
+    [entry] = cache_files(tmp_path)
+    data = entry.read_bytes()
+    entry.write_bytes(b"" if damage == "empty" else data[: len(data) // 2])
+    rerun = lbsim_run(tmp_path)
+    assert rerun.stderr.count("damaged file(s)") == 1
+    assert "from the cache" not in rerun.stdout
+    assert tables(tmp_path) == fresh
+    # The rerun replaced the damaged file with a whole one.
+    again = lbsim_run(tmp_path)
+    assert "1 from the cache" in again.stdout and "damaged file" not in again.stderr
+
+
+def test_a_cache_file_of_the_old_pickle_format_is_never_read(tmp_path):
+    lbsim_run(tmp_path)
+    [entry] = cache_files(tmp_path)
+    marker = tmp_path / "marker"
+    entry.with_suffix(".pickle").write_bytes(pickle.dumps(Planted(marker)))
+    os.remove(entry)
+    lbsim_run(tmp_path)
+    assert not marker.exists()
