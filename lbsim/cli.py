@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a check failed, 2 bad input (one line, no traceback, no
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import click
 
 from lbsim import __version__
 from lbsim.config.emulate import EMULATIONS, Emulation
-from lbsim.errors import ConfigError
+from lbsim.errors import ConfigError, WorkerLost
 from lbsim.policies import POLICIES, make_policy
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,14 +28,27 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def _config_errors(function: F) -> F:
-    """Turn a ConfigError into its one line on stderr and exit code 2."""
+def _stopping() -> None:
+    """lbsim is exiting after Ctrl-C: a second Ctrl-C must not interrupt the exit with a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _one_line_errors(function: F) -> F:
+    """Turn what ends a command early into one line on stderr: a ConfigError (exit code 2), a
+    lost worker process (exit code 1), Ctrl-C (exit code 130, as a shell reports SIGINT)."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
         except ConfigError as exc:
             _fail(str(exc))
+        except WorkerLost as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            _stopping()
+            click.echo("interrupted.", err=True)
+            sys.exit(130)
 
     wrapper.__name__ = function.__name__
     wrapper.__doc__ = function.__doc__
@@ -78,7 +92,7 @@ def main() -> None:
     help="Also write every run's per-request records as Parquet under <out>/requests/.",
 )
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
-@_config_errors
+@_one_line_errors
 def run(
     scenario: Path,
     out: Path | None,
@@ -106,17 +120,24 @@ def run(
     folder = out if out is not None else Path("results") / loaded.name
     started = time.time()
     cache = RunCache(folder / "cache")
-    with _progress(quiet) as progress:
-        result = run_sweep(
-            loaded,
-            jobs=jobs,
-            seed=seed,
-            replications=replications,
-            progress=progress,
-            scheduler=scheduler,
-            cache=cache,
-            keep_requests=folder / "requests" if keep_requests else None,
+    try:
+        with _progress(quiet) as progress:
+            result = run_sweep(
+                loaded,
+                jobs=jobs,
+                seed=seed,
+                replications=replications,
+                progress=progress,
+                scheduler=scheduler,
+                cache=cache,
+                keep_requests=folder / "requests" if keep_requests else None,
+            )
+    except KeyboardInterrupt:
+        _stopping()
+        click.echo(
+            f"interrupted: finished runs are kept in {cache.folder}; the same command resumes.", err=True
         )
+        sys.exit(130)
     simulated = time.time()
     if cache.damaged:
         click.echo(
@@ -210,7 +231,7 @@ class _progress:
     "--set", "sets", multiple=True, metavar="KEY.PATH=VALUE", help="Override a scenario key (repeatable)."
 )
 @click.option("--quiet", is_flag=True, help="Print only the answer.")
-@_config_errors
+@_one_line_errors
 def capacity(
     scenario: Path,
     key: str,
@@ -327,7 +348,7 @@ def _closest(search: Any, key: str) -> str:
 @click.option("--backends", type=click.IntRange(min=2), default=10, show_default=True)
 @click.option("--keys", type=click.IntRange(min=1), default=10_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@_config_errors
+@_one_line_errors
 def remap(policy_name: str, backends: int, keys: int, seed: int) -> None:
     """Key movement of a policy when one backend leaves and when one joins."""
     from lbsim.tools.remap import remap as measure
@@ -393,7 +414,7 @@ def validate(quick: bool, jobs: int | None, out: Path | None, quiet: bool) -> No
 @click.option(
     "--seed", type=int, help="Run with another seed than the baseline's (to test for false alarms)."
 )
-@_config_errors
+@_one_line_errors
 def regress(baseline: Path, update: bool, jobs: int | None, seed: int | None) -> None:
     """Rerun the canonical scenarios and compare with the baseline; exit 1 if behaviour moved."""
     from lbsim.tools import regress as regression

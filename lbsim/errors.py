@@ -3,7 +3,8 @@
 LbsimError
 ├── ConfigError (also a ValueError): the user's input breaks a rule
 │   └── UnknownNameError: a name (policy, distribution, key) is not known
-└── SimulationError: an invariant broke during a run (a bug, not user input)
+├── SimulationError: an invariant broke during a run (a bug, not user input)
+└── WorkerLost: a worker process ended in the middle of a run (killed, out of memory)
 """
 
 from __future__ import annotations
@@ -49,3 +50,8 @@ class UnknownNameError(ConfigError):
 
 class SimulationError(LbsimError):
     """A broken invariant during a run, naming the time, the component and the value."""
+
+
+class WorkerLost(LbsimError):
+    """A worker process of a sweep ended while running (killed, or out of memory): the sweep
+    stopped; the runs that finished before are kept."""

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +34,7 @@ from lbsim.config.scenario import Scenario
 from lbsim.config.sweep import Cell, expand
 from lbsim.config.workload import Arrivals
 from lbsim.distributions import Empirical
-from lbsim.errors import ConfigError
+from lbsim.errors import ConfigError, WorkerLost
 from lbsim.policies import Policy, make_policy
 from lbsim.results.metrics import RunTables, cell_table, summarize
 from lbsim.results.request_log import RequestsFile, RequestsInMemory, require_parquet
@@ -379,14 +383,71 @@ def run_tasks(
         for i, (task, path) in enumerate(zip(tasks, paths, strict=True)):
             arrived(i, run_task(task, path), i + 1)
     else:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-            futures = {
-                pool.submit(run_task, task, path): i
-                for i, (task, path) in enumerate(zip(tasks, paths, strict=True))
-            }
-            for done, future in enumerate(as_completed(futures), start=1):
-                arrived(futures[future], future.result(), done)
+        _in_processes(tasks, paths, min(jobs, len(tasks)), arrived)
     return results  # type: ignore[return-value]
+
+
+def _in_processes(
+    tasks: list[Task],
+    paths: list[Path | None],
+    workers: int,
+    arrived: Callable[[int, tuple[RunTables, float], int], None],
+) -> None:
+    """Run ``tasks`` in a pool of ``workers`` processes, handing each result to ``arrived``.
+
+    Ctrl-C (KeyboardInterrupt) or any error stops the pool at once: queued runs are
+    cancelled and running workers terminated before the exception goes on, so no worker
+    outlives the sweep. Workers leave Ctrl-C to this process and exit if it dies.
+
+    Raises:
+        WorkerLost: a worker process ended while running a task.
+    """
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_starts)
+    try:
+        futures = {
+            pool.submit(run_task, task, path): i
+            for i, (task, path) in enumerate(zip(tasks, paths, strict=True))
+        }
+        for done, future in enumerate(as_completed(futures), start=1):
+            arrived(futures[future], future.result(), done)
+    except BrokenProcessPool:
+        _stop(pool)
+        raise WorkerLost(
+            "a worker process ended in the middle of a run (killed, or out of memory?); "
+            "the runs that finished are kept, and the same command resumes from them."
+        ) from None
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown()
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel what ``pool`` has queued and terminate its workers (a second Ctrl-C meanwhile is ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pool.shutdown(wait=False, cancel_futures=True)
+        workers = multiprocessing.active_children()
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _worker_starts() -> None:
+    """In a new worker: leave Ctrl-C to the parent, which stops the pool, and exit as soon as
+    the parent is gone (killed), so no worker is left behind."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_without, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_without(parent: int) -> None:
+    """Exit this process once its parent, process ``parent``, has ended (it is adopted)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _on_dask(

@@ -1,0 +1,118 @@
+"""Ctrl-C and killed processes during a sweep in worker processes: lbsim stops within a
+second or two with one line, keeps what finished, and leaves no process behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import make_scenario
+
+pytestmark = pytest.mark.slow
+
+# Twelve runs of about a second each.
+SCENARIO = make_scenario(
+    name="interrupt",
+    duration=40.0,
+    replications=2,
+    workload={"arrivals": "poisson", "rate": 4000, "size": "exp(4ms)"},
+    servers=[{"name": "web", "count": 20}],
+    sweep={"balancer.policy": ["random", "round_robin", "least_connections", "p2c", "jiq", "peak_ewma"]},
+)
+
+
+def start(tmp_path: Path, out: str) -> subprocess.Popen[str]:
+    """``lbsim run`` with two workers in a process group of its own, as a terminal starts it."""
+    path = tmp_path / "interrupt.yaml"
+    path.write_text(yaml.safe_dump(SCENARIO))
+    command = [sys.executable, "-m", "lbsim", "run", str(path), "--out", str(tmp_path / out), "--jobs", "2"]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+
+def kept(tmp_path: Path, out: str) -> int:
+    return len(list((tmp_path / out / "cache").glob("*.npz")))
+
+
+def wait_for_runs(tmp_path: Path, out: str, n: int) -> None:
+    deadline = time.time() + 120
+    while kept(tmp_path, out) < n and time.time() < deadline:
+        time.sleep(0.05)
+    assert kept(tmp_path, out) >= n
+
+
+def group_left(pgid: int) -> list[str]:
+    """The processes still alive in process group ``pgid``."""
+    table = subprocess.run(["ps", "-eo", "pgid=,pid=,stat=,args="], capture_output=True, text=True).stdout
+    return [
+        line for line in table.splitlines() if line.split()[0] == str(pgid) and "Z" not in line.split()[2]
+    ]
+
+
+def workers_of(pid: int) -> list[int]:
+    table = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(word) for word in table.split()]
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_stops_at_once_keeps_finished_runs_and_resumes(tmp_path, presses):
+    process = start(tmp_path, "out")
+    wait_for_runs(tmp_path, "out", 2)
+    pressed = time.time()
+    for _ in range(presses):
+        os.killpg(process.pid, signal.SIGINT)
+        time.sleep(0.1)
+    _, err = process.communicate(timeout=30)
+    assert time.time() - pressed < 5
+    assert process.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("interrupted: finished runs are kept in")
+    assert "Traceback" not in err
+    time.sleep(0.2)
+    assert group_left(process.pid) == []
+    finished = kept(tmp_path, "out")
+    assert 2 <= finished < 12
+    if presses == 1:
+        resumed = start(tmp_path, "out")
+        out, _ = resumed.communicate(timeout=120)
+        assert f"({finished} from the cache" in out
+        clean = start(tmp_path, "clean")
+        clean.communicate(timeout=120)
+        assert (tmp_path / "out" / "summary.csv").read_bytes() == (
+            tmp_path / "clean" / "summary.csv"
+        ).read_bytes()
+
+
+def test_workers_do_not_outlive_a_killed_lbsim(tmp_path):
+    process = start(tmp_path, "out")
+    wait_for_runs(tmp_path, "out", 1)
+    workers = workers_of(process.pid)
+    assert len(workers) == 2
+    process.kill()
+    process.communicate()
+    deadline = time.time() + 5
+    while group_left(process.pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert group_left(process.pid) == []
+
+
+def test_a_killed_worker_is_one_line_and_a_clean_stop(tmp_path):
+    process = start(tmp_path, "out")
+    wait_for_runs(tmp_path, "out", 1)
+    os.kill(workers_of(process.pid)[0], signal.SIGKILL)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 1
+    lines = [
+        line for line in err.replace("\r", "\n").splitlines() if line.strip() and "simulating" not in line
+    ]
+    assert lines == [
+        "error: a worker process ended in the middle of a run (killed, or out of memory?); "
+        "the runs that finished are kept, and the same command resumes from them."
+    ]
+    time.sleep(0.2)
+    assert group_left(process.pid) == []
