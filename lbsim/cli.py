@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 a check failed, 2 bad input (one line, no traceback, no
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import sys
@@ -17,8 +18,11 @@ import click
 
 from lbsim import __version__
 from lbsim.config.emulate import EMULATIONS, Emulation
-from lbsim.errors import ConfigError, WorkerLost
+from lbsim.errors import ConfigError, WorkerLost, shown
 from lbsim.policies import POLICIES, make_policy
+
+# The longest file name most file systems allow, in bytes.
+NAME_MAX = 255
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,6 +122,7 @@ def run(
     seed = loaded.seed if seed is None else seed
     replications = loaded.replications if replications is None else replications
     folder = out if out is not None else Path("results") / loaded.name
+    _check_writable(folder)
     started = time.time()
     cache = RunCache(folder / "cache")
     try:
@@ -147,16 +152,20 @@ def run(
     command = shlex.join(["lbsim", *sys.argv[1:]])
     timings = {"simulate_seconds": round(simulated - started, 3)}
     outcomes = check(loaded.expect, result.table, result.keys)
-    write_results(
-        folder,
-        loaded,
-        result,
-        command=command,
-        seed=seed,
-        replications=replications,
-        timings=timings,
-        outcomes=outcomes,
-    )
+    try:
+        write_results(
+            folder,
+            loaded,
+            result,
+            command=command,
+            seed=seed,
+            replications=replications,
+            timings=timings,
+            outcomes=outcomes,
+        )
+    except OSError as exc:
+        click.echo(f"error: could not write the results to {folder}/: {exc.strerror or exc}.", err=True)
+        sys.exit(1)
     if not quiet:
         click.echo(
             markdown_table(
@@ -172,6 +181,32 @@ def run(
             click.echo(f"expect {outcome.text}: {'holds' if outcome.holds else 'FAILS'} ({outcome.detail})")
     if not all(outcome.holds for outcome in outcomes):
         sys.exit(1)
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse, before simulating, a results folder lbsim could not create or write in.
+
+    Raises:
+        ConfigError: a name in the path is longer than the file system allows, the path runs
+            through a file, or the nearest existing folder is not writable.
+    """
+    longest = max((len(os.fsencode(part)) for part in folder.parts), default=0)
+    if longest > NAME_MAX:
+        raise ConfigError(
+            f"--out: every name in the path must be at most {NAME_MAX} bytes; got one of {longest}."
+        )
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"--out must be a folder; got {shown(str(folder))}, inside {shown(str(existing))}, a file."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"--out must be a folder lbsim can write in; got {shown(str(folder))} "
+            f"({shown(str(existing))} is not writable)."
+        )
 
 
 class _progress:

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from lbsim.errors import ConfigError, UnknownNameError
+from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.units import format_duration, parse_duration
 
 
@@ -41,8 +41,13 @@ class Distribution:
 
 
 def _positive(name: str, where: str, value: float) -> None:
-    if not value > 0:
-        raise ConfigError(f"{where}: {name} must be > 0; got {value!r}.")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{where}: {name} must be a finite number > 0; got {shown(value)}.")
+
+
+# The largest cv a distribution given by mean and cv takes: beyond it, a run's sample mean
+# misses the mean by orders of magnitude (a lognormal of cv 1000 has sigma^2 = ln(10^6 + 1)).
+MAX_CV = 1000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +84,7 @@ class Deterministic(Distribution):
 
     def __post_init__(self) -> None:
         if not self.value >= 0:
-            raise ConfigError(f"det: value must be >= 0; got {self.value!r}.")
+            raise ConfigError(f"det: value must be >= 0; got {shown(self.value)}.")
 
     @property
     def mean(self) -> float:
@@ -107,7 +112,7 @@ class Uniform(Distribution):
     def __post_init__(self) -> None:
         if not 0 <= self.low <= self.high:
             raise ConfigError(
-                f"uniform: bounds must satisfy 0 <= low <= high; got ({self.low!r}, {self.high!r})."
+                f"uniform: bounds must satisfy 0 <= low <= high; got ({shown(self.low)}, {shown(self.high)})."
             )
         _positive("high", "uniform", self.high)
 
@@ -136,6 +141,11 @@ class _ByMeanAndCv(Distribution):
     def __post_init__(self) -> None:
         _positive("mean", self.spelling, self.mean_value)
         _positive("cv", self.spelling, self.cv_value)
+        if self.cv_value > MAX_CV:
+            raise ConfigError(
+                f"{self.spelling}: cv must be <= {MAX_CV:g} (a run could not reach the mean); "
+                f"got {shown(self.cv_value)}."
+            )
 
     @property
     def mean(self) -> float:
@@ -184,7 +194,7 @@ class HyperExponential(_ByMeanAndCv):
     def __post_init__(self) -> None:
         _ByMeanAndCv.__post_init__(self)
         if not self.cv_value >= 1:
-            raise ConfigError(f"hyperexp: cv must be >= 1; got {self.cv_value!r}.")
+            raise ConfigError(f"hyperexp: cv must be >= 1; got {shown(self.cv_value)}.")
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         c2 = self.cv_value**2
@@ -212,9 +222,9 @@ class Pareto(Distribution):
         _positive("alpha", "pareto", self.alpha)
         _positive("min", "pareto", self.low)
         if not self.high > self.low:
-            raise ConfigError(f"pareto: max must be > min; got {self.high!r}.")
+            raise ConfigError(f"pareto: max must be > min; got {shown(self.high)}.")
         if math.isinf(self.high) and self.alpha <= 1:
-            raise ConfigError(f"pareto: alpha must be > 1 for a finite mean; got {self.alpha!r}.")
+            raise ConfigError(f"pareto: alpha must be > 1 for a finite mean; got {shown(self.alpha)}.")
 
     def _moment(self, k: int) -> float:
         a, lo, hi = self.alpha, self.low, self.high
@@ -297,7 +307,7 @@ class Empirical(Distribution):
             lines = path.read_text().split()
         except OSError as exc:
             raise ConfigError(
-                f"empirical: file must be readable; got {str(path)!r} ({exc.strerror})."
+                f"empirical: file must be readable; got {shown(str(path))} ({exc.strerror})."
             ) from None
         values: list[float] = []
         for number, line in enumerate(lines, start=1):
@@ -307,7 +317,9 @@ class Empirical(Distribution):
             except ValueError:
                 if number == 1:
                     continue
-                raise ConfigError(f"empirical: {path}:{number} must hold a number; got {cell!r}.") from None
+                raise ConfigError(
+                    f"empirical: {path}:{number} must hold a number; got {shown(cell)}."
+                ) from None
         if not values or min(values) < 0:
             raise ConfigError(f"empirical: {path} must hold at least one value, all >= 0.")
         return cls(str(path), tuple(values))
@@ -356,7 +368,7 @@ def parse_distribution(text: object, base_dir: Path | None = None) -> Distributi
         return text
     match = _CALL.match(text) if isinstance(text, str) else None
     if match is None:
-        raise ConfigError(f"must be a distribution such as 'exp(20ms)'; got {text!r}.")
+        raise ConfigError(f"must be a distribution such as 'exp(20ms)'; got {shown(text)}.")
     name, body = match.group(1), match.group(2)
     if name not in _SIGNATURES:
         raise UnknownNameError("distribution", name, _SIGNATURES)
@@ -368,7 +380,7 @@ def parse_distribution(text: object, base_dir: Path | None = None) -> Distributi
         key, sep, value = part.partition("=")
         if not sep:
             if position >= len(required) or named:
-                raise ConfigError(f"{name}: arguments after a named one must be named; got {part!r}.")
+                raise ConfigError(f"{name}: arguments after a named one must be named; got {shown(part)}.")
             key, value = required[position], part
         named = named or bool(sep)
         key = key.strip()
@@ -377,7 +389,7 @@ def parse_distribution(text: object, base_dir: Path | None = None) -> Distributi
         args[key] = value.strip()
     missing = [key for key in required if key not in args]
     if missing:
-        raise ConfigError(f"{name}: argument {missing[0]!r} must be given; got {text!r}.")
+        raise ConfigError(f"{name}: argument {missing[0]!r} must be given; got {shown(text)}.")
     if name == "empirical":
         path = Path(args["file"])
         return Empirical.from_file(path if path.is_absolute() or base_dir is None else base_dir / path)
@@ -392,7 +404,7 @@ def _plain_number(name: str, key: str, value: str) -> float:
     try:
         return float(value)
     except ValueError:
-        raise ConfigError(f"{name}: {key} must be a number; got {value!r}.") from None
+        raise ConfigError(f"{name}: {key} must be a number; got {shown(value)}.") from None
 
 
 def _build(name: str, a: dict[str, float]) -> Distribution:
@@ -422,5 +434,5 @@ def _pareto(a: dict[str, float]) -> Pareto:
     if "max" in a:
         raise ConfigError("pareto: a bounded Pareto must be given by 'min', 'max' and 'alpha'.")
     if not alpha > 1:
-        raise ConfigError(f"pareto: alpha must be > 1 for a finite mean; got {alpha!r}.")
+        raise ConfigError(f"pareto: alpha must be > 1 for a finite mean; got {shown(alpha)}.")
     return Pareto(a["mean"] * (alpha - 1) / alpha, alpha)

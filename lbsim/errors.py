@@ -10,7 +10,18 @@ LbsimError
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for an error message, at most ``limit`` characters (cut with a trailing
+    ``...``); a large value is never written out whole, even before it is cut."""
+    brief = reprlib.Repr()
+    brief.maxstring = brief.maxother = limit
+    brief.maxlevel = 4
+    text = brief.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class LbsimError(Exception):

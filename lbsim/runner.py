@@ -28,19 +28,21 @@ from pydantic import BaseModel
 from lbsim import engine
 from lbsim.atomic import write_atomic
 from lbsim.config.loading import load_scenario
-from lbsim.config.messages import shown
 from lbsim.config.overrides import get_path
 from lbsim.config.scenario import Scenario
 from lbsim.config.sweep import Cell, expand
 from lbsim.config.workload import Arrivals
 from lbsim.distributions import Empirical
-from lbsim.errors import ConfigError, WorkerLost
+from lbsim.errors import ConfigError, WorkerLost, shown
 from lbsim.policies import Policy, make_policy
 from lbsim.results.metrics import RunTables, cell_table, summarize
 from lbsim.results.request_log import RequestsFile, RequestsInMemory, require_parquet
 from lbsim.results.run_file import DamagedRunFile, read_run, write_run
 
 ScenarioSource = Scenario | str | Path | Mapping[str, Any]
+
+# Seconds to wait for a Dask scheduler to answer before giving up.
+SCHEDULER_TIMEOUT = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,13 +463,13 @@ def _on_dask(
         from dask.distributed import as_completed as dask_completed
     except ImportError:
         raise ConfigError(
-            f"--scheduler needs Dask distributed: pip install 'lbsim[dask]'; got {scheduler!r}."
+            f"--scheduler needs Dask distributed: pip install 'lbsim[dask]'; got {shown(scheduler)}."
         ) from None
     cluster = (
         LocalCluster(n_workers=2, threads_per_worker=1, processes=True) if scheduler == "local" else None
     )
     try:
-        with Client(cluster if cluster is not None else scheduler) as client:
+        with _connect(Client, cluster if cluster is not None else scheduler) as client:
             futures = client.map(run_task, tasks, paths, pure=False)
             position = {future.key: i for i, future in enumerate(futures)}
             for done, future in enumerate(dask_completed(futures), start=1):
@@ -475,6 +477,19 @@ def _on_dask(
     finally:
         if cluster is not None:
             cluster.close()
+
+
+def _connect(client: Any, scheduler: Any) -> Any:
+    """A Dask ``client`` of ``scheduler`` (an address or a LocalCluster); a bad or unreachable
+    address is a ConfigError within a few seconds."""
+    try:
+        return client(scheduler, timeout=f"{SCHEDULER_TIMEOUT}s")
+    except (OSError, ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(
+            f"--scheduler must be 'local' or the address of a reachable Dask scheduler (tcp://HOST:8786); "
+            f"got {shown(scheduler)} ({shown(reason, 80)[1:-1]})."
+        ) from None
 
 
 def _assemble(

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from lbsim.errors import shown
 from lbsim.policies.base import Backend, Policy
 from lbsim.workload import Request
 
@@ -47,7 +48,7 @@ def _drive(policy: Policy, seed: int, steps: int = 400) -> list[int]:
         before = _snapshot(fleet)
         backend = policy.choose(request)
         _unchanged(before, fleet, "choose")
-        assert isinstance(backend, Backend), f"{policy!r}.choose must return a Backend; got {backend!r}."
+        assert isinstance(backend, Backend), f"{policy!r}.choose must return a Backend; got {shown(backend)}."
         assert any(backend is b for b in eligible), (
             f"{policy!r}.choose must return an eligible backend; got {backend.name} "
             f"(eligible: {[b.name for b in eligible]})."
@@ -91,7 +92,7 @@ def check_policy(policy: Policy) -> None:
         AssertionError: naming the rule that is broken.
     """
     for name, value in policy.params().items():
-        assert f"{name}={value!r}" in repr(policy), f"repr must show parameter {name}; got {policy!r}."
+        assert f"{name}={value!r}" in repr(policy), f"repr must show parameter {name}; got {shown(policy)}."
     global_numpy = np.random.get_state()[1].copy()  # type: ignore[index]  # noqa: NPY002
     # lbsim never imports the random module; if anything has, its state must not move.
     stdlib_random = sys.modules.get("random")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 
-from lbsim.errors import ConfigError
+from lbsim.errors import ConfigError, shown
 
 # Each unit as people write it.
 _DURATION_UNITS = {
@@ -67,9 +67,9 @@ def _parse(value: object, pattern: re.Pattern[str], units: dict[str, float], wha
         unit = match.group(2)
         number = float(match.group(1)) * (units[re.sub(r"\s+", "", unit)] if unit else 1.0)
     else:
-        raise ConfigError(f"must be {what}; got {value!r}.")
+        raise ConfigError(f"must be {what}; got {shown(value)}.")
     if not math.isfinite(number):
-        raise ConfigError(f"must be finite, {what}; got {value!r}.")
+        raise ConfigError(f"must be finite, {what}; got {shown(value)}.")
     return number
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from lbsim.distributions import Distribution
-from lbsim.errors import ConfigError
+from lbsim.errors import ConfigError, shown
 
 if TYPE_CHECKING:
     from lbsim.engine.messages import Attempt, Probe
@@ -282,10 +282,12 @@ class TraceArrivals(OpenArrivals):
         try:
             lines = path.read_text().splitlines()
         except OSError as exc:
-            raise ConfigError(f"must be a readable CSV file; got {str(path)!r} ({exc.strerror}).") from None
+            raise ConfigError(
+                f"must be a readable CSV file; got {shown(str(path))} ({exc.strerror})."
+            ) from None
         header = [name.strip() for name in lines[0].split(",")] if lines else []
         if "t_arrival" not in header:
-            raise ConfigError(f"must be a CSV file with a 't_arrival' column; got {str(path)!r}.")
+            raise ConfigError(f"must be a CSV file with a 't_arrival' column; got {shown(str(path))}.")
         columns: dict[str, list[float]] = {name: [] for name in header}
         for number, line in enumerate(lines[1:], start=2):
             if not line.strip():
@@ -295,10 +297,12 @@ class TraceArrivals(OpenArrivals):
                 for name, cell in zip(header, cells, strict=True):
                     columns[name].append(float(cell))
             except ValueError:
-                raise ConfigError(f"must hold numbers in every cell; got {path}:{number} {line!r}.") from None
+                raise ConfigError(
+                    f"must hold numbers in every cell; got {path}:{number} {shown(line)}."
+                ) from None
         times = columns["t_arrival"]
         if any(b < a for a, b in itertools.pairwise(times)) or (times and times[0] < 0):
-            raise ConfigError(f"must have t_arrival >= 0 and non-decreasing; got {str(path)!r}.")
+            raise ConfigError(f"must have t_arrival >= 0 and non-decreasing; got {shown(str(path))}.")
         sizes = columns.get("size")
         return cls(str(path), tuple(times), tuple(sizes) if sizes is not None else None)
 

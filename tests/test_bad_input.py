@@ -14,7 +14,7 @@ BAD = sorted((Path(__file__).parent / "bad_scenarios").glob("*.yaml"))
 
 
 def expected_message(path: Path) -> str:
-    first = path.read_text().splitlines()[0]
+    first = path.read_bytes().decode("utf-8", "replace").splitlines()[0]
     assert first.startswith("# expect: "), path
     return first.removeprefix("# expect: ")
 
@@ -86,3 +86,45 @@ def test_a_missing_file_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(main, ["run", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2
     assert "nope.yaml" in result.output
+
+
+def test_an_output_folder_that_cannot_be_made_is_refused_before_simulating(tmp_path):
+    path = Path(__file__).parents[1] / "scenarios" / "quickstart.yaml"
+    (tmp_path / "a file").write_text("")
+    cases = [
+        (tmp_path / "a file" / "out", "--out must be a folder; got"),
+        (tmp_path / ("x" * 300), "--out: every name in the path must be at most 255 bytes; got one of 300."),
+    ]
+    for out, message in cases:
+        result = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--quiet"])
+        assert result.exit_code == 2, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+        assert message in result.output
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "reason"),
+    [("bogus", "missing port number"), ("tcp://127.0.0.1:1", "Timed out trying to connect")],
+)
+def test_a_bad_or_unreachable_scheduler_is_one_line_within_seconds(scheduler, reason, tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text(
+        "name: small\nduration: 1s\nworkload: {rate: 10/s, size: exp(10ms)}\nservers: [{name: web}]\n"
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--scheduler", scheduler])
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("error: --scheduler must be 'local' or the address of a reachable Dask scheduler")
+    assert reason in line
+    assert not out.exists()
+
+
+def test_a_utf16_scenario_with_a_byte_order_mark_is_read(tmp_path):
+    # What Windows PowerShell writes by default (Out-File, > redirection).
+    text = "name: windows\nduration: 1s\nworkload: {rate: 10/s, size: exp(10ms)}\nservers: [{name: web}]\n"
+    path = tmp_path / "windows.yaml"
+    path.write_bytes(text.encode("utf-16"))
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "summary.csv").exists()

@@ -74,7 +74,7 @@ def test_empirical_reads_a_file(tmp_path):
         ("expo(20ms)", "unknown distribution 'expo'. Did you mean 'exp'?"),
         ("lognormal(mean=20ms)", "argument 'cv' must be given"),
         ("lognormal(mean=20ms, sigma=2)", "unknown argument of lognormal() 'sigma'"),
-        ("exp(-1s)", "mean must be > 0"),
+        ("exp(-1s)", "mean must be a finite number > 0"),
         ("hyperexp(mean=1s, cv=0.5)", "cv must be >= 1"),
         ("20ms", "must be a distribution such as 'exp(20ms)'"),
         ("pareto(mean=1s, alpha=0.9)", "alpha must be > 1"),

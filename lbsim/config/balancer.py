@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from lbsim.config.base import Duration, Model, PolicySpec
-from lbsim.errors import ConfigError, UnknownNameError
+from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.policies import Policy, make_policy
 
 
@@ -52,10 +52,13 @@ class RouteModel(Model):
     def _one_target(self) -> RouteModel:
         if (self.pool is None) == (self.split is None):
             raise ConfigError(
-                f"must have exactly one of 'pool' and 'split'; got pool={self.pool!r}, split={self.split!r}."
+                f"must have exactly one of 'pool' and 'split'; got pool={shown(self.pool)}, "
+                f"split={shown(self.split)}."
             )
         if self.split is not None and (min(self.split.values()) < 0 or sum(self.split.values()) <= 0):
-            raise ConfigError(f"must have weights >= 0 with a positive sum; got {self.split!r}.", key="split")
+            raise ConfigError(
+                f"must have weights >= 0 with a positive sum; got {shown(self.split)}.", key="split"
+            )
         return self
 
     @property
@@ -136,13 +139,13 @@ class OutlierDetectionModel(Model):
         if self.max_fails is None and nginx:
             raise ConfigError(
                 f"must come with max_fails (NGINX's passive checks; without it Envoy's detector "
-                f"runs); got {getattr(self, nginx[0])!r}.",
+                f"runs); got {shown(getattr(self, nginx[0]))}.",
                 key=nginx[0],
             )
         if self.max_fails is not None and envoy:
             raise ConfigError(
                 f"must be left out with max_fails (it is Envoy's; NGINX's passive checks run); "
-                f"got {getattr(self, envoy[0])!r}.",
+                f"got {shown(getattr(self, envoy[0]))}.",
                 key=envoy[0],
             )
         return self
@@ -317,5 +320,7 @@ class TierModel(BalancerModel):
     def _plain_tier(self) -> TierModel:
         for key in ("pools", "routes", "zones", "locality", "standby", "sticky", "emulate"):
             if getattr(self, key):
-                raise ConfigError(f"is not supported in an upper tier; got {getattr(self, key)!r}.", key=key)
+                raise ConfigError(
+                    f"is not supported in an upper tier; got {shown(getattr(self, key))}.", key=key
+                )
         return self

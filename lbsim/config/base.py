@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -17,7 +18,7 @@ from pydantic import (
 )
 
 from lbsim.distributions import Distribution, parse_distribution
-from lbsim.errors import UnknownNameError
+from lbsim.errors import ConfigError, UnknownNameError
 from lbsim.policies import make_policy
 from lbsim.units import parse_duration, parse_rate
 
@@ -40,15 +41,30 @@ PolicySpec = Annotated[Any, BeforeValidator(_policy)]
 
 
 class Model(BaseModel):
-    """A part of a scenario: frozen, and every key must be known."""
+    """A part of a scenario: frozen, every key must be known, numbers must be finite, and true
+    or false is not a number (pydantic would read true as 1)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
     def _known_keys(cls, data: Any) -> Any:
         if isinstance(data, Mapping):
-            for key in data:
+            for key, value in data.items():
                 if key not in cls.model_fields:
                     raise UnknownNameError("key", str(key), cls.model_fields)
+                number = _number_kind(cls.model_fields[key].annotation)
+                if isinstance(value, bool) and number is not None:
+                    raise ConfigError(f"must be {number}; got {value}.", key=str(key))
         return data
+
+
+def _number_kind(annotation: Any) -> str | None:
+    """'an integer' or 'a number' when ``annotation`` is int or float (or either or None)."""
+    options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    for option in options:
+        if option is int:
+            return "an integer"
+        if option is float:
+            return "a number"
+    return None

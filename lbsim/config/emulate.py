@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lbsim.config.balancer import NGINX_PASSIVE_KEYS, OutlierDetectionModel
-from lbsim.config.messages import shown
-from lbsim.errors import ConfigError
+from lbsim.errors import ConfigError, shown
 
 
 @dataclass(frozen=True)

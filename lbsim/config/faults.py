@@ -13,7 +13,7 @@ from pydantic import (
 
 from lbsim.config.base import Duration, Model, read_distribution
 from lbsim.distributions import Distribution, Exponential
-from lbsim.errors import ConfigError, UnknownNameError
+from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.units import parse_duration
 
 
@@ -58,9 +58,9 @@ class FaultModel(Model):
                     f"must be given with {a!r}; got nothing.", key=b if getattr(self, a) is not None else a
                 )
         if (self.kind == "slow") != (self.factor is not None):
-            raise ConfigError(f"must be given for kind 'slow' only; got {self.factor!r}.", key="factor")
+            raise ConfigError(f"must be given for kind 'slow' only; got {shown(self.factor)}.", key="factor")
         if (self.kind == "errors") != (self.probability is not None):
             raise ConfigError(
-                f"must be given for kind 'errors' only; got {self.probability!r}.", key="probability"
+                f"must be given for kind 'errors' only; got {shown(self.probability)}.", key="probability"
             )
         return self

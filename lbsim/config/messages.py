@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from lbsim.errors import ConfigError
+from lbsim.errors import ConfigError, shown
 
 
 def format_location(loc: Iterable[Any]) -> str:
@@ -16,12 +16,6 @@ def format_location(loc: Iterable[Any]) -> str:
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
-
-
-def shown(value: object, limit: int = 60) -> str:
-    """``repr(value)``, cut to ``limit`` characters with a trailing ``...`` when longer."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def describe(error: Mapping[str, Any]) -> str:
@@ -63,6 +57,7 @@ _RULES = {
     "int_from_float": "must be an integer",
     "float_type": "must be a number",
     "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
     "string_type": "must be a string",

@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from lbsim.config.scenario import Scenario
-from lbsim.errors import ConfigError
+from lbsim.errors import ConfigError, shown
 
 
 def parse_key_path(path: str) -> list[str | int]:
     """Split ``servers[0].count`` into ``['servers', 0, 'count']``."""
     if not re.fullmatch(r"[A-Za-z_]\w*(\[\d+\])*(\.[A-Za-z_]\w*(\[\d+\])*)*", path):
-        raise ConfigError(f"must be a key path such as 'servers[0].count'; got {path!r}.")
+        raise ConfigError(f"must be a key path such as 'servers[0].count'; got {shown(path)}.")
     tokens: list[str | int] = []
     for part in path.split("."):
         name, *indices = re.split(r"[\[\]]+", part.rstrip("]"))
@@ -35,7 +35,7 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     if isinstance(last, int):
         _check_index(node, last, path)
     elif not isinstance(node, dict):
-        raise ConfigError(f"must lead to a mapping before {last!r}; got {node!r}.")
+        raise ConfigError(f"must lead to a mapping before {last!r}; got {shown(node)}.")
     node[last] = value
     return data
 
@@ -62,7 +62,7 @@ def _child(node: Any, token: str | int, path: str, kind: type) -> Any:
         _check_index(node, token, path)
         return node[token]
     if not isinstance(node, dict):
-        raise ConfigError(f"must lead to a mapping before {token!r}; got {node!r}.")
+        raise ConfigError(f"must lead to a mapping before {token!r}; got {shown(node)}.")
     if node.get(token) is None:
         node[token] = kind()
     return node[token]
@@ -70,7 +70,7 @@ def _child(node: Any, token: str | int, path: str, kind: type) -> Any:
 
 def _check_index(node: Any, index: int, path: str) -> None:
     if not isinstance(node, list):
-        raise ConfigError(f"must index a list; got {node!r}.")
+        raise ConfigError(f"must index a list; got {shown(node)}.")
     if index >= len(node):
         raise ConfigError(f"must use an index < {len(node)}; got {index}.")
 
@@ -94,5 +94,5 @@ def parse_assignment(text: str, option: str) -> tuple[str, str]:
     """Split ``key.path=value`` given to ``option``."""
     path, sep, value = text.partition("=")
     if not sep or not path.strip():
-        raise ConfigError(f"{option} must be written key.path=value; got {text!r}.")
+        raise ConfigError(f"{option} must be written key.path=value; got {shown(text)}.")
     return path.strip(), value

@@ -21,10 +21,9 @@ from lbsim.config.emulate import apply_emulation
 from lbsim.config.expect import ExpectModel
 from lbsim.config.faults import FaultModel
 from lbsim.config.geography import DnsModel, NetworkModel, RegionModel
-from lbsim.config.messages import shown
 from lbsim.config.servers import ServerGroup
 from lbsim.config.workload import Workload
-from lbsim.errors import ConfigError, UnknownNameError
+from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.policies import make_policy
 
 
@@ -63,7 +62,7 @@ class Scenario(Model):
         names = [group.name for group in groups]
         for name in names:
             if names.count(name) > 1:
-                raise ConfigError(f"must have unique names; got {name!r} twice.")
+                raise ConfigError(f"must have unique names; got {shown(name)} twice.")
             if name == "balancer":
                 raise ConfigError("must not be named 'balancer' (the balancer's name); got 'balancer'.")
         return groups
@@ -73,7 +72,7 @@ class Scenario(Model):
     def _non_empty_axes(cls, sweep: dict[str, list[Any]]) -> dict[str, list[Any]]:
         for path, values in sweep.items():
             if not values:
-                raise ConfigError(f"must list at least one value; got an empty list for {path!r}.")
+                raise ConfigError(f"must list at least one value; got an empty list for {shown(path)}.")
         return sweep
 
     @model_validator(mode="after")
@@ -96,7 +95,7 @@ class Scenario(Model):
                 if name in owner:
                     raise ConfigError(
                         f"must put each server group in one pool; "
-                        f"got {name!r} in {owner[name]!r} and {pool_name!r}.",
+                        f"got {shown(name)} in {shown(owner[name])} and {shown(pool_name)}.",
                         key=f"balancer.pools.{pool_name}.servers",
                     )
                 owner[name] = pool_name
@@ -130,7 +129,8 @@ class Scenario(Model):
                 )
             if balancer_instance(self, targets[0][0]) is not None and fault.kind != "crash":
                 raise ConfigError(
-                    f"must be 'crash' for a balancer target; got {fault.kind!r}.", key=f"faults[{i}].kind"
+                    f"must be 'crash' for a balancer target; got {shown(fault.kind)}.",
+                    key=f"faults[{i}].kind",
                 )
         for i, group in enumerate(self.servers):
             if group.t_leave is not None and group.t_leave <= group.t_join:
@@ -147,7 +147,8 @@ class Scenario(Model):
         for name in names:
             if names.count(name) > 1 or name in taken:
                 raise ConfigError(
-                    f"must have unique names other than 'balancer' and the server groups'; got {name!r}.",
+                    f"must have unique names other than 'balancer' and the server groups'; "
+                    f"got {shown(name)}.",
                     key="tiers",
                 )
         if self.regions is None:
@@ -158,8 +159,10 @@ class Scenario(Model):
                     raise ConfigError("must come with 'regions'; got no regions.", key=key)
             for i, group in enumerate(self.servers):
                 if group.region is not None:
-                    raise ConfigError(f"must name one of 'regions'; got {group.region!r} and no regions.",
-                                      key=f"servers[{i}].region")  # fmt: skip
+                    raise ConfigError(
+                        f"must name one of 'regions'; got {shown(group.region)} and no regions.",
+                        key=f"servers[{i}].region",
+                    )
             return self
         names = list(self.regions)
         total = sum(region.clients for region in self.regions.values())
@@ -172,13 +175,15 @@ class Scenario(Model):
                 )
         for name in names:
             if not any(group.region == name for group in self.servers):
-                raise ConfigError(f"must have servers in every region; got none in {name!r}.", key="servers")
+                raise ConfigError(
+                    f"must have servers in every region; got none in {shown(name)}.", key="servers"
+                )
         rtt = self.network.rtt if self.network else {}
         for pair in rtt:
             a, _, b = pair.partition("-")
             if a not in names or b not in names or a == b:
                 raise ConfigError(
-                    f"must be keyed region-region between two regions; got {pair!r}.", key="network.rtt"
+                    f"must be keyed region-region between two regions; got {shown(pair)}.", key="network.rtt"
                 )
         for a, b in itertools.combinations(names, 2):
             if f"{a}-{b}" not in rtt and f"{b}-{a}" not in rtt:
@@ -192,7 +197,7 @@ class Scenario(Model):
             if name not in names:
                 raise ConfigError(str(UnknownNameError("region", name, names)), key="dns.weights")
             if weight < 0:
-                raise ConfigError(f"must be >= 0; got {weight:g} for {name!r}.", key="dns.weights")
+                raise ConfigError(f"must be >= 0; got {weight:g} for {shown(name)}.", key="dns.weights")
         if weights is not None and not any(weights.get(name, 1.0) > 0 for name in names):
             raise ConfigError("must give some region a positive weight; got none.", key="dns.weights")
         return self

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from lbsim.config.base import Dist, Duration, Model, Rate
-from lbsim.errors import ConfigError, UnknownNameError
+from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.workload import (
     Clients,
     ClosedUsers,
@@ -69,7 +69,7 @@ class Arrivals(Model):
                 raise ConfigError(f"must be given for arrivals of kind {self.kind!r}; got nothing.", key=key)
             if given and key not in wanted:
                 raise ConfigError(
-                    f"must not be given for arrivals of kind {self.kind!r}; got {getattr(self, key)!r}.",
+                    f"must not be given for arrivals of kind {self.kind!r}; got {shown(getattr(self, key))}.",
                     key=key,
                 )
         if self.kind == "mmpp":
@@ -80,9 +80,9 @@ class Arrivals(Model):
                     key="stays",
                 )
             if min(rates) < 0 or max(rates) <= 0:
-                raise ConfigError(f"must be >= 0 with one > 0; got {rates!r}.", key="rates")
+                raise ConfigError(f"must be >= 0 with one > 0; got {shown(rates)}.", key="rates")
             if min(stays) <= 0:
-                raise ConfigError(f"must all be > 0; got {stays!r}.", key="stays")
+                raise ConfigError(f"must all be > 0; got {shown(stays)}.", key="stays")
         if self.kind == "trace" and self.file is not None:
             base_dir = (info.context or {}).get("base_dir")
             path = Path(self.file)
@@ -99,7 +99,8 @@ class Arrivals(Model):
 class ClientsModel(Model):
     """Distinct client addresses: ``count``, picked uniformly or Zipf-skewed (``zipf`` exponent)."""
 
-    count: int = Field(1000, ge=1)
+    # At most 2^31 - 1: client numbers are kept as 32-bit integers.
+    count: int = Field(1000, ge=1, le=2**31 - 1)
     zipf: float = Field(0.0, ge=0)
     sessions: int = Field(1, ge=1)
 
@@ -113,7 +114,7 @@ def _shares(value: Any) -> Any:
     if isinstance(value, Mapping):
         for key, share in value.items():
             if isinstance(share, bool) or not isinstance(share, int | float) or share < 0:
-                raise ConfigError(f"must map each name to a share >= 0; got {key!r}: {share!r}.")
+                raise ConfigError(f"must map each name to a share >= 0; got {shown(key)}: {shown(share)}.")
         if sum(value.values()) > 1 + 1e-9:
             raise ConfigError(f"must have shares that sum to at most 1; got {sum(value.values()):g}.")
     return value
@@ -160,7 +161,7 @@ class Workload(Model):
         if not needs_rate and self.rate is not None:
             raise ConfigError(
                 f"must not be given for arrivals of kind {self.arrivals.kind!r} "
-                f"(their rate comes from the arrivals); got {self.rate!r}.",
+                f"(their rate comes from the arrivals); got {shown(self.rate)}.",
                 key="rate",
             )
         return self

@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from lbsim.errors import ConfigError, UnknownNameError
+from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.policies.base import Backend, Policy
 from lbsim.policies.chash_random import ChashRandom
 from lbsim.policies.edf import EdfRoundRobin
@@ -59,10 +59,13 @@ def policy_class(name: str) -> type[Policy]:
             cls = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(
-                f"must name an importable policy class 'module:Class'; got {name!r} ({exc})."
+                f"must name an importable policy class 'module:Class'; got {shown(name)} "
+                f"({shown(str(exc))[1:-1]})."
             ) from None
         if not (isinstance(cls, type) and issubclass(cls, Policy)):
-            raise ConfigError(f"must name a subclass of lbsim.Policy; got {name!r}.")
+            raise ConfigError(f"must name a subclass of lbsim.Policy; got {shown(name)}.")
+        if cls.choose is Policy.choose:
+            raise ConfigError(f"must name a policy class that defines choose(); got {shown(name)}.")
         return cls
     if name not in POLICIES:
         raise UnknownNameError("policy", name, POLICIES)
@@ -83,16 +86,16 @@ def make_policy(spec: str | Mapping[str, Any] | Policy) -> Policy:
         params = dict(spec)
         name = params.pop("name", None)
         if not isinstance(name, str):
-            raise ConfigError(f"must be a policy name or a mapping with 'name'; got {dict(spec)!r}.")
+            raise ConfigError(f"must be a policy name or a mapping with 'name'; got {shown(dict(spec))}.")
         cls = policy_class(name)
         known = cls.parameters()
         for key in params:
             if key not in known:
                 if not known:
-                    raise ConfigError(f"policy {name!r} takes no parameters; got {key!r}.")
+                    raise ConfigError(f"policy {name!r} takes no parameters; got {shown(key)}.")
                 raise UnknownNameError(f"parameter of {name}", key, known)
         return cls(**params)
-    raise ConfigError(f"must be a policy name or a mapping with 'name'; got {spec!r}.")
+    raise ConfigError(f"must be a policy name or a mapping with 'name'; got {shown(spec)}.")
 
 
 __all__ = ["POLICIES", "Backend", "Policy", "make_policy", "policy_class"]

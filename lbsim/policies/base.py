@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lbsim.errors import ConfigError
+from lbsim.errors import ConfigError, shown
 from lbsim.workload import Request
 
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
@@ -130,7 +130,7 @@ class Policy:
 def require(condition: bool, policy: str, parameter: str, rule: str, value: object) -> None:
     """Raise ConfigError ``<policy>: <parameter> must be <rule>; got <value>.`` unless ``condition``."""
     if not condition:
-        raise ConfigError(f"{policy}: {parameter} must be {rule}; got {value!r}.")
+        raise ConfigError(f"{policy}: {parameter} must be {rule}; got {shown(value)}.")
 
 
 def smooth_pick(current: dict[Any, float], weights: Iterable[tuple[Any, float]]) -> Any:

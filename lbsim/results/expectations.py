@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lbsim.errors import ConfigError, UnknownNameError
+from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.results.columns import METRICS
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def parse_percent(value: object) -> float:
             pass
     elif isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    raise ConfigError(f"must be a tolerance such as '5%' or 0.05; got {value!r}.")
+    raise ConfigError(f"must be a tolerance such as '5%' or 0.05; got {shown(value)}.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from lbsim.config.loading import load_scenario
 from lbsim.config.overrides import get_path, written
 from lbsim.config.scenario import Scenario, fault_targets
 from lbsim.config.sweep import expand
-from lbsim.errors import ConfigError
+from lbsim.errors import ConfigError, shown
 from lbsim.results.expectations import check_metric
 from lbsim.runner import run_sweep
 from lbsim.tools import theory
@@ -60,7 +60,7 @@ def parse_objective(text: str) -> Objective:
     """
     match = re.fullmatch(r"\s*([a-z_0-9]+)\s*(<=|>=)\s*(\S+)\s*", text)
     if match is None:
-        raise ConfigError(f"--slo must be written metric<=value or metric>=value; got {text!r}.")
+        raise ConfigError(f"--slo must be written metric<=value or metric>=value; got {shown(text)}.")
     metric, sense, raw = match.groups()
     try:
         check_metric(metric)
@@ -80,17 +80,17 @@ def _number(text: str, where: str) -> float:
     try:
         return float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise ConfigError(f"{where} must be a number or a percentage; got {text!r}.") from None
+        raise ConfigError(f"{where} must be a number or a percentage; got {shown(text)}.") from None
 
 
 def parse_range(text: str) -> tuple[float, float]:
     """``LO..HI`` -> (LO, HI), LO < HI."""
     low, sep, high = text.partition("..")
     if not sep:
-        raise ConfigError(f"--range must be written LO..HI; got {text!r}.")
+        raise ConfigError(f"--range must be written LO..HI; got {shown(text)}.")
     bounds = _number(low.strip(), "--range LO"), _number(high.strip(), "--range HI")
     if not 0 < bounds[0] < bounds[1]:
-        raise ConfigError(f"--range must have 0 < LO < HI; got {text!r}.")
+        raise ConfigError(f"--range must have 0 < LO < HI; got {shown(text)}.")
     return bounds
 
 
@@ -124,7 +124,9 @@ class Survival:
             names = [f"{chosen.name}-{i}" for i in range(chosen.count - self.servers, chosen.count)]
             return [{"target": name, "kind": self.kind, **timing} for name in names]
         if fault_targets(scenario, self.target or "") is None:
-            raise ConfigError(f"--survive must name a server, a group or zone:<zone>; got {self.target!r}.")
+            raise ConfigError(
+                f"--survive must name a server, a group or zone:<zone>; got {shown(self.target)}."
+            )
         return [{"target": self.target, "kind": self.kind, **timing}]
 
 
@@ -138,7 +140,7 @@ def parse_survival(text: str) -> Survival:
         return Survival(kind, None, words[0], text.strip())
     raise ConfigError(
         f"--survive must be '[{'|'.join(SURVIVE_KINDS)}] N servers' or '[{'|'.join(SURVIVE_KINDS)}] "
-        f"TARGET' (a server, a group, zone:<zone>); got {text!r}."
+        f"TARGET' (a server, a group, zone:<zone>); got {shown(text)}."
     )
 
 
@@ -190,12 +192,14 @@ def parameter(scenario: Scenario, key: str, bounds: tuple[float, float] | None) 
     try:
         current = get_path(scenario, key)
     except (KeyError, IndexError, AttributeError, TypeError):
-        raise ConfigError(f"{rule}; got {key!r}.") from None
+        raise ConfigError(f"{rule}; got {shown(key)}.") from None
     if isinstance(current, bool) or not isinstance(current, int | float):
         # What the path reaches may be a list, a section or a method: not worth echoing.
-        raise ConfigError(f"{rule}; got {key!r}, which is not a number.")
+        raise ConfigError(f"{rule}; got {shown(key)}, which is not a number.")
     if current <= 0:
-        raise ConfigError(f"--vary must name a positive number in the scenario; got {key!r} = {current!r}.")
+        raise ConfigError(
+            f"--vary must name a positive number in the scenario; got {shown(key)} = {shown(current)}."
+        )
     integer = isinstance(current, int)
     maximize = key.endswith("rate")
     if bounds is None:

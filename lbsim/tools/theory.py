@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 
-from lbsim.errors import ConfigError
+from lbsim.errors import ConfigError, shown
 
 
 def _stable(load: float) -> None:
     if not 0 <= load < 1:
-        raise ConfigError(f"load must be in [0, 1) for a stable queue; got {load!r}.")
+        raise ConfigError(f"load must be in [0, 1) for a stable queue; got {shown(load)}.")
 
 
 def mm1_response_mean(arrival_rate: float, service_rate: float) -> float:
