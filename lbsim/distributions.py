@@ -17,6 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from lbsim.errors import ConfigError, UnknownNameError, shown
+from lbsim.input_files import read_input
 from lbsim.units import format_duration, parse_duration
 
 
@@ -303,12 +304,7 @@ class Empirical(Distribution):
     @classmethod
     def from_file(cls, path: Path) -> Empirical:
         """Read the values of ``path``; raise ConfigError if it is missing or holds a bad value."""
-        try:
-            lines = path.read_text().split()
-        except OSError as exc:
-            raise ConfigError(
-                f"empirical: file must be readable; got {shown(str(path))} ({exc.strerror})."
-            ) from None
+        lines = read_input(path, "empirical: file ").split()
         values: list[float] = []
         for number, line in enumerate(lines, start=1):
             cell = line.split(",")[0]
@@ -320,8 +316,8 @@ class Empirical(Distribution):
                 raise ConfigError(
                     f"empirical: {path}:{number} must hold a number; got {shown(cell)}."
                 ) from None
-        if not values or min(values) < 0:
-            raise ConfigError(f"empirical: {path} must hold at least one value, all >= 0.")
+        if not values or not all(0 <= value < math.inf for value in values):
+            raise ConfigError(f"empirical: {path} must hold at least one value, all finite and >= 0.")
         return cls(str(path), tuple(values))
 
     @property

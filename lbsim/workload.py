@@ -21,6 +21,7 @@ import numpy as np
 
 from lbsim.distributions import Distribution
 from lbsim.errors import ConfigError, shown
+from lbsim.input_files import read_input
 
 if TYPE_CHECKING:
     from lbsim.engine.messages import Attempt, Probe
@@ -279,12 +280,7 @@ class TraceArrivals(OpenArrivals):
     @classmethod
     def from_file(cls, path: Path) -> TraceArrivals:
         """Read and check the trace; raise ConfigError naming the file and line on a bad row."""
-        try:
-            lines = path.read_text().splitlines()
-        except OSError as exc:
-            raise ConfigError(
-                f"must be a readable CSV file; got {shown(str(path))} ({exc.strerror})."
-            ) from None
+        lines = read_input(path).splitlines()
         header = [name.strip() for name in lines[0].split(",")] if lines else []
         if "t_arrival" not in header:
             raise ConfigError(f"must be a CSV file with a 't_arrival' column; got {shown(str(path))}.")
@@ -301,9 +297,11 @@ class TraceArrivals(OpenArrivals):
                     f"must hold numbers in every cell; got {path}:{number} {shown(line)}."
                 ) from None
         times = columns["t_arrival"]
-        if any(b < a for a, b in itertools.pairwise(times)) or (times and times[0] < 0):
-            raise ConfigError(f"must have t_arrival >= 0 and non-decreasing; got {shown(str(path))}.")
+        if any(b < a for a, b in itertools.pairwise(times)) or not all(0 <= t < math.inf for t in times):
+            raise ConfigError(f"must have t_arrival finite, >= 0 and non-decreasing; got {shown(str(path))}.")
         sizes = columns.get("size")
+        if sizes is not None and not all(0 <= size < math.inf for size in sizes):
+            raise ConfigError(f"must have every size finite and >= 0; got {shown(str(path))}.")
         return cls(str(path), tuple(times), tuple(sizes) if sizes is not None else None)
 
     @property

@@ -78,7 +78,7 @@ def test_empirical_reads_a_file(tmp_path):
         ("hyperexp(mean=1s, cv=0.5)", "cv must be >= 1"),
         ("20ms", "must be a distribution such as 'exp(20ms)'"),
         ("pareto(mean=1s, alpha=0.9)", "alpha must be > 1"),
-        ("empirical(missing.csv)", "file must be readable"),
+        ("empirical(missing.csv)", "file must be a readable file"),
     ],
 )
 def test_bad_spellings_say_what_is_wrong(text, message):

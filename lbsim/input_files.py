@@ -1,0 +1,43 @@
+"""Files a scenario names (trace replays, ``empirical()`` sizes), checked before they are read.
+
+A scenario can name any path, so one that names a device (``/dev/zero`` reads forever), a
+pseudo-file of the kernel (``/proc/self/environ``: size 0, secret contents) or a huge file
+must be refused without reading it.
+"""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from lbsim.errors import ConfigError, shown
+
+# The largest input file read, in bytes (a 512 MiB trace holds about 25 million requests).
+MAX_BYTES = 512 * 2**20
+
+
+def read_input(path: Path, what: str = "") -> str:
+    """The text of ``path``, a regular, non-empty file of at most MAX_BYTES; ``what`` starts
+    each error message (the key names the file otherwise).
+
+    Raises:
+        ConfigError: ``path`` is missing or unreadable, not a regular file, empty (as the
+            kernel's pseudo-files report themselves), larger than MAX_BYTES, or not UTF-8.
+    """
+    name = shown(str(path))
+    try:
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            raise ConfigError(f"{what}must be a regular file; got {name}, which is not.")
+        if status.st_size == 0:
+            raise ConfigError(f"{what}must be a file with contents; got {name}, which is empty.")
+        if status.st_size > MAX_BYTES:
+            raise ConfigError(
+                f"{what}must be at most {MAX_BYTES // 2**20} MiB; "
+                f"got {name} of {status.st_size / 2**20:.0f} MiB."
+            )
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{what}must be a readable file; got {name} ({exc.strerror}).") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what}must be UTF-8 text; got {name}, not text at byte {exc.start}.") from None
