@@ -19,6 +19,7 @@ import click
 from lbsim import __version__
 from lbsim.config.emulate import EMULATIONS, Emulation
 from lbsim.errors import ConfigError, WorkerLost, shown
+from lbsim.limits import MAX_REPLICATIONS
 from lbsim.policies import POLICIES, make_policy
 
 # The longest file name most file systems allow, in bytes.
@@ -73,7 +74,9 @@ def main() -> None:
     help="Results folder (default: results/<name>).",
 )
 @click.option("--seed", type=int, help="Override the scenario's seed.")
-@click.option("--replications", type=click.IntRange(min=1), help="Override the number of replications.")
+@click.option(
+    "--replications", type=click.IntRange(1, MAX_REPLICATIONS), help="Override the number of replications."
+)
 @click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
 @click.option(
     "--set",

@@ -24,6 +24,19 @@ def shown(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _some(names: list[str], limit: int = 120) -> str:
+    """``names`` joined by commas, cut after about ``limit`` characters with a count of all."""
+    text = ", ".join(names)
+    if len(text) <= limit:
+        return text
+    shown_names: list[str] = []
+    for name in names:
+        if len(", ".join([*shown_names, name])) > limit:
+            break
+        shown_names.append(name)
+    return f"{', '.join(shown_names)}, ... ({len(names)} in all)"
+
+
 class LbsimError(Exception):
     """Base class of every error lbsim raises on purpose."""
 
@@ -53,7 +66,7 @@ class UnknownNameError(ConfigError):
         if close:
             message += f" Did you mean {close[0]!r}?"
         else:
-            message += f" Known: {', '.join(known)}."
+            message += f" Known: {_some(known)}."
         super().__init__(message)
         self.name = name
         self.suggestion = close[0] if close else None

@@ -34,6 +34,7 @@ from lbsim.config.sweep import Cell, expand
 from lbsim.config.workload import Arrivals
 from lbsim.distributions import Empirical
 from lbsim.errors import ConfigError, WorkerLost, shown
+from lbsim.limits import MAX_REPLICATIONS
 from lbsim.policies import Policy, make_policy
 from lbsim.results.metrics import RunTables, cell_table, summarize
 from lbsim.results.request_log import RequestsFile, RequestsInMemory, require_parquet
@@ -205,8 +206,8 @@ def run_sweep(
     scenario = _scenario(scenario)
     seed = _seed(scenario, seed)
     replications = scenario.replications if replications is None else replications
-    if replications < 1:
-        raise ConfigError(f"replications must be >= 1; got {replications}.")
+    if not 1 <= replications <= MAX_REPLICATIONS:
+        raise ConfigError(f"replications must be >= 1 and <= {MAX_REPLICATIONS}; got {replications}.")
     jobs = os.cpu_count() or 1 if jobs is None else jobs
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1; got {jobs}.")
@@ -483,6 +484,8 @@ def _connect(client: Any, scheduler: Any) -> Any:
     """A Dask ``client`` of ``scheduler`` (an address or a LocalCluster); a bad or unreachable
     address is a ConfigError within a few seconds."""
     try:
+        if isinstance(scheduler, str) and "://" not in scheduler:
+            raise ValueError("no protocol, such as tcp://")
         return client(scheduler, timeout=f"{SCHEDULER_TIMEOUT}s")
     except (OSError, ValueError, TypeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -104,7 +104,7 @@ def test_an_output_folder_that_cannot_be_made_is_refused_before_simulating(tmp_p
 
 @pytest.mark.parametrize(
     ("scheduler", "reason"),
-    [("bogus", "missing port number"), ("tcp://127.0.0.1:1", "Timed out trying to connect")],
+    [("bogus", "no protocol, such as tcp://"), ("tcp://127.0.0.1:1", "Timed out trying to connect")],
 )
 def test_a_bad_or_unreachable_scheduler_is_one_line_within_seconds(scheduler, reason, tmp_path):
     path = tmp_path / "small.yaml"
@@ -128,3 +128,22 @@ def test_a_utf16_scenario_with_a_byte_order_mark_is_read(tmp_path):
     result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "out"), "--quiet"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "summary.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("replications: 1000000000", "replications must be <= 100000; got 1000000000."),
+        ("balancer: {instances: 9223372036854775808}", "balancer.instances must be <= 10000"),
+        ("servers: [{name: web, count: 10000000000}]", "servers[0].count must be <= 1000000"),
+    ],
+)
+def test_sizes_that_would_exhaust_memory_are_refused(change, message, tmp_path):
+    text = "name: big\nduration: 1s\nworkload: {rate: 10/s, size: exp(10ms)}\nservers: [{name: web}]\n"
+    key = change.partition(":")[0]
+    lines = [line for line in text.splitlines() if not line.startswith(f"{key}:")]
+    path = tmp_path / "big.yaml"
+    path.write_text("\n".join([*lines, change]) + "\n")
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 2
+    assert message in result.output, result.output

@@ -15,6 +15,7 @@ from pydantic import (
 
 from lbsim.config.base import Duration, Model, PolicySpec
 from lbsim.errors import ConfigError, UnknownNameError, shown
+from lbsim.limits import MAX_INSTANCES
 from lbsim.policies import Policy, make_policy
 
 
@@ -240,7 +241,7 @@ class BalancerModel(Model):
     policy: PolicySpec = "round_robin"
     emulate: Literal["envoy", "nginx", "haproxy"] | None = None
     layer: Literal[4, 7] = 7
-    instances: int = Field(1, ge=1)
+    instances: int = Field(1, ge=1, le=MAX_INSTANCES)
     cost: Duration | None = Field(None, ge=0)
     cores: int = Field(4, ge=1)
     tls: TlsModel | None = None

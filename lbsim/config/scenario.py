@@ -24,6 +24,7 @@ from lbsim.config.geography import DnsModel, NetworkModel, RegionModel
 from lbsim.config.servers import ServerGroup
 from lbsim.config.workload import Workload
 from lbsim.errors import ConfigError, UnknownNameError, shown
+from lbsim.limits import MAX_REPLICATIONS
 from lbsim.policies import make_policy
 
 
@@ -35,7 +36,7 @@ class Scenario(Model):
     duration: Duration = Field(gt=0)
     warmup: Duration = Field(0.0, ge=0)
     seed: int = Field(0, ge=0)
-    replications: int = Field(1, ge=1)
+    replications: int = Field(1, ge=1, le=MAX_REPLICATIONS)
     window: Duration | None = Field(None, gt=0)
     workload: Workload
     servers: list[ServerGroup] = Field(min_length=1)

@@ -11,6 +11,7 @@ from pydantic import (
 
 from lbsim.config.base import Duration, Model
 from lbsim.errors import ConfigError
+from lbsim.limits import MAX_SERVERS_PER_GROUP
 
 
 class SlowStartModel(Model):
@@ -32,7 +33,7 @@ class ServerGroup(Model):
     """A group of identical backends named ``<name>-0``, ``<name>-1``, ..."""
 
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.]*$")
-    count: int = Field(1, ge=1)
+    count: int = Field(1, ge=1, le=MAX_SERVERS_PER_GROUP)
     speed: float = Field(1.0, gt=0)
     workers: int = Field(1, ge=1)
     queue: int | None = Field(None, ge=0)

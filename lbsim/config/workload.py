@@ -18,6 +18,7 @@ from pydantic import (
 
 from lbsim.config.base import Dist, Duration, Model, Rate
 from lbsim.errors import ConfigError, UnknownNameError, shown
+from lbsim.limits import MAX_CLIENTS
 from lbsim.workload import (
     Clients,
     ClosedUsers,
@@ -99,8 +100,7 @@ class Arrivals(Model):
 class ClientsModel(Model):
     """Distinct client addresses: ``count``, picked uniformly or Zipf-skewed (``zipf`` exponent)."""
 
-    # At most 2^31 - 1: client numbers are kept as 32-bit integers.
-    count: int = Field(1000, ge=1, le=2**31 - 1)
+    count: int = Field(1000, ge=1, le=MAX_CLIENTS)
     zipf: float = Field(0.0, ge=0)
     sessions: int = Field(1, ge=1)
 

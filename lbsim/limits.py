@@ -1,0 +1,8 @@
+"""Bounds on what a scenario may ask for, so that a typo (``replications: 1e9``, a server
+count of 2^63) is refused in one line instead of exhausting memory."""
+
+MAX_REPLICATIONS = 100_000
+MAX_INSTANCES = 10_000
+MAX_SERVERS_PER_GROUP = 1_000_000
+# Client numbers are kept as 32-bit integers.
+MAX_CLIENTS = 2**31 - 1
