@@ -6,3 +6,5 @@ MAX_INSTANCES = 10_000
 MAX_SERVERS_PER_GROUP = 1_000_000
 # Client numbers are kept as 32-bit integers.
 MAX_CLIENTS = 2**31 - 1
+# Each core of a balancer instance is modelled one by one.
+MAX_CORES = 1024

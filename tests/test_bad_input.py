@@ -136,6 +136,7 @@ def test_a_utf16_scenario_with_a_byte_order_mark_is_read(tmp_path):
         ("replications: 1000000000", "replications must be <= 100000; got 1000000000."),
         ("balancer: {instances: 9223372036854775808}", "balancer.instances must be <= 10000"),
         ("servers: [{name: web, count: 10000000000}]", "servers[0].count must be <= 1000000"),
+        ("balancer: {cores: 9223372036854775808}", "balancer.cores must be <= 1024"),
     ],
 )
 def test_sizes_that_would_exhaust_memory_are_refused(change, message, tmp_path):

@@ -15,7 +15,7 @@ from pydantic import (
 
 from lbsim.config.base import Duration, Model, PolicySpec
 from lbsim.errors import ConfigError, UnknownNameError, shown
-from lbsim.limits import MAX_INSTANCES
+from lbsim.limits import MAX_CORES, MAX_INSTANCES
 from lbsim.policies import Policy, make_policy
 
 
@@ -243,7 +243,7 @@ class BalancerModel(Model):
     layer: Literal[4, 7] = 7
     instances: int = Field(1, ge=1, le=MAX_INSTANCES)
     cost: Duration | None = Field(None, ge=0)
-    cores: int = Field(4, ge=1)
+    cores: int = Field(4, ge=1, le=MAX_CORES)
     tls: TlsModel | None = None
     sticky: StickyModel | None = None
     pools: dict[str, PoolModel] = Field(default_factory=dict)
