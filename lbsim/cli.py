@@ -18,7 +18,7 @@ import click
 
 from lbsim import __version__
 from lbsim.config.emulate import EMULATIONS, Emulation
-from lbsim.errors import ConfigError, WorkerLost, shown
+from lbsim.errors import ConfigError, LbsimError, WorkerLost, shown
 from lbsim.limits import MAX_REPLICATIONS
 from lbsim.policies import POLICIES, make_policy
 
@@ -115,7 +115,7 @@ def run(
     """Simulate SCENARIO with its sweep and replications; write the results folder."""
     from lbsim.config.loading import load_scenario
     from lbsim.config.overrides import parse_assignment, split_values
-    from lbsim.output.report import markdown_table, write_results
+    from lbsim.output.report import markdown_table, write_results, write_status
     from lbsim.results.expectations import check
     from lbsim.runner import RunCache, run_sweep
 
@@ -126,6 +126,10 @@ def run(
     replications = loaded.replications if replications is None else replications
     folder = out if out is not None else Path("results") / loaded.name
     _check_writable(folder)
+    command = shlex.join(["lbsim", *sys.argv[1:]])
+    existed = folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    write_status(folder, "running", command, loaded.name)
     started = time.time()
     cache = RunCache(folder / "cache")
     try:
@@ -142,17 +146,28 @@ def run(
             )
     except KeyboardInterrupt:
         _stopping()
+        write_status(folder, "interrupted", command, loaded.name, "Ctrl-C")
         click.echo(
             f"interrupted: finished runs are kept in {cache.folder}; the same command resumes.", err=True
         )
         sys.exit(130)
+    except ConfigError:
+        # A mistake found before any run (such as --scheduler): leave nothing behind.
+        if not existed and not (folder / "cache").exists():
+            (folder / "manifest.json").unlink()
+            folder.rmdir()
+        else:
+            write_status(folder, "failed", command, loaded.name, "bad input")
+        raise
+    except LbsimError as exc:
+        write_status(folder, "failed", command, loaded.name, str(exc))
+        raise
     simulated = time.time()
     if cache.damaged:
         click.echo(
             f"{cache.damaged} damaged file(s) in {cache.folder} not read: those runs were simulated again.",
             err=True,
         )
-    command = shlex.join(["lbsim", *sys.argv[1:]])
     timings = {"simulate_seconds": round(simulated - started, 3)}
     outcomes = check(loaded.expect, result.table, result.keys)
     try:

@@ -83,19 +83,26 @@ def write_results(
     timings: dict[str, float],
     outcomes: Sequence[Outcome] = (),
 ) -> None:
-    """Write every table, plot, the report and the manifest of a sweep into ``folder``."""
+    """Write every table, plot, the report and the manifest (status ``done``) of a sweep into
+    ``folder``, after removing the files the manifest of an earlier run there lists (so no
+    table or plot of another scenario is left beside these; files lbsim did not write stay)."""
     folder.mkdir(parents=True, exist_ok=True)
-    _csv(folder / "summary.csv", result.summary)
-    _csv(folder / "table.csv", result.table)
+    _remove_earlier_results(folder)
+    tables = {
+        "summary": result.summary,
+        "table": result.table,
+        "servers": result.servers,
+        "timeseries": result.timeseries,
+        "faults": result.faults,
+    }
+    if len(result.regions):
+        tables["regions"] = result.regions
+    if result.tiers["tier"].nunique() > 1:
+        tables["tiers"] = result.tiers
+    for name, frame in tables.items():
+        _csv(folder / f"{name}.csv", frame)
     table_md = markdown_table(result.table, result.keys)
     write_text_atomic(folder / "table.md", table_md)
-    _csv(folder / "servers.csv", result.servers)
-    _csv(folder / "timeseries.csv", result.timeseries)
-    _csv(folder / "faults.csv", result.faults)
-    if len(result.regions):
-        _csv(folder / "regions.csv", result.regions)
-    if result.tiers["tier"].nunique() > 1:
-        _csv(folder / "tiers.csv", result.tiers)
     from lbsim.output import figures  # matplotlib, only once there is something to draw
 
     made = figures.result_plots(result, folder)
@@ -118,7 +125,9 @@ def write_results(
         report += [f"## {title}", "", f"![{title}]({name})", ""]
     report += ["## Resolved scenario", "", "```yaml", resolved.rstrip(), "```", ""]
     write_text_atomic(folder / "report.md", "\n".join(report))
+    written = sorted([*(f"{name}.csv" for name in tables), "table.md", "report.md", *(p for _, p in made)])
     manifest = {
+        "status": "done",
         "versions": versions(),
         "command": command,
         "scenario": scenario.name,
@@ -126,8 +135,46 @@ def write_results(
         "replications": replications,
         "timings": timings,
         "cells": result.cells,
+        "files": written,
     }
     write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def write_status(folder: Path, status: str, command: str, scenario: str, reason: str | None = None) -> None:
+    """Say in ``folder/manifest.json`` what the folder holds while a run is ``running`` or
+    after it ended without results (``interrupted``, ``failed``, with its ``reason``); the
+    files an earlier finished run wrote stay listed, so the next finished run removes them."""
+    earlier = _earlier_manifest(folder)
+    manifest = {"status": status, "versions": versions(), "command": command, "scenario": scenario}
+    if reason is not None:
+        manifest["reason"] = reason
+    manifest["files"] = earlier.get("files", [])
+    write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def _earlier_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _remove_earlier_results(folder: Path) -> None:
+    """Remove the tables, reports and plots an earlier run's manifest lists: only plain
+    names inside ``folder`` (``summary.csv``, ``plots/x.png``), never anything else."""
+    files = _earlier_manifest(folder).get("files", [])
+    for name in files if isinstance(files, list) else []:
+        path = folder / str(name)
+        if (
+            isinstance(name, str)
+            and path.suffix in (".csv", ".md", ".png")
+            and ".." not in Path(name).parts
+            and not Path(name).is_absolute()
+            and path.is_file()
+            and not path.is_symlink()
+        ):
+            path.unlink()
 
 
 def _plain(value: Any) -> Any:
