@@ -24,6 +24,11 @@ from lbsim.policies import POLICIES, make_policy
 
 # The longest file name most file systems allow, in bytes.
 NAME_MAX = 255
+# The most requests `lbsim run` simulates without --force (about 2 hours in one process).
+REQUEST_BUDGET = 1e9
+# Requests a second one process simulates, for the estimate before a run: least connections
+# with the default balancer cost, as benchmarks/speed.py measured it (README, Performance).
+NOMINAL_RATE = 150_000
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,6 +104,7 @@ def main() -> None:
     help="Also write every run's per-request records as Parquet under <out>/requests/.",
 )
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--force", is_flag=True, help="Run even above the budget of 1e9 requests.")
 @_one_line_errors
 def run(
     scenario: Path,
@@ -111,21 +117,36 @@ def run(
     scheduler: str | None,
     keep_requests: bool,
     quiet: bool,
+    force: bool,
 ) -> None:
     """Simulate SCENARIO with its sweep and replications; write the results folder."""
     from lbsim.config.loading import load_scenario
     from lbsim.config.overrides import parse_assignment, split_values
     from lbsim.output.report import markdown_table, write_results, write_status
     from lbsim.results.expectations import check
-    from lbsim.runner import RunCache, run_sweep
+    from lbsim.runner import RunCache, planned_requests, resolved_seed, run_sweep
 
     overrides = [parse_assignment(text, "--set") for text in sets]
     axes = [(key, split_values(values)) for key, values in (parse_assignment(t, "--sweep") for t in sweeps)]
     loaded = load_scenario(scenario, overrides=overrides, sweeps=axes)
-    seed = loaded.seed if seed is None else seed
+    seed = resolved_seed(loaded, seed)
     replications = loaded.replications if replications is None else replications
     folder = out if out is not None else Path("results") / loaded.name
     _check_writable(folder)
+    n_cells, planned = planned_requests(loaded, replications)
+    if planned > REQUEST_BUDGET and not force:
+        raise ConfigError(
+            f"{scenario}: a run must simulate at most {REQUEST_BUDGET:.0e} requests without --force; "
+            f"got about {planned:.2g} ({n_cells} cell(s) x {replications} replication(s))."
+        )
+    if not quiet:
+        processes = min(jobs or os.cpu_count() or 1, n_cells * replications)
+        hours = planned / (NOMINAL_RATE * processes) / 3600
+        click.echo(
+            f"about {planned:,.0f} requests in {n_cells} cell(s) x {replications} replication(s): "
+            f"about {_span(hours * 3600)} at {NOMINAL_RATE:,} requests/s in each of {processes} process(es)",
+            err=True,
+        )
     command = shlex.join(["lbsim", *sys.argv[1:]])
     existed = folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
@@ -199,6 +220,15 @@ def run(
             click.echo(f"expect {outcome.text}: {'holds' if outcome.holds else 'FAILS'} ({outcome.detail})")
     if not all(outcome.holds for outcome in outcomes):
         sys.exit(1)
+
+
+def _span(seconds: float) -> str:
+    """``seconds`` as a person reads a wait: 40 s, 12 min, 3.5 h."""
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _check_writable(folder: Path) -> None:

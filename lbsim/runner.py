@@ -39,6 +39,7 @@ from lbsim.policies import Policy, make_policy
 from lbsim.results.metrics import RunTables, cell_table, summarize
 from lbsim.results.request_log import RequestsFile, RequestsInMemory, require_parquet
 from lbsim.results.run_file import DamagedRunFile, read_run, write_run
+from lbsim.workload import ClosedUsers
 
 ScenarioSource = Scenario | str | Path | Mapping[str, Any]
 
@@ -91,7 +92,7 @@ class SweepResult:
     n_cached: int = 0
 
 
-def _seed(scenario: Scenario, seed: int | None) -> int:
+def resolved_seed(scenario: Scenario, seed: int | None) -> int:
     """The seed to run with: ``seed``, or the scenario's (>= 0, as the file's must be)."""
     if seed is None:
         return scenario.seed
@@ -127,7 +128,7 @@ def simulate(
             bounded however long the run.
     """
     scenario = _scenario(scenario, policy)
-    seed = _seed(scenario, seed)
+    seed = resolved_seed(scenario, seed)
     kept = RequestsInMemory() if keep_requests else None
     output = engine.run(scenario, seed, replication, [kept] if kept is not None else [])
     tables = summarize(output, scenario.warmup, scenario.duration, scenario.window_length)
@@ -204,7 +205,7 @@ def run_sweep(
             (``<task key>.parquet``; the manifest maps cells to them).
     """
     scenario = _scenario(scenario)
-    seed = _seed(scenario, seed)
+    seed = resolved_seed(scenario, seed)
     replications = scenario.replications if replications is None else replications
     if not 1 <= replications <= MAX_REPLICATIONS:
         raise ConfigError(f"replications must be >= 1 and <= {MAX_REPLICATIONS}; got {replications}.")
@@ -245,6 +246,23 @@ def run_sweep(
         for c, row in enumerate(result.cells):
             row["requests"] = [path.name for path in paths[c * replications : (c + 1) * replications] if path]
     return result
+
+
+def planned_requests(scenario: Scenario, replications: int) -> tuple[int, float]:
+    """The cells of ``scenario``'s sweep and about how many requests simulating each for
+    ``replications`` replications arrive in all: the mean arrival rate times the duration,
+    and for closed-loop users, users / (mean think + mean size), an upper bound."""
+    cells = expand(scenario)
+    total = 0.0
+    for cell in cells:
+        workload = cell.scenario.workload
+        process = workload.process()
+        if isinstance(process, ClosedUsers):
+            rate = process.users / (process.think.mean + workload.size.mean)
+        else:
+            rate = process.mean_rate
+        total += rate * cell.scenario.duration
+    return len(cells), total * replications
 
 
 def task_key(task: Task) -> str:

@@ -114,7 +114,9 @@ def test_a_bad_or_unreachable_scheduler_is_one_line_within_seconds(scheduler, re
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--scheduler", scheduler])
     assert result.exit_code == 2
-    [line] = result.output.strip().splitlines()
+    # The line before, if any, is the estimate of the run's size, printed before connecting.
+    *before, line = result.output.strip().splitlines()
+    assert len(before) <= 1 and "Traceback" not in result.output
     assert line.startswith("error: --scheduler must be 'local' or the address of a reachable Dask scheduler")
     assert reason in line
     assert not out.exists()
@@ -148,3 +150,32 @@ def test_sizes_that_would_exhaust_memory_are_refused(change, message, tmp_path):
     result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "out"), "--quiet"])
     assert result.exit_code == 2
     assert message in result.output, result.output
+
+
+def test_a_run_above_the_request_budget_needs_force(tmp_path):
+    # 10 million requests a second for 10 minutes: 6e9 requests, hours of simulation.
+    path = tmp_path / "huge.yaml"
+    path.write_text(
+        "name: huge\nduration: 10m\nworkload: {rate: 1e7/s, size: exp(1ms)}\nservers: [{name: web}]\n"
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {path}: a run must simulate at most 1e+09 requests without --force; "
+        "got about 6e+09 (1 cell(s) x 1 replication(s))."
+    )
+    assert not out.exists()
+
+
+def test_a_run_says_how_much_it_will_simulate_before_it_starts(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text(
+        "name: small\nduration: 10s\nworkload: {rate: 100/s, size: exp(1ms)}\nservers: [{name: web}]\n"
+    )
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "out"), "--jobs", "1"])
+    assert result.exit_code == 0
+    assert (
+        "about 1,000 requests in 1 cell(s) x 1 replication(s): about 1 s at 150,000 requests/s"
+        in result.output
+    )
