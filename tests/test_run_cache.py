@@ -91,3 +91,28 @@ def test_a_cache_file_of_the_old_pickle_format_is_never_read(tmp_path):
     os.remove(entry)
     lbsim_run(tmp_path)
     assert not marker.exists()
+
+
+PLANTED_ARCHIVES = {
+    "meta not JSON": {"meta": np.array("not json")},
+    "meta of another format": {"meta": np.array('{"format": 99}')},
+    "meta with missing parts": {"meta": np.array('{"format": 1, "summary": {}}')},
+    "a table column of two dimensions": "2-D",
+}
+
+
+@pytest.mark.parametrize("planting", list(PLANTED_ARCHIVES))
+def test_an_archive_of_the_wrong_shape_is_damaged_not_a_crash(tmp_path, planting):
+    lbsim_run(tmp_path)
+    fresh = tables(tmp_path)
+    [entry] = cache_files(tmp_path)
+    arrays = PLANTED_ARCHIVES[planting]
+    if arrays == "2-D":
+        with np.load(entry, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        arrays["servers.0"] = np.zeros((2, 2))
+    with entry.open("wb") as file:
+        np.savez(file, **arrays)
+    rerun = lbsim_run(tmp_path)
+    assert "1 damaged file(s)" in rerun.stderr
+    assert tables(tmp_path) == fresh

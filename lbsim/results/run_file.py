@@ -65,35 +65,82 @@ def read_run(path: Path) -> tuple[RunTables, float]:
     """The tables and wall time kept in ``path``.
 
     Raises:
-        DamagedRunFile: ``path`` is not a whole run file of this format.
+        DamagedRunFile: ``path`` is not a whole run file of this format: not an archive of
+            arrays, or its parts are missing or of other types or shapes than this module
+            writes (a planted file included).
         OSError: ``path`` cannot be read.
     """
     try:
         with np.load(path, allow_pickle=False) as archive:
-            meta = json.loads(str(archive["meta"]))
-            if meta.get("format") != FORMAT:
-                raise DamagedRunFile(f"{path.name}: not a run file of format {FORMAT}.")
-            frames = {
-                name: pd.DataFrame(
-                    {
-                        column: pd.Series(archive[f"{name}.{k}"], dtype=dtype)
-                        for k, (column, dtype) in enumerate(meta["frames"][name])
-                    }
-                )
-                for name in _FRAMES
-            }
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise DamagedRunFile(f"{path.name}: not an archive of arrays.")
+            meta = json.loads(str(archive["meta"][()]))
+            _check_meta(meta)
+            frames = {name: _frame(archive, name, meta["frames"][name]) for name in _FRAMES}
             quantiles = archive["latency_quantiles"]
-        tables = RunTables(
-            summary=meta["summary"],
-            latency_quantiles=quantiles,
-            little=(meta["little"][0], meta["little"][1]),
-            **frames,
-        )
-        return tables, float(meta["seconds"])
-    except (zipfile.BadZipFile, EOFError, KeyError, IndexError, TypeError, ValueError) as exc:
-        if isinstance(exc, DamagedRunFile):
-            raise
+            if quantiles.ndim != 1 or quantiles.dtype != np.float64:
+                raise DamagedRunFile(f"{path.name}: latency quantiles of another shape or type.")
+    except DamagedRunFile as exc:
+        raise DamagedRunFile(f"{path.name}: {exc}") from None
+    except (zipfile.BadZipFile, EOFError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise DamagedRunFile(f"{path.name}: {type(exc).__name__}") from None
+    tables = RunTables(
+        summary=meta["summary"],
+        latency_quantiles=quantiles,
+        little=(float(meta["little"][0]), float(meta["little"][1])),
+        **frames,
+    )
+    return tables, float(meta["seconds"])
+
+
+# The pandas dtypes the engine's tables have (text is "str" with pandas 3, "object" before).
+_DTYPES = {"float64", "int64", "int32", "int8", "bool", "object", "str"}
+
+
+def _check_meta(meta: Any) -> None:
+    """Raise DamagedRunFile unless ``meta`` has the parts, types and format this module writes."""
+
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise DamagedRunFile(f"not a run file of format {FORMAT}.")
+    summary, little, frames = meta.get("summary"), meta.get("little"), meta.get("frames")
+    if not (
+        isinstance(summary, dict)
+        and all(isinstance(value, int | float | str | None) for value in summary.values())
+        and isinstance(little, list)
+        and len(little) == 2
+        and all(number(x) for x in little)
+        and number(meta.get("seconds"))
+        and isinstance(frames, dict)
+        and set(frames) == set(_FRAMES)
+        and all(
+            isinstance(columns, list)
+            and all(
+                isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and pair[1] in _DTYPES
+                for pair in columns
+            )
+            and len({pair[0] for pair in columns}) == len(columns)
+            for columns in frames.values()
+        )
+    ):
+        raise DamagedRunFile("its description has other parts or types than a run file's.")
+
+
+def _frame(archive: Any, name: str, columns: list[list[str]]) -> pd.DataFrame:
+    """Table ``name`` of ``archive``: one 1-D column array per (column, dtype), of equal lengths."""
+    arrays = [archive[f"{name}.{k}"] for k in range(len(columns))]
+    if any(array.ndim != 1 or array.dtype.kind not in "biufU" for array in arrays):
+        raise DamagedRunFile(f"table {name}: a column of another shape or type.")
+    if len({array.size for array in arrays}) > 1:
+        raise DamagedRunFile(f"table {name}: columns of different lengths.")
+    return pd.DataFrame(
+        {
+            column: pd.Series(array, dtype=dtype)
+            for array, (column, dtype) in zip(arrays, columns, strict=True)
+        }
+    )
 
 
 def _data_only(frame: str, column: str, values: np.ndarray) -> np.ndarray:
