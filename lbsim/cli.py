@@ -149,7 +149,12 @@ def run(
         )
     command = shlex.join(["lbsim", *sys.argv[1:]])
     existed = folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"--out must be a folder lbsim can make; got {shown(str(folder))} ({exc.strerror})."
+        ) from None
     write_status(folder, "running", command, loaded.name)
     started = time.time()
     cache = RunCache(folder / "cache")

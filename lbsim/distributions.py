@@ -313,8 +313,9 @@ class Empirical(Distribution):
             except ValueError:
                 if number == 1:
                     continue
+                # The cell itself is not shown: the file could be anyone's (/etc/shadow).
                 raise ConfigError(
-                    f"empirical: {path}:{number} must hold a number; got {shown(cell)}."
+                    f"empirical: {path}:{number} must hold a number; got something else."
                 ) from None
         if not values or not all(0 <= value < math.inf for value in values):
             raise ConfigError(f"empirical: {path} must hold at least one value, all finite and >= 0.")

@@ -6,11 +6,13 @@ sweep gives identical results serially or in a process pool.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import multiprocessing
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -364,14 +366,18 @@ class RunCache:
         if not path.exists():
             return None
         try:
+            if not stat.S_ISREG(path.stat().st_mode):  # a folder or a FIFO (which would block)
+                raise DamagedRunFile(f"{path.name}: not a regular file.")
             return read_run(path)
         except (DamagedRunFile, OSError):
             self.damaged += 1
             return None
 
     def store(self, key: str, result: tuple[RunTables, float]) -> None:
-        """Keep the run named ``key``."""
-        write_atomic(self.path(key), lambda tmp: write_run(tmp, *result))
+        """Keep the run named ``key``; where its place is taken (by a folder planted there, or
+        a full disk), the run is not kept: the cache only saves time."""
+        with contextlib.suppress(OSError):
+            write_atomic(self.path(key), lambda tmp: write_run(tmp, *result))
 
 
 def run_tasks(

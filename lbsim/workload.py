@@ -293,8 +293,9 @@ class TraceArrivals(OpenArrivals):
                 for name, cell in zip(header, cells, strict=True):
                     columns[name].append(float(cell))
             except ValueError:
+                # The line itself is not shown: the file could be anyone's.
                 raise ConfigError(
-                    f"must hold numbers in every cell; got {path}:{number} {shown(line)}."
+                    f"must hold numbers in every cell; got something else at {path}:{number}."
                 ) from None
         times = columns["t_arrival"]
         if any(b < a for a, b in itertools.pairwise(times)) or not all(0 <= t < math.inf for t in times):

@@ -1,6 +1,7 @@
 """Every malformed scenario gives one line naming the file, the key, the rule and the value;
 exit code 2; no traceback; nothing written."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,24 @@ def test_a_run_says_how_much_it_will_simulate_before_it_starts(tmp_path):
         "about 1,000 requests in 1 cell(s) x 1 replication(s): about 1 s at 150,000 requests/s"
         in result.output
     )
+
+
+def test_a_scenario_path_that_is_not_a_regular_file_is_refused_unread(tmp_path):
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # reading it would block forever
+    result = CliRunner().invoke(main, ["run", str(fifo), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {fifo}: the scenario file must be a regular file of at most 512 MiB; "
+        "got another kind of file or a larger one."
+    )
+
+
+def test_set_nested_too_deeply_is_one_line(tmp_path):
+    path = Path(__file__).parents[1] / "scenarios" / "quickstart.yaml"
+    result = CliRunner().invoke(
+        main, ["run", str(path), "--set", "description=" + "[" * 5000, "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "description must nest mappings and lists less deeply" in result.output
+    assert len(result.output.strip().splitlines()) == 1

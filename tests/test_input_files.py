@@ -44,3 +44,12 @@ def test_a_binary_file_is_refused_as_not_text(tmp_path):
     (tmp_path / "sizes.bin").write_bytes(b"\x00\xff\xfe")
     with pytest.raises(ConfigError, match=r"must be UTF-8 text; got .*not text at byte 1"):
         parse_distribution("empirical(sizes.bin)", tmp_path)
+
+
+def test_a_bad_value_in_a_file_is_located_but_never_shown(tmp_path):
+    # The file could be anyone's: /etc/shadow's second line is a password hash.
+    (tmp_path / "secret.csv").write_text("0.01\nroot:$6$secret:19000\n")
+    with pytest.raises(ConfigError) as error:
+        parse_distribution("empirical(secret.csv)", tmp_path)
+    assert "secret.csv:2 must hold a number; got something else." in str(error.value)
+    assert "$6$" not in str(error.value)

@@ -116,3 +116,18 @@ def test_an_archive_of_the_wrong_shape_is_damaged_not_a_crash(tmp_path, planting
     rerun = lbsim_run(tmp_path)
     assert "1 damaged file(s)" in rerun.stderr
     assert tables(tmp_path) == fresh
+
+
+@pytest.mark.parametrize("planting", ["a folder", "a FIFO"])
+def test_a_cache_entry_that_is_not_a_file_is_damaged_and_the_run_goes_on(tmp_path, planting):
+    lbsim_run(tmp_path)
+    fresh = tables(tmp_path)
+    [entry] = cache_files(tmp_path)
+    entry.unlink()
+    if planting == "a folder":
+        entry.mkdir()
+    else:
+        os.mkfifo(entry)
+    rerun = lbsim_run(tmp_path)  # would block forever reading a FIFO, or fail storing over a folder
+    assert "1 damaged file(s)" in rerun.stderr
+    assert tables(tmp_path) == fresh

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import reprlib
+import stat
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from lbsim.config.messages import describe
 from lbsim.config.overrides import set_path
 from lbsim.config.scenario import Scenario
 from lbsim.errors import ConfigError, shown
+from lbsim.input_files import MAX_BYTES
 
 
 def load_scenario(
@@ -116,6 +118,12 @@ class _FastUniqueKeyLoader(_UniqueKeys, getattr(yaml, "CSafeLoader", yaml.SafeLo
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_BYTES:
+            raise ConfigError(
+                f"{path}: the scenario file must be a regular file of at most {MAX_BYTES // 2**20} MiB; "
+                "got another kind of file or a larger one."
+            )
         content = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: the scenario file must be readable; got {exc.strerror}.") from None
@@ -157,6 +165,8 @@ def _yaml_value(value: Any) -> Any:
         return value
     try:
         return yaml.load(value, Loader=_UniqueKeyLoader)  # a SafeLoader: data, never objects
+    except RecursionError:
+        raise ConfigError(f"must nest mappings and lists less deeply; got {shown(value)}.") from None
     except _RepeatedKey as exc:
         raise ConfigError(
             f"must not repeat a key in one mapping; got {reprlib.repr(exc.key)} twice."

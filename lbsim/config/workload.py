@@ -102,7 +102,8 @@ class ClientsModel(Model):
 
     count: int = Field(1000, ge=1, le=MAX_CLIENTS)
     zipf: float = Field(0.0, ge=0)
-    sessions: int = Field(1, ge=1)
+    # Session numbers (client x sessions + k) are kept as 64-bit integers.
+    sessions: int = Field(1, ge=1, le=MAX_CLIENTS)
 
     @model_validator(mode="before")
     @classmethod

@@ -80,17 +80,18 @@ def read_run(path: Path) -> tuple[RunTables, float]:
             quantiles = archive["latency_quantiles"]
             if quantiles.ndim != 1 or quantiles.dtype != np.float64:
                 raise DamagedRunFile(f"{path.name}: latency quantiles of another shape or type.")
+        tables = RunTables(
+            summary=meta["summary"],
+            latency_quantiles=quantiles,
+            little=(float(meta["little"][0]), float(meta["little"][1])),
+            **frames,
+        )
+        return tables, float(meta["seconds"])
     except DamagedRunFile as exc:
         raise DamagedRunFile(f"{path.name}: {exc}") from None
-    except (zipfile.BadZipFile, EOFError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+    except (zipfile.BadZipFile, EOFError, LookupError, TypeError, ValueError, AttributeError, ArithmeticError,
+            RecursionError, MemoryError) as exc:  # fmt: skip
         raise DamagedRunFile(f"{path.name}: {type(exc).__name__}") from None
-    tables = RunTables(
-        summary=meta["summary"],
-        latency_quantiles=quantiles,
-        little=(float(meta["little"][0]), float(meta["little"][1])),
-        **frames,
-    )
-    return tables, float(meta["seconds"])
 
 
 # The pandas dtypes the engine's tables have (text is "str" with pandas 3, "object" before).
