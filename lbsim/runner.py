@@ -511,7 +511,7 @@ def _connect(client: Any, scheduler: Any) -> Any:
         if isinstance(scheduler, str) and "://" not in scheduler:
             raise ValueError("no protocol, such as tcp://")
         return client(scheduler, timeout=f"{SCHEDULER_TIMEOUT}s")
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, MemoryError) as exc:  # MemoryError: a peer that is not Dask
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(
             f"--scheduler must be 'local' or the address of a reachable Dask scheduler (tcp://HOST:8786); "

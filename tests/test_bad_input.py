@@ -1,6 +1,7 @@
 """Every malformed scenario gives one line naming the file, the key, the rule and the value;
 exit code 2; no traceback; nothing written."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -201,3 +202,52 @@ def test_set_nested_too_deeply_is_one_line(tmp_path):
     assert result.exit_code == 2
     assert "description must nest mappings and lists less deeply" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_scheduler_address_that_is_not_dask_is_one_line(tmp_path):
+    # A web server where the scheduler should be: Dask reads its reply as a frame length.
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.settimeout(20)
+
+    def answer() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                peer, _ = listener.accept()
+                peer.recv(100)
+                peer.sendall(b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 1000)
+                peer.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    path = tmp_path / "small.yaml"
+    path.write_text(
+        "name: small\nduration: 1s\nworkload: {rate: 10/s, size: exp(10ms)}\nservers: [{name: web}]\n"
+    )
+    address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+    out = tmp_path / "out"
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lbsim",
+            "run",
+            str(path),
+            "--scheduler",
+            address,
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    listener.close()
+    assert process.returncode == 2, process.stderr
+    assert process.stderr.startswith("error: --scheduler must be 'local' or the address of a reachable Dask")
+    assert len(process.stderr.strip().splitlines()) == 1
+    assert not out.exists()
