@@ -32,6 +32,16 @@ def cache_files(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "out" / "cache").iterdir())
 
 
+def rerun_over(tmp_path: Path, plant) -> tuple[subprocess.CompletedProcess[str], dict[str, bytes]]:
+    """Run once, let ``plant(entry)`` replace the one cache entry, run again; return the
+    rerun and the tables of the first run."""
+    lbsim_run(tmp_path)
+    fresh = tables(tmp_path)
+    [entry] = cache_files(tmp_path)
+    plant(entry)
+    return lbsim_run(tmp_path), fresh
+
+
 def test_a_cached_run_gives_byte_identical_tables(tmp_path):
     lbsim_run(tmp_path)
     fresh = tables(tmp_path)
@@ -52,16 +62,16 @@ class Planted:
 
 @pytest.mark.parametrize("planting", ["raw pickle", "pickled array in an npz"])
 def test_a_planted_cache_file_runs_no_code(tmp_path, planting):
-    lbsim_run(tmp_path)
-    fresh = tables(tmp_path)
-    [entry] = cache_files(tmp_path)
     marker = tmp_path / "marker"
-    if planting == "raw pickle":
-        entry.write_bytes(pickle.dumps(Planted(marker)))
-    else:
-        with entry.open("wb") as file:
-            np.savez(file, meta=np.array([Planted(marker)], dtype=object))
-    rerun = lbsim_run(tmp_path)
+
+    def plant(entry: Path) -> None:
+        if planting == "raw pickle":
+            entry.write_bytes(pickle.dumps(Planted(marker)))
+        else:
+            with entry.open("wb") as file:
+                np.savez(file, meta=np.array([Planted(marker)], dtype=object))
+
+    rerun, fresh = rerun_over(tmp_path, plant)
     assert not marker.exists()
     assert "1 damaged file(s)" in rerun.stderr
     assert tables(tmp_path) == fresh
@@ -69,12 +79,11 @@ def test_a_planted_cache_file_runs_no_code(tmp_path, planting):
 
 @pytest.mark.parametrize("damage", ["empty", "truncated"])
 def test_a_damaged_cache_file_is_simulated_again_and_said_once(tmp_path, damage):
-    lbsim_run(tmp_path)
-    fresh = tables(tmp_path)
-    [entry] = cache_files(tmp_path)
-    data = entry.read_bytes()
-    entry.write_bytes(b"" if damage == "empty" else data[: len(data) // 2])
-    rerun = lbsim_run(tmp_path)
+    def plant(entry: Path) -> None:
+        data = entry.read_bytes()
+        entry.write_bytes(b"" if damage == "empty" else data[: len(data) // 2])
+
+    rerun, fresh = rerun_over(tmp_path, plant)
     assert rerun.stderr.count("damaged file(s)") == 1
     assert "from the cache" not in rerun.stdout
     assert tables(tmp_path) == fresh
@@ -103,31 +112,30 @@ PLANTED_ARCHIVES = {
 
 @pytest.mark.parametrize("planting", list(PLANTED_ARCHIVES))
 def test_an_archive_of_the_wrong_shape_is_damaged_not_a_crash(tmp_path, planting):
-    lbsim_run(tmp_path)
-    fresh = tables(tmp_path)
-    [entry] = cache_files(tmp_path)
-    arrays = PLANTED_ARCHIVES[planting]
-    if arrays == "2-D":
-        with np.load(entry, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-        arrays["servers.0"] = np.zeros((2, 2))
-    with entry.open("wb") as file:
-        np.savez(file, **arrays)
-    rerun = lbsim_run(tmp_path)
+    def plant(entry: Path) -> None:
+        arrays = PLANTED_ARCHIVES[planting]
+        if arrays == "2-D":
+            with np.load(entry, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+            arrays["servers.0"] = np.zeros((2, 2))
+        with entry.open("wb") as file:
+            np.savez(file, **arrays)
+
+    rerun, fresh = rerun_over(tmp_path, plant)
     assert "1 damaged file(s)" in rerun.stderr
     assert tables(tmp_path) == fresh
 
 
 @pytest.mark.parametrize("planting", ["a folder", "a FIFO"])
 def test_a_cache_entry_that_is_not_a_file_is_damaged_and_the_run_goes_on(tmp_path, planting):
-    lbsim_run(tmp_path)
-    fresh = tables(tmp_path)
-    [entry] = cache_files(tmp_path)
-    entry.unlink()
-    if planting == "a folder":
-        entry.mkdir()
-    else:
-        os.mkfifo(entry)
-    rerun = lbsim_run(tmp_path)  # would block forever reading a FIFO, or fail storing over a folder
+    def plant(entry: Path) -> None:
+        entry.unlink()
+        if planting == "a folder":
+            entry.mkdir()
+        else:
+            os.mkfifo(entry)
+
+    # It would block forever reading a FIFO, or fail storing over a folder.
+    rerun, fresh = rerun_over(tmp_path, plant)
     assert "1 damaged file(s)" in rerun.stderr
     assert tables(tmp_path) == fresh
