@@ -99,10 +99,15 @@ class ClosedLoopUsers:
 
 def _requests(
     blocks: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]], requests: Requests
-) -> Iterator[tuple[float, Request]]:
-    """Each arrival instant with its request, made when the arrival before it happens."""
-    make, numbers, clock, plain = requests.make, requests.numbers, requests.clock, requests.plain
+) -> Iterator[tuple[np.ndarray, Iterator[Request]]]:
+    """Each block's arrival times with its requests, each made when its arrival is numbered
+    (when the arrival before it happens)."""
     for times, sizes, clients in blocks:
-        for t, size, client in zip(times.tolist(), sizes.tolist(), clients.tolist(), strict=True):
-            # Plain requests are made here, without a call to make per request.
-            yield t, Request(next(numbers), t, size, client, clock) if plain else make(t, size, client)
+        args = (times.tolist(), sizes.tolist(), clients.tolist())
+        # Plain requests (nothing to draw for them) are made without a call to make.
+        made = (
+            map(Request, requests.numbers, *args, itertools.repeat(requests.clock))
+            if requests.plain
+            else map(requests.make, *args)
+        )
+        yield times, made

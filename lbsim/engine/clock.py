@@ -8,16 +8,20 @@ touches SimPy's internals.
 
 Open-loop arrivals are known ahead, so they do not go through the heap: the clock holds the
 next one aside and runs whichever is earlier, it or the heap's first event. Each arrival is
-numbered when the one before it runs, exactly as if that one had scheduled it, so the order
-of events (ties included) is the same as with every arrival on the heap.
+numbered when the one before it runs, at the instant that one's ``schedule`` would have
+given, so the order of events (ties included) and every time are the same as with each
+arrival on the heap. A block of arrivals becomes calendar entries by ``zip``, without a
+Python call per arrival.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from heapq import heappop, heappush
+from itertools import chain, repeat
 from typing import Any
 
+import numpy as np
 from simpy import Environment
 from simpy.events import NORMAL
 
@@ -30,6 +34,25 @@ def _stop(_: object) -> None:
 
 # The next arrival when there is none (later than any event).
 _NO_ARRIVAL = (float("inf"), NORMAL, -1, _stop, None)
+
+
+def _as_scheduled(times: np.ndarray, now: float) -> list[float]:
+    """The instants at which ``times`` run when each is scheduled from the one before (the
+    first from ``now``) as ``now + (t - now)``, which is ``t`` itself unless t - now rounds.
+
+    By Sterbenz's lemma t - now is exact when now <= t <= 2 now, so after the first few
+    arrivals every instant is its time; one vector check finds whether a block needs the
+    step by step sum."""
+    before = np.empty_like(times)
+    before[:1] = now
+    before[1:] = times[:-1]
+    if np.array_equal((times - before) + before, times):
+        return times.tolist()
+    instants = []
+    for t in times.tolist():
+        now = now + (t - now)
+        instants.append(now)
+    return instants
 
 
 class Clock:
@@ -58,24 +81,25 @@ class Clock:
         """Call ``callback(arg)`` at time ``t`` (>= now)."""
         heappush(self._queue, (t, NORMAL, next(self._eid), callback, arg))
 
-    def arrivals(self, arrivals: Iterator[tuple[float, Any]], receive: Callback) -> None:
-        """Call ``receive(arg)`` at each ``(t, arg)`` of ``arrivals`` (t non-decreasing, >= now):
-        the first is scheduled now, each next one when the one before it runs."""
-        self._arrivals = self._entries(arrivals, receive)
+    def arrivals(self, blocks: Iterable[tuple[np.ndarray, Iterator[Any]]], receive: Callback) -> None:
+        """Call ``receive(arg)`` at each instant of ``blocks``, blocks of arrival times (1-D
+        float arrays, non-decreasing, >= now, across blocks too) each with an iterator of one
+        ``arg`` per time, read when its arrival is numbered: the first is scheduled now, each
+        next one when the one before it runs."""
+        self._arrivals = chain.from_iterable(self._entries(blocks, receive))
         self._next_arrival = next(self._arrivals, _NO_ARRIVAL)
 
     def _entries(
-        self, arrivals: Iterator[tuple[float, Any]], receive: Callback
-    ) -> Iterator[tuple[float, int, int, Callback, Any]]:
-        """The calendar entries of ``arrivals``, each numbered when it is asked for (when the
-        arrival before it runs)."""
+        self, blocks: Iterable[tuple[np.ndarray, Iterator[Any]]], receive: Callback
+    ) -> Iterator[Iterator[tuple[float, int, int, Callback, Any]]]:
+        """The calendar entries of each block; ``zip`` numbers each when it is asked for (when
+        the arrival before it runs)."""
         now = self.now
-        eid = self._eid
-        for t, arg in arrivals:
-            # The instant schedule(t - now) gives at the arrival before, so results do not
-            # depend on the route an arrival takes to the calendar.
-            now = now + (t - now)
-            yield (now, NORMAL, next(eid), receive, arg)
+        for times, args in blocks:
+            instants = _as_scheduled(times, now)
+            if instants:
+                now = instants[-1]
+            yield zip(instants, repeat(NORMAL), self._eid, repeat(receive), args)
 
     def stop(self) -> None:
         """End :meth:`run` once the events already due now have run."""

@@ -39,6 +39,7 @@ class Server:
         queue: int | None,
     ) -> None:
         self.clock = clock
+        self.schedule_at = clock.schedule_at
         self.index = index
         self.name = name
         self.group = group
@@ -126,7 +127,7 @@ class Server:
         self.sum_t_end += t_end
         if self.in_service is not None:
             self.in_service[job] = t_end
-        self.clock.schedule_at(t_end, self._finish, (job, t_end, self.epoch))
+        self.schedule_at(t_end, self._finish, (job, t_end, self.epoch))
 
     def _finish(self, entry: tuple[Job, float, int]) -> None:
         job, t_end, epoch = entry
@@ -140,7 +141,10 @@ class Server:
         if self.in_service is not None:
             del self.in_service[job]
         if self.waiting:
-            self._serve_waiting(now)  # the freed worker takes the next job
+            # The freed worker takes the job that waited longest (_serve_waiting, inlined).
+            waiting = self.waiting.popleft()
+            self.waiting_work -= waiting.size / self.speed
+            self._serve(waiting, now)
         else:
             self.busy -= 1
         job.reply_to(job, OK)
