@@ -79,7 +79,7 @@ def test_haproxy_checks_are_haproxys_and_nothing_else_is_on():
         ("nginx", "round_robin", "weighted_round_robin"),  # upstream default: smooth WRR
         ("nginx", "random", "weighted_random"),  # random honours weights
         ("haproxy", "least_connections", "weighted_least_connections"),  # leastconn
-        ("haproxy", "round_robin", "weighted_round_robin"),  # roundrobin is weighted
+        ("haproxy", "round_robin", "fast_weighted_round_robin"),  # roundrobin: lb_fwrr.c
         ("haproxy", "random", "chash_random"),  # balance random: 2 draws over the hash tree
     ],
 )

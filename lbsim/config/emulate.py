@@ -167,8 +167,9 @@ EMULATIONS: dict[str, Emulation] = {
         sections={"health_check": {"style": "haproxy"}},
         slow_start={"style": "haproxy"},
         policies={
-            "round_robin": "weighted_round_robin",
-            "weighted_round_robin": "weighted_round_robin",
+            "round_robin": "fast_weighted_round_robin",
+            "weighted_round_robin": "fast_weighted_round_robin",
+            "fast_weighted_round_robin": "fast_weighted_round_robin",
             "least_connections": "weighted_least_connections",
             "weighted_least_connections": "weighted_least_connections",
             "random": "chash_random",
@@ -189,10 +190,6 @@ EMULATIONS: dict[str, Emulation] = {
         retried=(
             "a failed connection, 3 times, to the same server (retries 3, no redispatch); lbsim "
             "does not model same-server retries, and their outcome, an error, is the same"
-        ),
-        notes=(
-            "round_robin has HAProxy's shares, but the order within a cycle is NGINX's smooth "
-            "rule, not lb_fwrr.c's",
         ),
     ),
 }

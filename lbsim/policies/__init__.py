@@ -15,6 +15,7 @@ from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.policies.base import Backend, Policy
 from lbsim.policies.chash_random import ChashRandom
 from lbsim.policies.edf import EdfRoundRobin
+from lbsim.policies.fwrr import FastWeightedRoundRobin
 from lbsim.policies.hashing import Maglev, RingHash
 from lbsim.policies.ip_hash import IpHash
 from lbsim.policies.join_idle_queue import JoinIdleQueue
@@ -32,6 +33,7 @@ POLICIES: dict[str, type[Policy]] = {
         RoundRobin,
         WeightedRoundRobin,
         EdfRoundRobin,
+        FastWeightedRoundRobin,
         LeastConnections,
         WeightedLeastConnections,
         IpHash,
