@@ -68,7 +68,12 @@ def test_haproxy_checks_are_haproxys_and_nothing_else_is_on():
     # "timeout check" unset means inter; no passive checks unless "observe"; no panic.
     b = balancer_of({"emulate": "haproxy", "health_check": {}})
     assert (b.health_check.style, b.health_check.check_timeout) == ("haproxy", 2.0)
-    assert (b.outlier_detection, b.retries, b.circuit_breaker, b.panic_threshold) == (None, None, None, 0)
+    assert (b.outlier_detection, b.circuit_breaker, b.panic_threshold) == (None, None, 0)
+    # retries 3 with retry-on conn-failure and no option redispatch: the same server each
+    # time, after the turn-around timer min(timeout connect, 1 s).
+    assert (b.retries.max, b.retries.on, b.retries.same_server, b.retries.turnaround) == (
+        3, ["connect_failure"], True, 1.0,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -153,6 +158,26 @@ def test_nginx_hides_a_crash_from_clients_by_trying_the_next_server():
     # Passive checks keep web-1 out between trials: one trial per fail_timeout (10 s, whole
     # seconds), so about 20 / 11 trials, each retried once, not a quarter of 20 s of traffic.
     assert nginx["n_retries"] <= 4
+
+
+def test_haproxy_retries_a_refused_connection_three_times_on_the_same_server_a_second_apart():
+    # Real HAProxy 2.6.12 (defaults: retries 3, no redispatch, timeout connect 5s), balance
+    # roundrobin over a server that refuses connections and one that answers, one request at
+    # a time: every other request gets its 503 after 3.01 s, the rest answer at once
+    # (timeout connect 200ms: 0.61 s, three turn-arounds of min(timeout connect, 1 s)).
+    crash = {"target": "web-0", "kind": "crash", "at": "0s", "duration": "100s"}
+    scenario = fleet_scenario(
+        n=2, rate="1/s", duration=40.0, arrivals="deterministic", faults=[crash],
+        balancer={"emulate": "haproxy", "cost": 0},
+    )  # fmt: skip
+    result = lbsim.simulate(scenario)
+    requests = result.requests
+    refused = requests[requests["server"] == "web-0"]
+    assert len(refused) == 20 and (refused["status"] == "error").all()
+    assert (refused["t_done"] - refused["t_arrival"]).to_numpy() == pytest.approx(3.0)
+    assert result.summary.loc[0, "n_retries"] == 3 * 20  # all of them to web-0
+    answered = requests[requests["server"] == "web-1"]
+    assert len(answered) == 20 and (answered["status"] == "ok").all()
 
 
 def test_policies_shows_what_each_name_means_under_a_system():

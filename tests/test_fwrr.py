@@ -67,4 +67,3 @@ def test_haproxy_order_is_not_nginx_smooth_order():
     picks = " ".join(str(nginx.choose(Request(0, 0.0, 0.01, 0)).index) for _ in range(14))
     assert picks == "0 0 1 0 2 0 0 0 0 1 0 2 0 0"
     assert picks != REAL_HAPROXY["5,1,1 n:14"]
-

@@ -176,7 +176,9 @@ RetryOn = Literal["connect_failure", "error", "reset", "timeout", "rejected"]
 
 class RetriesModel(Model):
     """Retries on another backend, full-jitter back-off, at most ``max_concurrent`` at once or
-    an optional budget, per-try timeout, hedging."""
+    an optional budget, per-try timeout, hedging. ``same_server`` with ``turnaround``: HAProxy's
+    ``retries`` without ``option redispatch``, each retry to the server that failed after a
+    fixed ``turnaround`` (min(timeout connect, 1 s)) instead of the back-off."""
 
     max: int = Field(1, ge=0)
     on: list[RetryOn] = Field(default_factory=lambda: list[RetryOn](["connect_failure"]))
@@ -189,6 +191,8 @@ class RetriesModel(Model):
     max_concurrent: int | None = Field(3, ge=0)
     try_timeout: Duration | None = Field(None, gt=0)
     hedge: Duration | None = Field(None, gt=0)
+    same_server: bool = False
+    turnaround: Duration | None = Field(None, ge=0)
 
     @model_validator(mode="before")
     @classmethod

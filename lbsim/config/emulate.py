@@ -99,6 +99,7 @@ EMULATIONS: dict[str, Emulation] = {
         absent={
             **_passive(_NGINX_PASSIVE, "it is NGINX's passive check; Envoy's is outlier detection"),
             "circuit_breaker.failure_threshold": "Envoy has no per-backend breaker; outlier detection ejects",
+            "retries.turnaround": "Envoy's retries back off with full jitter",
         },
         fixed={
             "backups": "Envoy's backups are priority levels",
@@ -149,6 +150,8 @@ EMULATIONS: dict[str, Emulation] = {
             **_passive(_ENVOY_PASSIVE, "it is Envoy's outlier detection; NGINX's is max_fails"),
             "retries.budget": "NGINX has no retry budget",
             "retries.hedge": "NGINX does not hedge",
+            "retries.same_server": "NGINX retries the next server (proxy_next_upstream), never the same",
+            "retries.turnaround": "NGINX retries at once",
         },
         fixed={
             "panic_threshold": "NGINX has no panic mode (it is Envoy's)",
@@ -162,8 +165,20 @@ EMULATIONS: dict[str, Emulation] = {
     ),
     "haproxy": Emulation(
         system="HAProxy 2.6-2.8",
-        # backup: used only when no active server is available.
-        balancer={"panic_threshold": 0.0, "backups": "last_resort"},
+        balancer={
+            "panic_threshold": 0.0,
+            # backup: used only when no active server is available.
+            "backups": "last_resort",
+            # retries 3, retry-on conn-failure, no option redispatch: each retry to the same
+            # server after the turn-around timer, min(timeout connect, 1 s) (configuration.txt).
+            "retries": {
+                "max": 3,
+                "on": ["connect_failure"],
+                "same_server": True,
+                "turnaround": 1.0,
+                "max_concurrent": None,
+            },
+        },
         sections={"health_check": {"style": "haproxy"}},
         slow_start={"style": "haproxy"},
         policies={
@@ -188,8 +203,8 @@ EMULATIONS: dict[str, Emulation] = {
             "health_check.style": "HAProxy's active checks",
         },
         retried=(
-            "a failed connection, 3 times, to the same server (retries 3, no redispatch); lbsim "
-            "does not model same-server retries, and their outcome, an error, is the same"
+            "a failed connection, 3 times, to the same server, each after 1 s (retries 3, no "
+            "redispatch; the turn-around timer is min(timeout connect, 1 s))"
         ),
     ),
 }

@@ -139,6 +139,8 @@ def _tier(name: str, config: BalancerModel) -> settings.BalancerTier:
                 retries.max_concurrent,
                 retries.try_timeout,
                 retries.hedge,
+                retries.same_server,
+                retries.turnaround,
             )
             if retries
             else None

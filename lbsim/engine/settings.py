@@ -82,6 +82,8 @@ class Retries:
     max_concurrent: int | None
     try_timeout: float | None
     hedge: float | None
+    same_server: bool
+    turnaround: float | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,8 @@ class Choice:
 
     def __call__(self, attempt: Attempt, pool: Pool) -> Backend:
         request = attempt.request
+        if attempt.call is not None and attempt.call.pinned is not None:
+            return attempt.call.pinned  # a retry to the same server (HAProxy)
         tried: set[int] | tuple[()] = attempt.call.tried if attempt.call is not None else ()
         backend = self._remembered(attempt, pool) if self.table is not None else None
         if backend is not None and backend.index not in tried:

@@ -1,10 +1,11 @@
-"""Retries, hedged requests and per-try timeouts (Envoy's retry policy).
+"""Retries, hedged requests and per-try timeouts (Envoy's retry policy, HAProxy's retries).
 
 A client request becomes a call that the instance may try several times: again after a
 failure the retry policy covers (``on``), up to ``max`` retries, within the retry budget,
-after an exponential backoff with full jitter; once more after ``hedge`` seconds without an
-answer; and each try is abandoned after ``try_timeout``. The first answer that is ``ok``
-ends the call, as does the last failure when nothing is left to try.
+after an exponential backoff with full jitter (or, HAProxy's way, a fixed ``turnaround``
+and to the same server); once more after ``hedge`` seconds without an answer; and each try
+is abandoned after ``try_timeout``. The first answer that is ``ok`` ends the call, as does
+the last failure when nothing is left to try.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lbsim.workload import Request
 if TYPE_CHECKING:
     from lbsim.engine.balancer.connections import Connection
     from lbsim.engine.balancer.instance import Instance, RunStats
+    from lbsim.policies.base import Backend
 
 # What a failed attempt is, in the words of retries.on.
 _CAUSE: dict[int, str] = {
@@ -37,7 +39,7 @@ _CAUSE: dict[int, str] = {
 class Call:
     """One client request that a balancer may try several times (retries, hedges)."""
 
-    __slots__ = ("connection", "live", "request", "retries", "tried")
+    __slots__ = ("connection", "live", "pinned", "request", "retries", "tried")
 
     def __init__(self, request: Request, connection: Connection | None) -> None:
         self.request = request
@@ -45,6 +47,8 @@ class Call:
         self.live: list[Attempt] = []
         self.tried: set[int] = set()
         self.retries = 0
+        # The backend every retry goes to (HAProxy without redispatch), once one failed.
+        self.pinned: Backend | None = None
 
 
 class Retries(Stage):
@@ -88,6 +92,8 @@ class Retries(Stage):
         elif call.live:
             return  # a hedged copy is still out
         elif self._may_retry(call, status):
+            if self.config.same_server:
+                call.pinned = attempt.backend
             self._schedule_retry(call, index)
         else:
             self.reply(attempt, index, status)
@@ -114,15 +120,21 @@ class Retries(Stage):
         return self.retries_active < allowed
 
     def _schedule_retry(self, call: Call, index: int) -> None:
-        config = self.config
         call.retries += 1
         self.retries_active += 1
         self.stats.n_retries += 1
         self.stats.retry_log.append((self.clock.now, index))
+        self.clock.schedule(self._delay(call.retries), self._retry, call)
+
+    def _delay(self, retries: int) -> float:
+        """Seconds before retry number ``retries``."""
+        config = self.config
+        if config.turnaround is not None:
+            # HAProxy's turn-around timer (configuration.txt, retries): a fixed wait.
+            return config.turnaround
         # Envoy: full jitter, retry n waits U[0, (2^n - 1) x base), capped at 10 x base.
         cap = config.max_backoff if config.max_backoff is not None else 10 * config.backoff
-        delay = float(self.rng.uniform(0, min(cap, (2**call.retries - 1) * config.backoff)))
-        self.clock.schedule(delay, self._retry, call)
+        return float(self.rng.uniform(0, min(cap, (2**retries - 1) * config.backoff)))
 
     def _retry(self, call: Call) -> None:
         if call.request.t_done >= 0 or self.owner.dead:
