@@ -13,18 +13,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from lbsim.errors import ConfigError, LbsimError, SimulationError, UnknownNameError
-from lbsim.policies import POLICIES, Backend, Policy, make_policy
 
 if TYPE_CHECKING:
     from lbsim.config import Scenario, expand, load_scenario
+    from lbsim.policies import POLICIES, Backend, Policy, make_policy
     from lbsim.runner import SimulationResult, SweepResult, run_sweep, simulate, sweep
 
 # The one place the version is written: pyproject.toml reads it from here.
 __version__ = "0.2.0"
 
-# The scenario schema (pydantic) and the runner (pandas) take longer to import than
-# `lbsim --help` may take to answer, so their names are loaded when first used.
+# The policies (numpy), the scenario schema (pydantic) and the runner (pandas) take longer to
+# import than `lbsim --help` may take to answer, so their names are loaded when first used:
+# `import lbsim` itself takes milliseconds (and the `lbsim` command can catch a Ctrl-C while
+# it imports the rest).
 _LAZY = {
+    **dict.fromkeys(("POLICIES", "Backend", "Policy", "make_policy"), "lbsim.policies"),
     "Scenario": "lbsim.config",
     "expand": "lbsim.config",
     "load_scenario": "lbsim.config",
@@ -53,7 +56,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Load a name of :mod:`lbsim.config` or :mod:`lbsim.runner` on first use."""
+    """Load a name of :mod:`lbsim.policies`, :mod:`lbsim.config` or :mod:`lbsim.runner` on first use."""
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'lbsim' has no attribute {name!r}")

@@ -65,7 +65,34 @@ def _one_line_errors(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The longest usage error shown: Click's messages quote the value given, which may be long.
+USAGE_LIMIT = 200
+
+
+class _Commands(click.Group):
+    """lbsim's commands: a usage mistake (an unknown option, a value out of range) is one line
+    on stderr and exit code 2, as every other input error, not Click's three-line usage."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+            sys.exit(2)
+        except click.UsageError as exc:
+            message = exc.format_message()
+            if len(message) > USAGE_LIMIT:
+                message = message[: USAGE_LIMIT - 3] + "..."
+            command = exc.ctx.command_path if exc.ctx else "lbsim"
+            _fail(f"{message} (see {command} --help)")
+        except click.Abort:
+            _stopping()
+            click.echo("interrupted.", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lbsim")
 def main() -> None:
     """lbsim: a discrete-event load-balancing simulator."""

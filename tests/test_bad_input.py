@@ -72,16 +72,41 @@ def test_a_real_process_prints_no_traceback(tmp_path):
             "balancer must not repeat a key in one mapping; got 'policy' twice.",
         ),
         (["--seed", "-1"], "seed must be >= 0; got -1."),
+        # Click's own checks, one line too (not its three-line usage text).
+        (
+            ["--jobs", "0"],
+            "error: Invalid value for '--jobs': 0 is not in the range x>=1. (see lbsim run --help)",
+        ),
+        (["--replications", "0"], "Invalid value for '--replications': 0 is not in the range 1<=x<=100000."),
+        (["--bogus"], "error: No such option '--bogus'"),
+        (["--seed", "9" * 5000], "error: Invalid value for '--seed': '99999"),
     ],
 )
 def test_bad_options_are_one_line_too(args, message, tmp_path):
     path = Path(__file__).parents[1] / "scenarios" / "quickstart.yaml"
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["run", str(path), "--out", str(out), *args])
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(out), *args], prog_name="lbsim")
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1, result.output
+    assert len(result.output) < 300
     assert message in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["run"], "error: Missing argument 'SCENARIO'. (see lbsim run --help)"),
+        (
+            ["run", "scenarios"],
+            "error: Invalid value for 'SCENARIO': File 'scenarios' is a directory. (see lbsim run --help)",
+        ),
+        (["nosuch"], "error: No such command 'nosuch'. (see lbsim --help)"),
+    ],
+)
+def test_usage_mistakes_are_one_line(args, line):
+    result = CliRunner().invoke(main, args, prog_name="lbsim")
+    assert (result.exit_code, result.output.strip()) == (2, line)
 
 
 def test_a_missing_file_is_a_usage_error(tmp_path):

@@ -118,3 +118,20 @@ def test_a_killed_worker_is_one_line_and_a_clean_stop(tmp_path):
     ]
     time.sleep(0.2)
     assert group_left(process.pid) == []
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.1, 0.15, 0.2, 0.3, 0.4])
+def test_ctrl_c_while_lbsim_is_still_importing_is_one_line(delay):
+    # Before Python has installed its own SIGINT handler the signal kills the process (-2);
+    # after that, at any moment of start-up, lbsim ends with "interrupted." and exit code 130.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lbsim", "policies"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert "Traceback" not in err
+    assert process.returncode in (0, 130, -signal.SIGINT)
+    if process.returncode == 130:
+        assert err.strip().splitlines() == ["interrupted."]
