@@ -132,6 +132,11 @@ def main() -> None:
 )
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--force", is_flag=True, help="Run even above the budget of 1e9 requests.")
+@click.option(
+    "--safe",
+    is_flag=True,
+    help="Treat the scenario as untrusted: refuse module:Class policies and files outside its folder.",
+)
 @_one_line_errors
 def run(
     scenario: Path,
@@ -145,6 +150,7 @@ def run(
     keep_requests: bool,
     quiet: bool,
     force: bool,
+    safe: bool,
 ) -> None:
     """Simulate SCENARIO with its sweep and replications; write the results folder."""
     from lbsim.config.loading import load_scenario
@@ -155,7 +161,7 @@ def run(
 
     overrides = [parse_assignment(text, "--set") for text in sets]
     axes = [(key, split_values(values)) for key, values in (parse_assignment(t, "--sweep") for t in sweeps)]
-    loaded = load_scenario(scenario, overrides=overrides, sweeps=axes)
+    loaded = load_scenario(scenario, overrides=overrides, sweeps=axes, safe=safe)
     seed = resolved_seed(loaded, seed)
     replications = loaded.replications if replications is None else replications
     folder = out if out is not None else Path("results") / loaded.name
@@ -346,6 +352,11 @@ class _progress:
     "--set", "sets", multiple=True, metavar="KEY.PATH=VALUE", help="Override a scenario key (repeatable)."
 )
 @click.option("--quiet", is_flag=True, help="Print only the answer.")
+@click.option(
+    "--safe",
+    is_flag=True,
+    help="Treat the scenario as untrusted: refuse module:Class policies and files outside its folder.",
+)
 @_one_line_errors
 def capacity(
     scenario: Path,
@@ -359,6 +370,7 @@ def capacity(
     jobs: int | None,
     sets: tuple[str, ...],
     quiet: bool,
+    safe: bool,
 ) -> None:
     """Find the smallest KEY.PATH (or largest, for a rate) of SCENARIO meeting every --slo."""
     from lbsim.config.loading import load_scenario
@@ -376,7 +388,7 @@ def capacity(
     objectives = unsaturated([parse_objective(text) for text in slos])
     bounds = parse_range(span) if span is not None else None
     survival = parse_survival(survive) if survive is not None else None
-    loaded = load_scenario(scenario, overrides=[parse_assignment(text, "--set") for text in sets])
+    loaded = load_scenario(scenario, overrides=[parse_assignment(text, "--set") for text in sets], safe=safe)
     replications = replications if replications is not None else max(3, loaded.replications)
     folder = out if out is not None else Path("results") / f"{loaded.name}-capacity"
     started = time.time()

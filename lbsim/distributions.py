@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from lbsim.errors import ConfigError, UnknownNameError, shown
-from lbsim.input_files import read_input
+from lbsim.input_files import input_path, read_input
 from lbsim.units import format_duration, parse_duration
 
 
@@ -352,14 +352,16 @@ _SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 _PLAIN_NUMBERS = {"cv", "alpha", "shape"}
 
 
-def parse_distribution(text: object, base_dir: Path | None = None) -> Distribution:
+def parse_distribution(text: object, base_dir: Path | None = None, confined: bool = False) -> Distribution:
     """Return the distribution a scenario spells as ``name(arg, key=value, ...)``.
 
     Durations inside (``20ms``) are parsed with :func:`lbsim.units.parse_duration`;
-    ``empirical(file.csv)`` reads the file relative to ``base_dir``.
+    ``empirical(file.csv)`` reads the file relative to ``base_dir`` (inside it when
+    ``confined``, as ``--safe`` asks).
 
     Raises:
-        ConfigError: unknown name, missing or unknown argument, or an impossible value.
+        ConfigError: unknown name, missing or unknown argument, an impossible value, or a
+            file outside ``base_dir`` when ``confined``.
     """
     if isinstance(text, Distribution):
         return text
@@ -388,8 +390,11 @@ def parse_distribution(text: object, base_dir: Path | None = None) -> Distributi
     if missing:
         raise ConfigError(f"{name}: argument {missing[0]!r} must be given; got {shown(text)}.")
     if name == "empirical":
-        path = Path(args["file"])
-        return Empirical.from_file(path if path.is_absolute() or base_dir is None else base_dir / path)
+        try:
+            path = input_path(args["file"], base_dir, confined)
+        except ConfigError as exc:
+            raise ConfigError(f"empirical: file {exc}") from None
+        return Empirical.from_file(path)
     number = {
         key: (_plain_number(name, key, value) if key in _PLAIN_NUMBERS else parse_duration(value))
         for key, value in args.items()

@@ -16,6 +16,21 @@ from lbsim.errors import ConfigError, shown
 MAX_BYTES = 512 * 2**20
 
 
+def input_path(file: str, base_dir: Path | None, confined: bool = False) -> Path:
+    """The file a scenario names: ``file`` relative to the scenario's folder ``base_dir``.
+
+    Raises:
+        ConfigError: ``confined`` (``--safe``) and the file, with every symbolic link
+            followed, is not inside ``base_dir`` (the current folder when None).
+    """
+    path = Path(file)
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    if confined and not path.resolve().is_relative_to((base_dir or Path.cwd()).resolve()):
+        raise ConfigError(f"must be inside the scenario's folder with --safe; got {shown(file)}.")
+    return path
+
+
 def read_input(path: Path, what: str = "") -> str:
     """The text of ``path``, a regular, non-empty file of at most MAX_BYTES; ``what`` starts
     each error message (the key names the file otherwise).

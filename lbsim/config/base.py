@@ -18,18 +18,36 @@ from pydantic import (
 )
 
 from lbsim.distributions import Distribution, parse_distribution
-from lbsim.errors import ConfigError, UnknownNameError
+from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.policies import make_policy
 from lbsim.units import parse_duration, parse_rate
 
 
 def read_distribution(value: object, info: ValidationInfo) -> Distribution:
     """A distribution written in a scenario (file paths relative to the scenario file)."""
+    return parse_distribution(value, scenario_folder(info), confined=safe(info))
+
+
+def scenario_folder(info: ValidationInfo) -> Path | None:
+    """The folder the scenario's file paths are relative to."""
     base_dir = (info.context or {}).get("base_dir")
-    return parse_distribution(value, Path(base_dir) if base_dir else None)
+    return Path(base_dir) if base_dir else None
 
 
-def _policy(value: object) -> object:
+def safe(info: ValidationInfo) -> bool:
+    """Whether the scenario is checked as untrusted (``--safe``): no ``module:Class`` policy,
+    no file outside the scenario's folder."""
+    return bool((info.context or {}).get("safe"))
+
+
+def _policy(value: object, info: ValidationInfo) -> object:
+    name = value.get("name") if isinstance(value, Mapping) else value
+    if safe(info) and isinstance(name, str) and ":" in name:
+        # Refused before make_policy would import the module.
+        raise ConfigError(
+            f"must be a built-in policy with --safe (module:Class runs code the scenario names); "
+            f"got {shown(name)}."
+        )
     make_policy(value)  # type: ignore[arg-type]
     return value
 

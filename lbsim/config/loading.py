@@ -29,6 +29,7 @@ def load_scenario(
     *,
     overrides: Iterable[tuple[str, Any]] = (),
     sweeps: Iterable[tuple[str, list[Any]]] = (),
+    safe: bool = False,
 ) -> Scenario:
     """Read, override and check a scenario.
 
@@ -37,6 +38,9 @@ def load_scenario(
         overrides: (key path, value) pairs applied before checking, as ``--set``; a key the
             sweep varies takes that one value in every cell.
         sweeps: (key path, values) pairs that replace or add sweep axes, as ``--sweep``.
+        safe: check the scenario as untrusted (``--safe``): refuse ``module:Class`` policies
+            (before importing anything) and files outside the scenario's folder; a Scenario
+            checked safe stays so in every cell.
 
     Raises:
         ConfigError: one line naming the file, the key path, the rule and the value.
@@ -47,6 +51,7 @@ def load_scenario(
             source._source.base_dir,
             copy.deepcopy(source._source.data),
         )
+        safe = safe or source._source.safe
     elif isinstance(source, Mapping):
         where, base_dir, data = "<scenario>", Path.cwd(), copy.deepcopy(dict(source))
     else:
@@ -66,7 +71,7 @@ def load_scenario(
             data["sweep"] = sweep
     except ConfigError as exc:
         raise ConfigError(f"{where}: {key} {exc}") from None
-    scenario = _validate(_Source(data, where, base_dir))
+    scenario = _validate(_Source(data, where, base_dir, safe))
     for i, expectation in enumerate(scenario.expect):
         for key in expectation.where or {}:
             if key in scenario.sweep:
@@ -182,6 +187,8 @@ class _Source:
     data: dict[str, Any]
     where: str
     base_dir: Path
+    # Checked as untrusted (--safe): see load_scenario.
+    safe: bool = False
 
     def cell(self, values: Mapping[str, Any], label: str) -> Scenario:
         data = dict(self.data, sweep={})
@@ -190,12 +197,14 @@ class _Source:
                 data = set_path(data, key, value)
             except ConfigError as exc:
                 raise ConfigError(f"{self.where}: {label}: {key} {exc}") from None
-        return _validate(_Source(data, self.where, self.base_dir), label)
+        return _validate(_Source(data, self.where, self.base_dir, self.safe), label)
 
 
 def _validate(source: _Source, label: str = "") -> Scenario:
     try:
-        scenario = Scenario.model_validate(source.data, context={"base_dir": str(source.base_dir)})
+        scenario = Scenario.model_validate(
+            source.data, context={"base_dir": str(source.base_dir), "safe": source.safe}
+        )
     except ValidationError as exc:
         prefix = f"{source.where}: {label}: " if label else f"{source.where}: "
         raise ConfigError(prefix + describe(exc.errors()[0])) from None

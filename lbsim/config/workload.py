@@ -16,8 +16,9 @@ from pydantic import (
     model_validator,
 )
 
-from lbsim.config.base import Dist, Duration, Model, Rate
+from lbsim.config.base import Dist, Duration, Model, Rate, safe, scenario_folder
 from lbsim.errors import ConfigError, UnknownNameError, shown
+from lbsim.input_files import input_path
 from lbsim.limits import MAX_CLIENTS
 from lbsim.workload import (
     Clients,
@@ -85,11 +86,8 @@ class Arrivals(Model):
             if min(stays) <= 0:
                 raise ConfigError(f"must all be > 0; got {shown(stays)}.", key="stays")
         if self.kind == "trace" and self.file is not None:
-            base_dir = (info.context or {}).get("base_dir")
-            path = Path(self.file)
-            if base_dir and not path.is_absolute():
-                path = Path(base_dir) / path
             try:
+                path = input_path(self.file, scenario_folder(info), confined=safe(info))
                 TraceArrivals.from_file(path)
             except ConfigError as exc:
                 raise ConfigError(str(exc), key="file") from None
