@@ -155,7 +155,7 @@ def run(
     """Simulate SCENARIO with its sweep and replications; write the results folder."""
     from lbsim.config.loading import load_scenario
     from lbsim.config.overrides import parse_assignment, split_values
-    from lbsim.output.report import markdown_table, write_results, write_status
+    from lbsim.output.report import earlier_results, markdown_table, write_results, write_status
     from lbsim.results.expectations import check
     from lbsim.runner import RunCache, planned_requests, resolved_seed, run_sweep
 
@@ -188,6 +188,13 @@ def run(
         raise ConfigError(
             f"--out must be a folder lbsim can make; got {shown(str(folder))} ({exc.strerror})."
         ) from None
+    earlier = earlier_results(folder)
+    if earlier is not None and earlier[0] != loaded.name and not quiet:
+        click.echo(
+            f"{shown(str(folder))} holds the results of scenario {shown(earlier[0])}: its {earlier[1]} "
+            f"files are replaced by those of {shown(loaded.name)} (cache/ keeps the runs of both).",
+            err=True,
+        )
     write_status(folder, "running", command, loaded.name)
     started = time.time()
     cache = RunCache(folder / "cache")

@@ -60,3 +60,22 @@ def test_files_of_an_earlier_scenario_are_removed_and_a_users_own_are_kept(tmp_p
     listed = manifest(tmp_path)["files"]
     assert "plots/latency_p99_vs_workload.rate.png" not in listed
     assert "notes.csv" not in listed and "plots/mine.png" not in listed
+
+
+def test_replacing_another_scenarios_results_says_so(tmp_path):
+    path = tmp_path / "scenario.yaml"
+    out = tmp_path / "out"
+
+    def run_named(name):
+        path.write_text(yaml.safe_dump(make_scenario(name=name)))
+        return CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--jobs", "1"])
+
+    assert run_named("first").exit_code == 0
+    n_files = len(manifest(tmp_path)["files"])
+    again = run_named("first")
+    assert "holds the results of scenario" not in again.output  # the same scenario, rerun
+    second = run_named("second")
+    assert second.exit_code == 0
+    line = f"holds the results of scenario 'first': its {n_files} files are replaced by those of 'second'"
+    assert line in second.output
+    assert manifest(tmp_path)["scenario"] == "second"

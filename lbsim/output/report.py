@@ -152,6 +152,16 @@ def write_status(folder: Path, status: str, command: str, scenario: str, reason:
     write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
 
 
+def earlier_results(folder: Path) -> tuple[str, int] | None:
+    """The scenario name an earlier run in ``folder`` wrote results for, and how many files
+    its manifest lists (which the next finished run removes); None when there are none."""
+    manifest = _earlier_manifest(folder)
+    files = manifest.get("files")
+    if not isinstance(files, list) or not files:
+        return None
+    return str(manifest.get("scenario")), len(files)
+
+
 def _earlier_manifest(folder: Path) -> dict[str, Any]:
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
