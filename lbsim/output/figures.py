@@ -31,6 +31,11 @@ def _save(path: Path, figure: Figure, dpi: int = 110) -> None:
     write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi))
 
 
+# Above this many servers a bar or a line per server is unreadable (and slow to draw): the
+# utilization and traffic plots show the fleet's spread instead.
+PER_SERVER_PLOTS = 40
+
+
 def result_plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
     """Draw the plots of a sweep into ``folder/plots``; return each one's title and path."""
     made: list[tuple[str, str]] = []
@@ -69,12 +74,20 @@ def result_plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
                 functools.partial(plots.plot_metric_bars, result.table, metric),
             )
     n_servers = result.servers["server"].nunique()
-    save(
-        "utilization",
-        "Utilization per server",
-        functools.partial(plots.plot_utilization, result.servers),
-        (max(7.0, 0.35 * n_servers * max(result.servers["policy"].nunique(), 1) ** 0.5), 4.2),
-    )
+    per_server = n_servers <= PER_SERVER_PLOTS
+    if per_server:
+        save(
+            "utilization",
+            "Utilization per server",
+            functools.partial(plots.plot_utilization, result.servers),
+            (max(7.0, 0.35 * n_servers * max(result.servers["policy"].nunique(), 1) ** 0.5), 4.2),
+        )
+    else:
+        save(
+            "utilization",
+            f"Utilization of the {n_servers} servers, busiest first",
+            functools.partial(plots.plot_utilization_sorted, result.servers),
+        )
     faults = _fault_windows(result.faults)
     save(
         "error_rate_over_time",
@@ -82,11 +95,15 @@ def result_plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
         functools.partial(plots.plot_timeseries, result.timeseries, "error_rate", faults=faults),
     )
     if any(column.startswith("served_") for column in result.timeseries.columns):
-        save(
-            "traffic_per_server",
-            "Traffic per server over time",
-            functools.partial(plots.plot_traffic, result.timeseries, faults=faults),
+        title, draw = (
+            ("Traffic per server over time", plots.plot_traffic)
+            if per_server
+            else (
+                "Traffic over time: the least loaded, median and most loaded server",
+                plots.plot_traffic_spread,
+            )
         )
+        save("traffic_per_server", title, functools.partial(draw, result.timeseries, faults=faults))
     if len(result.regions):
         save(
             "traffic_per_region",

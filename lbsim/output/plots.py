@@ -103,6 +103,23 @@ def plot_utilization(servers: pd.DataFrame, *, by: str = "policy", ax: Axes | No
     return ax
 
 
+def plot_utilization_sorted(servers: pd.DataFrame, *, by: str = "policy", ax: Axes | None = None) -> Axes:
+    """Mean utilization of every server, sorted from the busiest, one line per ``by`` value
+    against the server's rank as a share of the fleet: readable for any number of servers."""
+    ax = _axes(ax)
+    mean = servers.groupby([by, "server"], sort=False)["utilization"].mean()
+    for name, values in mean.groupby(level=0, sort=False):
+        ranked = np.sort(values.to_numpy())[::-1]
+        ax.plot((np.arange(len(ranked)) + 0.5) / len(ranked), ranked, label=str(name))
+    ax.set_xlabel("servers, busiest first (share of the fleet)")
+    ax.set_ylabel("utilization")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
 def plot_timeseries(
     timeseries: pd.DataFrame,
     metric: str = "error_rate",
@@ -143,6 +160,30 @@ def plot_traffic(
     for column in columns:
         ax.plot(curves.index.to_numpy(), curves[column].to_numpy(), label=column.removeprefix("served_"))
     return _over_time(ax, faults, "requests per second", columns=2)
+
+
+def plot_traffic_spread(
+    timeseries: pd.DataFrame, *, faults: pd.DataFrame | None = None, ax: Axes | None = None
+) -> Axes:
+    """Requests per second served over time by the least loaded server, the median one and
+    the most loaded (per window), for the first cell and replication: :func:`plot_traffic`
+    for a fleet too large to draw a line per server."""
+    ax = _axes(ax)
+    first = timeseries
+    for key in ("replication", "policy"):
+        if key in first:
+            first = first[first[key] == first[key].iloc[0]]
+    columns = [c for c in first.columns if c.startswith("served_")]
+    curves = first.groupby("t_start")[columns].mean()
+    t = curves.index.to_numpy()
+    served = curves.to_numpy()
+    for label, values in (
+        ("most loaded", served.max(axis=1)),
+        ("median", np.median(served, axis=1)),
+        ("least loaded", served.min(axis=1)),
+    ):
+        ax.plot(t, values, label=f"{label} of {len(columns)} servers")
+    return _over_time(ax, faults, "requests per second")
 
 
 def plot_region_traffic(
