@@ -166,7 +166,10 @@ def run(
     replications = loaded.replications if replications is None else replications
     folder = out if out is not None else Path("results") / loaded.name
     _check_writable(folder)
-    n_cells, planned = planned_requests(loaded, replications)
+    try:
+        n_cells, planned = planned_requests(loaded, replications)
+    except ConfigError as exc:
+        raise ConfigError(f"{scenario}: {exc}") from None
     if planned > REQUEST_BUDGET and not force:
         raise ConfigError(
             f"{scenario}: a run must simulate at most {REQUEST_BUDGET:.0e} requests without --force; "

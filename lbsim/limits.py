@@ -2,6 +2,10 @@
 count of 2^63) is refused in one line instead of exhausting memory."""
 
 MAX_REPLICATIONS = 100_000
+# Each cell of a sweep is checked as a whole scenario (about a millisecond), and each run
+# keeps its tables until the sweep is assembled.
+MAX_CELLS = 10_000
+MAX_RUNS = 1_000_000
 MAX_INSTANCES = 10_000
 MAX_SERVERS_PER_GROUP = 1_000_000
 # Client numbers are kept as 32-bit integers.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import multiprocessing
 import os
 import signal
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from lbsim.config.sweep import Cell, expand
 from lbsim.config.workload import Arrivals
 from lbsim.distributions import Empirical
 from lbsim.errors import ConfigError, WorkerLost, shown
-from lbsim.limits import MAX_REPLICATIONS
+from lbsim.limits import MAX_REPLICATIONS, MAX_RUNS
 from lbsim.policies import Policy, make_policy
 from lbsim.results.metrics import RunTables, cell_table, summarize
 from lbsim.results.request_log import RequestsFile, RequestsInMemory, require_parquet
@@ -217,6 +218,7 @@ def run_sweep(
     if keep_requests is not None:
         require_parquet()
     cells = expand(scenario)
+    _check_runs(len(cells), replications)
     tasks = [(cell.scenario, seed, r) for cell in cells for r in range(replications)]
     # One key per task, taken once: the files it hashes could change while the sweep runs.
     keys = [task_key(task) for task in tasks]
@@ -250,11 +252,24 @@ def run_sweep(
     return result
 
 
+def _check_runs(n_cells: int, replications: int) -> None:
+    if n_cells * replications > MAX_RUNS:
+        raise ConfigError(
+            f"replications must be at most {MAX_RUNS // n_cells:,} with {n_cells:,} sweep cell(s) "
+            f"(at most {MAX_RUNS:,} runs); got {replications:,}."
+        )
+
+
 def planned_requests(scenario: Scenario, replications: int) -> tuple[int, float]:
     """The cells of ``scenario``'s sweep and about how many requests simulating each for
     ``replications`` replications arrive in all: the mean arrival rate times the duration,
-    and for closed-loop users, users / (mean think + mean size), an upper bound."""
+    and for closed-loop users, users / (mean think + mean size), an upper bound.
+
+    Raises:
+        ConfigError: more than MAX_RUNS runs (cells x replications).
+    """
     cells = expand(scenario)
+    _check_runs(len(cells), replications)
     total = 0.0
     for cell in cells:
         workload = cell.scenario.workload
@@ -422,21 +437,28 @@ def _in_processes(
 ) -> None:
     """Run ``tasks`` in a pool of ``workers`` processes, handing each result to ``arrived``.
 
-    Ctrl-C (KeyboardInterrupt) or any error stops the pool at once: queued runs are
-    cancelled and running workers terminated before the exception goes on, so no worker
-    outlives the sweep. Workers leave Ctrl-C to this process and exit if it dies.
+    Tasks are handed to the pool as it takes them (at most two per worker waiting), so a
+    sweep of a million runs does not hold a million queued work items. Ctrl-C
+    (KeyboardInterrupt) or any error stops the pool at once: queued runs are cancelled and
+    running workers terminated before the exception goes on, so no worker outlives the
+    sweep. Workers leave Ctrl-C to this process and exit if it dies.
 
     Raises:
         WorkerLost: a worker process ended while running a task.
     """
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_starts)
+    waiting = iter(enumerate(zip(tasks, paths, strict=True)))
+    running: dict[Future[tuple[RunTables, float]], int] = {}
+    done = 0
     try:
-        futures = {
-            pool.submit(run_task, task, path): i
-            for i, (task, path) in enumerate(zip(tasks, paths, strict=True))
-        }
-        for done, future in enumerate(as_completed(futures), start=1):
-            arrived(futures[future], future.result(), done)
+        while True:
+            for i, (task, path) in itertools.islice(waiting, 2 * workers - len(running)):
+                running[pool.submit(run_task, task, path)] = i
+            if not running:
+                break
+            for future in wait(running, return_when=FIRST_COMPLETED).done:
+                done += 1
+                arrived(running.pop(future), future.result(), done)
     except BrokenProcessPool:
         _stop(pool)
         raise WorkerLost(

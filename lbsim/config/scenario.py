@@ -5,6 +5,7 @@ grid, and the look-ups of what its names (fault targets, balancer instances) ref
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +25,7 @@ from lbsim.config.geography import DnsModel, NetworkModel, RegionModel
 from lbsim.config.servers import ServerGroup
 from lbsim.config.workload import Workload
 from lbsim.errors import ConfigError, UnknownNameError, shown
-from lbsim.limits import MAX_REPLICATIONS
+from lbsim.limits import MAX_CELLS, MAX_REPLICATIONS
 from lbsim.policies import make_policy
 
 
@@ -74,6 +75,12 @@ class Scenario(Model):
         for path, values in sweep.items():
             if not values:
                 raise ConfigError(f"must list at least one value; got an empty list for {shown(path)}.")
+        cells = math.prod(len(values) for values in sweep.values())
+        if cells > MAX_CELLS:
+            raise ConfigError(
+                f"must make at most {MAX_CELLS:,} cells; got {cells:,} "
+                f"({' x '.join(str(len(values)) for values in sweep.values())} values)."
+            )
         return sweep
 
     @model_validator(mode="after")

@@ -1,0 +1,40 @@
+"""How big a sweep may be, and how its runs are handed to worker processes."""
+
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+import lbsim
+from lbsim.errors import ConfigError
+from lbsim.limits import MAX_CELLS, MAX_RUNS
+from tests.helpers import make_scenario
+
+
+def test_a_sweep_larger_than_the_limits_is_refused_before_anything_runs():
+    axis = list(range(1, 102))  # 101 values: 101 x 101 = 10,201 cells
+    with pytest.raises(
+        ConfigError, match=rf"sweep must make at most {MAX_CELLS:,} cells; got 10,201 \(101 x 101"
+    ):
+        lbsim.load_scenario(make_scenario(sweep={"workload.rate": axis, "servers[0].count": axis}))
+    scenario = make_scenario(sweep={"workload.rate": list(range(1, 101))})
+    with pytest.raises(
+        ConfigError, match=rf"replications must be at most {MAX_RUNS // 100:,} with 100 sweep cell"
+    ):
+        lbsim.run_sweep(scenario, replications=MAX_RUNS // 100 + 1)
+
+
+def test_the_pool_is_handed_at_most_two_runs_per_worker_at_a_time(monkeypatch):
+    outstanding: list[int] = []
+    futures = []
+    submit = ProcessPoolExecutor.submit
+
+    def counted(self, *args, **kwargs):
+        futures.append(submit(self, *args, **kwargs))
+        outstanding.append(sum(not f.done() for f in futures))
+        return futures[-1]
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", counted)
+    scenario = make_scenario(duration=2.0, warmup=0.2, replications=5, sweep={"workload.rate": [20, 40]})
+    pooled = lbsim.run_sweep(scenario, jobs=2)
+    assert len(futures) == 10 and max(outstanding) <= 4
+    assert pooled.summary.equals(lbsim.run_sweep(scenario, jobs=1).summary)
