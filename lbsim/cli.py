@@ -157,7 +157,7 @@ def run(
     from lbsim.config.overrides import parse_assignment, split_values
     from lbsim.output.report import earlier_results, markdown_table, write_results, write_status
     from lbsim.results.expectations import check
-    from lbsim.runner import RunCache, planned_requests, resolved_seed, run_sweep
+    from lbsim.runner import RunCache, resolved_seed, run_sweep, sweep_plan
 
     overrides = [parse_assignment(text, "--set") for text in sets]
     axes = [(key, split_values(values)) for key, values in (parse_assignment(t, "--sweep") for t in sweeps)]
@@ -167,22 +167,25 @@ def run(
     folder = out if out is not None else Path("results") / loaded.name
     _check_writable(folder)
     try:
-        n_cells, planned = planned_requests(loaded, replications)
+        planned = sweep_plan(loaded, replications)
     except ConfigError as exc:
         raise ConfigError(f"{scenario}: {exc}") from None
-    if planned > REQUEST_BUDGET and not force:
+    n_cells = planned.n_cells
+    if planned.requests > REQUEST_BUDGET and not force:
         raise ConfigError(
             f"{scenario}: a run must simulate at most {REQUEST_BUDGET:.0e} requests without --force; "
-            f"got about {planned:.2g} ({n_cells} cell(s) x {replications} replication(s))."
+            f"got about {planned.requests:.2g} ({n_cells} cell(s) x {replications} replication(s))."
         )
     if not quiet:
         processes = min(jobs or os.cpu_count() or 1, n_cells * replications)
-        hours = planned / (NOMINAL_RATE * processes) / 3600
+        hours = planned.requests / (NOMINAL_RATE * processes) / 3600
         click.echo(
-            f"about {planned:,.0f} requests in {n_cells} cell(s) x {replications} replication(s): "
+            f"about {planned.requests:,.0f} requests in {n_cells} cell(s) x {replications} replication(s): "
             f"about {_span(hours * 3600)} at {NOMINAL_RATE:,} requests/s in each of {processes} process(es)",
             err=True,
         )
+        for warning in _some_lines(planned.warnings):
+            click.echo(f"warning: {warning}", err=True)
     command = shlex.join(["lbsim", *sys.argv[1:]])
     existed = folder.exists()
     try:
@@ -268,6 +271,13 @@ def run(
             click.echo(f"expect {outcome.text}: {'holds' if outcome.holds else 'FAILS'} ({outcome.detail})")
     if not all(outcome.holds for outcome in outcomes):
         sys.exit(1)
+
+
+def _some_lines(lines: list[str], limit: int = 3) -> list[str]:
+    """At most ``limit`` of ``lines``, and a count of the rest."""
+    if len(lines) <= limit:
+        return lines
+    return [*lines[:limit], f"... and {len(lines) - limit} more cell(s) like these"]
 
 
 def _span(seconds: float) -> str:

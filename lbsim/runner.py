@@ -10,6 +10,7 @@ import contextlib
 import functools
 import hashlib
 import itertools
+import math
 import multiprocessing
 import os
 import signal
@@ -260,10 +261,32 @@ def _check_runs(n_cells: int, replications: int) -> None:
         )
 
 
-def planned_requests(scenario: Scenario, replications: int) -> tuple[int, float]:
-    """The cells of ``scenario``'s sweep and about how many requests simulating each for
-    ``replications`` replications arrive in all: the mean arrival rate times the duration,
-    and for closed-loop users, users / (mean think + mean size), an upper bound.
+@dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep will simulate, known before it runs.
+
+    Attributes:
+        n_cells: cells of the sweep grid.
+        requests: about how many requests arrive over every cell and replication.
+        warnings: one line per cell whose request sizes vary so much that a run's mean size
+            is likely to miss the configured mean by more than SIZE_MEAN_ERROR.
+    """
+
+    n_cells: int
+    requests: float
+    warnings: list[str]
+
+
+# The relative standard error of a run's mean request size above which a cell is warned about.
+SIZE_MEAN_ERROR = 0.05
+
+
+def sweep_plan(scenario: Scenario, replications: int) -> SweepPlan:
+    """The plan of ``scenario``'s sweep for ``replications`` replications. Each cell's
+    requests are its mean arrival rate times its duration (for closed-loop users, users /
+    (mean think + mean size), an upper bound); the mean size of n requests of a size
+    distribution with coefficient of variation cv has a standard error of cv / sqrt(n) of
+    the mean (any distribution with a finite variance, as every lbsim size distribution has).
 
     Raises:
         ConfigError: more than MAX_RUNS runs (cells x replications).
@@ -271,6 +294,7 @@ def planned_requests(scenario: Scenario, replications: int) -> tuple[int, float]
     cells = expand(scenario)
     _check_runs(len(cells), replications)
     total = 0.0
+    warnings = []
     for cell in cells:
         workload = cell.scenario.workload
         process = workload.process()
@@ -278,8 +302,17 @@ def planned_requests(scenario: Scenario, replications: int) -> tuple[int, float]
             rate = process.users / (process.think.mean + workload.size.mean)
         else:
             rate = process.mean_rate
-        total += rate * cell.scenario.duration
-    return len(cells), total * replications
+        n = rate * cell.scenario.duration
+        total += n
+        error = workload.size.cv / math.sqrt(max(n, 1.0))
+        if error > SIZE_MEAN_ERROR:
+            where = f"cell {cell.index}: " if len(cells) > 1 else ""
+            warnings.append(
+                f"{where}workload.size {workload.size} over about {n:,.0f} requests: a run's mean size "
+                f"has a standard error of {error:.0%} of its mean (cv / sqrt(requests)); "
+                "longer runs or more replications narrow it"
+            )
+    return SweepPlan(len(cells), total * replications, warnings)
 
 
 def task_key(task: Task) -> str:

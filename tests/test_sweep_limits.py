@@ -38,3 +38,16 @@ def test_the_pool_is_handed_at_most_two_runs_per_worker_at_a_time(monkeypatch):
     pooled = lbsim.run_sweep(scenario, jobs=2)
     assert len(futures) == 10 and max(outstanding) <= 4
     assert pooled.summary.equals(lbsim.run_sweep(scenario, jobs=1).summary)
+
+
+def test_a_size_distribution_too_variable_for_the_runs_length_is_warned_about():
+    from lbsim.runner import sweep_plan
+
+    heavy = make_scenario(duration=60.0, workload={"rate": 100, "size": "lognormal(mean=5ms, cv=30)"})
+    plan = sweep_plan(lbsim.load_scenario(heavy), replications=2)
+    assert (plan.n_cells, plan.requests) == (1, pytest.approx(2 * 100 * 60))
+    # 6,000 requests of cv 30: standard error of the mean size 30 / sqrt(6000) = 38.7%.
+    assert len(plan.warnings) == 1 and "standard error of 39% of its mean" in plan.warnings[0]
+    # cv 1 over 6,000 requests: 1.3%, under the 5% that warns.
+    plain = make_scenario(duration=60.0, workload={"rate": 100, "size": "exp(5ms)"})
+    assert sweep_plan(lbsim.load_scenario(plain), replications=2).warnings == []
