@@ -1,6 +1,7 @@
 """The modern policies against hand-checked choices from the systems they follow."""
 
 import math
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -92,8 +93,44 @@ def test_p2c_weighted_schedule_is_built_from_weight_per_active():
 
 
 def test_p2c_rejects_one_choice():
-    with pytest.raises(ConfigError, match=r"p2c: choices must be an integer >= 2; got 1\."):
+    with pytest.raises(ConfigError, match=r"p2c: choices must be an integer from 2 to 1000; got 1\."):
         make_policy({"name": "p2c", "choices": 1})
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        # true is not 1, and a count that would make every pick draw 2^31 times is refused.
+        ({"name": "p2c", "choices": True}, "p2c: choices must be an integer from 2 to 1000; got True."),
+        (
+            {"name": "p2c", "choices": 2**31},
+            "p2c: choices must be an integer from 2 to 1000; got 2147483648.",
+        ),
+        ({"name": "p2c", "bias": float("inf")}, "p2c: bias must be a number >= 0; got inf."),
+        (
+            {"name": "chash_random", "draws": True},
+            "chash_random: draws must be an integer from 1 to 1000; got True.",
+        ),
+        ({"name": "chash_random", "draws": 10**6}, "chash_random: draws must be an integer from 1 to 1000"),
+        (
+            {"name": "ring_hash", "min_ring_size": 2**31},
+            "ring_hash: min_ring_size must be an integer from 1 to 8388608",
+        ),
+        ({"name": "ring_hash", "min_ring_size": True}, "ring_hash: min_ring_size must be an integer from 1"),
+        (
+            {"name": "maglev", "table_size": 2**61 - 1},
+            "maglev: table_size must be a prime number up to 5000011",
+        ),
+        ({"name": "least_response_time", "fail_timeout": True}, "fail_timeout must be whole seconds from 1"),
+        (
+            {"name": "peak_ewma", "decay": float("nan")},
+            "peak_ewma: decay must be a number of seconds > 0; got nan.",
+        ),
+    ],
+)
+def test_policy_parameters_are_bounded_and_never_booleans(spec, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        make_policy(spec)
 
 
 def test_jsq_picks_the_fewest_in_system_and_breaks_ties_at_random():
@@ -339,7 +376,9 @@ def test_bounded_load_overloads_a_host_only_above_its_slots(monkeypatch):
 def test_hash_policy_parameters_are_checked():
     with pytest.raises(ConfigError, match="key must be 'client', 'session', 'path' or 'header:<name>'"):
         make_policy({"name": "ring_hash", "key": "cookie"})
-    with pytest.raises(ConfigError, match="table_size must be a prime number; got 65536"):
+    with pytest.raises(
+        ConfigError, match=r"table_size must be a prime number up to 5000011 \(Envoy.s largest\); got 65536"
+    ):
         make_policy({"name": "maglev", "table_size": 65536})
 
 

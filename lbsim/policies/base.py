@@ -127,6 +127,22 @@ class Policy:
         return f"{self.name}({', '.join(f'{key}={value}' for key, value in changed.items())})"
 
 
+def whole(value: object, low: int, high: int) -> bool:
+    """Whether ``value`` is an integer from ``low`` to ``high`` (true and false are not: YAML's
+    true would otherwise count as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def number(value: object, low: float, high: float = math.inf) -> bool:
+    """Whether ``value`` is a finite number from ``low`` to ``high`` (not true or false)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and low <= value <= high
+    )
+
+
 def require(condition: bool, policy: str, parameter: str, rule: str, value: object) -> None:
     """Raise ConfigError ``<policy>: <parameter> must be <rule>; got <value>.`` unless ``condition``."""
     if not condition:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from lbsim.draws import UniformDraws
-from lbsim.policies.base import Backend, Policy, require
+from lbsim.policies.base import Backend, Policy, require, whole
 from lbsim.workload import Request
 
 _MASK = 0xFFFFFFFF
@@ -48,7 +48,8 @@ class ChashRandom(Policy):
     rule = "HAProxy balance random: of `draws` random points on its hash tree, the least served per weight"
 
     def __init__(self, draws: int = 2) -> None:
-        require(isinstance(draws, int) and draws >= 1, "chash_random", "draws", "an integer >= 1", draws)
+        # Each pick makes ``draws`` draws: 1,000 bounds the work per request.
+        require(whole(draws, 1, 1000), "chash_random", "draws", "an integer from 1 to 1000", draws)
         self.draws = draws
 
     def reset(self, backends: Sequence[Backend], rng: np.random.Generator) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import xxhash
 
 from lbsim.draws import UniformDraws
-from lbsim.policies.base import Backend, Policy, require
+from lbsim.policies.base import Backend, Policy, number, require, whole
 from lbsim.workload import Request, client_address
 
 KEYS = ("client", "session", "path")
@@ -51,6 +51,8 @@ RINGS = ("ketama", "envoy", "nginx")
 
 # Envoy's maximum_ring_size default (8M entries).
 MAX_RING_SIZE = 8 * 1024 * 1024
+# Envoy's largest Maglev table (maglev.proto: table_size is a prime up to 5000011).
+MAX_TABLE_SIZE = 5_000_011
 
 
 def envoy_probe_order(h: int, n: int) -> Iterator[int]:
@@ -99,11 +101,7 @@ class HashPolicy(Policy):
         )
         require(
             balance_factor is None
-            or (
-                isinstance(balance_factor, int | float)
-                and balance_factor >= 1
-                and abs(balance_factor * 100 - round(balance_factor * 100)) < 1e-9
-            ),
+            or (number(balance_factor, 1) and abs(balance_factor * 100 - round(balance_factor * 100)) < 1e-9),
             self.name,
             "balance_factor",
             "a number >= 1 in whole percent, as Envoy's hash_balance_factor (1.25: at most 125% of the mean)",
@@ -205,10 +203,10 @@ class RingHash(HashPolicy):
     ) -> None:
         super().__init__(key, balance_factor, hash)
         require(
-            isinstance(min_ring_size, int) and min_ring_size >= 1,
+            whole(min_ring_size, 1, MAX_RING_SIZE),
             "ring_hash",
             "min_ring_size",
-            "an integer >= 1",
+            f"an integer from 1 to {MAX_RING_SIZE} (Envoy's maximum_ring_size default)",
             min_ring_size,
         )
         require(ring in RINGS, "ring_hash", "ring", f"one of {', '.join(RINGS)}", ring)
@@ -332,10 +330,10 @@ class Maglev(HashPolicy):
     ) -> None:
         super().__init__(key, balance_factor, hash)
         require(
-            isinstance(table_size, int) and _is_prime(table_size),
+            whole(table_size, 2, MAX_TABLE_SIZE) and _is_prime(table_size),
             "maglev",
             "table_size",
-            "a prime number",
+            f"a prime number up to {MAX_TABLE_SIZE} (Envoy's largest)",
             table_size,
         )
         self.table_size = table_size

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from lbsim.draws import UniformDraws
-from lbsim.policies.base import Backend, Policy, require
+from lbsim.policies.base import Backend, Policy, number, require, whole
 from lbsim.policies.least_connections import nginx_least
 from lbsim.policies.power_of_choices import distinct_sample
 from lbsim.workload import Request
@@ -36,10 +36,10 @@ class LeastResponseTime(Policy):
 
     def __init__(self, fail_timeout: int = 10) -> None:
         require(
-            isinstance(fail_timeout, int) and fail_timeout >= 1,
+            whole(fail_timeout, 1, 10**9),
             "least_response_time",
             "fail_timeout",
-            "whole seconds >= 1",
+            "whole seconds from 1 to 10^9",
             fail_timeout,
         )
         self.fail_timeout = fail_timeout
@@ -104,14 +104,14 @@ class PeakEwma(Policy):
 
     def __init__(self, decay: float = 10.0, default_rtt: float = 0.030) -> None:
         require(
-            isinstance(decay, int | float) and decay > 0,
+            number(decay, 0) and decay > 0,
             "peak_ewma",
             "decay",
             "a number of seconds > 0",
             decay,
         )
         require(
-            isinstance(default_rtt, int | float) and default_rtt >= 0,
+            number(default_rtt, 0),
             "peak_ewma",
             "default_rtt",
             "a number of seconds >= 0",

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from lbsim.draws import UniformDraws
-from lbsim.policies.base import Backend, Policy, require
+from lbsim.policies.base import Backend, Policy, number, require, whole
 from lbsim.policies.edf import EdfSchedule, random_start
 from lbsim.workload import Request
 
@@ -32,9 +32,10 @@ class PowerOfChoices(Policy):
     rule = "least active of `choices` random backends; EDF on weight/(active+1)^bias when weights differ"
 
     def __init__(self, choices: int = 2, replacement: bool = True, bias: float = 1.0) -> None:
-        require(isinstance(choices, int) and choices >= 2, "p2c", "choices", "an integer >= 2", choices)
+        # Each pick draws choices - 1 more backends: 1,000 bounds the work per request.
+        require(whole(choices, 2, 1000), "p2c", "choices", "an integer from 2 to 1000", choices)
         require(isinstance(replacement, bool), "p2c", "replacement", "true or false", replacement)
-        require(isinstance(bias, int | float) and bias >= 0, "p2c", "bias", "a number >= 0", bias)
+        require(number(bias, 0), "p2c", "bias", "a number >= 0", bias)
         self.choices = choices
         self.replacement = replacement
         self.bias = bias
