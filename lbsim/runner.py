@@ -411,10 +411,16 @@ class RunCache:
     def load(self, key: str) -> tuple[RunTables, float] | None:
         """The kept run named ``key``, or None (also when its file is damaged)."""
         path = self.path(key)
-        if not path.exists():
-            return None
         try:
-            if not stat.S_ISREG(path.stat().st_mode):  # a folder or a FIFO (which would block)
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            return None
+        except OSError:
+            mode = 0
+        try:
+            # lbsim writes regular files only: a folder, a FIFO (which would block) or a
+            # symbolic link (dangling, or to a file elsewhere) was put there by something else.
+            if not stat.S_ISREG(mode):
                 raise DamagedRunFile(f"{path.name}: not a regular file.")
             return read_run(path)
         except (DamagedRunFile, OSError):

@@ -126,14 +126,20 @@ def test_an_archive_of_the_wrong_shape_is_damaged_not_a_crash(tmp_path, planting
     assert tables(tmp_path) == fresh
 
 
-@pytest.mark.parametrize("planting", ["a folder", "a FIFO"])
+@pytest.mark.parametrize("planting", ["a folder", "a FIFO", "a dangling link", "a link to a whole run file"])
 def test_a_cache_entry_that_is_not_a_file_is_damaged_and_the_run_goes_on(tmp_path, planting):
     def plant(entry: Path) -> None:
+        if planting == "a link to a whole run file":
+            entry.rename(tmp_path / "elsewhere.npz")
+            entry.symlink_to(tmp_path / "elsewhere.npz")
+            return
         entry.unlink()
         if planting == "a folder":
             entry.mkdir()
-        else:
+        elif planting == "a FIFO":
             os.mkfifo(entry)
+        else:
+            entry.symlink_to(tmp_path / "nowhere.npz")
 
     # It would block forever reading a FIFO, or fail storing over a folder.
     rerun, fresh = rerun_over(tmp_path, plant)
