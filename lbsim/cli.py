@@ -18,7 +18,7 @@ import click
 
 from lbsim import __version__
 from lbsim.config.emulate import EMULATIONS, Emulation
-from lbsim.errors import ConfigError, LbsimError, WorkerLost, shown
+from lbsim.errors import ConfigError, LbsimError, WorkerLost, file_named, shown
 from lbsim.limits import MAX_REPLICATIONS
 from lbsim.policies import POLICIES, make_policy
 
@@ -169,11 +169,12 @@ def run(
     try:
         planned = sweep_plan(loaded, replications)
     except ConfigError as exc:
-        raise ConfigError(f"{scenario}: {exc}") from None
+        raise ConfigError(f"{file_named(scenario)}: {exc}") from None
     n_cells = planned.n_cells
     if planned.requests > REQUEST_BUDGET and not force:
         raise ConfigError(
-            f"{scenario}: a run must simulate at most {REQUEST_BUDGET:.0e} requests without --force; "
+            f"{file_named(scenario)}: a run must simulate at most {REQUEST_BUDGET:.0e} requests "
+            "without --force; "
             f"got about {planned.requests:.2g} ({n_cells} cell(s) x {replications} replication(s))."
         )
     if not quiet:

@@ -24,6 +24,13 @@ def shown(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def file_named(path: object, limit: int = 100) -> str:
+    """A file's path as an error message starts with it: whole up to ``limit`` characters,
+    else its last ``limit - 3`` (the file's own name) after ``...``."""
+    text = str(path)
+    return text if len(text) <= limit else "..." + text[-(limit - 3) :]
+
+
 def _some(names: list[str], limit: int = 120) -> str:
     """``names`` joined by commas, cut after about ``limit`` characters with a count of all."""
     text = ", ".join(names)

@@ -135,8 +135,9 @@ def test_an_output_folder_that_cannot_be_made_is_refused_before_simulating(tmp_p
 )
 def test_a_bad_or_unreachable_scheduler_is_one_line_within_seconds(scheduler, reason, tmp_path):
     path = tmp_path / "small.yaml"
+    # Sizes of one value: 10 requests raise no warning about the mean size.
     path.write_text(
-        "name: small\nduration: 1s\nworkload: {rate: 10/s, size: exp(10ms)}\nservers: [{name: web}]\n"
+        "name: small\nduration: 1s\nworkload: {rate: 10/s, size: det(10ms)}\nservers: [{name: web}]\n"
     )
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--scheduler", scheduler])
@@ -276,3 +277,13 @@ def test_a_scheduler_address_that_is_not_dask_is_one_line(tmp_path):
     assert process.stderr.startswith("error: --scheduler must be 'local' or the address of a reachable Dask")
     assert len(process.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_long_scenario_path_is_shortened_to_its_end(tmp_path):
+    folder = tmp_path / ("d" * 150)
+    folder.mkdir()
+    (folder / "s.yaml").write_text("name: x\nduration: -1\n")
+    result = CliRunner().invoke(main, ["run", str(folder / "s.yaml")])
+    assert result.exit_code == 2
+    prefix = result.output.split(": duration must be > 0")[0]
+    assert prefix == "error: ..." + str(folder / "s.yaml")[-97:]

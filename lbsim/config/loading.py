@@ -20,7 +20,7 @@ from pydantic import (
 from lbsim.config.messages import describe
 from lbsim.config.overrides import set_path
 from lbsim.config.scenario import Scenario
-from lbsim.errors import ConfigError, shown
+from lbsim.errors import ConfigError, file_named, shown
 from lbsim.input_files import MAX_BYTES
 
 
@@ -56,7 +56,7 @@ def load_scenario(
         where, base_dir, data = "<scenario>", Path.cwd(), copy.deepcopy(dict(source))
     else:
         path = Path(source)
-        where, base_dir = str(path), path.parent
+        where, base_dir = file_named(path), path.parent
         data = _read_yaml(path)
     try:
         for key, value in overrides:
@@ -122,16 +122,17 @@ class _FastUniqueKeyLoader(_UniqueKeys, getattr(yaml, "CSafeLoader", yaml.SafeLo
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    name = file_named(path)
     try:
         status = path.stat()
         if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_BYTES:
             raise ConfigError(
-                f"{path}: the scenario file must be a regular file of at most {MAX_BYTES // 2**20} MiB; "
+                f"{name}: the scenario file must be a regular file of at most {MAX_BYTES // 2**20} MiB; "
                 "got another kind of file or a larger one."
             )
         content = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{path}: the scenario file must be readable; got {exc.strerror}.") from None
+        raise ConfigError(f"{name}: the scenario file must be readable; got {exc.strerror}.") from None
     try:
         # Bytes, so that YAML's own rule picks the encoding: UTF-8, or UTF-16 with a byte order mark.
         try:
@@ -140,26 +141,26 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             # Read again by the pure-Python parser, whose messages say more ("but got ':'").
             data = yaml.load(content, Loader=_UniqueKeyLoader)
     except RecursionError:
-        raise ConfigError(f"{path}: the file must nest mappings and lists less deeply; got deeper.") from None
+        raise ConfigError(f"{name}: the file must nest mappings and lists less deeply; got deeper.") from None
     except yaml.reader.ReaderError as exc:
         raise ConfigError(
-            f"{path}: the file must be UTF-8 text (or UTF-16 with a byte order mark); "
+            f"{name}: the file must be UTF-8 text (or UTF-16 with a byte order mark); "
             f"got a byte that is not, at position {exc.position}."
         ) from None
     except _RepeatedKey as exc:
         raise ConfigError(
-            f"{path}: the file must not repeat a key in one mapping (line {exc.mark.line + 1}); "
+            f"{name}: the file must not repeat a key in one mapping (line {exc.mark.line + 1}); "
             f"got {shown(exc.key)} twice."
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
         raise ConfigError(
-            f"{path}: the file must be valid YAML{line}; got {getattr(exc, 'problem', exc)}."
+            f"{name}: the file must be valid YAML{line}; got {getattr(exc, 'problem', exc)}."
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{path}: the file must hold a mapping of scenario keys; got {type(data).__name__}."
+            f"{name}: the file must hold a mapping of scenario keys; got {type(data).__name__}."
         )
     return data
 
