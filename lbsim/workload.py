@@ -103,7 +103,9 @@ class Clients:
         """Return ``n`` client numbers in [0, count)."""
         if self.zipf == 0:
             return rng.integers(0, self.count, n)
-        weights = 1.0 / np.arange(1, self.count + 1) ** self.zipf
+        with np.errstate(over="ignore"):
+            # k^zipf overflows to inf for a large exponent: its weight is 0, the limit.
+            weights = 1.0 / np.arange(1, self.count + 1) ** self.zipf
         cumulative = np.cumsum(weights / weights.sum())
         return np.minimum(np.searchsorted(cumulative, rng.random(n), side="right"), self.count - 1)
 

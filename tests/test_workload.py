@@ -72,6 +72,15 @@ def test_zipf_clients_favour_the_first():
     assert draws.max() <= 99
 
 
+def test_a_huge_zipf_exponent_sends_every_request_from_the_first_client_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warning would fail the test
+        draws = Clients(100, zipf=2.0**63).draw(np.random.default_rng(0), 1000)
+    assert (draws == 0).all()  # the limit of 1 / k^s: weight 1 for k = 1, 0 for the rest
+
+
 def test_request_blocks_pair_sizes_with_arrivals_whatever_the_blocking():
     s = streams(1, 0)
     blocks = list(request_blocks(PoissonArrivals(50_000.0), Exponential(0.01), Clients(10), s, 3.0))
