@@ -567,11 +567,29 @@ def _on_dask(
 
 def _connect(client: Any, scheduler: Any) -> Any:
     """A Dask ``client`` of ``scheduler`` (an address or a LocalCluster); a bad or unreachable
-    address is a ConfigError within a few seconds."""
+    address, or a peer that accepts the connection and never answers, is a ConfigError within
+    a few seconds."""
     try:
         if isinstance(scheduler, str) and "://" not in scheduler:
             raise ValueError("no protocol, such as tcp://")
-        return client(scheduler, timeout=f"{SCHEDULER_TIMEOUT}s")
+        # Dask's handshake waits for the peer's reply with no timeout of its own: connect in a
+        # thread and stop waiting after twice the connect timeout (the thread is left to end).
+        made: dict[str, Any] = {}
+
+        def connect() -> None:
+            try:
+                made["client"] = client(scheduler, timeout=f"{SCHEDULER_TIMEOUT}s")
+            except BaseException as exc:  # handed to the caller's thread below
+                made["error"] = exc
+
+        thread = threading.Thread(target=connect, daemon=True)
+        thread.start()
+        thread.join(2 * SCHEDULER_TIMEOUT)
+        if thread.is_alive():
+            raise TimeoutError(f"no answer within {2 * SCHEDULER_TIMEOUT} s")
+        if "error" in made:
+            raise made["error"]
+        return made["client"]
     except (OSError, ValueError, TypeError, MemoryError) as exc:  # MemoryError: a peer that is not Dask
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(

@@ -287,3 +287,33 @@ def test_a_long_scenario_path_is_shortened_to_its_end(tmp_path):
     assert result.exit_code == 2
     prefix = result.output.split(": duration must be > 0")[0]
     assert prefix == "error: ..." + str(folder / "s.yaml")[-97:]
+
+
+@pytest.mark.slow
+def test_a_scheduler_address_that_accepts_and_never_answers_is_one_line_within_seconds(tmp_path):
+    import socket
+    import threading
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    port = listener.getsockname()[1]
+    path = tmp_path / "small.yaml"
+    path.write_text(
+        "name: small\nduration: 1s\nworkload: {rate: 10/s, size: det(10ms)}\nservers: [{name: web}]\n"
+    )
+    out = tmp_path / "out"
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        main, ["run", str(path), "--out", str(out), "--scheduler", f"tcp://127.0.0.1:{port}"]
+    )
+    assert time.monotonic() - started < 20  # Dask alone waited until the peer hung up
+    assert result.exit_code == 2
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .endswith(f"got 'tcp://127.0.0.1:{port}' (no answer within 10 s).")
+    )
+    assert not out.exists()
+    listener.close()
