@@ -31,13 +31,13 @@ def input_path(file: str, base_dir: Path | None, confined: bool = False) -> Path
     return path
 
 
-def read_input(path: Path, what: str = "") -> str:
-    """The text of ``path``, a regular, non-empty file of at most MAX_BYTES; ``what`` starts
+def read_input_bytes(path: Path, what: str = "") -> bytes:
+    """The bytes of ``path``, a regular, non-empty file of at most MAX_BYTES; ``what`` starts
     each error message (the key names the file otherwise).
 
     Raises:
         ConfigError: ``path`` is missing or unreadable, not a regular file, empty (as the
-            kernel's pseudo-files report themselves), larger than MAX_BYTES, or not UTF-8.
+            kernel's pseudo-files report themselves) or larger than MAX_BYTES.
     """
     name = shown(str(path))
     try:
@@ -51,8 +51,20 @@ def read_input(path: Path, what: str = "") -> str:
                 f"{what}must be at most {MAX_BYTES // 2**20} MiB; "
                 f"got {name} of {status.st_size / 2**20:.0f} MiB."
             )
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{what}must be a readable file; got {name} ({exc.strerror}).") from None
+
+
+def read_input(path: Path, what: str = "") -> str:
+    """The text of ``path`` (:func:`read_input_bytes`), which must be UTF-8.
+
+    Raises:
+        ConfigError: as :func:`read_input_bytes`, or the file is not UTF-8.
+    """
+    try:
+        return read_input_bytes(path, what).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{what}must be UTF-8 text; got {name}, not text at byte {exc.start}.") from None
+        raise ConfigError(
+            f"{what}must be UTF-8 text; got {shown(str(path))}, not text at byte {exc.start}."
+        ) from None

@@ -214,10 +214,9 @@ def test_a_scenario_path_that_is_not_a_regular_file_is_refused_unread(tmp_path):
     os.mkfifo(fifo)  # reading it would block forever
     result = CliRunner().invoke(main, ["run", str(fifo), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
-    assert result.output.strip() == (
-        f"error: {fifo}: the scenario file must be a regular file of at most 512 MiB; "
-        "got another kind of file or a larger one."
-    )
+    line = result.output.strip()
+    assert line.startswith(f"error: {fifo}: the scenario file must be a regular file; got '")
+    assert line.endswith("fifo.yaml', which is not.")
 
 
 def test_set_nested_too_deeply_is_one_line(tmp_path):

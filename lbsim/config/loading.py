@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import reprlib
-import stat
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from lbsim.config.messages import describe
 from lbsim.config.overrides import set_path
 from lbsim.config.scenario import Scenario
 from lbsim.errors import ConfigError, file_named, shown
-from lbsim.input_files import MAX_BYTES
+from lbsim.input_files import read_input_bytes
 
 
 def load_scenario(
@@ -123,16 +122,7 @@ class _FastUniqueKeyLoader(_UniqueKeys, getattr(yaml, "CSafeLoader", yaml.SafeLo
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     name = file_named(path)
-    try:
-        status = path.stat()
-        if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_BYTES:
-            raise ConfigError(
-                f"{name}: the scenario file must be a regular file of at most {MAX_BYTES // 2**20} MiB; "
-                "got another kind of file or a larger one."
-            )
-        content = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{name}: the scenario file must be readable; got {exc.strerror}.") from None
+    content = read_input_bytes(path, f"{name}: the scenario file ")
     try:
         # Bytes, so that YAML's own rule picks the encoding: UTF-8, or UTF-16 with a byte order mark.
         try:
