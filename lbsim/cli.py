@@ -185,6 +185,11 @@ def run(
             f"about {_span(hours * 3600)} at {NOMINAL_RATE:,} requests/s in each of {processes} process(es)",
             err=True,
         )
+        click.echo(
+            f"offered load (arrival rate x mean work / capacity): servers {_range(planned.server_load)}, "
+            f"balancer cores {_range(planned.balancer_load)}",
+            err=True,
+        )
         for warning in _some_lines(planned.warnings):
             click.echo(f"warning: {warning}", err=True)
     command = shlex.join(["lbsim", *sys.argv[1:]])
@@ -272,6 +277,12 @@ def run(
             click.echo(f"expect {outcome.text}: {'holds' if outcome.holds else 'FAILS'} ({outcome.detail})")
     if not all(outcome.holds for outcome in outcomes):
         sys.exit(1)
+
+
+def _range(values: list[float]) -> str:
+    """``values`` as one number, or their range over the cells."""
+    low, high = min(values), max(values)
+    return f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f} over the cells"
 
 
 def _some_lines(lines: list[str], limit: int = 3) -> list[str]:

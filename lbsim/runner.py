@@ -268,12 +268,19 @@ class SweepPlan:
     Attributes:
         n_cells: cells of the sweep grid.
         requests: about how many requests arrive over every cell and replication.
-        warnings: one line per cell whose request sizes vary so much that a run's mean size
-            is likely to miss the configured mean by more than SIZE_MEAN_ERROR.
+        server_load: each cell's offered load on the servers: arrival rate x mean size /
+            the fleet's capacity, sum of count x workers x speed (1 or more: overloaded).
+        balancer_load: each cell's offered load on the balancer's cores: arrival rate x
+            processing cost / (instances x cores).
+        warnings: one line per cell that is overloaded (its means and percentiles grow with
+            the run's length), or whose request sizes vary so much that a run's mean size is
+            likely to miss the configured mean by more than SIZE_MEAN_ERROR.
     """
 
     n_cells: int
     requests: float
+    server_load: list[float]
+    balancer_load: list[float]
     warnings: list[str]
 
 
@@ -294,7 +301,7 @@ def sweep_plan(scenario: Scenario, replications: int) -> SweepPlan:
     cells = expand(scenario)
     _check_runs(len(cells), replications)
     total = 0.0
-    warnings = []
+    server_load, balancer_load, warnings = [], [], []
     for cell in cells:
         workload = cell.scenario.workload
         process = workload.process()
@@ -304,15 +311,25 @@ def sweep_plan(scenario: Scenario, replications: int) -> SweepPlan:
             rate = process.mean_rate
         n = rate * cell.scenario.duration
         total += n
+        where = f"cell {cell.index}: " if len(cells) > 1 else ""
+        capacity = sum(group.count * group.workers * group.speed for group in cell.scenario.servers)
+        server_load.append(rate * workload.size.mean / capacity)
+        balancer = cell.scenario.balancer
+        balancer_load.append(rate * balancer.cost_per_request / (balancer.instances * balancer.cores))
+        for what, load in (("the servers'", server_load[-1]), ("the balancer cores'", balancer_load[-1])):
+            if load >= 1:
+                warnings.append(
+                    f"{where}offered load {load:.2f} of {what} capacity: queues grow for the whole "
+                    "run, so its means and percentiles depend on the run's length (no steady state)"
+                )
         error = workload.size.cv / math.sqrt(max(n, 1.0))
         if error > SIZE_MEAN_ERROR:
-            where = f"cell {cell.index}: " if len(cells) > 1 else ""
             warnings.append(
                 f"{where}workload.size {workload.size} over about {n:,.0f} requests: a run's mean size "
                 f"has a standard error of {error:.0%} of its mean (cv / sqrt(requests)); "
                 "longer runs or more replications narrow it"
             )
-    return SweepPlan(len(cells), total * replications, warnings)
+    return SweepPlan(len(cells), total * replications, server_load, balancer_load, warnings)
 
 
 def task_key(task: Task) -> str:

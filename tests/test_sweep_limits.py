@@ -51,3 +51,22 @@ def test_a_size_distribution_too_variable_for_the_runs_length_is_warned_about():
     # cv 1 over 6,000 requests: 1.3%, under the 5% that warns.
     plain = make_scenario(duration=60.0, workload={"rate": 100, "size": "exp(5ms)"})
     assert sweep_plan(lbsim.load_scenario(plain), replications=2).warnings == []
+
+
+def test_the_plan_gives_each_cells_offered_load_and_warns_at_capacity():
+    from lbsim.runner import sweep_plan
+
+    # Six servers at speed 0.5 with exp(10ms) sizes serve 6 x 0.5 / 10 ms = 300/s.
+    scenario = make_scenario(
+        duration=30.0,
+        workload={"rate": 700, "size": "exp(10ms)"},
+        servers=[{"name": "web", "count": 6, "speed": 0.5}],
+        balancer={"cost": "100us", "instances": 2, "cores": 2},
+        sweep={"workload.rate": [150, 700]},
+    )
+    plan = sweep_plan(lbsim.load_scenario(scenario), replications=1)
+    assert plan.server_load == pytest.approx([150 / 300, 700 / 300])
+    # 100 us a request on 2 instances of 2 cores.
+    assert plan.balancer_load == pytest.approx([150 * 100e-6 / 4, 700 * 100e-6 / 4])
+    [warning] = [w for w in plan.warnings if "offered load" in w]
+    assert warning.startswith("cell 1: offered load 2.33 of the servers' capacity: queues grow")
