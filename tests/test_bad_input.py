@@ -142,9 +142,10 @@ def test_a_bad_or_unreachable_scheduler_is_one_line_within_seconds(scheduler, re
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--scheduler", scheduler])
     assert result.exit_code == 2
-    # The line before, if any, is the estimate of the run's size, printed before connecting.
+    # The lines before are the estimate of the run's size and its offered load, printed
+    # before connecting.
     *before, line = result.output.strip().splitlines()
-    assert len(before) <= 1 and "Traceback" not in result.output
+    assert len(before) == 2 and before[1].startswith("offered load") and "Traceback" not in result.output
     assert line.startswith("error: --scheduler must be 'local' or the address of a reachable Dask scheduler")
     assert reason in line
     assert not out.exists()
