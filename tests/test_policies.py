@@ -52,6 +52,22 @@ def test_smooth_weighted_round_robin_interleaves_as_nginx():
     assert "".join(p.choose(request()).name for _ in range(14)) == "aabacaa" * 2
 
 
+# Printed by real NGINX 1.22.1 (Debian 12, one worker, upstream round robin) through
+# benchmarks/real/nginx_round_robin.py WEIGHTS N: the server of each of N requests in turn.
+REAL_NGINX = {
+    "5,1,1 14": "0 0 1 0 2 0 0 0 0 1 0 2 0 0",
+    "2,3,5,7 34": "3 2 1 3 0 2 3 1 3 2 3 2 0 3 1 2 3 3 2 1 3 0 2 3 1 3 2 3 2 0 3 1 2 3",
+    "3,2,1 12": "0 1 0 2 1 0 0 1 0 2 1 0",
+}
+
+
+@pytest.mark.parametrize("arguments", REAL_NGINX)
+def test_smooth_weighted_round_robin_picks_as_real_nginx_1_22(arguments):
+    weights, n = arguments.split()
+    p = start("weighted_round_robin", fleet(*(float(w) for w in weights.split(","))))
+    assert " ".join(str(p.choose(request()).index) for _ in range(int(n))) == REAL_NGINX[arguments]
+
+
 def test_smooth_weighted_round_robin_keeps_current_weights_across_membership_changes():
     backends = fleet(5, 1, 1)
     p = start("weighted_round_robin", backends)
