@@ -13,13 +13,14 @@ Example: python benchmarks/real/haproxy_roundrobin.py 5,1,1 n:5 down:0 n:4 up:0 
 
 from __future__ import annotations
 
-import http.client
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from loopback import server_of_next_request
 
 FRONT = 18080
 FIRST_SERVER = 19000
@@ -44,14 +45,6 @@ def runtime(sock: Path, command: str) -> None:
         s.recv(4096)
 
 
-def server_of_next_request() -> str:
-    connection = http.client.HTTPConnection("127.0.0.1", FRONT, timeout=5)
-    connection.request("GET", "/")
-    name = connection.getresponse().read().decode()
-    connection.close()
-    return name
-
-
 def main() -> None:
     weights = [int(w) for w in sys.argv[1].split(",")]
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,7 +59,7 @@ def main() -> None:
             for step in sys.argv[2:]:
                 kind, *args = step.split(":")
                 if kind == "n":
-                    out += [server_of_next_request() for _ in range(int(args[0]))]
+                    out += [server_of_next_request(FRONT) for _ in range(int(args[0]))]
                     continue
                 command = {"down": "set server be/s{0} state maint", "up": "set server be/s{0} state ready",
                            "weight": "set weight be/s{0} {1}"}[kind]  # fmt: skip

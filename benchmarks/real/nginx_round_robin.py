@@ -12,12 +12,13 @@ Example: python benchmarks/real/nginx_round_robin.py 5,1,1 14
 
 from __future__ import annotations
 
-import http.client
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from loopback import server_of_next_request
 
 FRONT = 18180
 FIRST_SERVER = 19100
@@ -51,14 +52,6 @@ http {{
 """
 
 
-def server_of_next_request() -> str:
-    connection = http.client.HTTPConnection("127.0.0.1", FRONT, timeout=5)
-    connection.request("GET", "/")
-    name = connection.getresponse().read().decode()
-    connection.close()
-    return name
-
-
 def main() -> None:
     weights = [int(w) for w in sys.argv[1].split(",")]
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,7 +61,7 @@ def main() -> None:
         nginx = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             time.sleep(0.5)
-            print(" ".join(server_of_next_request() for _ in range(int(sys.argv[2]))))
+            print(" ".join(server_of_next_request(FRONT) for _ in range(int(sys.argv[2]))))
         finally:
             nginx.terminate()
             nginx.wait()

@@ -151,15 +151,21 @@ def plot_traffic(
             or health checks).
     """
     ax = _axes(ax)
+    curves = _served_in_first_run(timeseries)
+    for column in curves.columns:
+        ax.plot(curves.index.to_numpy(), curves[column].to_numpy(), label=column.removeprefix("served_"))
+    return _over_time(ax, faults, "requests per second", columns=2)
+
+
+def _served_in_first_run(timeseries: pd.DataFrame) -> pd.DataFrame:
+    """Requests per second served by each server (a ``served_<server>`` column) per window
+    start, in the first cell and replication of ``timeseries``."""
     first = timeseries
     for key in ("replication", "policy"):
         if key in first:
             first = first[first[key] == first[key].iloc[0]]
     columns = [c for c in first.columns if c.startswith("served_")]
-    curves = first.groupby("t_start")[columns].mean()
-    for column in columns:
-        ax.plot(curves.index.to_numpy(), curves[column].to_numpy(), label=column.removeprefix("served_"))
-    return _over_time(ax, faults, "requests per second", columns=2)
+    return first.groupby("t_start")[columns].mean()
 
 
 def plot_traffic_spread(
@@ -169,12 +175,7 @@ def plot_traffic_spread(
     the most loaded (per window), for the first cell and replication: :func:`plot_traffic`
     for a fleet too large to draw a line per server."""
     ax = _axes(ax)
-    first = timeseries
-    for key in ("replication", "policy"):
-        if key in first:
-            first = first[first[key] == first[key].iloc[0]]
-    columns = [c for c in first.columns if c.startswith("served_")]
-    curves = first.groupby("t_start")[columns].mean()
+    curves = _served_in_first_run(timeseries)
     t = curves.index.to_numpy()
     served = curves.to_numpy()
     for label, values in (
@@ -182,7 +183,7 @@ def plot_traffic_spread(
         ("median", np.median(served, axis=1)),
         ("least loaded", served.min(axis=1)),
     ):
-        ax.plot(t, values, label=f"{label} of {len(columns)} servers")
+        ax.plot(t, values, label=f"{label} of {len(curves.columns)} servers")
     return _over_time(ax, faults, "requests per second")
 
 
