@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 a check failed, 2 bad input (one line, no traceback, no
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import signal
@@ -280,8 +281,11 @@ def run(
 
 
 def _range(values: list[float]) -> str:
-    """``values`` as one number, or their range over the cells."""
-    low, high = min(values), max(values)
+    """``values`` as one number, or their range over the cells (NaN: a closed-loop cell)."""
+    known = [value for value in values if not math.isnan(value)]
+    if not known:
+        return "not known ahead (closed-loop users)"
+    low, high = min(known), max(known)
     return f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f} over the cells"
 
 

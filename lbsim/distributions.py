@@ -304,21 +304,26 @@ class Empirical(Distribution):
     @classmethod
     def from_file(cls, path: Path) -> Empirical:
         """Read the values of ``path``; raise ConfigError if it is missing or holds a bad value."""
-        lines = read_input(path, "empirical: file ").split()
+        lines = read_input(path, "empirical: file ").splitlines()
+        name = shown(str(path))
         values: list[float] = []
+        header = True  # the first line that is not blank may be a header
         for number, line in enumerate(lines, start=1):
-            cell = line.split(",")[0]
+            if not line.strip():
+                continue
             try:
-                values.append(float(cell))
+                values.append(float(line.split(",")[0]))
             except ValueError:
-                if number == 1:
+                if header:
+                    header = False
                     continue
                 # The cell itself is not shown: the file could be anyone's (/etc/shadow).
                 raise ConfigError(
-                    f"empirical: {path}:{number} must hold a number; got something else."
+                    f"empirical: {name} line {number} must hold a number; got something else."
                 ) from None
+            header = False
         if not values or not all(0 <= value < math.inf for value in values):
-            raise ConfigError(f"empirical: {path} must hold at least one value, all finite and >= 0.")
+            raise ConfigError(f"empirical: {name} must hold at least one value, all finite and >= 0.")
         return cls(str(path), tuple(values))
 
     @property

@@ -269,9 +269,10 @@ class SweepPlan:
         n_cells: cells of the sweep grid.
         requests: about how many requests arrive over every cell and replication.
         server_load: each cell's offered load on the servers: arrival rate x mean size /
-            the fleet's capacity, sum of count x workers x speed (1 or more: overloaded).
+            the fleet's capacity, sum of count x workers x speed (1 or more: overloaded);
+            NaN for closed-loop users, whose rate follows from the run.
         balancer_load: each cell's offered load on the balancer's cores: arrival rate x
-            processing cost / (instances x cores).
+            processing cost / (instances x cores); NaN for closed-loop users.
         warnings: one line per cell that is overloaded (its means and percentiles grow with
             the run's length), or whose request sizes vary so much that a run's mean size is
             likely to miss the configured mean by more than SIZE_MEAN_ERROR.
@@ -313,9 +314,13 @@ def sweep_plan(scenario: Scenario, replications: int) -> SweepPlan:
         total += n
         where = f"cell {cell.index}: " if len(cells) > 1 else ""
         capacity = sum(group.count * group.workers * group.speed for group in cell.scenario.servers)
-        server_load.append(rate * workload.size.mean / capacity)
+        # Closed-loop users wait for their answers, so their load cannot be known ahead (nan).
+        closed = isinstance(process, ClosedUsers)
+        server_load.append(math.nan if closed else rate * workload.size.mean / capacity)
         balancer = cell.scenario.balancer
-        balancer_load.append(rate * balancer.cost_per_request / (balancer.instances * balancer.cores))
+        balancer_load.append(
+            math.nan if closed else rate * balancer.cost_per_request / (balancer.instances * balancer.cores)
+        )
         for what, load in (("the servers'", server_load[-1]), ("the balancer cores'", balancer_load[-1])):
             if load >= 1:
                 warnings.append(

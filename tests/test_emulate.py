@@ -118,6 +118,15 @@ def test_what_the_scenario_sets_wins():
         ({"emulate": "envoy", "health_check": {"style": "haproxy"}}, None, "health_check.style", "'envoy'"),
         ({"emulate": "nginx"}, {"slow_start": {"window": "10s"}}, "servers[0].slow_start", "NGINX Plus"),
         ({"emulate": "haproxy", "policy": "ip_hash"}, None, "balancer.policy", "weighted_least_connections"),
+        # Envoy's retry host predicates avoid previous hosts; none pins a retry to one.
+        ({"emulate": "envoy", "retries": {"same_server": True}}, None, "retries.same_server", "never pin"),
+        ({"emulate": "envoy", "retries": {"turnaround": "1s"}}, None, "retries.turnaround", "full jitter"),
+        (
+            {"emulate": "nginx", "retries": {"same_server": True}},
+            None,
+            "retries.same_server",
+            "never the same",
+        ),
     ],
 )
 def test_a_mechanism_the_system_lacks_is_refused(balancer, servers, key, rule):

@@ -51,5 +51,23 @@ def test_a_bad_value_in_a_file_is_located_but_never_shown(tmp_path):
     (tmp_path / "secret.csv").write_text("0.01\nroot:$6$secret:19000\n")
     with pytest.raises(ConfigError) as error:
         parse_distribution("empirical(secret.csv)", tmp_path)
-    assert "secret.csv:2 must hold a number; got something else." in str(error.value)
+    assert "secret.csv' line 2 must hold a number; got something else." in str(error.value)
     assert "$6$" not in str(error.value)
+
+
+def test_an_empirical_file_is_read_by_lines_with_an_optional_header(tmp_path):
+    # A header with a space is one line, not two words; blank lines are skipped.
+    (tmp_path / "sizes.csv").write_text("request size,comment\n0.01,a b\n\n0.03\n")
+    assert parse_distribution("empirical(sizes.csv)", tmp_path).mean == pytest.approx(0.02)
+    (tmp_path / "bad.csv").write_text("size\n0.01\n\noops\n")
+    with pytest.raises(ConfigError, match=r"bad.csv' line 4 must hold a number"):
+        parse_distribution("empirical(bad.csv)", tmp_path)
+
+
+def test_a_long_empirical_path_is_shortened_in_its_errors(tmp_path):
+    folder = tmp_path / ("a" * 240)
+    folder.mkdir()
+    (folder / "s.csv").write_text("size\n0.01\nx\n")
+    with pytest.raises(ConfigError) as error:
+        parse_distribution(f"empirical({folder}/s.csv)", tmp_path)
+    assert len(str(error.value)) < 150

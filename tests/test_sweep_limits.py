@@ -1,5 +1,6 @@
 """How big a sweep may be, and how its runs are handed to worker processes."""
 
+import math
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -70,3 +71,36 @@ def test_the_plan_gives_each_cells_offered_load_and_warns_at_capacity():
     assert plan.balancer_load == pytest.approx([150 * 100e-6 / 4, 700 * 100e-6 / 4])
     [warning] = [w for w in plan.warnings if "offered load" in w]
     assert warning.startswith("cell 1: offered load 2.33 of the servers' capacity: queues grow")
+
+
+def test_closed_loop_users_get_no_offered_load_and_no_overload_warning():
+    from lbsim.runner import sweep_plan
+
+    # 50 users who think 1 ms on a fleet that serves 300/s: they wait for their answers, so
+    # the fleet is never offered more than it serves (50 / (1 ms + 10 ms) is no arrival rate).
+    scenario = make_scenario(
+        duration=10.0,
+        workload={
+            "arrivals": {"kind": "closed", "users": 50, "think": "exp(1ms)"},
+            "rate": None,
+            "size": "exp(10ms)",
+        },
+        servers=[{"name": "web", "count": 6, "speed": 0.5}],
+    )
+    plan = sweep_plan(lbsim.load_scenario(scenario), replications=1)
+    assert math.isnan(plan.server_load[0]) and math.isnan(plan.balancer_load[0])
+    assert not any("offered load" in warning for warning in plan.warnings)
+
+
+def test_ctrl_c_wrapped_by_python_during_an_import_counts_as_ctrl_c():
+    from lbsim.__main__ import _interrupted
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            # What Python 3.11 raises when Ctrl-C lands in a class body's __set_name__.
+            raise RuntimeError("Error calling __set_name__") from exc
+    except RuntimeError as wrapped:
+        assert _interrupted(wrapped)
+    assert not _interrupted(RuntimeError("a real error"))

@@ -100,6 +100,7 @@ EMULATIONS: dict[str, Emulation] = {
             **_passive(_NGINX_PASSIVE, "it is NGINX's passive check; Envoy's is outlier detection"),
             "circuit_breaker.failure_threshold": "Envoy has no per-backend breaker; outlier detection ejects",
             "retries.turnaround": "Envoy's retries back off with full jitter",
+            "retries.same_server": "Envoy's retries can avoid previous hosts, never pin one",
         },
         fixed={
             "backups": "Envoy's backups are priority levels",
