@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import click
 
@@ -31,8 +31,6 @@ REQUEST_BUDGET = 1e9
 # with the default balancer cost, as benchmarks/speed.py measured it (README, Performance).
 NOMINAL_RATE = 150_000
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
@@ -44,26 +42,11 @@ def _stopping() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _one_line_errors(function: F) -> F:
-    """Turn what ends a command early into one line on stderr: a ConfigError (exit code 2), a
-    lost worker process (exit code 1), Ctrl-C (exit code 130, as a shell reports SIGINT)."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except ConfigError as exc:
-            _fail(str(exc))
-        except WorkerLost as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            _stopping()
-            click.echo("interrupted.", err=True)
-            sys.exit(130)
-
-    wrapper.__name__ = function.__name__
-    wrapper.__doc__ = function.__doc__
-    return wrapper  # type: ignore[return-value]
+def _interrupted() -> NoReturn:
+    """End after Ctrl-C: one line, exit code 130 (as a shell reports SIGINT)."""
+    _stopping()
+    click.echo("interrupted.", err=True)
+    sys.exit(130)
 
 
 # The longest usage error shown: Click's messages quote the value given, which may be long.
@@ -71,8 +54,20 @@ USAGE_LIMIT = 200
 
 
 class _Commands(click.Group):
-    """lbsim's commands: a usage mistake (an unknown option, a value out of range) is one line
-    on stderr and exit code 2, as every other input error, not Click's three-line usage."""
+    """lbsim's commands, each of which ends early with one line on stderr: a usage mistake
+    (an unknown option, a value out of range; not Click's three-line usage) or a ConfigError
+    (exit code 2), a lost worker process (exit code 1), Ctrl-C (exit code 130)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            _fail(str(exc))
+        except WorkerLost as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:  # before Click turns it into an Abort with an empty line
+            _interrupted()
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -88,9 +83,7 @@ class _Commands(click.Group):
             command = exc.ctx.command_path if exc.ctx else "lbsim"
             _fail(f"{message} (see {command} --help)")
         except click.Abort:
-            _stopping()
-            click.echo("interrupted.", err=True)
-            sys.exit(130)
+            _interrupted()
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -138,7 +131,6 @@ def main() -> None:
     is_flag=True,
     help="Treat the scenario as untrusted: refuse module:Class policies and files outside its folder.",
 )
-@_one_line_errors
 def run(
     scenario: Path,
     out: Path | None,
@@ -393,7 +385,6 @@ class _progress:
     is_flag=True,
     help="Treat the scenario as untrusted: refuse module:Class policies and files outside its folder.",
 )
-@_one_line_errors
 def capacity(
     scenario: Path,
     key: str,
@@ -511,7 +502,6 @@ def _closest(search: Any, key: str) -> str:
 @click.option("--backends", type=click.IntRange(min=2), default=10, show_default=True)
 @click.option("--keys", type=click.IntRange(min=1), default=10_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@_one_line_errors
 def remap(policy_name: str, backends: int, keys: int, seed: int) -> None:
     """Key movement of a policy when one backend leaves and when one joins."""
     from lbsim.tools.remap import remap as measure
@@ -577,7 +567,6 @@ def validate(quick: bool, jobs: int | None, out: Path | None, quiet: bool) -> No
 @click.option(
     "--seed", type=int, help="Run with another seed than the baseline's (to test for false alarms)."
 )
-@_one_line_errors
 def regress(baseline: Path, update: bool, jobs: int | None, seed: int | None) -> None:
     """Rerun the canonical scenarios and compare with the baseline; exit 1 if behaviour moved."""
     from lbsim.tools import regress as regression

@@ -304,23 +304,21 @@ def sweep_plan(scenario: Scenario, replications: int) -> SweepPlan:
     total = 0.0
     server_load, balancer_load, warnings = [], [], []
     for cell in cells:
-        workload = cell.scenario.workload
+        workload, balancer = cell.scenario.workload, cell.scenario.balancer
         process = workload.process()
         if isinstance(process, ClosedUsers):
             rate = process.users / (process.think.mean + workload.size.mean)
+            # The users wait for their answers, so their load cannot be known ahead.
+            server_load.append(math.nan)
+            balancer_load.append(math.nan)
         else:
             rate = process.mean_rate
+            capacity = sum(group.count * group.workers * group.speed for group in cell.scenario.servers)
+            server_load.append(rate * workload.size.mean / capacity)
+            balancer_load.append(rate * balancer.cost_per_request / (balancer.instances * balancer.cores))
         n = rate * cell.scenario.duration
         total += n
         where = f"cell {cell.index}: " if len(cells) > 1 else ""
-        capacity = sum(group.count * group.workers * group.speed for group in cell.scenario.servers)
-        # Closed-loop users wait for their answers, so their load cannot be known ahead (nan).
-        closed = isinstance(process, ClosedUsers)
-        server_load.append(math.nan if closed else rate * workload.size.mean / capacity)
-        balancer = cell.scenario.balancer
-        balancer_load.append(
-            math.nan if closed else rate * balancer.cost_per_request / (balancer.instances * balancer.cores)
-        )
         for what, load in (("the servers'", server_load[-1]), ("the balancer cores'", balancer_load[-1])):
             if load >= 1:
                 warnings.append(
@@ -434,17 +432,13 @@ class RunCache:
         """The kept run named ``key``, or None (also when its file is damaged)."""
         path = self.path(key)
         try:
-            mode = path.lstat().st_mode
-        except FileNotFoundError:
-            return None
-        except OSError:
-            mode = 0
-        try:
             # lbsim writes regular files only: a folder, a FIFO (which would block) or a
             # symbolic link (dangling, or to a file elsewhere) was put there by something else.
-            if not stat.S_ISREG(mode):
+            if not stat.S_ISREG(path.lstat().st_mode):
                 raise DamagedRunFile(f"{path.name}: not a regular file.")
             return read_run(path)
+        except FileNotFoundError:
+            return None
         except (DamagedRunFile, OSError):
             self.damaged += 1
             return None

@@ -52,6 +52,9 @@ class Scenario(Model):
     # The checked input and where it came from (a config.loading.Source), so cells and
     # overrides start from it.
     _source: Any = PrivateAttr()
+    # The cells of its sweep grid once config.sweep.expand has made them (each is checked as a
+    # whole scenario, about a millisecond a cell, so the preflight and the sweep share them).
+    _cells: Any = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod

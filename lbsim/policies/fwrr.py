@@ -88,10 +88,11 @@ class FastWeightedRoundRobin(Policy):
         for backend in backends:
             server = self._servers.setdefault(backend.index, _Server(backend))
             server.backend = backend
+            eweight = effective_weight(backend)
             if not server.up:
-                self._up(server, effective_weight(backend))
-            elif effective_weight(backend) != server.eweight:
-                self._reweight(server, effective_weight(backend))
+                self._up(server, eweight)
+            elif eweight != server.eweight:
+                self._reweight(server, eweight)
 
     def _down(self, server: _Server) -> None:
         """fwrr_set_server_status_down."""
@@ -190,7 +191,6 @@ class FastWeightedRoundRobin(Policy):
         if server.rweight >= server.eweight:
             server.rweight -= server.eweight
             server.npos += 1
-        server.version += 1
         self._current_pos += 1
         self._queue(server)
         return server.backend
