@@ -8,7 +8,17 @@ from lbsim.engine.build import plan
 from lbsim.engine.clock import Clock
 from lbsim.engine.health import MaxFails, OutlierDetector
 from lbsim.engine.settings import OutlierDetection
-from lbsim.status import CONNECT_FAILURE, ERROR, OK, REJECTED, RESET, TIMEOUT
+from lbsim.status import (
+    BAD_GATEWAY,
+    CONNECT_FAILURE,
+    ERROR,
+    GATEWAY_TIMEOUT,
+    OK,
+    REJECTED,
+    RESET,
+    TIMEOUT,
+    TOO_MANY_REQUESTS,
+)
 from tests.helpers import make_scenario
 
 
@@ -391,6 +401,39 @@ def test_nginx_counts_500s_only_when_proxy_next_upstream_names_them():
     checks = nginx_checks(max_fails=1, fails_on=("http_500",))[1]
     checks.result(0, ERROR, pool_size=2)
     assert checks.out == {0}
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("http_502", BAD_GATEWAY),
+        ("http_503", REJECTED),
+        ("http_504", GATEWAY_TIMEOUT),
+        ("http_429", TOO_MANY_REQUESTS),
+    ],
+)
+def test_nginx_counts_each_answer_proxy_next_upstream_names(case, status):
+    # ngx_http_upstream.c, ngx_http_upstream_next: an answer is a failure (NGX_PEER_FAILED)
+    # when its ft_type is in proxy_next_upstream; error and timeout are the default.
+    checks = nginx_checks(max_fails=1)[1]
+    checks.result(0, status, pool_size=2)
+    assert checks.out == set()
+    checks = nginx_checks(max_fails=1, fails_on=("error", "timeout", case))[1]
+    checks.result(0, status, pool_size=2)
+    assert checks.out == {0}
+
+
+def test_envoy_outlier_detection_takes_a_429_as_a_success():
+    # outlier_detection_impl.cc putHttpResponseCode: only a 5xx adds to consecutive_5xx; any
+    # other code (a 429 included) resets it and counts as a success for the success rate.
+    clock = Clock()
+    config = OutlierDetection(2, 10.0, 30.0, 300.0, 100.0, False, True, 5, 100, 1.9, None, 10.0, ())
+    detector = OutlierDetector(clock, config, ["web-0", "web-1"], lambda index: None, lambda *e: None)
+    for status in [ERROR, TOO_MANY_REQUESTS, ERROR]:
+        detector.result(0, status, pool_size=2)
+    assert detector.out == set() and detector.succeeded[0] == 1
+    detector.result(0, BAD_GATEWAY, pool_size=2)
+    assert detector.out == {0}
 
 
 def test_nginx_never_marks_the_only_server_of_an_upstream():

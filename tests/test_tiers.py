@@ -72,6 +72,54 @@ def test_a_tier_retries_on_another_instance_below():
     assert result.summary.loc[0, "n_retries"] > 0
 
 
+@pytest.mark.parametrize(
+    ("system", "retried_on"),
+    [
+        # ngx_http_upstream_next: a refused connection is NGX_HTTP_BAD_GATEWAY (502), a 5xx.
+        ("nginx", "error"),
+        # router.cc onUpstreamReset -> chargeUpstreamAbort(Http::Code::ServiceUnavailable): 503.
+        ("envoy", "rejected"),
+        # configuration.txt 8.5: a connection that cannot be established (SC) is a 503.
+        ("haproxy", "rejected"),
+    ],
+)
+def test_a_balancer_below_answers_a_refused_connection_with_its_systems_status(system, retried_on):
+    # The only server is down all run: the balancer below cannot connect and (retrying
+    # nothing itself) answers the tier above with its system's status for that; the tier
+    # above retries (once, on the other instance below) exactly when its retries.on covers
+    # that status, never otherwise.
+    retried = {}
+    for on in ("error", "rejected"):
+        scenario = tiered(
+            tiers=[{"name": "front", "cost": 0, "retries": {"max": 1, "on": [on], "backoff": 0}}],
+            balancer={"cost": 0, "instances": 2, "emulate": system, "retries": {"max": 0}},
+            faults=[{"target": "web-0", "kind": "crash", "at": 0, "duration": "100s"}],
+            servers=[{"name": "web", "count": 1}],
+        )
+        summary = lbsim.simulate(scenario).summary
+        assert summary.loc[0, "n_error"] + summary.loc[0, "n_rejected"] == 10
+        retried[on] = summary.loc[0, "n_retries"]
+    assert retried == {"error": 0, "rejected": 0, retried_on: 10}
+
+
+def test_a_balancer_below_passes_a_servers_429_up():
+    # A server that sheds load with 429: the balancer below passes the answer as it is; the
+    # tier above retries it on http_429 (NGINX's proxy_next_upstream http_429), and the
+    # client counts it as rejected. One worker, no queue, 50 ms requests every 20 ms from
+    # two paths: requests at 0, 40, 80 ... ms find the server free, the rest a 429.
+    scenario = tiered(
+        workload={"arrivals": "deterministic", "rate": 50, "size": "det(30ms)"},
+        tiers=[{"name": "front", "cost": 0, "retries": {"max": 1, "on": ["http_429"], "backoff": 0}}],
+        balancer={"cost": 0, "instances": 2},
+        servers=[{"name": "web", "count": 1, "queue": 0, "overload_status": 429}],
+    )
+    summary = lbsim.simulate(scenario).summary.loc[0]
+    # Arrivals every 20 ms, 30 ms of service: 0 served (to 30), 20 refused and retried at
+    # once (refused again), 40 served (to 70), 60 refused ... so 25 served, 25 rejected, each
+    # rejected one retried once.
+    assert (summary["n_ok"], summary["n_rejected"], summary["n_retries"]) == (25, 25, 25)
+
+
 def test_upper_tiers_take_plain_balancer_settings_only():
     with pytest.raises(lbsim.ConfigError, match="is not supported in an upper tier"):
         lbsim.load_scenario(tiered(tiers=[{"name": "front", "zones": ["a"]}]))

@@ -95,7 +95,7 @@ class HealthCheckModel(Model):
         return self.interval if self.style == "haproxy" else 1.0
 
 
-NginxFailure = Literal["error", "timeout", "http_500", "http_503"]
+NginxFailure = Literal["error", "timeout", "http_500", "http_502", "http_503", "http_504", "http_429"]
 # The keys of NGINX's passive checks; the other outlier_detection keys are Envoy's.
 NGINX_PASSIVE_KEYS = ("max_fails", "fail_timeout", "fails_on")
 
@@ -109,8 +109,9 @@ class OutlierDetectionModel(Model):
     ``max_ejection_percent`` of the backends. NGINX (when
     ``max_fails`` is given): skip a backend for ``fail_timeout`` (whole seconds) after
     ``max_fails`` failures (0: never, as NGINX's max_fails=0); connection errors and timeouts
-    always count, 500 and 503 answers when ``fails_on`` names them (NGINX's
-    proxy_next_upstream)."""
+    always count, 500, 502, 503, 504 and 429 answers when ``fails_on`` names them (NGINX's
+    proxy_next_upstream; 502 and 504 come from a balancer tier below, 429 from a server whose
+    ``overload_status`` is 429)."""
 
     @property
     def active(self) -> bool:
@@ -169,9 +170,10 @@ class CircuitBreakerModel(Model):
     max_pending: int | None = Field(None, ge=0)
 
 
-# ``error``: a 5xx answer or a reset (Envoy's 5xx); ``reset``: a server that fails while
-# holding the attempt only (NGINX's ``error`` after the request was sent).
-RetryOn = Literal["connect_failure", "error", "reset", "timeout", "rejected"]
+# ``error``: a 5xx answer (500, or a 502 or 504 from a tier below) or a reset (Envoy's 5xx);
+# ``reset``: a server that fails while holding the attempt only (NGINX's ``error`` after the
+# request was sent); ``rejected``: a 503 (queue full, or a limit); ``http_429``: a 429.
+RetryOn = Literal["connect_failure", "error", "reset", "timeout", "rejected", "http_429"]
 
 
 class RetriesModel(Model):

@@ -37,6 +37,9 @@ class ServerGroup(Model):
     speed: float = Field(1.0, gt=0)
     workers: int = Field(1, ge=1)
     queue: int | None = Field(None, ge=0)
+    # The status a server answers when its workers are busy and its queue is full: 503, or
+    # 429 (Too Many Requests) as servers that shed load that way do.
+    overload_status: Literal[503, 429] = 503
     discipline: Literal["fcfs", "ps"] = "fcfs"
     weight: int = Field(1, ge=1, le=256)
     zone: str | None = None

@@ -21,6 +21,7 @@ from lbsim.engine.run import Run
 from lbsim.policies import Policy
 from lbsim.results.assembler import RunOutput
 from lbsim.results.recorder import Sink
+from lbsim.status import REJECTED, TOO_MANY_REQUESTS
 
 T = TypeVar("T")
 
@@ -59,6 +60,7 @@ def plan(scenario: Scenario) -> settings.RunPlan:
                 g.speed,
                 g.workers,
                 g.queue,
+                REJECTED if g.overload_status == 503 else TOO_MANY_REQUESTS,
                 g.discipline,
                 g.weight,
                 g.zone,
@@ -101,6 +103,7 @@ def _tier(name: str, config: BalancerModel) -> settings.BalancerTier:
     retries = config.retries
     return settings.BalancerTier(
         name=name,
+        emulate=config.emulate,
         layer=config.layer,
         instances=config.instances,
         zones=tuple(config.zones),

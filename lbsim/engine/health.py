@@ -18,7 +18,17 @@ from lbsim.engine.clock import Clock
 from lbsim.engine.messages import Attempt, Endpoint, Probe
 from lbsim.engine.network import ZoneHops
 from lbsim.engine.settings import CircuitBreaker, HealthCheck, OutlierDetection
-from lbsim.status import CONNECT_FAILURE, ERROR, OK, REJECTED, RESET, TIMEOUT
+from lbsim.status import (
+    BAD_GATEWAY,
+    CONNECT_FAILURE,
+    ERROR,
+    GATEWAY_TIMEOUT,
+    OK,
+    REJECTED,
+    RESET,
+    TIMEOUT,
+    TOO_MANY_REQUESTS,
+)
 
 Log = Callable[[str, str, str], None]
 Changed = Callable[[int], None]
@@ -169,8 +179,9 @@ class OutlierDetector(PassiveCheck):
     with at least ``success_rate_minimum_hosts`` such backends, those below mean -
     ``success_rate_stdev_factor`` x stdev (population) are ejected, within the
     max_ejection_percent limit. Rates 50, 100, 100, 100, 100: mean 90, stdev 20, threshold
-    52 (Envoy's own example). Every answer but OK is a failure (5xx, and local-origin
-    errors mapped to 5xx when split_external_local_origin_errors is off, the default)."""
+    52 (Envoy's own example). Every answer but OK and 429 is a failure (5xx, and local-origin
+    errors mapped to 5xx when split_external_local_origin_errors is off, the default); a 429
+    is not a 5xx, so it counts as a success and ends a run of errors (putHttpResponseCode)."""
 
     def __init__(
         self, clock: Clock, config: OutlierDetection, names: Sequence[str], changed: Changed, log: Log
@@ -186,9 +197,9 @@ class OutlierDetector(PassiveCheck):
         clock.schedule(config.interval, self._tick)
 
     def result(self, index: int, status: int, pool_size: int) -> None:
-        """An attempt to server ``index`` ended with ``status`` (any but OK counts as an error)."""
+        """An attempt to server ``index`` ended with ``status`` (any but OK and 429 counts as an error)."""
         self.answered[index] += 1
-        if status == OK:
+        if status in (OK, TOO_MANY_REQUESTS):
             self.succeeded[index] += 1
             self.consecutive[index] = 0
             return
@@ -255,7 +266,10 @@ NGINX_FAILURES = {
     "error": (CONNECT_FAILURE, RESET),
     "timeout": (TIMEOUT,),
     "http_500": (ERROR,),
+    "http_502": (BAD_GATEWAY,),
     "http_503": (REJECTED,),
+    "http_504": (GATEWAY_TIMEOUT,),
+    "http_429": (TOO_MANY_REQUESTS,),
 }
 
 
@@ -270,7 +284,7 @@ class MaxFails(PassiveCheck):
     fail_timeout``; a pick at ``now - checked > fail_timeout`` sets ``checked`` to now, so
     after a quiet ``fail_timeout`` a failed server gets one trial request at a time. Which
     outcomes are failures follows ``proxy_next_upstream``: connection errors and timeouts
-    always, 500 and 503 answers when ``fails_on`` names them. An upstream of one server is
+    always, 500, 502, 503, 504 and 429 answers when ``fails_on`` names them. An upstream of one server is
     never marked (``peers->single``).
     """
 

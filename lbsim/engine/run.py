@@ -24,13 +24,13 @@ from lbsim.engine.messages import Endpoint
 from lbsim.engine.network import Network, ZoneHops
 from lbsim.engine.server import ProcessorSharingServer, Server
 from lbsim.engine.settings import RunPlan
-from lbsim.engine.tiers import BOTTOM, Tier, TierGate, answer_up
+from lbsim.engine.tiers import BOTTOM, GATEWAY_ANSWERS, Tier, TierGate, answer_up
 from lbsim.errors import SimulationError
 from lbsim.results.assembler import Occurrence, RunAssembler, RunOutput, ServerInfo
 from lbsim.results.recorder import Recorder, Sink
 from lbsim.results.tally import Tally
 from lbsim.rng import streams
-from lbsim.status import DROPPED, TIMEOUT
+from lbsim.status import DROPPED, FINAL_STATUS, TIMEOUT
 from lbsim.workload import ClosedUsers, Request, request_blocks
 
 
@@ -45,7 +45,7 @@ class Run:
         self.open = True
         self.servers = [
             (ProcessorSharingServer if s.discipline == "ps" else Server)(
-                clock, k, s.name, s.group, s.speed, s.workers, s.queue
+                clock, k, s.name, s.group, s.speed, s.workers, s.queue, s.overload_status
             )
             for k, s in enumerate(plan.servers)
         ]
@@ -190,6 +190,7 @@ class Run:
             tier.name,
             self.hops,
             bottom=tier.name == BOTTOM,
+            answers=FINAL_STATUS if tier is self.tiers[-1] else GATEWAY_ANSWERS[tier.config.emulate],
         )
         balancer.set_present(self.present if tier.name == BOTTOM else set(range(len(tier.backends))))
         return balancer

@@ -24,8 +24,8 @@ from lbsim.status import CONNECT_FAILURE, ERROR, OK, REJECTED, RESET
 class Server:
     """A first-come first-served server with ``workers`` workers and ``queue`` waiting places.
 
-    A request that finds every worker busy and the queue full is rejected at once (503).
-    ``queue=None`` means an unbounded queue.
+    A request that finds every worker busy and the queue full is rejected at once with
+    ``overload_status`` (503, or 429). ``queue=None`` means an unbounded queue.
     """
 
     def __init__(
@@ -37,6 +37,7 @@ class Server:
         speed: float,
         workers: int,
         queue: int | None,
+        overload_status: int = REJECTED,
     ) -> None:
         self.clock = clock
         self.schedule_at = clock.schedule_at
@@ -46,6 +47,7 @@ class Server:
         self.speed = speed
         self.workers = workers
         self.queue = queue
+        self.overload_status = overload_status
         self.busy = 0
         self.busy_time = 0.0
         self.t_changed = 0.0
@@ -112,7 +114,7 @@ class Server:
             self.waiting.append(job)
             self.waiting_work += job.size / self.speed
         else:
-            job.reply_to(job, REJECTED)
+            job.reply_to(job, self.overload_status)
 
     def _answer_error(self, job: Job) -> None:
         job.reply_to(job, ERROR)
@@ -254,7 +256,7 @@ class ProcessorSharingServer(Server):
             return
         n = len(self.sharing)
         if self.queue is not None and n >= self.workers + self.queue:
-            job.reply_to(job, REJECTED)
+            job.reply_to(job, self.overload_status)
             return
         now = self.clock.now
         self._advance(now)

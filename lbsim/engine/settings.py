@@ -135,9 +135,11 @@ class ConnectionLimits:
 class BalancerTier:
     """One balancer tier (``balancer``, or one of ``tiers``): ``instances`` instances with
     ``cores`` cores spending ``cost`` seconds per request plus TLS (``tls_handshake`` per new
-    connection, ``tls_per_request``), and every mechanism they run."""
+    connection, ``tls_per_request``), and every mechanism they run. ``emulate``: the system
+    whose status codes it answers a tier above with (None: lbsim's own)."""
 
     name: str
+    emulate: str | None
     layer: int
     instances: int
     zones: tuple[str, ...]
@@ -208,6 +210,7 @@ class ServerSpec:
     speed: float
     workers: int
     queue: int | None
+    overload_status: int
     discipline: str
     weight: int
     zone: str | None

@@ -2,7 +2,8 @@
 
 The tier above sends a request to a gate; the gate hands a copy of it to the instance
 below (a refused connection if that instance is down), and the instance's answer comes back
-up as the gate's answer: ``ok``, or an error (the 502/503 a balancer returns) otherwise.
+up as the gate's answer: a server's answer as it was (200, 500, 503, 429), or the status the
+balancer below answers when it got none (:data:`GATEWAY_ANSWERS`).
 With regions, every tier has its instances in each region, and an instance balances over
 the instances (or servers) of its own region only.
 """
@@ -18,11 +19,46 @@ from lbsim.engine.balancer.instance import Instance, Placement
 from lbsim.engine.clock import Clock
 from lbsim.engine.messages import Attempt, Endpoint, Probe
 from lbsim.engine.settings import BalancerTier
-from lbsim.status import CONNECT_FAILURE, ERROR, OK
+from lbsim.status import (
+    BAD_GATEWAY,
+    CONNECT_FAILURE,
+    DROPPED,
+    ERROR,
+    GATEWAY_TIMEOUT,
+    OK,
+    REJECTED,
+    RESET,
+    TOO_MANY_REQUESTS,
+    Status,
+)
 from lbsim.workload import Request
 
 # The name of the bottom tier, the one over the servers.
 BOTTOM = "balancer"
+
+
+def _answers(connect_failure: Status, reset: Status, no_backend: Status) -> tuple[Status, ...]:
+    """What a balancer answers the tier above for each outcome of its own (by status number):
+    a server's 200, 500, 503 and 429 pass as they are; a timeout is a 504; a refused
+    connection, a reset and no eligible backend are the system's own."""
+    return (
+        OK, ERROR, REJECTED, GATEWAY_TIMEOUT, no_backend, DROPPED, connect_failure, reset, BAD_GATEWAY,
+        GATEWAY_TIMEOUT, TOO_MANY_REQUESTS,
+    )  # fmt: skip
+
+
+# By the bottom balancer's ``emulate`` (None: lbsim's own, NGINX's codes but 503 for no backend).
+# NGINX (ngx_http_upstream.c, ngx_http_upstream_next): a timeout is 504, every other failure,
+# "no live upstreams" included, 502. Envoy (router.cc): a reset or refused connection is a
+# 503 (onUpstreamReset, chargeUpstreamAbort), a timeout 504, no healthy upstream 503.
+# HAProxy (configuration.txt, 8.5 session state at disconnection): a connection that fails
+# (SC) or no server (SQ) 503, a server that aborts (SH) 502, a server timeout (sH) 504.
+GATEWAY_ANSWERS: dict[str | None, tuple[Status, ...]] = {
+    None: _answers(BAD_GATEWAY, BAD_GATEWAY, REJECTED),
+    "nginx": _answers(BAD_GATEWAY, BAD_GATEWAY, BAD_GATEWAY),
+    "envoy": _answers(REJECTED, REJECTED, REJECTED),
+    "haproxy": _answers(REJECTED, BAD_GATEWAY, REJECTED),
+}
 
 
 @dataclass(slots=True)
@@ -93,10 +129,11 @@ class TierGate:
 
 
 def answer_up(child: Request, server: int, status: int) -> None:
-    """The tier below answered ``child`` (served by ``server``): pass the answer, and the
-    server, to the attempt (or probe) above."""
+    """The tier below answered ``child`` (served by ``server``) with ``status`` (one of
+    :data:`GATEWAY_ANSWERS`): pass it, and the server, to the attempt (or probe) above. An
+    instance that died holding the child resets the connection from above."""
     parent = child.parent
     assert parent is not None
     parent.t_start = child.t_start
     parent.served_by = server
-    parent.reply_to(parent, OK if status == OK else ERROR)
+    parent.reply_to(parent, RESET if status == DROPPED else status)

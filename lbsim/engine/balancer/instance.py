@@ -82,17 +82,21 @@ class Instance:
         tier: str = "balancer",
         hops: ZoneHops | None = None,
         bottom: bool = True,
+        answers: Sequence[int] = FINAL_STATUS,
     ) -> None:
         """Build instance ``index`` in front of ``endpoints`` (placed as ``placements`` say);
         with ``scope`` (a region's servers), only those are ever members. With ``hops``,
         requests and probes to another zone than the instance's cross between zones.
         ``deliver`` takes every request this instance ends; a ``bottom`` instance names the
-        server that answered, an upper one the server below that served it."""
+        server that answered, an upper one the server below that served it; ``answers``:
+        the status it answers for each outcome (what a client sees, or what a tier above is
+        answered)."""
         self.clock = clock
         self.index = index
         self.tier = tier
         self.log_to = log
         self.deliver = deliver
+        self.answers = answers
         self.dead = False
         self.attempts_active = 0
         pool_rng, age_rng, health_rng, retry_rng = rng.spawn(4)
@@ -233,12 +237,12 @@ class Instance:
     def _reply_bottom(self, attempt: Attempt, index: int, status: int) -> None:
         request = attempt.request
         request.t_start = attempt.t_start
-        self.deliver(request, index, FINAL_STATUS[status])
+        self.deliver(request, index, self.answers[status])
 
     def _reply_upper(self, attempt: Attempt, index: int, status: int) -> None:
         request = attempt.request
         request.t_start = attempt.t_start
-        self.deliver(request, attempt.served_by, FINAL_STATUS[status])
+        self.deliver(request, attempt.served_by, self.answers[status])
 
     def set_present(self, indices: set[int]) -> None:
         """The backends whose index is in ``indices`` (and in the scope) are members."""

@@ -18,7 +18,18 @@ from lbsim.engine.balancer.stage import Stage
 from lbsim.engine.clock import Clock
 from lbsim.engine.messages import Attempt
 from lbsim.engine.settings import Retries as RetryPolicy
-from lbsim.status import CONNECT_FAILURE, DROPPED, ERROR, OK, REJECTED, RESET, TIMEOUT
+from lbsim.status import (
+    BAD_GATEWAY,
+    CONNECT_FAILURE,
+    DROPPED,
+    ERROR,
+    GATEWAY_TIMEOUT,
+    OK,
+    REJECTED,
+    RESET,
+    TIMEOUT,
+    TOO_MANY_REQUESTS,
+)
 from lbsim.workload import Request
 
 if TYPE_CHECKING:
@@ -33,6 +44,9 @@ _CAUSE: dict[int, str] = {
     RESET: "reset",
     TIMEOUT: "timeout",
     REJECTED: "rejected",
+    BAD_GATEWAY: "error",
+    GATEWAY_TIMEOUT: "error",
+    TOO_MANY_REQUESTS: "http_429",
 }
 
 
