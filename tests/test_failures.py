@@ -633,6 +633,69 @@ def test_envoy_request_limit_fails_fast_with_503(trace):
     assert requests["t_done"].tolist() == pytest.approx([0.0, 1.0, 1.0])
 
 
+def pooled(trace, arrivals, limits, **changes):
+    """Requests of 1 s at ``arrivals`` through Envoy's connection pools with ``limits``."""
+    scenario = make_scenario(
+        workload=trace([(t, 1.0) for t in arrivals]),
+        balancer={"circuit_breaker": limits, **changes.pop("balancer", {})},
+        **changes,
+    )
+    return lbsim.simulate(scenario).requests.sort_values(["t_done", "t_arrival"])
+
+
+def test_envoy_connection_pool_waits_for_a_connection_then_refuses_past_max_pending(trace):
+    # conn_pool_base.cc newStreamImpl: no idle connection, so each request waits as pending
+    # and a connection opens while fewer than max_connections (2) are open: requests 0 and 1
+    # go out at once. Request 2 waits (pending 1); request 3 finds max_pending (1) waiting:
+    # refused (503) at once. At 1 s request 0's connection frees and takes request 2.
+    servers = [{"name": "web", "count": 1, "workers": 4}]
+    limits = {"max_connections": 2, "max_pending": 1}
+    requests = pooled(trace, [0.0] * 4, limits, servers=servers)
+    assert requests["status"].tolist() == ["rejected", "ok", "ok", "ok"]
+    assert requests["t_done"].tolist() == pytest.approx([0.0, 1.0, 1.0, 2.0])
+
+
+def test_envoy_opens_a_connection_to_a_host_with_none_past_max_connections(trace):
+    # tryCreateNewConnection: at the cluster's limit (1 connection, to web-0), web-1 has no
+    # connection at all, so one is opened for it anyway; web-0's second request waits for
+    # web-0's own connection (round robin: web-0, web-1, web-0).
+    requests = pooled(trace, [0.0] * 3, {"max_connections": 1}, servers=[{"name": "web", "count": 2}])
+    assert requests["server"].tolist() == ["web-0", "web-1", "web-0"]
+    assert requests["t_done"].tolist() == pytest.approx([1.0, 1.0, 2.0])
+    assert (requests["status"] == "ok").all()
+
+
+def test_a_request_waiting_for_a_connection_ends_at_its_try_timeout_unsent(trace):
+    # Request 1 waits for the only connection; at its 0.5 s try timeout it leaves the wait
+    # unsent. Request 0 times out too: its stream is reset, closing the connection.
+    requests = pooled(
+        trace, [0.0, 0.0], {"max_connections": 1},
+        servers=[{"name": "web", "count": 1, "workers": 2}],
+        balancer={"retries": {"max": 0, "try_timeout": "500ms"}},
+    )  # fmt: skip
+    assert requests["status"].tolist() == ["timeout", "timeout"]
+    assert requests["t_done"].tolist() == pytest.approx([0.5, 0.5])
+    assert requests["server"].tolist() == ["web-0", "web-0"]
+
+
+def test_a_balancer_that_dies_drops_the_requests_waiting_for_a_connection(trace):
+    # Request 1 waits for request 0's connection; the instance crashes at 0.5 s: the waiting
+    # request is dropped then, request 0 when its answer reaches the dead instance at 1 s.
+    requests = pooled(
+        trace, [0.0, 0.0], {"max_connections": 1},
+        faults=[{"target": "balancer-0", "kind": "crash", "at": 0.5, "duration": 10}],
+    )  # fmt: skip
+    assert requests["status"].tolist() == ["dropped", "dropped"]
+    assert requests["t_done"].tolist() == pytest.approx([0.5, 1.0])
+
+
+def test_max_pending_needs_max_connections_and_layer_7():
+    with pytest.raises(lbsim.ConfigError, match="max_pending must come with max_connections"):
+        lbsim.load_scenario(make_scenario(balancer={"circuit_breaker": {"max_pending": 2}}))
+    with pytest.raises(lbsim.ConfigError, match="max_connections must be absent at layer 4"):
+        lbsim.load_scenario(make_scenario(balancer={"layer": 4, "circuit_breaker": {"max_connections": 2}}))
+
+
 def test_a_retry_waits_a_full_jitter_back_off():
     # web-0 is down. Round robin sends every request there first (the retry's pick moves the
     # rotation on to web-1), and each is retried on web-1 after U[0, 25 ms).

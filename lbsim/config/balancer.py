@@ -162,12 +162,25 @@ class OutlierDetectionModel(Model):
 
 
 class CircuitBreakerModel(Model):
-    """Per-backend breaker (the notes' closed / open / half-open) and Envoy's request limits."""
+    """Per-backend breaker (the notes' closed / open / half-open) and Envoy's cluster limits
+    on its HTTP/1.1 connection pools: requests out, requests waiting for a connection,
+    connections open (see ``lbsim.engine.balancer.upstream``)."""
 
     failure_threshold: int | None = Field(None, ge=1)
     timeout: Duration = Field(60.0, gt=0)
     max_requests: int | None = Field(None, ge=1)
     max_pending: int | None = Field(None, ge=0)
+    max_connections: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _pending_needs_connections(self) -> CircuitBreakerModel:
+        if self.max_pending is not None and self.max_connections is None:
+            raise ConfigError(
+                "must come with max_connections: it bounds the requests waiting for a "
+                "connection, and none waits without it (Envoy's default is 1024).",
+                key="max_pending",
+            )
+        return self
 
 
 # ``error``: a 5xx answer (500, or a 502 or 504 from a tier below) or a reset (Envoy's 5xx);
@@ -303,6 +316,13 @@ class BalancerModel(Model):
             raise ConfigError(
                 "must be absent at layer 4, where the old process keeps its connections; got reload.",
                 key="reload",
+            )
+        breaker = self.circuit_breaker
+        if self.layer == 4 and breaker is not None and breaker.max_connections is not None:
+            raise ConfigError(
+                "must be absent at layer 4: it limits HTTP/1.1 connection pools, and a layer-4 "
+                "connection is the client's own.",
+                key="circuit_breaker.max_connections",
             )
         if self.layer == 4 and self.sticky is not None:
             raise ConfigError(

@@ -37,6 +37,8 @@ class Emulation:
             None when the system has no slow start (a group with one is refused).
         retry_every_server: without ``retries.max``, retry on each other server once (NGINX's
             proxy_next_upstream_tries 0).
+        http_only: ``section.key`` defaults that apply at layer 7 only (left out at layer 4
+            unless the scenario gives them).
         notes: where lbsim's model of the system is knowingly short of it.
     """
 
@@ -49,6 +51,7 @@ class Emulation:
     retried: str
     slow_start: Mapping[str, Any] | None
     retry_every_server: bool = False
+    http_only: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
     def required(self, path: str) -> Any:
@@ -74,9 +77,9 @@ EMULATIONS: dict[str, Emulation] = {
             # lower priority, spilled to by health (overprovisioning factor 1.4).
             "panic_threshold": 50.0,
             "backups": "priority",
-            # circuit_breaker.proto thresholds: max_requests and max_pending_requests 1024
-            # (max_retries 3 is retries.max_concurrent).
-            "circuit_breaker": {"max_requests": 1024, "max_pending": 1024},
+            # circuit_breaker.proto thresholds: max_connections, max_pending_requests and
+            # max_requests 1024 (max_retries 3 is retries.max_concurrent).
+            "circuit_breaker": {"max_requests": 1024, "max_pending": 1024, "max_connections": 1024},
         },
         sections={
             "health_check": {"style": "envoy"},
@@ -85,6 +88,7 @@ EMULATIONS: dict[str, Emulation] = {
             "retries": {"max": 1, "backoff": 0.025, "max_backoff": 0.25, "max_concurrent": 3},
         },
         slow_start={"style": "envoy"},
+        http_only=("circuit_breaker.max_connections", "circuit_breaker.max_pending"),
         policies={
             "round_robin": "edf_round_robin",
             "weighted_round_robin": "edf_round_robin",
@@ -110,7 +114,8 @@ EMULATIONS: dict[str, Emulation] = {
         notes=(
             "ring_hash and maglev place keys as Envoy does when servers have `addresses` "
             "(else the server names are hashed, as with use_hostname_for_hashing)",
-            "max_connections (1024) is not modeled; max_requests and max_pending are",
+            "max_connections and max_pending limit HTTP/1.1 connection pools: at layer 4 "
+            "(tcp_proxy) they are left out",
         ),
     ),
     "nginx": Emulation(
@@ -235,6 +240,11 @@ def apply_emulation(scenario: Mapping[str, Any]) -> Mapping[str, Any]:
             out[key] = value
         elif isinstance(value, Mapping) and isinstance(out[key], Mapping):
             out[key] = {**value, **out[key]}
+    if out.get("layer") == 4:
+        for path in system.http_only:
+            section, _, key = path.partition(".")
+            if _given(balancer, path) is _MISSING and isinstance(out.get(section), Mapping):
+                out[section] = {k: v for k, v in out[section].items() if k != key}
     for section, defaults in system.sections.items():
         if isinstance(out.get(section), Mapping):
             out[section] = {**defaults, **out[section]}

@@ -61,12 +61,18 @@ class OutlierDetection:
 
 @dataclass(frozen=True, slots=True)
 class CircuitBreaker:
-    """``balancer.circuit_breaker``: per-backend breakers and Envoy's request limits."""
+    """``balancer.circuit_breaker``: per-backend breakers and Envoy's cluster limits."""
 
     failure_threshold: int | None
     timeout: float
     max_requests: int | None
     max_pending: int | None
+    max_connections: int | None
+
+    @property
+    def limits_clusters(self) -> bool:
+        """Whether any of Envoy's cluster limits is set."""
+        return not (self.max_requests is None and self.max_pending is None and self.max_connections is None)
 
 
 @dataclass(frozen=True, slots=True)

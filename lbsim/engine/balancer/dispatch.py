@@ -2,8 +2,9 @@
 
 Going down it routes the attempt to a pool (503 when the pool has no eligible backend),
 chooses a backend (the pool's policy, or a layer-4 connection's backend, or a sticky or
-untried one), lets circuit breakers and the pool's request limit refuse it, counts it as
-active and hands it to the server. The server's answer comes back here first: the attempt
+untried one), lets circuit breakers refuse it, with Envoy's cluster limits lets it wait for
+a connection (:mod:`~lbsim.engine.balancer.upstream`), counts it as active and hands it to
+the server. The server's answer comes back here first: the attempt
 stops counting and passive health checks see the outcome.
 """
 
@@ -14,10 +15,12 @@ from typing import TYPE_CHECKING
 
 from lbsim.engine.balancer.pools import Pool, Router
 from lbsim.engine.balancer.stage import Stage
+from lbsim.engine.balancer.upstream import UpstreamPools
 from lbsim.engine.clock import Clock
 from lbsim.engine.health import CircuitBreakers, PassiveCheck
 from lbsim.engine.messages import Attempt, Endpoint
 from lbsim.engine.network import ZoneHops
+from lbsim.engine.settings import CircuitBreaker
 from lbsim.policies.base import Backend
 from lbsim.status import DROPPED, NO_BACKEND, OK, REJECTED, TIMEOUT
 
@@ -42,10 +45,11 @@ class Dispatch(Stage):
         choose: Choose | None,
         layer: int,
         breakers: CircuitBreakers | None,
-        max_requests: int | None,
+        limits: CircuitBreaker | None,
         detector: PassiveCheck | None,
     ) -> None:
-        """``choose``: how a backend is chosen when not by the pool's policy alone (None)."""
+        """``choose``: how a backend is chosen when not by the pool's policy alone (None);
+        ``limits``: the circuit breaker's cluster limits (requests, pending, connections)."""
         self.clock = clock
         self.owner = owner
         self.endpoints = list(endpoints)
@@ -57,7 +61,14 @@ class Dispatch(Stage):
         self.choose = choose
         self.counts_requests = layer == 7
         self.breakers = breakers
-        self.max_requests = max_requests
+        self.upstream = (
+            UpstreamPools(
+                self.pool_of, limits.max_connections, limits.max_pending, limits.max_requests,
+                self._attach, self._refuse,
+            )
+            if limits is not None and limits.limits_clusters
+            else None
+        )  # fmt: skip
         self.detector = detector
         self.passive = detector is not None or breakers is not None
         # How an attempt stops counting as outstanding (reloads wrap it).
@@ -78,9 +89,10 @@ class Dispatch(Stage):
         if self.breakers is not None and not self.breakers.allows(backend.index):
             self.reply(attempt, backend.index, REJECTED)
             return
-        if self.max_requests is not None and pool.outstanding >= self.max_requests:
-            self.reply(attempt, backend.index, REJECTED)
+        if self.upstream is not None:
+            self.upstream.send(attempt, pool, backend)
             return
+        # _attach, inlined on the hot path.
         if self.counts_requests:
             backend.active += 1
             if pool.on_dispatch is not None:
@@ -88,6 +100,19 @@ class Dispatch(Stage):
         pool.outstanding += 1
         self.owner.attempts_active += 1
         self.deliver[backend.index](attempt)
+
+    def _attach(self, attempt: Attempt, pool: Pool, backend: Backend) -> None:
+        """Count ``attempt`` as active on ``backend`` and hand it over (a connection is ready)."""
+        if self.counts_requests:
+            backend.active += 1
+            if pool.on_dispatch is not None:
+                pool.on_dispatch(backend, attempt.request)
+        pool.outstanding += 1
+        self.owner.attempts_active += 1
+        self.deliver[backend.index](attempt)
+
+    def _refuse(self, attempt: Attempt, index: int, status: int) -> None:
+        self.reply(attempt, index, status)
 
     def answer_from_backend(self, attempt: Attempt, status: int) -> None:
         """The backend answered ``attempt`` (or refused it) with ``status``."""
@@ -100,6 +125,8 @@ class Dispatch(Stage):
         backend = attempt.backend
         assert backend is not None
         self.count_out(attempt, status)
+        if self.upstream is not None:
+            self.upstream.done(backend.index, status)
         if self.passive:
             self._observe(backend.index, status)
         self.reply(attempt, backend.index, status)
@@ -109,7 +136,12 @@ class Dispatch(Stage):
         backend = attempt.backend
         assert backend is not None
         attempt.abandoned = True
+        if self.upstream is not None and self.upstream.cancel(attempt):
+            self.reply(attempt, backend.index, TIMEOUT)
+            return
         self.count_out(attempt, TIMEOUT)
+        if self.upstream is not None:
+            self.upstream.done(backend.index, TIMEOUT)
         if self.passive:
             self._observe(backend.index, TIMEOUT)
         self.reply(attempt, backend.index, TIMEOUT)

@@ -30,7 +30,7 @@ from lbsim.engine.messages import Attempt, Endpoint
 from lbsim.engine.network import ZoneHops
 from lbsim.engine.settings import BalancerTier, ConnectionLimits, SlowStart
 from lbsim.policies.base import Backend
-from lbsim.status import FINAL_STATUS
+from lbsim.status import DROPPED, FINAL_STATUS
 from lbsim.workload import Request
 
 # How an instance answers a request: (request, server index or -1, terminal status).
@@ -162,7 +162,6 @@ class Instance:
                 config.cores,
                 processing_cost,
                 handshake,
-                breaker.max_pending if breaker else None,
                 self,
             )
             if processing_cost > 0 or handshake > 0
@@ -179,7 +178,7 @@ class Instance:
         dispatch_args = (
             clock, self, endpoints, next(iter(self.pools.values())), pool_of,
             Router(config.routes, self.pools) if config.routes else None,
-            choose, config.layer, breakers, breaker.max_requests if breaker else None, self.detector,
+            choose, config.layer, breakers, breaker, self.detector,
         )  # fmt: skip
         self.dispatch = (
             ZonedDispatch(
@@ -253,6 +252,9 @@ class Instance:
         self.dead = True
         if self.checker is not None:
             self.checker.stopped = True
+        if self.dispatch.upstream is not None:
+            for attempt in self.dispatch.upstream.drop_waiting():
+                self.deliver(attempt.request, -1, DROPPED)
 
     def _log(self, component: str, subject: str, event: str) -> None:
         self.log_to(f"{self.tier}-{self.index}/{component}", subject, event)

@@ -8,21 +8,19 @@ free core, then its cost): one event per request, at the finish.
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from typing import TYPE_CHECKING
 
 from lbsim.engine.balancer.stage import Stage
 from lbsim.engine.clock import Clock
 from lbsim.engine.messages import Attempt
-from lbsim.status import DROPPED, REJECTED
+from lbsim.status import DROPPED
 
 if TYPE_CHECKING:
     from lbsim.engine.balancer.instance import Instance
 
 
 class Cores(Stage):
-    """``cores`` FCFS cores; with ``max_pending``, a request that would wait behind that many
-    others is rejected (Envoy's max_pending_requests)."""
+    """``cores`` FCFS cores."""
 
     def __init__(
         self,
@@ -30,26 +28,20 @@ class Cores(Stage):
         cores: int,
         cost: float,
         handshake: float,
-        max_pending: int | None,
         owner: Instance,
     ) -> None:
         self.clock = clock
         self.workers = cores
         self.cost = cost
         self.handshake = handshake
-        self.max_pending = max_pending
         self.owner = owner
-        # When each core is next free, and the start times of requests not started yet.
+        # When each core is next free.
         self.free = [0.0] * cores
-        self.starts: deque[float] = deque()
         self.assigned = 0.0
 
     def send(self, attempt: Attempt) -> None:
         now = self.clock.now
         free = self.free
-        if self.max_pending is not None and free[0] > now and self._waiting(now) >= self.max_pending:
-            self.reply(attempt, -1, REJECTED)
-            return
         connection = attempt.connection
         cost = self.cost
         if connection is not None and connection.first is attempt.request:
@@ -57,15 +49,7 @@ class Cores(Stage):
         start = free[0] if free[0] > now else now
         heapq.heapreplace(free, start + cost)
         self.assigned += cost
-        if start > now and self.max_pending is not None:
-            self.starts.append(start)
         self.clock.schedule_at(start + cost, self._done, attempt)
-
-    def _waiting(self, now: float) -> int:
-        starts = self.starts
-        while starts and starts[0] <= now:
-            starts.popleft()
-        return len(starts)
 
     def _done(self, attempt: Attempt) -> None:
         if self.owner.dead:
