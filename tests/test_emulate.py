@@ -197,7 +197,8 @@ def test_policies_shows_what_each_name_means_under_a_system():
     result = CliRunner().invoke(main, ["policies", "--emulate", "envoy"])
     assert result.exit_code == 0
     assert "least_connections -> p2c" in result.output
-    assert "balancer.circuit_breaker: {'max_requests': 1024, 'max_pending': 1024, 'max_connections': 1024}" in result.output
+    breaker = "{'max_requests': 1024, 'max_pending': 1024, 'max_connections': 1024}"
+    assert f"balancer.circuit_breaker: {breaker}" in result.output
     assert "Envoy 1.28-1.32" in result.output
 
 
