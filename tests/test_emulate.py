@@ -48,14 +48,14 @@ def test_nginx_ships_passive_checks_retries_on_every_server_and_no_panic():
 
 def test_envoy_ships_its_circuit_breakers_and_panic_threshold():
     # circuit_breaker.proto: max_connections, max_pending_requests and max_requests 1024
-    # (the first two left out at layer 4, where they do not apply); cluster.proto
+    # (left out at layer 4: they limit HTTP connection pools and requests); cluster.proto
     # healthy_panic_threshold 50%; the route retry policy: num_retries 1, 25 ms base
     # interval, max 10x, and the max_retries breaker at 3. No retries without a policy.
     b = balancer_of({"emulate": "envoy", "retries": {"on": ["error"]}, "health_check": {"timeout": "1s"}})
     breaker = b.circuit_breaker
     assert (breaker.max_requests, breaker.max_pending, breaker.max_connections) == (1024, 1024, 1024)
     breaker = balancer_of({"emulate": "envoy", "layer": 4}).circuit_breaker
-    assert (breaker.max_requests, breaker.max_pending, breaker.max_connections) == (1024, None, None)
+    assert (breaker.max_requests, breaker.max_pending, breaker.max_connections) == (None, None, None)
     assert (b.panic_threshold, b.backup_rule) == (50, "priority")
     assert (b.retries.max, b.retries.backoff, b.retries.max_backoff, b.retries.max_concurrent) == (
         1,

@@ -152,6 +152,27 @@ def test_a_slow_server_takes_factor_times_longer(trace):
     assert sorted(result.requests["latency"]) == pytest.approx([0.1, 0.3])
 
 
+def test_overlapping_faults_of_one_kind_last_until_the_last_ends(trace):
+    # Hung over [1.4, 2.9) and [1.5, 1.9): hung until 2.9, so the request sent at 1.45
+    # waits until then and is served in 0.1 s. Slowed x2 over [0, 10) and x3 over [2, 4):
+    # the latest started applies while it lasts, then the x2 again.
+    hangs = [
+        {"target": "web-0", "kind": "hang", "at": 1.4, "duration": 1.5},
+        {"target": "web-0", "kind": "hang", "at": 1.5, "duration": 0.4},
+    ]
+    requests = lbsim.simulate(
+        make_scenario(duration=4.0, workload=trace([(1.45, 0.1)]), faults=hangs)
+    ).requests
+    assert requests["t_done"].tolist() == pytest.approx([3.0])
+    slows = [
+        {"target": "web-0", "kind": "slow", "factor": 2, "at": 0.0, "duration": 10.0},
+        {"target": "web-0", "kind": "slow", "factor": 3, "at": 2.0, "duration": 2.0},
+    ]
+    workload = trace([(1.0, 0.1), (3.0, 0.1), (5.0, 0.1)])
+    requests = lbsim.simulate(make_scenario(duration=6.0, workload=workload, faults=slows)).requests
+    assert requests["latency"].tolist() == pytest.approx([0.2, 0.3, 0.2])
+
+
 def test_a_crash_fails_what_the_server_holds(trace):
     # Three requests of 0.5 s at 0: one served, two waiting; the crash at 0.2 fails all three.
     workload = trace([(0.0, 0.5)] * 3)
@@ -678,6 +699,19 @@ def test_a_request_waiting_for_a_connection_ends_at_its_try_timeout_unsent(trace
     assert requests["server"].tolist() == ["web-0", "web-0"]
 
 
+def test_a_hedge_whose_request_was_answered_while_it_waited_is_never_sent(trace):
+    # A goes out at 0 on the only connection; its hedge (at 0.1 s) and B (at 0.2 s) wait.
+    # A's answer at 1 s ends its request, so the freed connection skips the hedge and takes
+    # B, answered at 2 s (the server has 4 workers: only the connection limit delays B).
+    requests = pooled(
+        trace, [0.0, 0.2], {"max_connections": 1},
+        servers=[{"name": "web", "count": 1, "workers": 4}],
+        balancer={"retries": {"max": 1, "hedge": "100ms"}},
+    )  # fmt: skip
+    assert requests["status"].tolist() == ["ok", "ok"]
+    assert requests["t_done"].tolist() == pytest.approx([1.0, 2.0])
+
+
 def test_a_balancer_that_dies_drops_the_requests_waiting_for_a_connection(trace):
     # Request 1 waits for request 0's connection; the instance crashes at 0.5 s: the waiting
     # request is dropped then, request 0 when its answer reaches the dead instance at 1 s.
@@ -692,8 +726,9 @@ def test_a_balancer_that_dies_drops_the_requests_waiting_for_a_connection(trace)
 def test_max_pending_needs_max_connections_and_layer_7():
     with pytest.raises(lbsim.ConfigError, match="max_pending must come with max_connections"):
         lbsim.load_scenario(make_scenario(balancer={"circuit_breaker": {"max_pending": 2}}))
-    with pytest.raises(lbsim.ConfigError, match="max_connections must be absent at layer 4"):
-        lbsim.load_scenario(make_scenario(balancer={"layer": 4, "circuit_breaker": {"max_connections": 2}}))
+    for key in ("max_connections", "max_pending"):
+        with pytest.raises(lbsim.ConfigError, match=f"{key} must be absent at layer 4"):
+            lbsim.load_scenario(make_scenario(balancer={"layer": 4, "circuit_breaker": {key: 2}}))
 
 
 def test_a_retry_waits_a_full_jitter_back_off():

@@ -135,3 +135,30 @@ def test_ctrl_c_while_lbsim_is_still_importing_is_one_line(delay):
     assert process.returncode in (0, 130, -signal.SIGINT)
     if process.returncode == 130:
         assert err.strip().splitlines() == ["interrupted."]
+
+
+def test_a_ctrl_c_python_ignores_during_the_imports_still_ends_lbsim():
+    # A Ctrl-C that lands in a callback (here an object's __del__) while lbsim.cli is being
+    # imported is "Exception ignored" to Python, which prints a traceback and carries on;
+    # lbsim ends as for any Ctrl-C instead of running the command.
+    code = """
+import importlib.abc, importlib.machinery, sys
+
+class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path, target=None):
+        return importlib.machinery.ModuleSpec(name, self) if name == "lbsim.cli" else None
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        class Interrupted:
+            def __del__(self):
+                raise KeyboardInterrupt
+        Interrupted()
+        module.main = lambda: print("ran")
+
+sys.meta_path.insert(0, Finder())
+from lbsim.__main__ import entry
+entry()
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (130, "", "interrupted.\n")

@@ -120,6 +120,34 @@ def test_a_balancer_below_passes_a_servers_429_up():
     assert (summary["n_ok"], summary["n_rejected"], summary["n_retries"]) == (25, 25, 25)
 
 
+def test_a_hedged_request_below_a_tier_is_answered_up_once():
+    # The local tier hedges after 20 ms; each 50 ms request has its hedge out too, and the
+    # copy that answers second is dropped below: every request ends once, at 50 ms.
+    scenario = tiered(
+        tiers=[{"name": "front", "cost": 0}],
+        balancer={"cost": 0, "retries": {"hedge": "20ms"}},
+        servers=[{"name": "web", "count": 2, "workers": 2}],
+    )
+    result = lbsim.simulate(scenario)
+    assert result.requests["latency"].to_numpy() == pytest.approx([0.05] * 10)
+    assert result.summary.loc[0, "n_hedges"] == 10
+
+
+def test_a_client_timeout_above_tiers_is_charged_to_no_server():
+    # Two local instances over one server: the top tier's backends are instances, not
+    # servers, so a request the client gives up on names no server.
+    scenario = tiered(
+        workload={"arrivals": "deterministic", "rate": 10, "size": "det(50ms)", "timeout": "10ms"},
+        tiers=[{"name": "front", "cost": 0}],
+        balancer={"cost": 0, "instances": 2},
+        servers=[{"name": "web", "count": 1}],
+    )
+    result = lbsim.simulate(scenario)
+    assert result.requests["status"].tolist() == ["timeout"] * 10
+    assert result.requests["server"].tolist() == [""] * 10
+    assert result.servers["n_requests"].tolist() == [0]
+
+
 def test_upper_tiers_take_plain_balancer_settings_only():
     with pytest.raises(lbsim.ConfigError, match="is not supported in an upper tier"):
         lbsim.load_scenario(tiered(tiers=[{"name": "front", "zones": ["a"]}]))

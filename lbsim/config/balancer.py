@@ -172,16 +172,6 @@ class CircuitBreakerModel(Model):
     max_pending: int | None = Field(None, ge=0)
     max_connections: int | None = Field(None, ge=1)
 
-    @model_validator(mode="after")
-    def _pending_needs_connections(self) -> CircuitBreakerModel:
-        if self.max_pending is not None and self.max_connections is None:
-            raise ConfigError(
-                "must come with max_connections: it bounds the requests waiting for a "
-                "connection, and none waits without it (Envoy's default is 1024).",
-                key="max_pending",
-            )
-        return self
-
 
 # ``error``: a 5xx answer (500, or a 502 or 504 from a tier below) or a reset (Envoy's 5xx);
 # ``reset``: a server that fails while holding the attempt only (NGINX's ``error`` after the
@@ -318,11 +308,18 @@ class BalancerModel(Model):
                 key="reload",
             )
         breaker = self.circuit_breaker
-        if self.layer == 4 and breaker is not None and breaker.max_connections is not None:
+        for key in ("max_connections", "max_pending"):
+            if self.layer == 4 and breaker is not None and getattr(breaker, key) is not None:
+                raise ConfigError(
+                    "must be absent at layer 4: it limits HTTP/1.1 connection pools, and a layer-4 "
+                    "connection is the client's own.",
+                    key=f"circuit_breaker.{key}",
+                )
+        if breaker is not None and breaker.max_pending is not None and breaker.max_connections is None:
             raise ConfigError(
-                "must be absent at layer 4: it limits HTTP/1.1 connection pools, and a layer-4 "
-                "connection is the client's own.",
-                key="circuit_breaker.max_connections",
+                "must come with max_connections: it bounds the requests waiting for a "
+                "connection, and none waits without it (Envoy's default is 1024).",
+                key="circuit_breaker.max_pending",
             )
         if self.layer == 4 and self.sticky is not None:
             raise ConfigError(

@@ -88,7 +88,11 @@ EMULATIONS: dict[str, Emulation] = {
             "retries": {"max": 1, "backoff": 0.025, "max_backoff": 0.25, "max_concurrent": 3},
         },
         slow_start={"style": "envoy"},
-        http_only=("circuit_breaker.max_connections", "circuit_breaker.max_pending"),
+        http_only=(
+            "circuit_breaker.max_connections",
+            "circuit_breaker.max_pending",
+            "circuit_breaker.max_requests",
+        ),
         policies={
             "round_robin": "edf_round_robin",
             "weighted_round_robin": "edf_round_robin",
@@ -114,8 +118,8 @@ EMULATIONS: dict[str, Emulation] = {
         notes=(
             "ring_hash and maglev place keys as Envoy does when servers have `addresses` "
             "(else the server names are hashed, as with use_hostname_for_hashing)",
-            "max_connections and max_pending limit HTTP/1.1 connection pools: at layer 4 "
-            "(tcp_proxy) they are left out",
+            "the circuit breakers' limits are HTTP's: at layer 4 they are left out (tcp_proxy's "
+            "cap of 1024 proxied connections is not modeled)",
         ),
     ),
     "nginx": Emulation(

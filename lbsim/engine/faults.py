@@ -2,7 +2,9 @@
 
 A scheduled fault (``at``, ``duration``) hits its target once; a random one (``mtbf``,
 ``mttr``) alternates up and down times drawn from its distributions over the whole run,
-independently for each member of a group target.
+independently for each member of a group target. Faults of one kind that overlap on a server
+add up to one: it is crashed or hung until the last of them ends, and slowed down or
+erroring as the latest started of those still on says.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class Faults:
         self.log = log
         self.balancer_fails = balancer_fails
         self.occurrences: list[Occurrence] = []
+        # The faults of each kind on at each server, in the order they started.
+        self.on: dict[tuple[str, str], list[Fault]] = {}
         for fault, fault_rng in zip(faults, rng.spawn(len(faults)), strict=True):
             members = fault.members
             for (names, instance), group_rng in zip(members, fault_rng.spawn(len(members)), strict=True):
@@ -57,24 +61,29 @@ class Faults:
             self.balancer_fails(occurrence)
             return
         for name in occurrence.servers:
+            on = self.on.setdefault((name, fault.kind), [])
+            on.append(fault)
             server = self.servers[name]
             if fault.kind == "crash":
-                server.crash()
+                if len(on) == 1:
+                    server.crash()
             elif fault.kind == "hang":
-                server.hang()
-            elif fault.kind == "slow":
-                assert fault.factor is not None
-                server.set_slowdown(fault.factor)
+                if len(on) == 1:
+                    server.hang()
             else:
-                assert fault.probability is not None
-                server.set_errors(fault.probability, fault.latency)
+                _degrade(server, fault)
 
     def _end(self, entry: tuple[Fault, Occurrence]) -> None:
         fault, occurrence = entry
         self.log("fault", occurrence.target, f"{fault.kind} ends")
         for name in occurrence.servers:
+            on = self.on[name, fault.kind]
+            on.remove(fault)
             server = self.servers[name]
-            if fault.kind == "crash":
+            if on:
+                if fault.kind in ("slow", "errors"):
+                    _degrade(server, on[-1])
+            elif fault.kind == "crash":
                 server.recover()
             elif fault.kind == "hang":
                 server.unhang()
@@ -82,6 +91,16 @@ class Faults:
                 server.set_slowdown(1.0)
             else:
                 server.set_errors(0.0, 0.0)
+
+
+def _degrade(server: Server, fault: Fault) -> None:
+    """Slow ``server`` down, or make it answer errors, as ``fault`` says."""
+    if fault.kind == "slow":
+        assert fault.factor is not None
+        server.set_slowdown(fault.factor)
+    else:
+        assert fault.probability is not None
+        server.set_errors(fault.probability, fault.latency)
 
 
 def _windows(fault: Fault, rng: np.random.Generator, horizon: float) -> list[tuple[float, float]]:

@@ -256,9 +256,12 @@ class Run:
 
     def respond(self, request: Request, server: int, status: int) -> None:
         """A balancer answers ``request``: to the tier above, or to the client (after crossing
-        back to its region)."""
+        back to its region). A request below a tier is answered up once: a hedged copy's
+        later answer is dropped, as a client's is."""
         if request.parent is not None:
-            answer_up(request, server, status)
+            if request.t_done < 0:
+                request.t_done = self.clock.now
+                answer_up(request, server, status)
             return
         geo = self.geo
         if geo is None:
@@ -273,7 +276,9 @@ class Run:
         self.finish(*entry)
 
     def _expire(self, request: Request) -> None:
-        self.finish(request, request.server, TIMEOUT)
+        """The client gave up on ``request``: charged to the server it was sent to, or to
+        none with tiers (the top tier sent it to an instance below, not a server)."""
+        self.finish(request, request.server if len(self.tiers) == 1 else -1, TIMEOUT)
 
     def finish(self, request: Request, server: int, status: int) -> None:
         """``request`` ended with ``status``; a request ends once (a late answer is dropped)."""

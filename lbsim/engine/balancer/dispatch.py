@@ -125,11 +125,14 @@ class Dispatch(Stage):
         backend = attempt.backend
         assert backend is not None
         self.count_out(attempt, status)
-        if self.upstream is not None:
-            self.upstream.done(backend.index, status)
         if self.passive:
             self._observe(backend.index, status)
+        if self.upstream is None:
+            self.reply(attempt, backend.index, status)
+            return
+        self.upstream.release(backend.index, status)
         self.reply(attempt, backend.index, status)
+        self.upstream.serve(backend.index)
 
     def abandon(self, attempt: Attempt) -> None:
         """The sender gave up on ``attempt`` (its try timeout): it ends now as a timeout."""
@@ -140,11 +143,14 @@ class Dispatch(Stage):
             self.reply(attempt, backend.index, TIMEOUT)
             return
         self.count_out(attempt, TIMEOUT)
-        if self.upstream is not None:
-            self.upstream.done(backend.index, TIMEOUT)
         if self.passive:
             self._observe(backend.index, TIMEOUT)
+        if self.upstream is None:
+            self.reply(attempt, backend.index, TIMEOUT)
+            return
+        self.upstream.release(backend.index, TIMEOUT)
         self.reply(attempt, backend.index, TIMEOUT)
+        self.upstream.serve(backend.index)
 
     def _count_out(self, attempt: Attempt, status: int) -> None:
         """The attempt no longer counts as outstanding on its backend."""

@@ -8,7 +8,9 @@ connection is opened for it when the cluster holds fewer than ``max_connections`
 backend has none at all; when neither, it waits for a connection to that backend to free.
 A connection that frees takes the attempt that has waited longest for its backend. An attempt
 goes out on a connection only while fewer than ``max_requests`` of its cluster's are out
-(else refused, 503; the connection stays idle). A cluster is an lbsim pool. Opening a
+(else refused, 503; the connection stays idle). One whose request ended while it waited (a
+hedge answered, a client timeout) is not sent when its turn comes; it counts as waiting
+until then, where Envoy cancels it at once. A cluster is an lbsim pool. Opening a
 connection takes no time here (connect latency is not modeled). A refused or reset
 connection closes with every idle connection to that backend (its process is gone); one
 whose attempt timed out closes (Envoy resets the stream).
@@ -88,7 +90,7 @@ class UpstreamPools:
             return
         cluster.pending += 1
         self.waiting[index].append((attempt, backend))
-        self._serve_waiting(index)
+        self.serve(index)
 
     def _go(self, attempt: Attempt, pool: Pool, backend: Backend) -> None:
         """Send ``attempt`` on an idle connection to ``backend``, unless max_requests refuses it."""
@@ -98,7 +100,7 @@ class UpstreamPools:
         self.busy[backend.index] += 1
         self.attach(attempt, pool, backend)
 
-    def _serve_waiting(self, index: int) -> None:
+    def serve(self, index: int) -> None:
         """Send the attempts waiting longest for backend ``index`` on its idle connections,
         opening new ones while the connections breaker allows."""
         if index in self.serving:
@@ -119,13 +121,16 @@ class UpstreamPools:
                 cluster.connections += 1
             attempt, backend = waiting.popleft()
             cluster.pending -= 1
-            self._go(attempt, pool, backend)
+            if attempt.request.t_done < 0:
+                self._go(attempt, pool, backend)
         self.serving.discard(index)
 
-    def done(self, index: int, status: int) -> None:
+    def release(self, index: int, status: int) -> None:
         """An attempt on a connection to backend ``index`` ended with ``status``. Its
         connection frees; it closes when the attempt timed out (the stream is reset), and
-        with every idle connection to the backend when the backend refused or reset it."""
+        with every idle connection to the backend when the backend refused or reset it.
+        ``serve`` then gives freed connections to the attempts waiting (once the answer has
+        gone up, so a hedge whose request it ended is not sent)."""
         self.busy[index] -= 1
         if status == TIMEOUT:
             closed = 1
@@ -135,7 +140,6 @@ class UpstreamPools:
             closed = 0
         self.open[index] -= closed
         self.cluster_of[index].connections -= closed
-        self._serve_waiting(index)
 
     def cancel(self, attempt: Attempt) -> bool:
         """Take ``attempt`` out of the wait for a connection (its try timed out): whether it
