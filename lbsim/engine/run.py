@@ -27,7 +27,7 @@ from lbsim.engine.settings import RunPlan
 from lbsim.engine.tiers import BOTTOM, GATEWAY_ANSWERS, Tier, TierGate, answer_up
 from lbsim.errors import SimulationError
 from lbsim.results.assembler import Occurrence, RunAssembler, RunOutput, ServerInfo
-from lbsim.results.recorder import Recorder, Sink
+from lbsim.results.recorder import KeepingRecorder, Recorder, Sink
 from lbsim.results.tally import Tally
 from lbsim.rng import streams
 from lbsim.status import DROPPED, FINAL_STATUS, TIMEOUT
@@ -99,6 +99,7 @@ class Run:
         sample_times = np.arange(0.0, plan.duration, plan.window)
         tally = Tally(
             plan.warmup,
+            plan.duration,
             plan.window,
             sample_times.size,
             len(self.servers),
@@ -106,7 +107,7 @@ class Run:
             keep_failures=bool(plan.faults),
             regions=(geo.client_region, geo.server_region, len(geo.names)) if geo is not None else None,
         )
-        self.recorder = Recorder(tally, sinks, plan.warmup)
+        self.recorder = (KeepingRecorder if sinks else Recorder)(tally, sinks, plan.warmup)
         self.assembler = RunAssembler(
             [ServerInfo(s.index, s.name, s.group, s.workers, spec.t_join, spec.t_leave)
              for s, spec in zip(self.servers, plan.servers, strict=True)],

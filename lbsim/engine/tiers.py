@@ -25,6 +25,7 @@ from lbsim.status import (
     DROPPED,
     ERROR,
     GATEWAY_TIMEOUT,
+    IN_FLIGHT,
     OK,
     REJECTED,
     RESET,
@@ -42,8 +43,8 @@ def _answers(connect_failure: Status, reset: Status, no_backend: Status) -> tupl
     a server's 200, 500, 503 and 429 pass as they are; a timeout is a 504; a refused
     connection, a reset and no eligible backend are the system's own."""
     return (
-        OK, ERROR, REJECTED, GATEWAY_TIMEOUT, no_backend, DROPPED, connect_failure, reset, BAD_GATEWAY,
-        GATEWAY_TIMEOUT, TOO_MANY_REQUESTS,
+        OK, ERROR, REJECTED, GATEWAY_TIMEOUT, no_backend, DROPPED, IN_FLIGHT, connect_failure, reset,
+        BAD_GATEWAY, GATEWAY_TIMEOUT, TOO_MANY_REQUESTS,
     )  # fmt: skip
 
 

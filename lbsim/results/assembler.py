@@ -137,7 +137,7 @@ class RunAssembler:
         """The run's output once it ended at ``t_end``; ``busy_cores`` holds each balancer
         instance's cores (in the order of the busy times after the servers')."""
         recorder = self.recorder
-        recorder.flush()
+        recorder.end()
         # Both are taken before a run can end: at the warm-up and at the duration.
         assert self.busy_start is not None and self.busy_end is not None
         busy = self.busy_end - self.busy_start

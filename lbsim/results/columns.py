@@ -15,7 +15,6 @@ LATENCY_COLUMNS = (
 METRICS: tuple[str, ...] = (
     "n_requests",
     *(f"n_{status}" for status in STATUSES),
-    "n_in_flight",
     "n_retries",
     "n_hedges",
     "error_rate",

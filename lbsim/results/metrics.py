@@ -2,6 +2,9 @@
 
 Latency is measured over ``ok`` requests that arrived after warm-up; ``error_rate`` is the
 fraction of those requests that did not end ``ok`` (in flight at the end included);
+``throughput`` is the ``ok`` requests that completed in [warmup, duration) per second of it
+(the time series': per second of each window, by completion), so an overloaded fleet shows
+what it served, not what it was offered;
 utilization is busy worker-time over available worker-time in [warmup, duration);
 ``balancer_utilization`` is the busiest balancer instance's busy core-time over its cores'.
 Confidence intervals across replications use Student's t.
@@ -65,7 +68,7 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
     summary["n_hedges"] = output.n_hedges
     summary["error_rate"] = (n_requests - int(counts[OK])) / n_requests if n_requests else math.nan
     summary["availability"] = 1 - summary["error_rate"]
-    summary["throughput"] = int(counts[OK]) / span
+    summary["throughput"] = tally.n_completed / span
     quantiles = _latency_stats(tally.latency, summary)
     members = utilization[~np.isnan(utilization)]
     summary["utilization_mean"] = float(members.mean()) if members.size else math.nan
@@ -229,7 +232,12 @@ def _timeseries(output: RunOutput, duration: float, window: float) -> pd.DataFra
     with np.errstate(invalid="ignore", divide="ignore"):
         error_rate = np.where(n > 0, (n - n_ok) / np.maximum(n, 1), np.nan)
     table = pd.DataFrame(
-        {"t_start": starts, "throughput": n_ok / widths, "error_rate": error_rate, "latency_p99": p99}
+        {
+            "t_start": starts,
+            "throughput": tally.window_completed / widths,
+            "error_rate": error_rate,
+            "latency_p99": p99,
+        }
     )
     names = [s.name for s in output.servers]
     parts = [table, pd.DataFrame(output.active_samples, columns=[f"active_{name}" for name in names])]

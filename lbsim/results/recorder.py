@@ -8,7 +8,9 @@ the list becomes typed numpy columns (8 bytes per float, 4 per integer, 1 per st
 are handed to the run's tally and to the other sinks (a file or a list when per-request
 records are kept), and a new list starts, so the engine's memory does not grow with the
 number of requests. The recorder also integrates the number of requests in the system over
-time, for Little's law.
+time, for Little's law. When per-request records are kept, a :class:`KeepingRecorder` also
+holds the requests in flight, so that those the run stops before they end are kept too,
+with status ``in_flight`` and no end (NaN).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lbsim.status import IN_FLIGHT
 from lbsim.workload import Request
 
 if TYPE_CHECKING:
@@ -84,11 +87,55 @@ class Recorder:
 
     def flush(self) -> None:
         """Hand the records of the current chunk to the sinks and start a new chunk."""
-        fields, n = self.fields, len(COLUMN_TYPES)
-        chunk = Records(*(np.array(fields[k::n], dtype=dtype) for k, dtype in enumerate(COLUMN_TYPES)))
+        chunk = _records(self.fields)
         self._start_chunk()
         for sink in self.sinks:
             sink(chunk)
+
+    def end(self) -> None:
+        """The run stopped: hand over the last records."""
+        self.flush()
+
+
+class KeepingRecorder(Recorder):
+    """A recorder for a run whose records are kept: it knows the requests in flight and, when
+    the run stops, hands them to the sinks other than the tally (which counts them as the
+    requests that arrived and did not end) with status ``in_flight``, no end instant and no
+    server."""
+
+    __slots__ = ("live",)
+
+    def __init__(self, tally: Tally, sinks: Sequence[Sink], warmup: float) -> None:
+        super().__init__(tally, sinks, warmup)
+        self.live: dict[int, Request] = {}
+
+    def sent(self, request: Request, now: float) -> None:
+        super().sent(request, now)
+        self.live[request.index] = request
+
+    def record(self, request: Request, server: int, status: int) -> None:
+        del self.live[request.index]
+        super().record(request, server, status)
+
+    def end(self) -> None:
+        self.flush()
+        if not self.live:
+            return
+        fields: list[float] = []
+        for request in self.live.values():
+            fields.extend((
+                request.t_arrival, request.t_start, np.nan, request.size, -1, IN_FLIGHT, request.client,
+                request.session,
+            ))  # fmt: skip
+        chunk = _records(fields)
+        for sink in self.sinks[1:]:
+            sink(chunk)
+
+
+def _records(fields: list[float]) -> Records:
+    """Typed columns of the flat ``fields`` (each record's fields in turn)."""
+    n = len(COLUMN_TYPES)
+    return Records(*(np.array(fields[k::n], dtype=dtype) for k, dtype in enumerate(COLUMN_TYPES)))
 
 
 # The type of each column of Records, in order.
@@ -97,7 +144,8 @@ COLUMN_TYPES = (np.float64, np.float64, np.float64, np.float64, np.int32, np.int
 
 @dataclass(frozen=True, slots=True)
 class Records:
-    """Per-request outcome columns of one run, in the order requests ended."""
+    """Per-request outcome columns of one run, in the order requests ended (those still in
+    flight when it stopped last)."""
 
     t_arrival: np.ndarray
     t_start: np.ndarray

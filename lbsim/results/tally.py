@@ -20,6 +20,8 @@ class Tally:
 
     Args:
         warmup: requests that arrived before this instant are not counted.
+        duration: the end of the measured interval; ``ok`` requests that complete in
+            [warmup, duration) make the throughput.
         window_length: width of a time-series window.
         n_windows: number of windows.
         n_servers: number of servers.
@@ -32,6 +34,7 @@ class Tally:
     def __init__(
         self,
         warmup: float,
+        duration: float,
         window_length: float,
         n_windows: int,
         n_servers: int,
@@ -41,6 +44,7 @@ class Tally:
         regions: tuple[np.ndarray, np.ndarray, int] | None = None,
     ) -> None:
         self.warmup = warmup
+        self.duration = duration
         self.window_length = window_length
         self.n_windows = n_windows
         self.n_servers = n_servers
@@ -50,6 +54,9 @@ class Tally:
         self.server_ok = np.zeros(n_servers, dtype=np.int64)
         self.server_latency = np.zeros(n_servers)
         self.window_requests = np.zeros(n_windows, dtype=np.int64)
+        # ok requests that completed in [warmup, duration), and in each window by completion.
+        self.n_completed = 0
+        self.window_completed = np.zeros(n_windows, dtype=np.int64)
         self.window_latency = LatencyHistogram(n_windows)
         self.window_served = np.zeros((n_windows, n_servers)) if per_server_windows else None
         self.sojourn = 0.0
@@ -79,11 +86,13 @@ class Tally:
         self.server_requests += np.bincount(records.server[served], minlength=n)
         self.server_ok += np.bincount(records.server[ok], minlength=n)
         self.server_latency += np.bincount(records.server[ok], weights=latency, minlength=n)
-        windows = np.minimum(records.t_arrival * (1 / self.window_length), self.n_windows - 1).astype(
-            np.int64
-        )
+        windows = self._window(records.t_arrival)
         self.window_requests += np.bincount(windows, minlength=self.n_windows)
         self.window_latency.add(records.t_done[is_ok] - records.t_arrival[is_ok], windows[is_ok])
+        done = records.t_done[is_ok]
+        done = done[done < self.duration]
+        self.n_completed += int(np.count_nonzero(done >= self.warmup))
+        self.window_completed += np.bincount(self._window(done), minlength=self.n_windows)
         if self.window_served is not None:
             anywhere = records.server >= 0
             self.window_served += self._per_window(windows[anywhere], records.server[anywhere], n)
@@ -94,6 +103,10 @@ class Tally:
         if self.failures is not None:
             failed = ~is_ok
             self.failures.append((records.t_done[failed], records.server[failed], records.status[failed]))
+
+    def _window(self, t: np.ndarray) -> np.ndarray:
+        """The time-series window of each instant in ``t`` (the last one takes the rest)."""
+        return np.minimum(t * (1 / self.window_length), self.n_windows - 1).astype(np.int64)
 
     def _fold_regions(
         self, records: Records, inside: np.ndarray, ok: np.ndarray, latency: np.ndarray, windows: np.ndarray
