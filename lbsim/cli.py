@@ -251,6 +251,7 @@ def run(
             replications=replications,
             timings=timings,
             outcomes=outcomes,
+            warnings=planned.warnings,
         )
     except OSError as exc:
         click.echo(f"error: could not write the results to {folder}/: {exc.strerror or exc}.", err=True)

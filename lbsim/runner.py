@@ -135,7 +135,7 @@ def simulate(
     seed = resolved_seed(scenario, seed)
     kept = RequestsInMemory() if keep_requests else None
     output = engine.run(scenario, seed, replication, [kept] if kept is not None else [])
-    tables = summarize(output, scenario.warmup, scenario.duration, scenario.window_length)
+    tables = summarize(output, scenario)
     row = {
         "scenario": scenario.name,
         "policy": scenario.policy_label(),
@@ -168,7 +168,7 @@ def run_task(task: Task, requests_path: Path | None = None) -> tuple[RunTables, 
     output = engine.run(scenario, seed, replication, [kept] if kept is not None else [])
     if kept is not None:
         kept.close()
-    tables = summarize(output, scenario.warmup, scenario.duration, scenario.window_length)
+    tables = summarize(output, scenario)
     return tables, time.perf_counter() - started
 
 
@@ -304,18 +304,14 @@ def sweep_plan(scenario: Scenario, replications: int) -> SweepPlan:
     total = 0.0
     server_load, balancer_load, warnings = [], [], []
     for cell in cells:
-        workload, balancer = cell.scenario.workload, cell.scenario.balancer
+        workload = cell.scenario.workload
         process = workload.process()
         if isinstance(process, ClosedUsers):
             rate = process.users / (process.think.mean + workload.size.mean)
-            # The users wait for their answers, so their load cannot be known ahead.
-            server_load.append(math.nan)
-            balancer_load.append(math.nan)
         else:
             rate = process.mean_rate
-            capacity = sum(group.count * group.workers * group.speed for group in cell.scenario.servers)
-            server_load.append(rate * workload.size.mean / capacity)
-            balancer_load.append(rate * balancer.cost_per_request / (balancer.instances * balancer.cores))
+        server_load.append(cell.scenario.offered_load)
+        balancer_load.append(cell.scenario.balancer_load)
         n = rate * cell.scenario.duration
         total += n
         where = f"cell {cell.index}: " if len(cells) > 1 else ""

@@ -151,6 +151,23 @@ def test_expectations_are_checked_reported_and_set_the_exit_code(tmp_path):
     assert (out / "summary.csv").exists()
 
 
+def test_an_overloaded_cell_is_warned_about_in_the_report_and_summary(tmp_path):
+    # 3 servers of capacity 1 (work-seconds per second) offered 200/s x 10 ms = 2 at the
+    # first rate, 400/s x 10 ms = 4 at the second: offered load 2/3, then 4/3.
+    path = tmp_path / "load.yaml"
+    path.write_text(
+        yaml.safe_dump(SMALL | {"replications": 1, "sweep": {"workload.rate": ["200/s", "400/s"]}})
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--jobs", "1", "--quiet"])
+    assert result.exit_code == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["offered_load"].tolist() == pytest.approx([2 / 3, 4 / 3])
+    report = (out / "report.md").read_text()
+    assert "## Warnings\n\n- cell 1: offered load 1.33 of the servers' capacity" in report
+    assert "cell 0:" not in report
+
+
 def test_an_unknown_expectation_metric_is_bad_input(tmp_path):
     path = tmp_path / "expect.yaml"
     path.write_text(yaml.safe_dump(SMALL | {"expect": [{"metric": "latency_p95", "max": 1}]}))

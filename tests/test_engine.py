@@ -163,6 +163,7 @@ def test_throughput_counts_completions_within_the_run_not_arrivals():
     summary = lbsim.simulate(overloaded()).summary.loc[0]
     assert (summary["n_ok"], summary["n_in_flight"]) == (5, 3)
     assert summary["throughput"] == 2.0
+    assert summary["offered_load"] == 8 * 0.375
     # Per window, by completion: 0.375 | 0.75 in [0.75, 1): 0, 4, 0, 4 per second.
     timeseries = lbsim.simulate(overloaded()).timeseries
     assert timeseries["throughput"].tolist() == [0.0, 4.0, 0.0, 4.0]

@@ -27,6 +27,7 @@ from lbsim.config.workload import Workload
 from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.limits import MAX_CELLS, MAX_REPLICATIONS
 from lbsim.policies import make_policy
+from lbsim.workload import ClosedUsers
 
 
 class Scenario(Model):
@@ -232,6 +233,27 @@ class Scenario(Model):
     def window_length(self) -> float:
         """Width of a time-series window: ``window``, or a hundredth of the duration."""
         return self.window if self.window is not None else self.duration / 100
+
+    @property
+    def offered_load(self) -> float:
+        """The load offered to the servers: arrival rate x mean size / the fleet's capacity,
+        sum of count x workers x speed (1 or more: overloaded); NaN for closed-loop users,
+        whose rate follows from the run."""
+        process = self.workload.process()
+        if isinstance(process, ClosedUsers):
+            return math.nan
+        capacity = sum(group.count * group.workers * group.speed for group in self.servers)
+        return process.mean_rate * self.workload.size.mean / capacity
+
+    @property
+    def balancer_load(self) -> float:
+        """The load offered to the balancer's cores: arrival rate x processing cost /
+        (instances x cores); NaN for closed-loop users."""
+        process = self.workload.process()
+        if isinstance(process, ClosedUsers):
+            return math.nan
+        balancer = self.balancer
+        return process.mean_rate * balancer.cost_per_request / (balancer.instances * balancer.cores)
 
     def policy_label(self) -> str:
         """The policy's name as result tables show it."""

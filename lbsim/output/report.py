@@ -82,10 +82,12 @@ def write_results(
     replications: int,
     timings: dict[str, float],
     outcomes: Sequence[Outcome] = (),
+    warnings: Sequence[str] = (),
 ) -> None:
     """Write every table, plot, the report and the manifest (status ``done``) of a sweep into
     ``folder``, after removing the files the manifest of an earlier run there lists (so no
-    table or plot of another scenario is left beside these; files lbsim did not write stay)."""
+    table or plot of another scenario is left beside these; files lbsim did not write stay).
+    ``warnings`` (the sweep plan's: overloaded cells, imprecise mean sizes) head the report."""
     folder.mkdir(parents=True, exist_ok=True)
     _remove_earlier_results(folder)
     tables = {
@@ -110,10 +112,14 @@ def write_results(
     report = [f"# {scenario.name}", ""]
     if scenario.description:
         report += [scenario.description.strip(), ""]
+    if warnings:
+        report += ["## Warnings", "", *(f"- {warning}" for warning in warnings), ""]
     report += [
         f"Seed {seed}, {replications} replication(s) per cell, {len(result.cells)} cell(s). "
         "Each metric is the mean over replications ± the half-width of its 95% confidence interval. "
-        f"Latencies in seconds, over `ok` requests that arrived after the {scenario.warmup:g} s warm-up.",
+        f"Latencies in seconds, over `ok` requests that arrived after the {scenario.warmup:g} s warm-up; "
+        "`error_rate` counts a request still in flight when the run stopped as not `ok`; `throughput` "
+        "is `ok` completions per second within the run.",
         "",
         table_md,
     ]

@@ -20,6 +20,7 @@ METRICS: tuple[str, ...] = (
     "error_rate",
     "availability",
     "throughput",
+    "offered_load",
     *LATENCY_COLUMNS,
     "utilization_mean",
     "utilization_max",

@@ -4,7 +4,8 @@ Latency is measured over ``ok`` requests that arrived after warm-up; ``error_rat
 fraction of those requests that did not end ``ok`` (in flight at the end included);
 ``throughput`` is the ``ok`` requests that completed in [warmup, duration) per second of it
 (the time series': per second of each window, by completion), so an overloaded fleet shows
-what it served, not what it was offered;
+what it served, not what it was offered (``offered_load``: arrival rate x mean size / the
+servers' capacity);
 utilization is busy worker-time over available worker-time in [warmup, duration);
 ``balancer_utilization`` is the busiest balancer instance's busy core-time over its cores'.
 Confidence intervals across replications use Student's t.
@@ -24,6 +25,7 @@ from lbsim.results.histogram import LatencyHistogram
 from lbsim.status import DROPPED, ERROR, OK, STATUSES
 
 if TYPE_CHECKING:
+    from lbsim.config.scenario import Scenario
     from lbsim.results.assembler import RunOutput
 
 # Probabilities at which each run keeps its latency distribution, for CDF plots.
@@ -50,12 +52,13 @@ class RunTables:
     tiers: pd.DataFrame
 
 
-def summarize(output: RunOutput, warmup: float, duration: float, window: float) -> RunTables:
-    """Compute the tables of one run from its tally.
+def summarize(output: RunOutput, scenario: Scenario) -> RunTables:
+    """Compute the tables of one run of ``scenario`` (a cell) from its tally.
 
     Latency percentiles come from log-bucketed histograms (``lbsim.results.histogram``): each is
     within 0.5% of the exact order statistic of rank ceil(p n); mean and maximum are exact.
     """
+    warmup, duration, window = scenario.warmup, scenario.duration, scenario.window_length
     tally = output.tally
     counts = tally.status_counts
     n_requests = output.n_arrived
@@ -69,6 +72,7 @@ def summarize(output: RunOutput, warmup: float, duration: float, window: float) 
     summary["error_rate"] = (n_requests - int(counts[OK])) / n_requests if n_requests else math.nan
     summary["availability"] = 1 - summary["error_rate"]
     summary["throughput"] = tally.n_completed / span
+    summary["offered_load"] = scenario.offered_load
     quantiles = _latency_stats(tally.latency, summary)
     members = utilization[~np.isnan(utilization)]
     summary["utilization_mean"] = float(members.mean()) if members.size else math.nan
