@@ -10,7 +10,7 @@ from lbsim import load_scenario
 from lbsim.cli import main
 from lbsim.errors import ConfigError
 from lbsim.tools import theory
-from lbsim.tools.capacity import Parameter, parse_objective, parse_survival, plan, search
+from lbsim.tools.capacity import Parameter, estimate, parse_objective, parse_survival, plan, search
 from tests.helpers import make_scenario
 
 MU, LAMBDA, TARGET = 100.0, 400.0, 0.1  # exp(10ms) sizes, 400/s, p99 <= 100 ms
@@ -113,6 +113,27 @@ def test_no_value_in_the_range_exits_1_naming_the_closest_miss(tmp_path):
     assert result.exit_code == 1
     assert "no value of servers[0].count in the range" in result.output
     assert "closest: servers[0].count = 4 (normal) with latency_p99 =" in result.output
+
+
+def test_an_objective_below_the_unqueued_latency_is_refused_before_any_simulation(tmp_path):
+    # exp(10ms) sizes: with no queueing at all p99 is 10 ms x ln(100) = 46.05 ms, so no
+    # number of servers gets it to 40 ms; a mean of 10 ms can never be 9 ms.
+    for slo, floor in (("latency_p99<=40ms", 10 * math.log(100)), ("latency_mean<=9ms", 10.0)):
+        result = capacity(tmp_path, random_dispatch(), "--vary", "servers[0].count", "--slo", slo)
+        assert result.exit_code == 2, result.output
+        refusal = f"--slo {slo} cannot be met by varying servers[0].count: with no queueing at all"
+        assert refusal in result.output
+        shown = float(result.output.split(" is ")[1].split(" ms")[0])
+        assert shown == pytest.approx(floor, rel=0.01)  # percentiles from 200,000 draws
+        assert not (tmp_path / "out").exists()
+
+
+def test_the_estimate_says_none_when_exponential_sizes_never_meet_the_objective():
+    # Deterministic 10 ms sizes can meet p99 <= 20 ms (unqueued they take 10 ms), but the
+    # M/M/c estimate assumes exponential sizes, whose p99 is 46 ms even unqueued: no number.
+    scenario = load_scenario(random_dispatch(workload={"rate": LAMBDA, "size": "det(10ms)"}))
+    guess = estimate(scenario, "servers[0].count", [parse_objective("latency_p99<=20ms")])
+    assert guess.value is None and "even unqueued" in guess.method
 
 
 def test_the_search_brackets_then_bisects():

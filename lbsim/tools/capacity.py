@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from lbsim.config.loading import load_scenario
@@ -209,6 +210,51 @@ def parameter(scenario: Scenario, key: str, bounds: tuple[float, float] | None) 
     return Parameter(key, integer, maximize, bounds[0], bounds[1])
 
 
+# The most servers (or workers) the analytic estimate considers.
+ESTIMATE_LIMIT = 100_000
+
+# Quantiles of the latency metrics, for the floor that no capacity lowers.
+LATENCY_QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p99": 0.99, "latency_p999": 0.999}
+
+
+def unqueued_latency(scenario: Scenario, metric: str) -> float | None:
+    """The ``metric`` requests would have if none ever waited: their size at the fastest
+    server's speed plus every tier's processing cost (TLS, the network and retries left
+    out), a lower bound that no added server, worker or core lowers. The mean is exact; a
+    percentile is the quantile of 200,000 sizes drawn with seed 0. None for other metrics."""
+    speed = max(group.speed for group in scenario.servers)
+    cost = sum(tier.cost_per_request for tier in [scenario.balancer, *scenario.tiers])
+    size = scenario.workload.size
+    if metric == "latency_mean":
+        return size.mean / speed + cost
+    if metric not in LATENCY_QUANTILES:
+        return None
+    sizes = size.sample(np.random.default_rng(0), 200_000)
+    return float(np.quantile(sizes, LATENCY_QUANTILES[metric])) / speed + cost
+
+
+def check_reachable(scenario: Scenario, key: str, objectives: list[Objective]) -> None:
+    """Raise when a latency objective is below what requests take with no queueing at all
+    and varying ``key`` cannot change that (anything but a server speed or the request
+    size): the search would only run to the end of its range. A 2% margin covers the
+    sampling of percentiles.
+
+    Raises:
+        ConfigError: naming the objective and the latency no capacity goes below.
+    """
+    if key.endswith(".speed") or key.startswith("workload.size"):
+        return
+    for objective in objectives:
+        floor = unqueued_latency(scenario, objective.metric) if objective.sense == "<=" else None
+        if floor is not None and floor > 1.02 * objective.value:
+            raise ConfigError(
+                f"--slo {objective.text} cannot be met by varying {key}: with no queueing at all "
+                f"{objective.metric} is {floor * 1000:.4g} ms ({scenario.workload.size} at speed "
+                f"{max(g.speed for g in scenario.servers):g}, plus the balancer's processing); "
+                "loosen the objective, or vary a server speed."
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class Estimate:
     """The analytic answer and how it was found."""
@@ -244,12 +290,18 @@ def estimate(scenario: Scenario, key: str, objectives: list[Objective]) -> Estim
         return True
 
     method = "M/M/c per server, random dispatch, exponential sizes"
-    if match and match.group(2) == "count":
-        needed = next(n for n in range(1, 1_000_000) if meets(others + n, group.workers, rate))
-        return Estimate(float(needed), method)
     if match:
-        needed = next(c for c in range(1, 1_000_000) if meets(group.count + others, c, rate))
-        return Estimate(float(needed), method)
+        counting = match.group(2) == "count"
+
+        def enough(n: int) -> bool:
+            if counting:
+                return meets(others + n, group.workers, rate)
+            return meets(group.count + others, n, rate)
+
+        if not enough(ESTIMATE_LIMIT):
+            # No queueing left at all, and still missed: the service time alone misses.
+            return Estimate(None, "none: exponential sizes of this mean miss the objectives even unqueued")
+        return Estimate(float(next(n for n in range(1, ESTIMATE_LIMIT + 1) if enough(n))), method)
     if key == "workload.rate":
         servers = others + group.count
         low, high = 0.0, servers * group.workers * service_rate
@@ -279,11 +331,10 @@ def _cores_estimate(scenario: Scenario, rate: float, objectives: list[Objective]
 
 
 def _mmc_metric(metric: str, workers: int, arrival_rate: float, service_rate: float) -> float | None:
-    quantiles = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p99": 0.99, "latency_p999": 0.999}
     if metric == "latency_mean":
         return theory.mmc_response_mean(workers, arrival_rate, service_rate)
-    if metric in quantiles:
-        return theory.mmc_response_quantile(workers, arrival_rate, service_rate, quantiles[metric])
+    if metric in LATENCY_QUANTILES:
+        return theory.mmc_response_quantile(workers, arrival_rate, service_rate, LATENCY_QUANTILES[metric])
     if metric in ("utilization_mean", "utilization_max"):
         return arrival_rate / (workers * service_rate)
     return None
@@ -377,6 +428,7 @@ def plan(
     searches = []
     for cell in expand(scenario):
         policy_scenario = cell.scenario
+        check_reachable(policy_scenario, key, objectives)
         guess = estimate(policy_scenario, key, objectives)
         result = Search(policy_scenario.policy_label(), guess, varied.values())
         start = guess.value if guess.value is not None else float(get_path(policy_scenario, key))
