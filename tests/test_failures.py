@@ -548,6 +548,27 @@ def test_standby_balancer_takes_over_and_requests_in_between_are_dropped():
     assert result.faults.loc[0, "n_failed"] == 300
 
 
+@pytest.mark.parametrize("duration", [None, "forever"])
+def test_a_crash_without_an_end_lasts_to_the_end_of_the_run(duration):
+    crash = {"target": "web-1", "kind": "crash", "at": "20s"}
+    if duration is not None:
+        crash["duration"] = duration
+    result = lbsim.simulate(fleet_scenario(faults=[crash]))
+    # Round robin sends a quarter of the requests to web-1, which refuses them for 40 of 60 s.
+    assert result.summary.loc[0, "error_rate"] == pytest.approx(0.25 * 40 / 60, rel=0.05)
+    assert result.faults.loc[0, "t_end"] == np.inf
+    late = result.requests[result.requests["t_arrival"] > 59.0]
+    assert (late.loc[late["server"] == "web-1", "status"] == "error").all()
+
+
+def test_a_balancer_crash_without_an_end_or_standby_drops_everything_after_it():
+    workload = {"arrivals": "deterministic", "rate": 100, "size": "det(1ms)"}
+    faults = [{"target": "balancer", "kind": "crash", "at": 5.0}]
+    result = lbsim.simulate(make_scenario(duration=10.0, workload=workload, faults=faults))
+    assert (result.requests["status"] == "dropped").sum() == 500  # arrivals at 5.00, ..., 9.99
+    assert result.faults.loc[0, "t_end"] == np.inf
+
+
 def test_random_crashes_give_the_downtime_of_mtbf_and_mttr():
     faults = [{"target": "web", "kind": "crash", "mtbf": "100s", "mttr": "10s"}]
     scenario = fleet_scenario(n=10, rate="20/s", duration=3000.0, faults=faults)

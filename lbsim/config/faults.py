@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     BeforeValidator,
     Field,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -30,7 +31,8 @@ FAULT_KINDS = ("crash", "hang", "slow", "errors")
 
 class FaultModel(Model):
     """A fault: what fails (``target``), how (``kind``) and when (``at`` + ``duration``, or
-    random ``mtbf`` / ``mttr``, exponential when given as durations)."""
+    random ``mtbf`` / ``mttr``, exponential when given as durations). Without a
+    ``duration`` (or with ``duration: forever``) a fault at ``at`` lasts to the end of the run."""
 
     target: str
     kind: str
@@ -42,6 +44,11 @@ class FaultModel(Model):
     probability: float | None = Field(None, gt=0, le=1)
     latency: Duration = Field(0.001, ge=0)
 
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _forever(cls, value: Any) -> Any:
+        return None if value == "forever" else value
+
     @model_validator(mode="after")
     def _consistent(self) -> FaultModel:
         if self.kind not in FAULT_KINDS:
@@ -52,11 +59,15 @@ class FaultModel(Model):
             raise ConfigError(
                 "must be timed by 'at' and 'duration' or by 'mtbf' and 'mttr'; got neither or both."
             )
-        for a, b in (("at", "duration"), ("mtbf", "mttr")):
-            if (getattr(self, a) is None) != (getattr(self, b) is None):
-                raise ConfigError(
-                    f"must be given with {a!r}; got nothing.", key=b if getattr(self, a) is not None else a
-                )
+        if self.at is None and self.duration is not None:
+            raise ConfigError("must be given with 'duration'; got nothing.", key="at")
+        if (self.mtbf is None) != (self.mttr is None):
+            raise ConfigError(
+                "must be given with 'mtbf'; got nothing."
+                if self.mtbf is not None
+                else "must be given with 'mttr'; got nothing.",
+                key="mttr" if self.mtbf is not None else "mtbf",
+            )
         if (self.kind == "slow") != (self.factor is not None):
             raise ConfigError(f"must be given for kind 'slow' only; got {shown(self.factor)}.", key="factor")
         if (self.kind == "errors") != (self.probability is not None):

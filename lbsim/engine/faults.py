@@ -9,6 +9,7 @@ erroring as the latest started of those still on says.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -51,7 +52,7 @@ class Faults:
     def _schedule(self, fault: Fault, occurrence: Occurrence) -> None:
         self.occurrences.append(occurrence)
         self.clock.schedule(occurrence.t_start, self._start, (fault, occurrence))
-        if occurrence.instance is None:
+        if occurrence.instance is None and math.isfinite(occurrence.t_end):
             self.clock.schedule(occurrence.t_end, self._end, (fault, occurrence))
 
     def _start(self, entry: tuple[Fault, Occurrence]) -> None:
@@ -104,8 +105,8 @@ def _degrade(server: Server, fault: Fault) -> None:
 
 
 def _windows(fault: Fault, rng: np.random.Generator, horizon: float) -> list[tuple[float, float]]:
-    if fault.at is not None and fault.duration is not None:
-        return [(fault.at, fault.at + fault.duration)]
+    if fault.at is not None:
+        return [(fault.at, fault.at + fault.duration if fault.duration is not None else math.inf)]
     assert fault.mtbf is not None and fault.mttr is not None
     windows: list[tuple[float, float]] = []
     t = 0.0

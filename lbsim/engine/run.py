@@ -10,6 +10,7 @@ counted as such.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -218,7 +219,8 @@ class Run:
         failover = tier.config.standby_failover
         delay = failover if failover is not None else occurrence.t_end - occurrence.t_start
         occurrence.t_end = occurrence.t_start + delay
-        self.clock.schedule(delay, self._instance_returns, (tier, i))
+        if math.isfinite(delay):
+            self.clock.schedule(delay, self._instance_returns, (tier, i))
 
     def _instance_returns(self, entry: tuple[Tier, int]) -> None:
         tier, i = entry
