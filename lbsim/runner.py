@@ -275,7 +275,8 @@ class SweepPlan:
             processing cost / (instances x cores); NaN for closed-loop users.
         warnings: one line per cell that is overloaded (its means and percentiles grow with
             the run's length), or whose request sizes vary so much that a run's mean size is
-            likely to miss the configured mean by more than SIZE_MEAN_ERROR.
+            likely to miss the configured mean by more than SIZE_MEAN_ERROR, or with a
+            fault scheduled at or after the run's end (a shortened run, --set duration=...).
     """
 
     n_cells: int
@@ -328,6 +329,12 @@ def sweep_plan(scenario: Scenario, replications: int) -> SweepPlan:
                 f"has a standard error of {error:.0%} of its mean (cv / sqrt(requests)); "
                 "longer runs or more replications narrow it"
             )
+        for i, fault in enumerate(cell.scenario.faults):
+            if fault.at is not None and fault.at >= cell.scenario.duration:
+                warnings.append(
+                    f"{where}faults[{i}] starts at {fault.at:g}s, at or after the end of the run "
+                    f"({cell.scenario.duration:g}s): it never happens"
+                )
     return SweepPlan(len(cells), total * replications, server_load, balancer_load, warnings)
 
 

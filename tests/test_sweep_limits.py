@@ -104,3 +104,14 @@ def test_ctrl_c_wrapped_by_python_during_an_import_counts_as_ctrl_c():
     except RuntimeError as wrapped:
         assert _interrupted(wrapped)
     assert not _interrupted(RuntimeError("a real error"))
+
+
+def test_a_fault_at_or_after_the_end_of_a_shortened_run_is_warned_about():
+    from lbsim.runner import sweep_plan
+
+    crash = {"target": "web-0", "kind": "crash", "at": "60s", "duration": "30s"}
+    scenario = make_scenario(duration=40.0, faults=[crash], sweep={"duration": ["40s", "90s"]})
+    plan = sweep_plan(lbsim.load_scenario(scenario), replications=1)
+    assert plan.warnings == [
+        "cell 0: faults[0] starts at 60s, at or after the end of the run (40s): it never happens"
+    ]

@@ -139,11 +139,6 @@ class Scenario(Model):
                 raise ConfigError(
                     str(UnknownNameError("fault target", fault.target, known)), key=f"faults[{i}].target"
                 )
-            if fault.at is not None and fault.at >= self.duration:
-                raise ConfigError(
-                    f"must be before the end of the run (duration {self.duration:g}s); got {fault.at:g}s.",
-                    key=f"faults[{i}].at",
-                )
             if balancer_instance(self, targets[0][0]) is not None and fault.kind != "crash":
                 raise ConfigError(
                     f"must be 'crash' for a balancer target; got {shown(fault.kind)}.",
