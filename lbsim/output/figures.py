@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from lbsim.atomic import write_atomic
 from lbsim.output import plots
+from lbsim.output.quantities import words
 from lbsim.runner import SweepResult
 
 
@@ -36,10 +37,16 @@ def _save(path: Path, figure: Figure, dpi: int = 110) -> None:
 PER_SERVER_PLOTS = 40
 
 
-def result_plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
-    """Draw the plots of a sweep into ``folder/plots``; return each one's title and path."""
+def result_plots(result: SweepResult, folder: Path, run_end: float) -> list[tuple[str, str]]:
+    """Draw the plots of a sweep into ``folder/plots``; return each one's title and path.
+
+    Plots over time end at ``run_end`` (s); the error-rate plots are left out when no request
+    failed (:func:`no_errors`).
+    """
     made: list[tuple[str, str]] = []
-    swept = [key for key in result.keys if key not in ("scenario", "policy")]
+    keys = [key for key in result.keys if key != "scenario"]
+    swept = [key for key in keys if key != "policy"]
+    metrics = ("latency_p99",) if no_errors(result) else ("latency_p99", "error_rate")
 
     def save(name: str, title: str, draw: Callable[..., Axes], size: tuple[float, float] = (7, 4.2)) -> None:
         _figure(folder / "plots" / f"{name}.png", draw, size)
@@ -50,50 +57,59 @@ def result_plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
         "Latency CDF per policy",
         functools.partial(plots.plot_latency_cdf, result.cdf),
     )
-    for key in swept:
-        if pd.api.types.is_numeric_dtype(result.table[key]):
-            others = [k for k in result.keys if k not in ("scenario", key)]
-            for metric in ("latency_p99", "error_rate"):
-                save(
-                    f"{metric}_vs_{key}",
-                    f"{metric} against {key}",
-                    functools.partial(plots.plot_metric, result.table, key, metric, by=others),
-                )
-    numeric = [k for k in swept if pd.api.types.is_numeric_dtype(result.table[k])]
+    numeric = [key for key in swept if pd.api.types.is_numeric_dtype(result.table[key])]
+    for key in numeric:
+        others = [k for k in keys if k != key]
+        for metric in metrics:
+            save(
+                f"{metric}_vs_{key}",
+                f"{words(metric)} against {words(key)} ({key})",
+                functools.partial(plots.plot_metric, result.table, key, metric, by=others),
+            )
     if numeric:
-        others = [k for k in result.keys if k not in ("scenario", numeric[0])]
+        others = [k for k in keys if k != numeric[0]]
         figure = Figure(figsize=(11, 7), layout="constrained")
         plots.plot_policy_panel(result.table, numeric[0], by=others, axes=list(figure.subplots(2, 2).flat))
         _save(folder / "plots" / "policy_panel.png", figure, dpi=100)
         made.append(("Policy comparison", "plots/policy_panel.png"))
-    if not any(path.startswith("plots/latency_p99_vs") for _, path in made):
-        for metric in ("latency_p99", "error_rate"):
+    else:
+        for metric in metrics:
             save(
                 f"{metric}_by_policy",
-                f"{metric} per policy",
-                functools.partial(plots.plot_metric_bars, result.table, metric),
+                f"{words(metric)} per policy",
+                functools.partial(plots.plot_metric_bars, result.table, metric, by=keys),
+                (7, 1.5 + 0.5 * len(result.table) * max(len(keys) - 1, 1)),
             )
     n_servers = result.servers["server"].nunique()
     per_server = n_servers <= PER_SERVER_PLOTS
-    if per_server:
-        save(
-            "utilization",
-            "Utilization per server",
-            functools.partial(plots.plot_utilization, result.servers),
-            (max(7.0, 0.35 * n_servers * max(result.servers["policy"].nunique(), 1) ** 0.5), 4.2),
+    figure = Figure(layout="constrained")
+    panels = plots.plot_utilization_cells(result.servers, keys, per_server=per_server, figure=figure)
+    n_policies = result.servers["policy"].nunique()
+    width = max(7.0, 0.35 * n_servers * n_policies**0.5) if per_server else 7.0
+    figure.set_size_inches(width, 3.4 * len(panels))
+    _save(folder / "plots" / "utilization.png", figure)
+    made.append(
+        (
+            "Utilization per server"
+            if per_server
+            else f"Utilization of the {n_servers} servers, busiest first",
+            "plots/utilization.png",
         )
-    else:
-        save(
-            "utilization",
-            f"Utilization of the {n_servers} servers, busiest first",
-            functools.partial(plots.plot_utilization_sorted, result.servers),
-        )
-    faults = _fault_windows(result.faults)
-    save(
-        "error_rate_over_time",
-        "Error rate over time",
-        functools.partial(plots.plot_timeseries, result.timeseries, "error_rate", faults=faults),
     )
+    faults = _fault_windows(result.faults)
+    if "error_rate" in metrics:
+        save(
+            "error_rate_over_time",
+            "Error rate over time",
+            functools.partial(
+                plots.plot_timeseries,
+                result.timeseries,
+                "error_rate",
+                by=keys,
+                faults=faults,
+                run_end=run_end,
+            ),
+        )
     if any(column.startswith("served_") for column in result.timeseries.columns):
         title, draw = (
             ("Traffic per server over time", plots.plot_traffic)
@@ -103,20 +119,26 @@ def result_plots(result: SweepResult, folder: Path) -> list[tuple[str, str]]:
                 plots.plot_traffic_spread,
             )
         )
-        save("traffic_per_server", title, functools.partial(draw, result.timeseries, faults=faults))
+        save(
+            "traffic_per_server",
+            title,
+            functools.partial(draw, result.timeseries, keys=keys, faults=faults, run_end=run_end),
+        )
     if len(result.regions):
         save(
             "traffic_per_region",
             "Traffic sent to each region over time",
             functools.partial(
-                plots.plot_region_traffic,
-                result.timeseries,
-                by=[k for k in result.keys if k != "scenario"],
-                faults=faults,
+                plots.plot_region_traffic, result.timeseries, by=keys, faults=faults, run_end=run_end
             ),
             (9, 5),
         )
     return made
+
+
+def no_errors(result: SweepResult) -> bool:
+    """No request failed in any run of ``result`` (nor was still in flight at its end)."""
+    return bool((result.summary["error_rate"] == 0).all())
 
 
 def _fault_windows(faults: pd.DataFrame) -> pd.DataFrame:
