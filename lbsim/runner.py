@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 from pydantic import BaseModel
 
 from lbsim import engine
@@ -173,14 +174,32 @@ def run_task(task: Task, requests_path: Path | None = None) -> tuple[RunTables, 
 
 
 def cell_values(cell: Cell) -> dict[str, Any]:
-    """The swept values of a cell as table columns: resolved numbers, policy labels, text."""
+    """The swept values of a cell as table columns: resolved numbers (``250/s`` is 250.0),
+    policy labels, and mappings or lists as the scenario wrote them, in YAML's flow style
+    (``{interval: 2s, fall: 3}``)."""
     values: dict[str, Any] = {}
-    for key in cell.values:
+    for key, written in cell.values.items():
         if key == "balancer.policy":
             continue
         value = get_path(cell.scenario, key)
-        values[key] = value if isinstance(value, int | float | str) else str(value)
+        if isinstance(value, int | float | str):
+            values[key] = value
+        elif isinstance(written, dict | list):
+            values[key] = yaml.safe_dump(
+                _as_written(written), default_flow_style=True, sort_keys=False, width=math.inf
+            ).strip()
+        else:
+            values[key] = str(value)
     return values
+
+
+def _as_written(value: Any) -> Any:
+    """``value`` with each mapping key YAML 1.1 read as true (``on``) spelled ``on`` again."""
+    if isinstance(value, dict):
+        return {("on" if key is True else key): _as_written(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_written(item) for item in value]
+    return value
 
 
 def run_sweep(

@@ -13,19 +13,24 @@ import math
 import platform
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
+from pydantic.fields import FieldInfo
 
 from lbsim import __version__
 from lbsim.atomic import write_atomic, write_text_atomic
 from lbsim.config.scenario import Scenario
+from lbsim.output.quantities import header as header_of
+from lbsim.output.quantities import shown_value, three_figures
+from lbsim.output.verdict import verdicts
 from lbsim.policies import Policy
 from lbsim.results.expectations import Outcome
 from lbsim.runner import SweepResult
+from lbsim.units import parse_duration, parse_rate
 
 TABLE_METRICS = (
     "latency_mean",
@@ -42,19 +47,33 @@ def _csv(path: Path, frame: pd.DataFrame) -> None:
     write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.10g"))
 
 
+# Replications below which a half-width is too rough to print (a t quantile of 12.7 at two).
+MIN_REPLICATIONS_FOR_CI = 3
+
+
 def markdown_table(table: pd.DataFrame, keys: list[str], metrics: tuple[str, ...] = TABLE_METRICS) -> str:
-    """Format the per-cell table as Markdown, each metric as ``mean ± half-width``."""
-    header = [key for key in keys if key != "scenario"] + list(metrics)
+    """Format the per-cell table as Markdown, headers in words and each value to three
+    significant figures in its unit (:mod:`lbsim.output.quantities`); ``± half-width`` of the
+    95% confidence interval with at least :data:`MIN_REPLICATIONS_FOR_CI` replications, and
+    ``†`` where the half-width exceeds the value."""
+    shown_keys = [key for key in keys if key != "scenario"]
+    header = [header_of(key) for key in shown_keys] + [header_of(metric) for metric in metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for values in table.to_dict("records"):
-        cells = [str(values[key]) for key in header[: len(header) - len(metrics)]]
+        cells = [_key_value(values[key]) for key in shown_keys]
+        with_ci = values.get("replications", 0) >= MIN_REPLICATIONS_FOR_CI
         for metric in metrics:
             mean, ci = values[metric], values[f"{metric}_ci"]
             if ci is not None and abs(ci) <= 1e-12 * abs(mean):
                 ci = 0.0  # rounding noise of identical replications
-            cells.append(_number(mean) + ("" if ci is None or math.isnan(ci) else f" ± {_number(ci)}"))
+            wide = with_ci and ci is not None and abs(ci) > abs(mean) > 0
+            cells.append(shown_value(metric, mean, ci if with_ci else None) + (" †" if wide else ""))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _key_value(value: Any) -> str:
+    return three_figures(value) if isinstance(value, float) else str(value)
 
 
 def _number(value: float) -> str:
@@ -107,26 +126,39 @@ def write_results(
     write_text_atomic(folder / "table.md", table_md)
     from lbsim.output import figures  # matplotlib, only once there is something to draw
 
-    made = figures.result_plots(result, folder)
+    made = figures.result_plots(result, folder, scenario.duration)
     resolved = yaml.safe_dump(_plain(scenario), sort_keys=False)
     report = [f"# {scenario.name}", ""]
     if scenario.description:
         report += [scenario.description.strip(), ""]
     if warnings:
         report += ["## Warnings", "", *(f"- {warning}" for warning in warnings), ""]
+    ci_note = (
+        "Each figure is the mean over replications ± the half-width of its 95% confidence interval "
+        "(† where the half-width exceeds the value: run more replications)."
+        if replications >= MIN_REPLICATIONS_FOR_CI
+        else f"Each figure is the mean over replications (confidence intervals need at least "
+        f"{MIN_REPLICATIONS_FOR_CI} replications)."
+    )
     report += [
-        f"Seed {seed}, {replications} replication(s) per cell, {len(result.cells)} cell(s). "
-        "Each metric is the mean over replications ± the half-width of its 95% confidence interval. "
-        f"Latencies in seconds, over `ok` requests that arrived after the {scenario.warmup:g} s warm-up; "
-        "`error_rate` counts a request still in flight when the run stopped as not `ok`; `throughput` "
-        "is `ok` completions per second within the run.",
+        f"Seed {seed}, {replications} replication(s) per cell, {len(result.cells)} cell(s). {ci_note} "
+        f"Latencies over `ok` requests that arrived after the {scenario.warmup:g} s warm-up; the error rate "
+        "counts a request still in flight when the run stopped as not `ok`; throughput is `ok` completions "
+        "per second within the run. Tables: "
+        + ", ".join(f"[{name}.csv]({name}.csv)" for name in tables)
+        + " (every figure unrounded, in seconds and shares of 1), [manifest.json](manifest.json).",
         "",
         table_md,
     ]
+    ranked = verdicts(result.summary, result.keys)
+    if ranked:
+        report += ["## Verdict", "", *(f"- {sentence}" for sentence in ranked), ""]
     if outcomes:
         report += ["## Expectations", ""]
         report += [f"- {o.text}: **{'holds' if o.holds else 'FAILS'}** ({o.detail})" for o in outcomes]
         report += [""]
+    if figures.no_errors(result):
+        report += ["No request failed in any run: the error-rate plots are left out.", ""]
     for title, name in made:
         report += [f"## {title}", "", f"![{title}]({name})", ""]
     report += ["## Resolved scenario", "", "```yaml", resolved.rstrip(), "```", ""]
@@ -197,8 +229,8 @@ def _plain(value: Any) -> Any:
     """The scenario as plain YAML data: distributions and policies spelled as in a scenario file."""
     if isinstance(value, BaseModel):
         return {
-            name: _plain(getattr(value, name))
-            for name in type(value).model_fields
+            name: _with_unit(_plain(getattr(value, name)), field)
+            for name, field in type(value).model_fields.items()
             if getattr(value, name) is not None
         }
     if isinstance(value, Policy):
@@ -210,6 +242,23 @@ def _plain(value: Any) -> Any:
     if isinstance(value, int | float | str | bool) or value is None:
         return value
     return str(value)
+
+
+def _with_unit(value: Any, field: FieldInfo) -> Any:
+    """A duration or rate field's value as a scenario writes it (``20ms``, ``2s``, ``250/s``);
+    any other value as it is."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return value
+    validators = [
+        *field.metadata,
+        *(m for arg in get_args(field.annotation) for m in getattr(arg, "__metadata__", ())),
+    ]
+    parsers = {item.func for item in validators if isinstance(item, BeforeValidator)}
+    if parse_rate in parsers:
+        return f"{value:g}/s"
+    if parse_duration in parsers:
+        return f"{value * 1000:g}ms" if 0 < value < 1 else f"{value:g}s"
+    return value
 
 
 def capacity_markdown(probes: pd.DataFrame, key: str, metrics: Sequence[str]) -> str:

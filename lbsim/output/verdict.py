@@ -1,0 +1,63 @@
+"""Which policy is best in each cell of a sweep, by how much, and whether that is significant.
+
+Every cell of a sweep runs its replications on the same seeds (common random numbers:
+replication r of each policy sees the same arrivals and sizes), so two policies are
+compared by their paired differences: the gap between the best and the runner-up is
+significant when the 95% confidence interval of the mean per-replication difference
+excludes 0 (a paired t-test at the 5% level). With one replication nothing is tested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from lbsim.output.quantities import setting, shown_value, words
+from lbsim.results.metrics import confidence_half_width
+
+# The metrics a verdict ranks policies on (lower is better for each).
+RANKED = ("latency_p99", "error_rate")
+
+
+def verdicts(summary: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """One sentence per cell of ``summary`` (its runs, ``replication`` and each of ``keys``)
+    and ranked metric: the best policy, its margin over the runner-up and whether the margin
+    is significant. Empty when the sweep compares fewer than two policies."""
+    if summary["policy"].nunique() < 2:
+        return []
+    others = [key for key in keys if key not in ("scenario", "policy")]
+    cells = list(summary.groupby(others, sort=False, dropna=False)) if others else [((), summary)]
+    sentences = []
+    for values, cell in cells:
+        parts = values if isinstance(values, tuple) else (values,)
+        where = ", ".join(setting(key, value) for key, value in zip(others, parts, strict=True))
+        for metric in RANKED:
+            sentences.append((f"{where}: " if where else "") + _ranking(cell, metric))
+    return sentences
+
+
+def _ranking(cell: pd.DataFrame, metric: str) -> str:
+    """The best policy of one cell on ``metric`` against the runner-up, in words."""
+    runs = cell.pivot_table(index="replication", columns="policy", values=metric, sort=False)
+    means = runs.mean().dropna().sort_values(kind="stable")
+    if len(means) < 2:
+        return f"{words(metric)}: fewer than two policies have a value."
+    best, second = means.index[0], means.index[1]
+    if means.iloc[0] == means.iloc[-1]:
+        return f"{words(metric)} {shown_value(metric, means.iloc[0])} with every policy."
+    differences = (runs[second] - runs[best]).to_numpy(dtype=float)
+    half_width = confidence_half_width(differences)
+    margin = means.iloc[1] - means.iloc[0]
+    if np.isnan(half_width):
+        test = "not tested with one replication"
+    elif margin > half_width:
+        test = f"significant (paired 95% CI of the difference ± {shown_value(metric, half_width)})"
+    else:
+        test = f"not significant at {len(differences)} replications (± {shown_value(metric, half_width)})"
+    below = f"{margin / means.iloc[1]:.1%}" if means.iloc[1] > 0 else shown_value(metric, margin)
+    return (
+        f"{words(metric)} lowest with {best} ({shown_value(metric, means.iloc[0])}), {below} below "
+        f"{second} ({shown_value(metric, means.iloc[1])}): {test}."
+    )
