@@ -8,6 +8,7 @@ theory can be computed from the same object the engine samples.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -372,7 +373,10 @@ def parse_distribution(text: object, base_dir: Path | None = None, confined: boo
         return text
     match = _CALL.match(text) if isinstance(text, str) else None
     if match is None:
-        raise ConfigError(f"must be a distribution such as 'exp(20ms)'; got {shown(text)}.")
+        hint = ""
+        with contextlib.suppress(ConfigError):
+            hint = f" (a fixed size is det({format_duration(parse_duration(text))}))"
+        raise ConfigError(f"must be a distribution such as 'exp(20ms)'; got {shown(text)}{hint}.")
     name, body = match.group(1), match.group(2)
     if name not in _SIGNATURES:
         raise UnknownNameError("distribution", name, _SIGNATURES)

@@ -1,6 +1,7 @@
-"""Durations and rates as people write them: "20ms" -> 0.02 s, "900/s" -> 900.0 per second.
+"""Durations, rates and shares as people write them: "20ms" -> 0.02 s, "900/s" -> 900.0 per
+second, "1%" -> 0.01.
 
-Bare numbers mean seconds (durations) and events per second (rates).
+Bare numbers mean seconds (durations), events per second (rates) and fractions (shares).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def _pattern(units: dict[str, float]) -> re.Pattern[str]:
 
 _DURATION = _pattern(_DURATION_UNITS)
 _RATE = _pattern(_RATE_UNITS)
+_SHARE = re.compile(rf"^\s*({_NUMBER})\s*%\s*$")
 
 
 def parse_duration(value: object) -> float:
@@ -58,6 +60,34 @@ def parse_rate(value: object) -> float:
         ConfigError: the value is not a finite rate.
     """
     return _parse(value, _RATE, _RATE_UNITS, "a rate such as '900/s' or '54000/m'")
+
+
+def parse_share(value: object) -> float:
+    """Return a fraction from ``"5%"`` (0.05) or a number (taken as the fraction itself).
+
+    Raises:
+        ConfigError: the value is neither.
+    """
+    if isinstance(value, str) and (match := _SHARE.match(value)):
+        return float(match.group(1)) / 100
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise ConfigError(f"must be a number or a percentage such as '5%'; got {shown(value)}.")
+
+
+def parse_threshold(metric: str, value: object) -> float:
+    """Return a value of ``metric`` (a result column) as people write it: a duration for a
+    latency (``"200ms"``), a rate for throughput (``"400rps"``), else a number or a percentage
+    (``"1%"``) for shares such as the error rate.
+
+    Raises:
+        ConfigError: the value is not of that kind.
+    """
+    if metric.startswith("latency"):
+        return parse_duration(value)
+    if metric == "throughput":
+        return parse_rate(value)
+    return parse_share(value)
 
 
 def _parse(value: object, pattern: re.Pattern[str], units: dict[str, float], what: str) -> float:

@@ -6,12 +6,15 @@ from typing import Annotated, Any
 
 from pydantic import (
     BeforeValidator,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from lbsim.config.base import Model
 from lbsim.errors import ConfigError
-from lbsim.results.expectations import check_metric, parse_percent
+from lbsim.results.expectations import check_metric
+from lbsim.units import parse_share, parse_threshold
 
 
 class ExpectModel(Model):
@@ -24,8 +27,15 @@ class ExpectModel(Model):
     above: str | None = None
     max: float | None = None
     min: float | None = None
-    within: Annotated[float, BeforeValidator(parse_percent)] | None = None
+    within: Annotated[float, BeforeValidator(parse_share)] | None = None
     of: float | None = None
+
+    @field_validator("max", "min", "of", mode="before")
+    @classmethod
+    def _in_units(cls, value: Any, info: ValidationInfo) -> Any:
+        """``max: 200ms`` for a latency, ``min: 400rps`` for throughput, ``max: 1%`` for a share."""
+        metric = info.data.get("metric")
+        return value if value is None or metric is None else parse_threshold(metric, value)
 
     @model_validator(mode="after")
     def _one_rule(self) -> ExpectModel:

@@ -13,25 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lbsim.errors import ConfigError, UnknownNameError, shown
+from lbsim.errors import UnknownNameError
 from lbsim.results.columns import METRICS
 
 if TYPE_CHECKING:
     # Only for annotations: the scenario schema imports this module, and `lbsim --help`
     # should not wait for pandas.
     import pandas as pd
-
-
-def parse_percent(value: object) -> float:
-    """``"5%"`` -> 0.05; a bare number is a fraction."""
-    if isinstance(value, str) and value.strip().endswith("%"):
-        try:
-            return float(value.strip()[:-1]) / 100
-        except ValueError:
-            pass
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    raise ConfigError(f"must be a tolerance such as '5%' or 0.05; got {shown(value)}.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from lbsim.errors import ConfigError, shown
 from lbsim.results.expectations import check_metric
 from lbsim.runner import run_sweep
 from lbsim.tools import theory
-from lbsim.units import parse_duration
+from lbsim.units import parse_share, parse_threshold
 
 # Kinds of fault --survive accepts: the others need a factor or a probability.
 SURVIVE_KINDS = ("crash", "hang")
@@ -67,21 +67,26 @@ def parse_objective(text: str) -> Objective:
         check_metric(metric)
     except ConfigError as exc:
         raise ConfigError(f"--slo {exc}") from None
-    if metric.startswith("latency"):
-        try:
-            value = parse_duration(raw)
-        except ConfigError as exc:
-            raise ConfigError(f"--slo {metric} {exc}") from None
-    else:
-        value = _number(raw, f"--slo {metric}")
+    try:
+        value = parse_threshold(metric, _as_number(raw))
+    except ConfigError as exc:
+        raise ConfigError(f"--slo {metric} {exc}") from None
     return Objective(metric, sense, value, text.strip())  # type: ignore[arg-type]
 
 
 def _number(text: str, where: str) -> float:
     try:
-        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        return parse_share(_as_number(text))
+    except ConfigError as exc:
+        raise ConfigError(f"{where} {exc}") from None
+
+
+def _as_number(text: str) -> float | str:
+    """``text`` as a float when it is one, else as written (a percentage)."""
+    try:
+        return float(text)
     except ValueError:
-        raise ConfigError(f"{where} must be a number or a percentage; got {shown(text)}.") from None
+        return text
 
 
 def parse_range(text: str) -> tuple[float, float]:
