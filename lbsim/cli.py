@@ -33,7 +33,10 @@ NOMINAL_RATE = 150_000
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    """End with ``message`` (one error a line, as a scenario with several mistakes gives) and
+    exit code 2."""
+    for line in message.splitlines():
+        click.echo(f"error: {line}", err=True)
     sys.exit(2)
 
 

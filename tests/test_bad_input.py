@@ -317,3 +317,30 @@ def test_a_scheduler_address_that_accepts_and_never_answers_is_one_line_within_s
     )
     assert not out.exists()
     listener.close()
+
+
+def test_every_mistake_of_a_scenario_is_reported_a_line_each(tmp_path):
+    path = tmp_path / "three.yaml"
+    path.write_text(
+        "name: three\nduration: 10s\nworkload: {rate: -5/s, size: exp(10ms)}\n"
+        "servers: [{name: web, count: 0}, {name: big, count: 2, speed: fast}]\n"
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"error: {path}: workload.rate must be > 0; got '-5/s'.",
+        f"error: {path}: servers[0].count must be >= 1; got 0.",
+        f"error: {path}: servers[1].speed must be a number; got 'fast'.",
+    ]
+    assert not out.exists()
+
+
+def test_past_five_mistakes_the_rest_are_counted(tmp_path):
+    servers = ", ".join(f"{{name: s{i}, count: 0}}" for i in range(7))
+    path = tmp_path / "seven.yaml"
+    head = "name: seven\nduration: 9s\nworkload: {rate: 5, size: exp(1s)}\n"
+    path.write_text(f"{head}servers: [{servers}]\n")
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "out")])
+    lines = result.output.splitlines()
+    assert len(lines) == 6 and lines[-1] == f"error: {path}: and 2 more error(s)."

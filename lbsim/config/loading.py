@@ -23,6 +23,10 @@ from lbsim.errors import ConfigError, file_named, shown
 from lbsim.input_files import read_input_bytes
 
 
+# The most errors one check of a scenario reports, a line each (the first ones found).
+ERRORS_SHOWN = 5
+
+
 def load_scenario(
     source: str | Path | Mapping[str, Any] | Scenario,
     *,
@@ -198,6 +202,10 @@ def _validate(source: _Source, label: str = "") -> Scenario:
         )
     except ValidationError as exc:
         prefix = f"{source.where}: {label}: " if label else f"{source.where}: "
-        raise ConfigError(prefix + describe(exc.errors()[0])) from None
+        errors = exc.errors()
+        lines = [prefix + describe(error) for error in errors[:ERRORS_SHOWN]]
+        if len(errors) > ERRORS_SHOWN:
+            lines.append(f"{prefix}and {len(errors) - ERRORS_SHOWN} more error(s).")
+        raise ConfigError("\n".join(lines)) from None
     scenario._source = source
     return scenario
