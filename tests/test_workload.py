@@ -104,3 +104,30 @@ def test_every_arrival_kind_runs_from_a_scenario():
         summary = lbsim.simulate(scenario).summary.loc[0]
         assert summary["n_ok"] > 100, workload
         assert summary["n_ok"] == summary["n_requests"]
+
+
+def test_a_rate_can_be_a_share_of_the_fleets_capacity():
+    # 4 servers at speed 0.5 and one at speed 2 with 2 workers: 2 + 4 = 6 s of work a second;
+    # with 10 ms requests, 600 requests/s. 80% of it is 480/s.
+    servers = [
+        {"name": "web", "count": 4, "speed": 0.5},
+        {"name": "big", "count": 1, "speed": 2, "workers": 2},
+    ]
+    scenario = lbsim.load_scenario(
+        make_scenario(
+            workload={"rate": "80%", "size": "exp(10ms)"},
+            servers=servers,
+            sweep={"workload.rate": ["50%", "120/s"]},
+        )
+    )
+    assert scenario.capacity == pytest.approx(600.0)
+    assert scenario.workload.rate == pytest.approx(480.0)
+    assert scenario.offered_load == pytest.approx(0.8)
+    cells = lbsim.expand(scenario)
+    assert [cell.scenario.workload.rate for cell in cells] == [pytest.approx(300.0), pytest.approx(120.0)]
+
+
+@pytest.mark.parametrize(("rate", "message"), [("0%", "share of capacity > 0%"), ("-5/s", "must be > 0")])
+def test_a_rate_must_be_positive_as_a_share_too(rate, message):
+    with pytest.raises(lbsim.ConfigError, match=message):
+        lbsim.load_scenario(make_scenario(workload={"rate": rate, "size": "exp(10ms)"}))

@@ -5,6 +5,7 @@ and the value types that parse durations, rates, distributions and policy names.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -52,8 +53,16 @@ def _policy(value: object, info: ValidationInfo) -> object:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Rate = Annotated[float, BeforeValidator(parse_rate)]
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """The unit a field's number is in, as a scenario writes it after the number (``s``,
+    ``/s``): the resolved scenario in ``report.md`` spells values with it."""
+
+    symbol: str
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Unit("s")]
+Rate = Annotated[float, BeforeValidator(parse_rate), Unit("/s")]
 Dist = Annotated[Distribution, BeforeValidator(read_distribution)]
 PolicySpec = Annotated[Any, BeforeValidator(_policy)]
 

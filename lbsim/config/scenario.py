@@ -23,7 +23,7 @@ from lbsim.config.expect import ExpectModel
 from lbsim.config.faults import FaultModel
 from lbsim.config.geography import DnsModel, NetworkModel, RegionModel
 from lbsim.config.servers import ServerGroup
-from lbsim.config.workload import Workload
+from lbsim.config.workload import CapacityShare, Workload
 from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.limits import MAX_CELLS, MAX_REPLICATIONS
 from lbsim.policies import make_policy
@@ -86,6 +86,15 @@ class Scenario(Model):
                 f"({' x '.join(str(len(values)) for values in sweep.values())} values)."
             )
         return sweep
+
+    @model_validator(mode="after")
+    def _rate_from_capacity(self) -> Scenario:
+        """``rate: 80%``: 0.8 x the fleet's capacity in requests per second."""
+        rate = self.workload.rate
+        if not isinstance(rate, CapacityShare):
+            return self
+        workload = self.workload.model_copy(update={"rate": rate.share * self.capacity})
+        return self.model_copy(update={"workload": workload})
 
     @model_validator(mode="after")
     def _warmup_inside(self) -> Scenario:
@@ -235,15 +244,24 @@ class Scenario(Model):
         return self.window if self.window is not None else self.duration / 100
 
     @property
+    def capacity(self) -> float:
+        """The fleet's capacity in requests per second: the sum of count x workers x speed
+        over the server groups (seconds of work a second) over the mean request size (s)."""
+        return self._work_per_second / self.workload.size.mean
+
+    @property
+    def _work_per_second(self) -> float:
+        return sum(group.count * group.workers * group.speed for group in self.servers)
+
+    @property
     def offered_load(self) -> float:
-        """The load offered to the servers: arrival rate x mean size / the fleet's capacity,
-        sum of count x workers x speed (1 or more: overloaded); NaN for closed-loop users,
-        whose rate follows from the run."""
+        """The load offered to the servers: arrival rate x mean size / the fleet's work per
+        second, which is arrival rate / :attr:`capacity` (1 or more: overloaded); NaN for
+        closed-loop users, whose rate follows from the run."""
         process = self.workload.process()
         if isinstance(process, ClosedUsers):
             return math.nan
-        capacity = sum(group.count * group.workers * group.speed for group in self.servers)
-        return process.mean_rate * self.workload.size.mean / capacity
+        return process.mean_rate * self.workload.size.mean / self._work_per_second
 
     @property
     def balancer_load(self) -> float:

@@ -5,6 +5,7 @@ connections and timeout.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,10 +17,11 @@ from pydantic import (
     model_validator,
 )
 
-from lbsim.config.base import Dist, Duration, Model, Rate, safe, scenario_folder
+from lbsim.config.base import Dist, Duration, Model, Rate, Unit, safe, scenario_folder
 from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.input_files import input_path
 from lbsim.limits import MAX_CLIENTS
+from lbsim.units import parse_rate, parse_share
 from lbsim.workload import (
     Clients,
     ClosedUsers,
@@ -130,11 +132,37 @@ class ConnectionModel(Model):
     lifetime: Duration | None = Field(None, gt=0)
 
 
+@dataclass(frozen=True, slots=True)
+class CapacityShare:
+    """A rate written as a share of the fleet's capacity (``rate: 80%``), until the scenario
+    resolves it into requests per second (:meth:`lbsim.config.scenario.Scenario.capacity`)."""
+
+    share: float
+
+    def __str__(self) -> str:
+        return f"{self.share:.6g} of capacity"
+
+
+def _rate_or_share(value: object) -> float | CapacityShare:
+    """``"80%"`` -> CapacityShare(0.8); any other value a rate (:func:`parse_rate`), > 0."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        share = parse_share(value)
+        if share <= 0:
+            raise ConfigError(f"must be a share of capacity > 0%; got {shown(value)}.")
+        return CapacityShare(share)
+    rate = parse_rate(value)
+    if rate <= 0:
+        raise ConfigError(f"must be > 0; got {shown(value)}.")
+    return rate
+
+
 class Workload(Model):
-    """The clients: arrival process, request sizes, client addresses, request attributes."""
+    """The clients: arrival process, request sizes, client addresses, request attributes.
+    ``rate`` is requests per second, or a share of the fleet's capacity (``80%``) that the
+    scenario resolves."""
 
     arrivals: Arrivals = Arrivals()
-    rate: Rate | None = Field(None, gt=0)
+    rate: Annotated[float | CapacityShare, BeforeValidator(_rate_or_share), Unit("/s")] | None = None
     size: Dist
     clients: ClientsModel = ClientsModel()
     timeout: Duration | None = Field(None, gt=0)

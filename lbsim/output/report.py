@@ -18,11 +18,12 @@ from typing import Any, get_args
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, BeforeValidator
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from lbsim import __version__
 from lbsim.atomic import write_atomic, write_text_atomic
+from lbsim.config.base import Unit
 from lbsim.config.scenario import Scenario
 from lbsim.output.quantities import header as header_of
 from lbsim.output.quantities import shown_value, three_figures
@@ -30,7 +31,6 @@ from lbsim.output.verdict import verdicts
 from lbsim.policies import Policy
 from lbsim.results.expectations import Outcome
 from lbsim.runner import SweepResult
-from lbsim.units import parse_duration, parse_rate
 
 TABLE_METRICS = (
     "latency_mean",
@@ -245,18 +245,15 @@ def _plain(value: Any) -> Any:
 
 
 def _with_unit(value: Any, field: FieldInfo) -> Any:
-    """A duration or rate field's value as a scenario writes it (``20ms``, ``2s``, ``250/s``);
-    any other value as it is."""
+    """A number of a field with a :class:`~lbsim.config.base.Unit` as a scenario writes it
+    (``20ms``, ``2s``, ``250/s``); any other value as it is."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         return value
-    validators = [
-        *field.metadata,
-        *(m for arg in get_args(field.annotation) for m in getattr(arg, "__metadata__", ())),
-    ]
-    parsers = {item.func for item in validators if isinstance(item, BeforeValidator)}
-    if parse_rate in parsers:
+    inner = [item for arg in get_args(field.annotation) for item in getattr(arg, "__metadata__", ())]
+    units = [item.symbol for item in [*field.metadata, *inner] if isinstance(item, Unit)]
+    if units == ["/s"]:
         return f"{value:g}/s"
-    if parse_duration in parsers:
+    if units == ["s"]:
         return f"{value * 1000:g}ms" if 0 < value < 1 else f"{value:g}s"
     return value
 

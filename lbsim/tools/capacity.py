@@ -277,6 +277,7 @@ def estimate(scenario: Scenario, key: str, objectives: list[Objective]) -> Estim
     rate = scenario.workload.rate
     if rate is None:
         return Estimate(None, "none: closed-loop users have no fixed arrival rate")
+    assert isinstance(rate, float)  # a Scenario resolves a share of capacity into a rate
     match = re.fullmatch(r"servers\[(\d+)\]\.(count|workers)", key)
     group = scenario.servers[int(match.group(1)) if match else 0]
     service_rate = group.speed / scenario.workload.size.mean
