@@ -89,3 +89,13 @@ def test_the_resolved_scenario_keeps_units_and_reads_back_as_the_same_scenario(t
     (tmp_path / "resolved.yaml").write_text(text)
     again = lbsim.load_scenario(tmp_path / "resolved.yaml")
     assert yaml.safe_dump(_plain(again), sort_keys=False) == text
+
+
+def test_a_swept_mapping_is_named_in_the_tables_as_the_scenario_wrote_it():
+    from tests.helpers import make_scenario
+
+    retries = {"max": 1, "on": ["connect_failure"]}
+    scenario = make_scenario(duration=2.0, sweep={"balancer.retries": [None, retries]})
+    table = lbsim.run_sweep(scenario, jobs=1).table
+    # YAML 1.1 reads the key `on` as true: it is spelled (and quoted) as a key again.
+    assert list(table["balancer.retries"]) == ["None", "{max: 1, 'on': [connect_failure]}"]
