@@ -127,6 +127,11 @@ def main() -> None:
     is_flag=True,
     help="Also write every run's per-request records as Parquet under <out>/requests/.",
 )
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Simulate every run again: neither read nor write the runs kept in <out>/cache.",
+)
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--force", is_flag=True, help="Run even above the budget of 1e9 requests.")
 @click.option(
@@ -144,6 +149,7 @@ def run(
     sweeps: tuple[str, ...],
     scheduler: str | None,
     keep_requests: bool,
+    no_cache: bool,
     quiet: bool,
     force: bool,
     safe: bool,
@@ -205,7 +211,7 @@ def run(
         )
     write_status(folder, "running", command, loaded.name)
     started = time.time()
-    cache = RunCache(folder / "cache")
+    cache = None if no_cache else RunCache(folder / "cache")
     try:
         with _progress(quiet) as progress:
             result = run_sweep(
@@ -222,7 +228,10 @@ def run(
         _stopping()
         write_status(folder, "interrupted", command, loaded.name, "Ctrl-C")
         click.echo(
-            f"interrupted: finished runs are kept in {cache.folder}; the same command resumes.", err=True
+            f"interrupted: finished runs are kept in {cache.folder}; the same command resumes."
+            if cache is not None
+            else "interrupted (--no-cache: no run was kept).",
+            err=True,
         )
         sys.exit(130)
     except ConfigError:
@@ -237,7 +246,7 @@ def run(
         write_status(folder, "failed", command, loaded.name, str(exc))
         raise
     simulated = time.time()
-    if cache.damaged:
+    if cache is not None and cache.damaged:
         click.echo(
             f"{cache.damaged} damaged file(s) in {cache.folder} not read: those runs were simulated again.",
             err=True,
@@ -267,7 +276,11 @@ def run(
                 ("latency_mean", "latency_p99", "error_rate", "utilization_max"),
             )
         )
-        cached = f" ({result.n_cached} from the cache in {folder / 'cache'})" if result.n_cached else ""
+        cached = (
+            f" ({result.n_cached} cached in {folder / 'cache'}, not simulated again; --no-cache reruns them)"
+            if result.n_cached
+            else ""
+        )
         click.echo(f"{len(result.summary)} runs{cached} in {simulated - started:.1f}s; results in {folder}/")
     for outcome in outcomes:
         if not (quiet and outcome.holds):
@@ -328,23 +341,39 @@ def _check_writable(folder: Path) -> None:
 
 
 class _progress:
-    """A progress bar of runs done / total on stderr, or nothing when quiet."""
+    """Progress on stderr, runs done (with the simulated share of those under way) / total:
+    a bar on a terminal; elsewhere (a log, a CI job) a plain line at each tenth, with no
+    carriage-return frames; nothing when quiet."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.bar: Any = None
+        self.tenths = 0
 
-    def __enter__(self) -> Callable[[int, int], None] | None:
+    def __enter__(self) -> Callable[[float, int], None] | None:
         if self.quiet:
             return None
-        return self.update
+        return self.update if sys.stderr.isatty() else self.line
 
-    def update(self, done: int, total: int) -> None:
+    def update(self, done: float, total: int) -> None:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="run", desc="simulating", file=sys.stderr, leave=False)
+            self.bar = tqdm(
+                total=total,
+                unit="run",
+                desc="simulating",
+                file=sys.stderr,
+                leave=False,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} runs [{elapsed}<{remaining}]",
+            )
         self.bar.update(done - self.bar.n)
+
+    def line(self, done: float, total: int) -> None:
+        tenths = int(10 * done / total)
+        if tenths > self.tenths:
+            self.tenths = tenths
+            click.echo(f"simulating: {done:.1f} of {total} runs ({done / total:.0%})", err=True)
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:

@@ -160,13 +160,16 @@ def simulate(
 Task = tuple[Scenario, int, int]
 
 
-def run_task(task: Task, requests_path: Path | None = None) -> tuple[RunTables, float]:
+def run_task(
+    task: Task, requests_path: Path | None = None, tick: Callable[[float], None] | None = None
+) -> tuple[RunTables, float]:
     """Simulate one (scenario cell, seed, replication) and return its tables and wall time;
-    with ``requests_path``, also write its per-request records there as Parquet."""
+    with ``requests_path``, also write its per-request records there as Parquet; ``tick`` is
+    told the share of the run's simulated time done (see :func:`lbsim.engine.run`)."""
     scenario, seed, replication = task
     started = time.perf_counter()
     kept = RequestsFile(requests_path) if requests_path is not None else None
-    output = engine.run(scenario, seed, replication, [kept] if kept is not None else [])
+    output = engine.run(scenario, seed, replication, [kept] if kept is not None else [], tick)
     if kept is not None:
         kept.close()
     tables = summarize(output, scenario)
@@ -208,7 +211,7 @@ def run_sweep(
     jobs: int | None = None,
     seed: int | None = None,
     replications: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[float, int], None] | None = None,
     scheduler: str | None = None,
     cache: RunCache | None = None,
     keep_requests: Path | None = None,
@@ -220,7 +223,8 @@ def run_sweep(
         jobs: worker processes (default: all cores; 1 runs in this process).
         seed: overrides the scenario's seed.
         replications: overrides the scenario's number of replications.
-        progress: called as ``progress(done, total)`` after each finished run.
+        progress: called as ``progress(done, total)``: runs done (a float: finished runs plus
+            the simulated share of those under way, except on Dask) of ``total``.
         scheduler: a Dask scheduler address (``tcp://host:8786``), or ``local`` for a
             LocalCluster of 2 workers on this machine; None runs in ``jobs`` processes.
         cache: where finished runs are kept; runs found there are not simulated again.
@@ -250,7 +254,7 @@ def run_sweep(
     todo = [i for i, result in enumerate(found) if result is None]
     reused = len(tasks) - len(todo)
 
-    def finished(done: int, total: int) -> None:
+    def finished(done: float, total: int) -> None:
         if progress:
             progress(reused + done, len(tasks))
 
@@ -475,7 +479,7 @@ class RunCache:
 def run_tasks(
     tasks: list[Task],
     jobs: int,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[float, int], None] | None = None,
     scheduler: str | None = None,
     store: Callable[[int, tuple[RunTables, float]], None] | None = None,
     requests_paths: list[Path | None] | None = None,
@@ -483,7 +487,9 @@ def run_tasks(
     """Run (scenario, seed, replication) tasks, results in task order: in this process, in a
     process pool of ``jobs``, or on a Dask cluster (``scheduler``: an address or ``local``).
     ``store(position, result)`` is called with each result as soon as it arrives;
-    ``requests_paths`` says where each task writes its per-request records (None: nowhere)."""
+    ``requests_paths`` says where each task writes its per-request records (None: nowhere);
+    ``progress(done, total)`` is told the runs done, with the simulated share of those under
+    way in this process or its pool (not on Dask)."""
     paths: list[Path | None] = requests_paths if requests_paths is not None else [None] * len(tasks)
     results: list[tuple[RunTables, float] | None] = [None] * len(tasks)
 
@@ -500,10 +506,17 @@ def run_tasks(
         _on_dask(tasks, paths, scheduler, arrived)
     elif jobs == 1 or len(tasks) == 1:
         for i, (task, path) in enumerate(zip(tasks, paths, strict=True)):
-            arrived(i, run_task(task, path), i + 1)
+            tick = functools.partial(_partly, progress, len(tasks), i) if progress else None
+            arrived(i, run_task(task, path, tick), i + 1)
     else:
-        _in_processes(tasks, paths, min(jobs, len(tasks)), arrived)
+        under_way = functools.partial(_partly, progress, len(tasks)) if progress else None
+        _in_processes(tasks, paths, min(jobs, len(tasks)), arrived, under_way)
     return results  # type: ignore[return-value]
+
+
+def _partly(progress: Callable[[float, int], None], total: int, done: float, fraction: float) -> None:
+    """Tell ``progress`` the runs ``done`` and the ``fraction`` (summed) of those under way."""
+    progress(done + fraction, total)
 
 
 def _in_processes(
@@ -511,8 +524,12 @@ def _in_processes(
     paths: list[Path | None],
     workers: int,
     arrived: Callable[[int, tuple[RunTables, float], int], None],
+    under_way: Callable[[float, float], None] | None = None,
 ) -> None:
-    """Run ``tasks`` in a pool of ``workers`` processes, handing each result to ``arrived``.
+    """Run ``tasks`` in a pool of ``workers`` processes, handing each result to ``arrived``;
+    every PROGRESS_INTERVAL seconds ``under_way(done, fraction)`` is told the runs done and
+    the simulated share of those running, summed (each worker writes its run's share into a
+    slot of a shared array).
 
     Tasks are handed to the pool as it takes them (at most two per worker waiting), so a
     sweep of a million runs does not hold a million queued work items. Ctrl-C
@@ -523,19 +540,23 @@ def _in_processes(
     Raises:
         WorkerLost: a worker process ended while running a task.
     """
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_starts)
+    shares = multiprocessing.Array("d", workers, lock=False)
+    slots = multiprocessing.Value("i", 0)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_starts, initargs=(shares, slots))
     waiting = iter(enumerate(zip(tasks, paths, strict=True)))
     running: dict[Future[tuple[RunTables, float]], int] = {}
     done = 0
     try:
         while True:
             for i, (task, path) in itertools.islice(waiting, 2 * workers - len(running)):
-                running[pool.submit(run_task, task, path)] = i
+                running[pool.submit(_run_in_worker, task, path)] = i
             if not running:
                 break
-            for future in wait(running, return_when=FIRST_COMPLETED).done:
+            for future in wait(running, PROGRESS_INTERVAL, return_when=FIRST_COMPLETED).done:
                 done += 1
                 arrived(running.pop(future), future.result(), done)
+            if under_way is not None:
+                under_way(done, min(sum(shares), len(running)))
     except BrokenProcessPool:
         _stop(pool)
         raise WorkerLost(
@@ -562,11 +583,31 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def _worker_starts() -> None:
+# Seconds between two progress reports of a process pool.
+PROGRESS_INTERVAL = 0.5
+# A worker's slot in the pool's shared array of run shares done, and the array.
+_slot: list[Any] = []
+
+
+def _worker_starts(shares: Any, slots: Any) -> None:
     """In a new worker: leave Ctrl-C to the parent, which stops the pool, and exit as soon as
-    the parent is gone (killed), so no worker is left behind."""
+    the parent is gone (killed), so no worker is left behind; take a slot of ``shares`` to
+    report how far its runs are."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_without, args=(os.getppid(),), daemon=True).start()
+    with slots.get_lock():
+        _slot[:] = [shares, slots.value]
+        slots.value += 1
+
+
+def _run_in_worker(task: Task, path: Path | None) -> tuple[RunTables, float]:
+    """:func:`run_task` in a pool worker, writing the share of the run done into its slot
+    (back to 0 before the result goes to the parent, which then counts the run as done)."""
+    shares, slot = _slot
+    try:
+        return run_task(task, path, functools.partial(shares.__setitem__, slot))
+    finally:
+        shares[slot] = 0.0
 
 
 def _exit_without(parent: int) -> None:

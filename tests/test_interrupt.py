@@ -80,7 +80,7 @@ def test_ctrl_c_stops_at_once_keeps_finished_runs_and_resumes(tmp_path, presses)
     if presses == 1:
         resumed = start(tmp_path, "out")
         out, _ = resumed.communicate(timeout=120)
-        assert f"({finished} from the cache" in out
+        assert f"({finished} cached in" in out
         clean = start(tmp_path, "clean")
         clean.communicate(timeout=120)
         assert (tmp_path / "out" / "summary.csv").read_bytes() == (

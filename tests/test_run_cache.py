@@ -46,7 +46,7 @@ def test_a_cached_run_gives_byte_identical_tables(tmp_path):
     lbsim_run(tmp_path)
     fresh = tables(tmp_path)
     rerun = lbsim_run(tmp_path)
-    assert "1 from the cache" in rerun.stdout
+    assert "1 cached in" in rerun.stdout
     assert tables(tmp_path) == fresh
 
 
@@ -85,11 +85,11 @@ def test_a_damaged_cache_file_is_simulated_again_and_said_once(tmp_path, damage)
 
     rerun, fresh = rerun_over(tmp_path, plant)
     assert rerun.stderr.count("damaged file(s)") == 1
-    assert "from the cache" not in rerun.stdout
+    assert "cached in" not in rerun.stdout
     assert tables(tmp_path) == fresh
     # The rerun replaced the damaged file with a whole one.
     again = lbsim_run(tmp_path)
-    assert "1 from the cache" in again.stdout and "damaged file" not in again.stderr
+    assert "1 cached in" in again.stdout and "damaged file" not in again.stderr
 
 
 def test_a_cache_file_of_the_old_pickle_format_is_never_read(tmp_path):

@@ -22,7 +22,6 @@ from lbsim.config.scenario import Scenario
 from lbsim.errors import ConfigError, file_named, shown
 from lbsim.input_files import read_input_bytes
 
-
 # The most errors one check of a scenario reports, a line each (the first ones found).
 ERRORS_SHOWN = 5
 

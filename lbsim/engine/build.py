@@ -26,12 +26,19 @@ from lbsim.status import REJECTED, TOO_MANY_REQUESTS
 T = TypeVar("T")
 
 
-def run(scenario: Scenario, seed: int, replication: int, sinks: Sequence[Sink] = ()) -> RunOutput:
+def run(
+    scenario: Scenario,
+    seed: int,
+    replication: int,
+    sinks: Sequence[Sink] = (),
+    tick: Callable[[float], None] | None = None,
+) -> RunOutput:
     """Simulate one replication of one scenario cell (a scenario without a sweep).
 
-    Each sink is called with every chunk of per-request records (see ``Recorder``).
+    Each sink is called with every chunk of per-request records (see ``Recorder``);
+    ``tick(fraction)`` with the share of the simulated duration done, a hundred times a run.
     """
-    return Run(plan(scenario), seed, replication, sinks).output()
+    return Run(plan(scenario), seed, replication, sinks, tick).output()
 
 
 def plan(scenario: Scenario) -> settings.RunPlan:

@@ -11,7 +11,7 @@ counted as such.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -34,11 +34,25 @@ from lbsim.rng import streams
 from lbsim.status import DROPPED, FINAL_STATUS, TIMEOUT
 from lbsim.workload import ClosedUsers, Request, request_blocks
 
+# How often in a run (a share of its duration each) a progress tick reports how far it is.
+TICKS = 100
+
 
 class Run:
     """The state of one run: what reaches the balancers, and how each request ends."""
 
-    def __init__(self, plan: RunPlan, seed: int, replication: int, sinks: Sequence[Sink]) -> None:
+    def __init__(
+        self,
+        plan: RunPlan,
+        seed: int,
+        replication: int,
+        sinks: Sequence[Sink],
+        tick: Callable[[float], None] | None = None,
+    ) -> None:
+        """Set up a run of ``plan``; ``tick(fraction)`` is told the share of the simulated
+        duration done at each TICKS-th of it (for a progress bar; it changes no result: its
+        events only take sequence numbers, which order events at one instant among
+        themselves as before)."""
         self.plan = plan
         self.clock = clock = Clock()
         self.streams = streams(seed, replication)
@@ -95,6 +109,9 @@ class Run:
         clock.schedule(plan.warmup, self._start_measuring)
         clock.schedule(plan.duration, self._close)
         clock.schedule(2 * plan.duration, self._give_up)
+        if tick is not None:
+            self.tick = tick
+            clock.schedule(plan.duration / TICKS, self._tick, 1)
         bottom = plan.tiers[0]
         watched = bool(plan.faults) or bottom.health_check is not None or bottom.outlier_detection is not None
         sample_times = np.arange(0.0, plan.duration, plan.window)
@@ -314,6 +331,11 @@ class Run:
             self.users.stop()
         if not self.recorder.in_system:
             self.clock.stop()
+
+    def _tick(self, k: int) -> None:
+        self.tick(k / TICKS)
+        if k < TICKS:
+            self.clock.schedule(self.plan.duration / TICKS, self._tick, k + 1)
 
     def _give_up(self, _: object) -> None:
         if not self.clock.stopped:

@@ -410,7 +410,7 @@ def validate(
     quick: bool = False,
     jobs: int | None = None,
     replications: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[float, int], None] | None = None,
 ) -> list[Row]:
     """Run the suite and return its checked rows; the last is Little's law over every run."""
     suite = cases(quick)
