@@ -47,17 +47,23 @@ def _ranking(cell: pd.DataFrame, metric: str) -> str:
     best, second = means.index[0], means.index[1]
     if means.iloc[0] == means.iloc[-1]:
         return f"{words(metric)} {shown_value(metric, means.iloc[0])} with every policy."
-    differences = (runs[second] - runs[best]).to_numpy(dtype=float)
-    half_width = confidence_half_width(differences)
     margin = means.iloc[1] - means.iloc[0]
-    if np.isnan(half_width):
-        test = "not tested with one replication"
-    elif margin > half_width:
-        test = f"significant (paired 95% CI of the difference ± {shown_value(metric, half_width)})"
-    else:
-        test = f"not significant at {len(differences)} replications (± {shown_value(metric, half_width)})"
+    test = significance(metric, runs[best].to_numpy(dtype=float), runs[second].to_numpy(dtype=float))
     below = f"{margin / means.iloc[1]:.1%}" if means.iloc[1] > 0 else shown_value(metric, margin)
     return (
         f"{words(metric)} lowest with {best} ({shown_value(metric, means.iloc[0])}), {below} below "
         f"{second} ({shown_value(metric, means.iloc[1])}): {test}."
     )
+
+
+def significance(metric: str, a: np.ndarray, b: np.ndarray) -> str:
+    """Whether ``metric`` differs between two policies whose values in replication r are
+    ``a[r]`` and ``b[r]`` (the same seeds): ``significant (...)``, ``not significant at n
+    replications (...)`` or ``not tested with one replication``."""
+    differences = b - a
+    half_width = confidence_half_width(differences)
+    if np.isnan(half_width):
+        return "not tested with one replication"
+    if abs(float(np.mean(differences))) > half_width:
+        return f"significant (paired 95% CI of the difference ± {shown_value(metric, half_width)})"
+    return f"not significant at {len(differences)} replications (± {shown_value(metric, half_width)})"
