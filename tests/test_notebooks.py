@@ -30,3 +30,13 @@ def test_notebook_is_stripped_and_runs_small(path, monkeypatch):
         notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
     client.execute(env=dict(os.environ))
+
+
+def test_notebooks_call_only_what_the_readme_shows():
+    import re
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for path in NOTEBOOKS:
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        for name in set(re.findall(r"\b(?:lbsim|plots)\.(\w+)\(", code)):
+            assert re.search(rf"\b{name}\b", readme), f"{path.name} calls {name}, not in the README"
