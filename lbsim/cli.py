@@ -283,9 +283,9 @@ def run(
         )
         click.echo(f"{len(result.summary)} runs{cached} in {simulated - started:.1f}s; results in {folder}/")
     for outcome in outcomes:
-        if not (quiet and outcome.holds):
-            click.echo(f"expect {outcome.text}: {'holds' if outcome.holds else 'FAILS'} ({outcome.detail})")
-    if not all(outcome.holds for outcome in outcomes):
+        if not (quiet and not outcome.failed):
+            click.echo(f"expect {outcome.text}: {outcome.word} ({outcome.detail})")
+    if any(outcome.failed for outcome in outcomes):
         sys.exit(1)
 
 

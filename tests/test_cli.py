@@ -144,11 +144,31 @@ def test_expectations_are_checked_reported_and_set_the_exit_code(tmp_path):
     assert result.exit_code == 1
     # Quiet prints only what fails; every file is still written.
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "latency_mean of random within 1% of 1: FAILS" in lines[0]
+    assert len(lines) == 1 and "latency_mean of random within 1% of 1.00 s: FAILS" in lines[0]
     report = (out / "report.md").read_text()
     assert "latency_p99 of least_connections below random: **holds**" in report
-    assert "error_rate <= 0.01: **holds**" in report
+    assert "error_rate <= 1.00%: **holds** (largest 0%)" in report
     assert (out / "summary.csv").exists()
+
+
+def test_an_expectation_on_a_policy_the_run_lacks_is_not_applicable(tmp_path):
+    # The README's tip: --set balancer.policy=... leaves expectations about other policies.
+    expect = [
+        {"metric": "latency_p99", "policy": "least_connections", "below": "random"},
+        {"metric": "latency_p99", "max": "2s", "where": {"workload.rate": 200}},
+    ]
+    path = tmp_path / "expect.yaml"
+    sweep = {"workload.rate": ["200/s", "100rps"]}
+    path.write_text(yaml.safe_dump(SMALL | {"expect": expect, "sweep": sweep}))
+    args = ["run", str(path), "--out", str(tmp_path / "out"), "--jobs", "1", "--replications", "1"]
+    result = CliRunner().invoke(main, [*args, "--set", "balancer.policy=p2c"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "expect latency_p99 of least_connections below random: not applicable "
+        "(no policy 'least_connections' in this run)" in result.output
+    )
+    # A swept rate matches as a number, 200 as 200.0 (the table's) or as 200/s.
+    assert "expect latency_p99 where workload.rate=200 <= 2.00 s: holds" in result.output
 
 
 def test_an_overloaded_cell_is_warned_about_in_the_report_and_summary(tmp_path):

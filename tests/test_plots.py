@@ -1,11 +1,18 @@
 """Every plot takes the tidy tables and returns Axes, without showing or writing anything."""
 
+import matplotlib.pyplot as plt
 import pytest
 from matplotlib.axes import Axes
 
 import lbsim
 from lbsim.output import plots
 from tests.helpers import make_scenario
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +96,7 @@ def test_utilization_gets_a_panel_per_swept_value_not_a_mean_over_them():
         "server": ["a", "b"] * 2,
         "utilization": [0.2, 0.4, 0.8, 1.0],
     })  # fmt: skip
-    axes = plots.plot_utilization_cells(servers, ["scenario", "policy", "workload.rate"])
+    axes = plots.plot_per_cell(plots.plot_utilization, servers, ["scenario", "policy", "workload.rate"])
     assert [ax.get_title() for ax in axes] == ["offered rate 100 requests/s", "offered rate 400 requests/s"]
     heights = [[bar.get_height() for bar in ax.patches] for ax in axes]
     assert heights == [pytest.approx([20, 40]), pytest.approx([80, 100])]  # not the means 50, 70
@@ -139,3 +146,32 @@ def test_the_time_axis_ends_at_the_run_end_and_a_fault_past_it_is_cut_there(resu
     assert ax.get_title() == (
         f"policy {first['policy']}\noffered rate {first['workload.rate']:g} requests/s\nreplication 0"
     )
+
+
+def test_bands_follow_the_reports_replication_rule_and_never_cross_zero():
+    import numpy as np
+    import pandas as pd
+
+    table = pd.DataFrame({
+        "policy": ["rr", "rr"], "workload.rate": [100.0, 200.0], "replications": [3, 3],
+        "latency_p99": [0.1, 0.2], "latency_p99_ci": [0.05, 0.3],
+        "error_rate": [0.01, 0.02], "error_rate_ci": [0.02, 0.01],
+    })  # fmt: skip
+    ax = plots.plot_metric(table, "workload.rate", "latency_p99")
+    (band,) = ax.collections
+    # 100 +- 50 ms, then 200 - 300 ms < 0: a gap on the log scale, not a band down to 0.
+    low = [vertex[1] for vertex in band.get_paths()[0].vertices]
+    assert min(low) == pytest.approx(50.0) and ax.get_yscale() == "log"
+    ax = plots.plot_metric(table, "workload.rate", "error_rate")
+    lows = np.concatenate([path.vertices[:, 1] for path in ax.collections[0].get_paths()])
+    assert lows.min() == 0.0  # 1% - 2% is cut at 0%
+    two = table.assign(replications=2)
+    ax = plots.plot_metric(two, "workload.rate", "latency_p99")
+    heights = np.concatenate([path.vertices[:, 1] for path in ax.collections[0].get_paths()])
+    assert set(np.round(heights, 6)) <= {100.0, 200.0}  # no band below 3 replications
+
+
+def test_the_latency_cdf_gets_a_panel_per_swept_value(result):
+    axes = plots.plot_per_cell(plots.plot_latency_cdf, result.cdf, result.keys)
+    assert [ax.get_title() for ax in axes] == ["offered rate 30 requests/s", "offered rate 60 requests/s"]
+    assert all(len(ax.get_lines()) == 2 for ax in axes)  # random and least_connections in each

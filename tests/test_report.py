@@ -65,17 +65,20 @@ def _summary(a, b):
 
 def test_a_verdict_tests_the_paired_difference_of_the_best_and_the_runner_up():
     keys = ["scenario", "policy"]
-    # b - a is 0.5 s in every replication: a zero-width interval, significant.
-    p99, errors = verdicts(_summary([1.0, 1.1, 1.2], [1.5, 1.6, 1.7]), keys)
+    # b - a is 0.5 s in every replication: a zero-width interval, significant; 0.5 / 1.75 = 28.6%.
+    p99, errors = verdicts(_summary([1.0, 1.25, 1.5], [1.5, 1.75, 2.0]), keys)
     assert p99 == (
-        "p99 latency lowest with a (1.10 s), 31.2% below b (1.60 s): "
+        "p99 latency lowest with a (1.25 s), 28.6% below b (1.75 s): "
         "significant (paired 95% CI of the difference ± 0 ms)."
     )
     assert errors == "error rate 0% with every policy."
     # Differences 0.1, -0.1, 0.3 s: mean 0.1, sd 0.2, half-width 4.303 x 0.2 / sqrt(3) = 0.497 s.
     p99, _ = verdicts(_summary([1.0, 1.1, 1.2], [1.1, 1.0, 1.5]), keys)
     assert p99.endswith("not significant at 3 replications (± 497 ms).")
-    assert verdicts(_summary([1.0], [2.0]), keys)[0].endswith("not tested with one replication.")
+    # As the report shows no half-width below 3 replications, the verdict tests nothing there.
+    assert verdicts(_summary([1.0, 1.1], [2.0, 2.1]), keys)[0].endswith(
+        "not tested with fewer than 3 replications."
+    )
 
 
 def test_the_resolved_scenario_keeps_units_and_reads_back_as_the_same_scenario(tmp_path):

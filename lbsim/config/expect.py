@@ -35,7 +35,11 @@ class ExpectModel(Model):
     def _in_units(cls, value: Any, info: ValidationInfo) -> Any:
         """``max: 200ms`` for a latency, ``min: 400rps`` for throughput, ``max: 1%`` for a share."""
         metric = info.data.get("metric")
-        return value if value is None or metric is None else parse_threshold(metric, value)
+        if value is None:
+            return value
+        if metric is None:  # an unknown metric, reported on its own: no second error here
+            return 0.0
+        return parse_threshold(metric, value)
 
     @model_validator(mode="after")
     def _one_rule(self) -> ExpectModel:

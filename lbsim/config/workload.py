@@ -139,8 +139,8 @@ class CapacityShare:
 
     share: float
 
-    def __str__(self) -> str:
-        return f"{self.share:.6g} of capacity"
+    def __repr__(self) -> str:
+        return f"'{100 * self.share:g}%'"
 
 
 def _rate_or_share(value: object) -> float | CapacityShare:

@@ -52,11 +52,8 @@ def result_plots(result: SweepResult, folder: Path, run_end: float) -> list[tupl
         _figure(folder / "plots" / f"{name}.png", draw, size)
         made.append((title, f"plots/{name}.png"))
 
-    save(
-        "latency_cdf",
-        "Latency CDF per policy",
-        functools.partial(plots.plot_latency_cdf, result.cdf),
-    )
+    _panels(folder / "plots" / "latency_cdf.png", plots.plot_latency_cdf, result.cdf, keys, 7.0)
+    made.append(("Latency CDF per policy", "plots/latency_cdf.png"))
     numeric = [key for key in swept if pd.api.types.is_numeric_dtype(result.table[key])]
     for key in numeric:
         others = [k for k in keys if k != key]
@@ -69,7 +66,15 @@ def result_plots(result: SweepResult, folder: Path, run_end: float) -> list[tupl
     if numeric:
         others = [k for k in keys if k != numeric[0]]
         figure = Figure(figsize=(11, 7), layout="constrained")
-        plots.plot_policy_panel(result.table, numeric[0], by=others, axes=list(figure.subplots(2, 2).flat))
+        panel = (
+            "latency_p50",
+            "latency_p99",
+            "throughput" if no_errors(result) else "error_rate",
+            "imbalance",
+        )
+        plots.plot_policy_panel(
+            result.table, numeric[0], panel, by=others, axes=list(figure.subplots(2, 2).flat)
+        )
         _save(folder / "plots" / "policy_panel.png", figure, dpi=100)
         made.append(("Policy comparison", "plots/policy_panel.png"))
     else:
@@ -82,12 +87,10 @@ def result_plots(result: SweepResult, folder: Path, run_end: float) -> list[tupl
             )
     n_servers = result.servers["server"].nunique()
     per_server = n_servers <= PER_SERVER_PLOTS
-    figure = Figure(layout="constrained")
-    panels = plots.plot_utilization_cells(result.servers, keys, per_server=per_server, figure=figure)
     n_policies = result.servers["policy"].nunique()
     width = max(7.0, 0.35 * n_servers * n_policies**0.5) if per_server else 7.0
-    figure.set_size_inches(width, 3.4 * len(panels))
-    _save(folder / "plots" / "utilization.png", figure)
+    utilization = plots.plot_utilization if per_server else plots.plot_utilization_sorted
+    _panels(folder / "plots" / "utilization.png", utilization, result.servers, keys, width)
     made.append(
         (
             "Utilization per server"
@@ -134,6 +137,16 @@ def result_plots(result: SweepResult, folder: Path, run_end: float) -> list[tupl
             (9, 5),
         )
     return made
+
+
+def _panels(
+    path: Path, draw: Callable[..., Axes], frame: pd.DataFrame, keys: list[str], width: float
+) -> None:
+    """Draw ``frame`` one panel per cell (:func:`plots.plot_per_cell`) into ``path``."""
+    figure = Figure(layout="constrained")
+    panels = plots.plot_per_cell(draw, frame, keys, figure=figure)
+    figure.set_size_inches(width, 3.4 * len(panels))
+    _save(path, figure)
 
 
 def no_errors(result: SweepResult) -> bool:

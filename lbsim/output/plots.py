@@ -6,7 +6,7 @@ No function here shows a window or writes a file; :mod:`lbsim.output.report` sav
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from lbsim.output.quantities import axis_label, scale, setting, words
+from lbsim.output.quantities import MIN_REPLICATIONS, axis_label, scale, setting, words
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -59,7 +59,8 @@ def plot_latency_cdf(cdf: pd.DataFrame, *, by: str = "policy", ax: Axes | None =
     """Latency CDF per ``by`` value (log-scaled latency), averaging quantiles over replications.
 
     Args:
-        cdf: rows of ``probability`` and ``latency`` (the run tables' latency quantiles).
+        cdf: rows of ``probability`` and ``latency`` (the run tables' latency quantiles) of one
+            cell per ``by`` value; a sweep's other cells each get a panel of :func:`plot_per_cell`.
         by: the column whose values get one curve each.
     """
     ax = _axes(ax)
@@ -97,11 +98,24 @@ def plot_metric(
     _, factor = scale(metric, table[metric])
     for name, group in table.groupby(columns, sort=False):
         group = group.sort_values(x)
-        ci = group[f"{metric}_ci"].fillna(0).to_numpy() * factor
         xs, ys = group[x].to_numpy(), group[metric].to_numpy() * factor
         (line,) = ax.plot(xs, ys, marker="o", label=_label(name))
-        ax.fill_between(xs, ys - ci, ys + ci, color=line.get_color(), alpha=0.2)
+        low, high = _band(group, metric, factor)
+        ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2)
     return _against(ax, table[x], metric, table[metric])
+
+
+def _band(group: pd.DataFrame, metric: str, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """The 95% confidence band of ``metric`` in ``group``'s rows (scaled by ``factor``): none
+    (the values themselves) below MIN_REPLICATIONS, as the report shows no half-width; the
+    lower edge never under 0, nor at 0 for a latency, drawn on a log scale (a gap there)."""
+    values = group[metric].to_numpy(dtype=float) * factor
+    if "replications" not in group or (group["replications"] < MIN_REPLICATIONS).any():
+        return values, values
+    ci = group[f"{metric}_ci"].fillna(0).to_numpy(dtype=float) * factor
+    low = values - ci
+    low = np.where(low > 0, low, np.nan if metric.startswith("latency") else 0.0)
+    return low, values + ci
 
 
 def _all_zero(ax: Axes, values: pd.Series, metric: str) -> bool:
@@ -138,11 +152,14 @@ def plot_metric_bars(
     if _all_zero(ax, table[metric], metric):
         return ax
     columns = [by] if isinstance(by, str) else list(by)
-    group = table.groupby(columns, sort=False, dropna=False)[[metric, f"{metric}_ci"]].mean()
+    group = table.groupby(columns, sort=False, dropna=False).mean(numeric_only=True)
     _, factor = scale(metric, group[metric])
     labels = [_cell_text(columns, name) for name in group.index]
     positions = np.arange(len(labels))[::-1]
-    ax.barh(positions, group[metric] * factor, xerr=group[f"{metric}_ci"].fillna(0) * factor, capsize=3)
+    low, high = _band(group, metric, factor)
+    values = group[metric].to_numpy(dtype=float) * factor
+    errors = np.nan_to_num(np.vstack([values - low, high - values]))
+    ax.barh(positions, values, xerr=errors, capsize=3)
     ax.set_yticks(positions, labels, fontsize="small")
     ax.set_xlabel(axis_label(metric, group[metric]))
     ax.grid(True, axis="x", alpha=0.3)
@@ -154,7 +171,7 @@ def plot_utilization(servers: pd.DataFrame, *, by: str = "policy", ax: Axes | No
 
     Args:
         servers: the server table (``servers.csv``) of one cell per ``by`` value; a sweep's
-            other cells each get a panel of :func:`plot_utilization_cells`.
+            other cells each get a panel of :func:`plot_per_cell`.
     """
     ax = _axes(ax)
     mean = servers.groupby([by, "server"], sort=False)["utilization"].mean().unstack(by) * 100
@@ -189,26 +206,26 @@ def plot_utilization_sorted(servers: pd.DataFrame, *, by: str = "policy", ax: Ax
     return ax
 
 
-def plot_utilization_cells(
-    servers: pd.DataFrame,
+def plot_per_cell(
+    draw: Callable[..., Axes],
+    frame: pd.DataFrame,
     keys: Sequence[str],
     *,
     by: str = "policy",
-    per_server: bool = True,
     figure: Figure | None = None,
 ) -> list[Axes]:
-    """Utilization per server, one panel per cell of the swept ``keys`` other than ``by``
-    (titled with their values), each drawn by :func:`plot_utilization` (``per_server``) or
-    :func:`plot_utilization_sorted`.
+    """One panel per cell of the swept ``keys`` other than ``by`` (titled with their values),
+    each drawn by ``draw(rows of the cell, by=by, ax=...)``: :func:`plot_utilization`,
+    :func:`plot_utilization_sorted` or :func:`plot_latency_cdf`, so that none averages over
+    cells. The first panel keeps the legend.
 
     Returns:
         the Axes, one per cell (in a new figure when ``figure`` is not given).
     """
     others = [key for key in keys if key not in ("scenario", by)]
-    cells = list(servers.groupby(others, sort=False)) if others else [((), servers)]
+    cells = list(frame.groupby(others, sort=False, dropna=False)) if others else [((), frame)]
     if figure is None:
         figure = plt.figure(figsize=(7, 3.4 * len(cells)), layout="constrained")
-    draw = plot_utilization if per_server else plot_utilization_sorted
     axes = []
     for k, (values, cell) in enumerate(cells):
         ax = draw(cell, by=by, ax=figure.add_subplot(len(cells), 1, k + 1))
@@ -266,7 +283,7 @@ def plot_traffic(
     for column in curves.columns:
         ax.plot(curves.index.to_numpy(), curves[column].to_numpy(), label=column.removeprefix("served_"))
     ax.set_title(title)
-    return _over_time(ax, faults, "requests served per second (requests/s)", run_end, columns=2)
+    return _over_time(ax, faults, "requests sent to the server (requests/s)", run_end, columns=2)
 
 
 def _served_in_first_run(timeseries: pd.DataFrame, keys: Sequence[str]) -> tuple[pd.DataFrame, str]:
@@ -303,7 +320,7 @@ def plot_traffic_spread(
     ):
         ax.plot(t, values, label=f"{label} of {len(curves.columns)} servers")
     ax.set_title(title)
-    return _over_time(ax, faults, "requests served per second (requests/s)", run_end)
+    return _over_time(ax, faults, "requests sent to the server (requests/s)", run_end)
 
 
 def plot_region_traffic(

@@ -10,6 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+# Replications below which a half-width is too rough to show or test with (a t quantile of
+# 12.7 at two): the report, the verdict and the plots' bands all follow it.
+MIN_REPLICATIONS = 3
+
 LATENCIES = {
     "latency_mean": "mean latency",
     "latency_p50": "p50 latency",
@@ -115,7 +119,7 @@ def shown_value(column: str, value: float, half_width: float | None = None) -> s
     """``value`` of ``column`` to three significant figures, with ``± half_width`` when given
     (a number, not NaN), in the unit its :func:`header` leaves to the value: ``146 ± 60.6 ms``,
     ``26.9%``, ``250 ± 2.67``."""
-    unit, factor = scale(column, [value])
+    unit, factor = scale(column, [value, half_width if half_width is not None else 0.0])
     text = three_figures(value * factor)
     if half_width is not None and not math.isnan(half_width):
         text += f" ± {three_figures(half_width * factor)}"

@@ -25,8 +25,8 @@ from lbsim import __version__
 from lbsim.atomic import write_atomic, write_text_atomic
 from lbsim.config.base import Unit
 from lbsim.config.scenario import Scenario
+from lbsim.output.quantities import MIN_REPLICATIONS, shown_value, three_figures
 from lbsim.output.quantities import header as header_of
-from lbsim.output.quantities import shown_value, three_figures
 from lbsim.output.verdict import verdicts
 from lbsim.policies import Policy
 from lbsim.results.expectations import Outcome
@@ -47,21 +47,17 @@ def _csv(path: Path, frame: pd.DataFrame) -> None:
     write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.10g"))
 
 
-# Replications below which a half-width is too rough to print (a t quantile of 12.7 at two).
-MIN_REPLICATIONS_FOR_CI = 3
-
-
 def markdown_table(table: pd.DataFrame, keys: list[str], metrics: tuple[str, ...] = TABLE_METRICS) -> str:
     """Format the per-cell table as Markdown, headers in words and each value to three
     significant figures in its unit (:mod:`lbsim.output.quantities`); ``± half-width`` of the
-    95% confidence interval with at least :data:`MIN_REPLICATIONS_FOR_CI` replications, and
+    95% confidence interval with at least :data:`MIN_REPLICATIONS` replications, and
     ``†`` where the half-width exceeds the value."""
     shown_keys = [key for key in keys if key != "scenario"]
     header = [header_of(key) for key in shown_keys] + [header_of(metric) for metric in metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for values in table.to_dict("records"):
         cells = [_key_value(values[key]) for key in shown_keys]
-        with_ci = values.get("replications", 0) >= MIN_REPLICATIONS_FOR_CI
+        with_ci = values.get("replications", 0) >= MIN_REPLICATIONS
         for metric in metrics:
             mean, ci = values[metric], values[f"{metric}_ci"]
             if ci is not None and abs(ci) <= 1e-12 * abs(mean):
@@ -136,9 +132,9 @@ def write_results(
     ci_note = (
         "Each figure is the mean over replications ± the half-width of its 95% confidence interval "
         "(† where the half-width exceeds the value: run more replications)."
-        if replications >= MIN_REPLICATIONS_FOR_CI
+        if replications >= MIN_REPLICATIONS
         else f"Each figure is the mean over replications (confidence intervals need at least "
-        f"{MIN_REPLICATIONS_FOR_CI} replications)."
+        f"{MIN_REPLICATIONS} replications)."
     )
     report += [
         f"Seed {seed}, {replications} replication(s) per cell, {len(result.cells)} cell(s). {ci_note} "
@@ -153,9 +149,11 @@ def write_results(
     ranked = verdicts(result.summary, result.keys)
     if ranked:
         report += ["## Verdict", "", *(f"- {sentence}" for sentence in ranked), ""]
+    else:
+        report += ["One policy: no verdict ranks policies.", ""]
     if outcomes:
         report += ["## Expectations", ""]
-        report += [f"- {o.text}: **{'holds' if o.holds else 'FAILS'}** ({o.detail})" for o in outcomes]
+        report += [f"- {o.text}: **{o.word}** ({o.detail})" for o in outcomes]
         report += [""]
     if figures.no_errors(result):
         report += ["No request failed in any run: the error-rate plots are left out.", ""]

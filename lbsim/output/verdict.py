@@ -4,7 +4,7 @@ Every cell of a sweep runs its replications on the same seeds (common random num
 replication r of each policy sees the same arrivals and sizes), so two policies are
 compared by their paired differences: the gap between the best and the runner-up is
 significant when the 95% confidence interval of the mean per-replication difference
-excludes 0 (a paired t-test at the 5% level). With one replication nothing is tested.
+excludes 0 (a paired t-test at the 5% level). Below MIN_REPLICATIONS nothing is tested.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from lbsim.output.quantities import setting, shown_value, words
+from lbsim.output.quantities import MIN_REPLICATIONS, setting, shown_value, three_figures, words
 from lbsim.results.metrics import confidence_half_width
 
 # The metrics a verdict ranks policies on (lower is better for each).
@@ -49,7 +49,11 @@ def _ranking(cell: pd.DataFrame, metric: str) -> str:
         return f"{words(metric)} {shown_value(metric, means.iloc[0])} with every policy."
     margin = means.iloc[1] - means.iloc[0]
     test = significance(metric, runs[best].to_numpy(dtype=float), runs[second].to_numpy(dtype=float))
-    below = f"{margin / means.iloc[1]:.1%}" if means.iloc[1] > 0 else shown_value(metric, margin)
+    below = (
+        f"{three_figures(100 * margin / means.iloc[1])}%"
+        if means.iloc[1] > 0
+        else shown_value(metric, margin)
+    )
     return (
         f"{words(metric)} lowest with {best} ({shown_value(metric, means.iloc[0])}), {below} below "
         f"{second} ({shown_value(metric, means.iloc[1])}): {test}."
@@ -59,11 +63,11 @@ def _ranking(cell: pd.DataFrame, metric: str) -> str:
 def significance(metric: str, a: np.ndarray, b: np.ndarray) -> str:
     """Whether ``metric`` differs between two policies whose values in replication r are
     ``a[r]`` and ``b[r]`` (the same seeds): ``significant (...)``, ``not significant at n
-    replications (...)`` or ``not tested with one replication``."""
+    replications (...)`` or ``not tested with fewer than 3 replications``."""
     differences = b - a
+    if len(differences) < MIN_REPLICATIONS:
+        return f"not tested with fewer than {MIN_REPLICATIONS} replications"
     half_width = confidence_half_width(differences)
-    if np.isnan(half_width):
-        return "not tested with one replication"
     if abs(float(np.mean(differences))) > half_width:
         return f"significant (paired 95% CI of the difference ± {shown_value(metric, half_width)})"
     return f"not significant at {len(differences)} replications (± {shown_value(metric, half_width)})"

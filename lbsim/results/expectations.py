@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lbsim.errors import UnknownNameError
+from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.results.columns import METRICS
 
 if TYPE_CHECKING:
@@ -24,11 +24,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One checked expectation."""
+    """One checked expectation; one naming a policy the run does not have (another sweep,
+    ``--set balancer.policy=...``) is not ``applicable`` and fails nothing."""
 
     text: str
     holds: bool
     detail: str
+    applicable: bool = True
+
+    @property
+    def word(self) -> str:
+        """``holds``, ``FAILS`` or ``not applicable``."""
+        return "not applicable" if not self.applicable else "holds" if self.holds else "FAILS"
+
+    @property
+    def failed(self) -> bool:
+        return self.applicable and not self.holds
 
 
 def check_metric(metric: str) -> str:
@@ -39,7 +50,7 @@ def check_metric(metric: str) -> str:
 
 
 def describe(expectation: Any) -> str:
-    """The expectation in words, as written in the scenario."""
+    """The expectation in words, as written in the scenario, its values in their units."""
     parts = [expectation.metric]
     if expectation.policy:
         parts.append(f"of {expectation.policy}")
@@ -48,12 +59,36 @@ def describe(expectation: Any) -> str:
     if expectation.below or expectation.above:
         parts.append(f"{'below' if expectation.below else 'above'} {expectation.below or expectation.above}")
     if expectation.max is not None:
-        parts.append(f"<= {expectation.max:g}")
+        parts.append(f"<= {_in_unit(expectation.metric, expectation.max)}")
     if expectation.min is not None:
-        parts.append(f">= {expectation.min:g}")
+        parts.append(f">= {_in_unit(expectation.metric, expectation.min)}")
     if expectation.of is not None:
-        parts.append(f"within {expectation.within:.0%} of {expectation.of:g}")
+        parts.append(f"within {expectation.within:.0%} of {_in_unit(expectation.metric, expectation.of)}")
     return " ".join(parts)
+
+
+def _in_unit(metric: str, value: float) -> str:
+    """``value`` of ``metric`` with its unit: ``100 ms``, ``1.00%``, ``90.0 requests/s``."""
+    from lbsim.output.quantities import scale, shown_value
+
+    text = shown_value(metric, value)
+    unit, _ = scale(metric, [value])
+    return text if unit in ("", "ms", "s", "%") else f"{text} {unit}"
+
+
+def _where(rows: pd.DataFrame, key: str, value: Any) -> pd.DataFrame:
+    """The rows whose ``key`` holds ``value``: as a number for a numeric column (``100``,
+    ``100.0`` or ``100rps``), else as text."""
+    from lbsim.units import parse_duration, parse_rate
+
+    if rows[key].dtype.kind in "if" and not isinstance(value, bool):
+        parse = parse_rate if key.endswith("rate") else parse_duration
+        try:
+            number = parse(value)
+        except ConfigError:
+            return rows.iloc[:0]
+        return rows[np.isclose(rows[key].to_numpy(dtype=float), number)]
+    return rows[rows[key].astype(str) == str(value)]
 
 
 def check(expectations: list[Any], table: pd.DataFrame, keys: list[str]) -> list[Outcome]:
@@ -62,9 +97,14 @@ def check(expectations: list[Any], table: pd.DataFrame, keys: list[str]) -> list
     for expectation in expectations:
         rows = table
         for key, value in (expectation.where or {}).items():
-            rows = rows[rows[key].astype(str) == str(value)]
+            rows = _where(rows, key, value)
         metric = expectation.metric
         other = expectation.below or expectation.above
+        missing = [p for p in (expectation.policy, other) if p and p not in set(table["policy"])]
+        if missing:
+            detail = f"no policy {shown(missing[0])} in this run"
+            outcomes.append(Outcome(describe(expectation), False, detail, applicable=False))
+            continue
         if other:
             outcomes.append(_compare(expectation, rows, keys, other))
             continue
@@ -80,10 +120,10 @@ def check(expectations: list[Any], table: pd.DataFrame, keys: list[str]) -> list
             detail = f"{len(values)} cell(s), farthest {off:.1%} off"
         elif expectation.max is not None:
             holds = values.max() <= expectation.max
-            detail = f"largest {values.max():.4g}"
+            detail = f"largest {_in_unit(metric, values.max())}"
         else:
             holds = values.min() >= expectation.min
-            detail = f"smallest {values.min():.4g}"
+            detail = f"smallest {_in_unit(metric, values.min())}"
         outcomes.append(Outcome(describe(expectation), bool(holds), detail))
     return outcomes
 
