@@ -131,3 +131,10 @@ def test_a_rate_can_be_a_share_of_the_fleets_capacity():
 def test_a_rate_must_be_positive_as_a_share_too(rate, message):
     with pytest.raises(lbsim.ConfigError, match=message):
         lbsim.load_scenario(make_scenario(workload={"rate": rate, "size": "exp(10ms)"}))
+
+
+def test_a_share_of_capacity_where_no_rate_belongs_is_shown_as_written():
+    closed = {"kind": "closed", "users": 10, "think": "exp(1s)"}
+    workload = {"arrivals": closed, "rate": "80%", "size": "exp(10ms)"}
+    with pytest.raises(lbsim.ConfigError, match=r"kind 'closed'.*; got '80%'\.$"):
+        lbsim.load_scenario(make_scenario(workload=workload))
