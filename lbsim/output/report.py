@@ -29,6 +29,7 @@ from lbsim.output.quantities import MIN_REPLICATIONS, shown_value, three_figures
 from lbsim.output.quantities import header as header_of
 from lbsim.output.verdict import verdicts
 from lbsim.policies import Policy
+from lbsim.results.comparisons import comparisons
 from lbsim.results.expectations import Outcome
 from lbsim.runner import SweepResult
 
@@ -112,6 +113,8 @@ def write_results(
         "timeseries": result.timeseries,
         "faults": result.faults,
     }
+    if result.summary["policy"].nunique() > 1:
+        tables["comparisons"] = comparisons(result.summary, result.keys)
     if len(result.regions):
         tables["regions"] = result.regions
     if result.tiers["tier"].nunique() > 1:

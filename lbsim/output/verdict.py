@@ -1,10 +1,9 @@
 """Which policy is best in each cell of a sweep, by how much, and whether that is significant.
 
-Every cell of a sweep runs its replications on the same seeds (common random numbers:
-replication r of each policy sees the same arrivals and sizes), so two policies are
-compared by their paired differences: the gap between the best and the runner-up is
-significant when the 95% confidence interval of the mean per-replication difference
-excludes 0 (a paired t-test at the 5% level). Below MIN_REPLICATIONS nothing is tested.
+The gap between the best and the runner-up is significant when the paired 95% confidence
+interval of their per-replication difference excludes 0 (:mod:`lbsim.results.comparisons`:
+a paired t-test at the 5% level over the common-random-number replications). Below
+MIN_REPLICATIONS nothing is tested.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lbsim.output.quantities import MIN_REPLICATIONS, setting, shown_value, three_figures, words
-from lbsim.results.metrics import confidence_half_width
+from lbsim.results.comparisons import paired
 
 # The metrics a verdict ranks policies on (lower is better for each).
 RANKED = ("latency_p99", "error_rate")
@@ -64,10 +63,10 @@ def significance(metric: str, a: np.ndarray, b: np.ndarray) -> str:
     """Whether ``metric`` differs between two policies whose values in replication r are
     ``a[r]`` and ``b[r]`` (the same seeds): ``significant (...)``, ``not significant at n
     replications (...)`` or ``not tested with fewer than 3 replications``."""
-    differences = b - a
-    if len(differences) < MIN_REPLICATIONS:
+    if len(a) < MIN_REPLICATIONS:
         return f"not tested with fewer than {MIN_REPLICATIONS} replications"
-    half_width = confidence_half_width(differences)
-    if abs(float(np.mean(differences))) > half_width:
-        return f"significant (paired 95% CI of the difference ± {shown_value(metric, half_width)})"
-    return f"not significant at {len(differences)} replications (± {shown_value(metric, half_width)})"
+    difference = paired(a, b)
+    half_width = shown_value(metric, difference.half_width)
+    if difference.excludes_zero:
+        return f"significant (paired 95% CI of the difference ± {half_width})"
+    return f"not significant at {len(a)} replications (± {half_width})"
