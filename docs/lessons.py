@@ -179,6 +179,26 @@ class Capacity:
         return shown_value(metric, float(row[metric].iloc[0]))
 
 
+# The coverage study the README quotes: `lbsim coverage` at its defaults.
+COVERAGE = {"experiments": 1000, "replications": 3, "requests": 2000}
+
+
+@dataclass(frozen=True)
+class Covers:
+    """The coverage of the 95% intervals of system ``index`` of
+    :data:`lbsim.tools.coverage.SYSTEMS` (``interval``: its 99% Wilson interval)."""
+
+    index: int
+    interval: bool = False
+
+    def measure(self, results: Mapping[str, Any]) -> str:
+        row = results["coverage"][self.index]
+        if self.interval:
+            low, high = row.interval
+            return f"{100 * low:.1f}-{100 * high:.1f}%"
+        return f"{100 * row.coverage:.1f}%"
+
+
 def _select(frame: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
     """The rows of ``frame`` whose columns hold ``where``'s values (numbers compared as
     numbers, anything else as its text; a tuple for any of its values)."""
@@ -208,7 +228,10 @@ def _policies(scenario: str, metric: str, policies: Mapping[str, str], **where: 
     }
 
 
-SPECS: dict[str, Value | Versus | Span | Share | Remap | Capacity] = {
+SPECS: dict[str, Value | Versus | Span | Share | Remap | Capacity | Covers] = {
+    # Coverage of the 95% intervals (lbsim coverage).
+    **{f"coverage.{i}": Covers(i) for i in range(3)},
+    **{f"coverage.{i}.interval": Covers(i, interval=True) for i in range(3)},
     # Remapping a key space (lbsim remap).
     **{
         f"remap.{policy}.{'removed' if removed else 'added'}": Remap(policy, removed)
@@ -475,12 +498,14 @@ def measure(jobs: int | None) -> dict[str, Any]:
     """Run every bundled scenario and capacity search the figures read, afresh, and return
     the sweeps' results by scenario name and the searches by ``capacity:<run>``."""
     import lbsim
-    from lbsim.tools import capacity
+    from lbsim.tools import capacity, coverage
 
     results: dict[str, Any] = {}
     for name in sorted({spec.scenario for spec in SPECS.values() if hasattr(spec, "scenario")}):
         print(f"simulating scenarios/{name}.yaml", file=sys.stderr, flush=True)
         results[name] = lbsim.run_sweep(lbsim.load_scenario(ROOT / "scenarios" / f"{name}.yaml"), jobs=jobs)
+    print("measuring interval coverage", file=sys.stderr, flush=True)
+    results["coverage"] = coverage.coverage(**COVERAGE, jobs=jobs)
     for run, args in CAPACITY_RUNS.items():
         print(f"searching capacity: {run}", file=sys.stderr, flush=True)
         scenario = lbsim.load_scenario(ROOT / "scenarios" / "capacity.yaml", overrides=args["sets"])

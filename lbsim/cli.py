@@ -589,6 +589,41 @@ def validate(quick: bool, jobs: int | None, out: Path | None, quiet: bool) -> No
 
 
 @main.command()
+@click.option("--experiments", type=click.IntRange(min=20), default=1000, show_default=True)
+@click.option("--replications", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option("--requests", type=click.IntRange(min=100), default=2000, show_default=True, help="Per run.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results/coverage"),
+    show_default=True,
+)
+@click.option("--quiet", is_flag=True, help="Print only the verdict.")
+def coverage(
+    experiments: int, replications: int, requests: int, jobs: int | None, out: Path, quiet: bool
+) -> None:
+    """Check that lbsim's 95% intervals cover the theory value about 95% of the time; exit 1
+    if a coverage's 99% interval excludes 95%."""
+    from lbsim.atomic import write_text_atomic
+    from lbsim.tools.coverage import coverage as run_coverage
+    from lbsim.tools.coverage import markdown
+
+    started = time.time()
+    with _progress(quiet) as progress:
+        rows = run_coverage(experiments, replications, requests, jobs, progress)
+    missed = [row for row in rows if not row.interval[0] <= 0.95 <= row.interval[1]]
+    text = markdown(rows)
+    verdict = f"{len(rows) - len(missed)} of {len(rows)} cover at 95% ({time.time() - started:.0f} s)."
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "coverage.md", text + "\n" + verdict + "\n")
+    if not quiet:
+        click.echo(text)
+    click.echo(verdict)
+    sys.exit(1 if missed else 0)
+
+
+@main.command()
 @click.option(
     "--baseline",
     type=click.Path(file_okay=False, path_type=Path),

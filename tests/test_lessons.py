@@ -30,7 +30,7 @@ def test_every_placeholder_names_a_figure():
     with pytest.raises(KeyError):
         lessons.render("<!-- block: x -->\n[[no.such.figure]]", {})
     blocks = lessons.render(lessons.TEMPLATE.read_text(), dict.fromkeys(lessons.SPECS, "1"))
-    assert set(blocks) == {"remap", "capacity", "bundled"}
+    assert set(blocks) == {"coverage", "remap", "capacity", "bundled"}
 
 
 def _results():

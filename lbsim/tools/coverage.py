@@ -1,0 +1,172 @@
+"""Do lbsim's 95% confidence intervals cover? Many independent experiments of systems whose
+answers theory gives exactly, each with the interval ``lbsim run`` would report.
+
+An experiment is R replications of one scenario under its own seed; its interval is the mean
+over the replications ± Student's t half-width (what ``table.csv`` reports). Over N
+experiments, the share whose interval holds the theory value should be about 95%; the
+Wilson score interval of that share (99%, z = 2.576) says whether a miss is more than chance.
+Nothing here widens an interval by a bias allowance (as :mod:`lbsim.tools.validation` does):
+this measures the interval as users get it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lbsim.config.loading import load_scenario
+from lbsim.results.metrics import confidence_half_width
+from lbsim.runner import run_tasks
+from lbsim.tools import theory
+
+MU = 100.0  # service rate: exponential sizes with mean 10 ms
+SEED = 4242  # experiment e runs under seed SEED + e
+Z99 = 2.5758
+
+
+@dataclass(frozen=True)
+class System:
+    """A system with a known answer: its scenario (without seed and length), the metric
+    read from each run's summary, and the theory value of that metric (s)."""
+
+    name: str
+    servers: list[dict[str, Any]]
+    rate: float
+    metric: str
+    theory: float
+
+
+SYSTEMS = (
+    System(
+        "M/M/1 load 0.5", [{"name": "web"}], 0.5 * MU, "latency_mean", theory.mm1_response_mean(0.5 * MU, MU)
+    ),
+    System(
+        "M/M/1 load 0.5",
+        [{"name": "web"}],
+        0.5 * MU,
+        "latency_p99",
+        theory.mm1_response_quantile(0.5 * MU, MU, 0.99),
+    ),
+    System(
+        "M/M/2 load 0.5",
+        [{"name": "web", "workers": 2}],
+        MU,
+        "latency_mean",
+        theory.mmc_response_mean(2, MU, MU),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How often the intervals of ``experiments`` experiments held the theory value."""
+
+    system: str
+    metric: str
+    theory: float
+    experiments: int
+    replications: int
+    requests: int
+    covered: int
+    mean_half_width: float
+
+    @property
+    def coverage(self) -> float:
+        return self.covered / self.experiments
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The 99% Wilson score interval of the coverage."""
+        return wilson(self.covered, self.experiments, Z99)
+
+
+def wilson(successes: int, trials: int, z: float) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion at normal quantile ``z``."""
+    p = successes / trials
+    centre = (p + z**2 / (2 * trials)) / (1 + z**2 / trials)
+    spread = z * math.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / (1 + z**2 / trials)
+    return centre - spread, centre + spread
+
+
+def _scenario(system: System, requests: int) -> dict[str, Any]:
+    duration = requests / system.rate
+    return {
+        "name": "coverage",
+        "duration": duration,
+        "warmup": duration / 10,
+        "workload": {"arrivals": "poisson", "rate": system.rate, "size": "exp(10ms)"},
+        "servers": system.servers,
+        "balancer": {"policy": "random", "cost": 0},
+    }
+
+
+def coverage(
+    experiments: int,
+    replications: int = 3,
+    requests: int = 2000,
+    jobs: int | None = None,
+    progress: Callable[[float, int], None] | None = None,
+) -> list[Coverage]:
+    """Run ``experiments`` experiments of ``replications`` runs of about ``requests``
+    requests for each system of SYSTEMS (the systems sharing a scenario share its runs).
+
+    Returns:
+        one Coverage per system, in SYSTEMS order.
+    """
+    scenarios = {system.name: _scenario(system, requests) for system in SYSTEMS}
+    loaded = {name: load_scenario(data) for name, data in scenarios.items()}
+    tasks = [
+        (loaded[name], SEED + e, r)
+        for name in scenarios
+        for e in range(experiments)
+        for r in range(replications)
+    ]
+    outputs = run_tasks(tasks, jobs or os.cpu_count() or 1, progress)
+    summaries = pd.DataFrame([tables.summary for tables, _ in outputs])
+    summaries["system"] = [name for name in scenarios for _ in range(experiments * replications)]
+    summaries["experiment"] = [e for _ in scenarios for e in range(experiments) for _ in range(replications)]
+    results = []
+    for system in SYSTEMS:
+        runs = summaries[summaries["system"] == system.name]
+        covered, widths = 0, []
+        for _, experiment in runs.groupby("experiment"):
+            values = experiment[system.metric].to_numpy(dtype=float)
+            half_width = confidence_half_width(values)
+            covered += abs(float(np.mean(values)) - system.theory) <= half_width
+            widths.append(half_width)
+        results.append(
+            Coverage(
+                system.name,
+                system.metric,
+                system.theory,
+                experiments,
+                replications,
+                requests,
+                covered,
+                float(np.mean(widths)),
+            )
+        )
+    return results
+
+
+def markdown(rows: list[Coverage]) -> str:
+    """The coverage figures as a Markdown table."""
+    lines = [
+        "| system | metric | theory | experiments x replications x requests | coverage | 99% interval "
+        "| mean half-width |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        low, high = row.interval
+        lines.append(
+            f"| {row.system} | {row.metric} | {row.theory * 1000:.2f} ms | "
+            f"{row.experiments} x {row.replications} x {row.requests:,} | {row.coverage:.1%} | "
+            f"{low:.1%}-{high:.1%} | {row.mean_half_width * 1000:.2f} ms |"
+        )
+    return "\n".join(lines) + "\n"
