@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 a check failed, 2 bad input (one line, no traceback, no
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import shlex
@@ -13,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -22,6 +23,9 @@ from lbsim.config.emulate import EMULATIONS, Emulation
 from lbsim.errors import ConfigError, LbsimError, WorkerLost, file_named, shown
 from lbsim.limits import MAX_REPLICATIONS
 from lbsim.policies import POLICIES, make_policy
+
+if TYPE_CHECKING:
+    from lbsim.precision import Precision
 
 # The longest file name most file systems allow, in bytes.
 NAME_MAX = 255
@@ -128,6 +132,22 @@ def main() -> None:
     help="Also write every run's per-request records as Parquet under <out>/requests/.",
 )
 @click.option(
+    "--precision",
+    metavar="SHARE",
+    help="Add replications until the 95% half-width of --precision-metric is within SHARE "
+    "(2%) of its value in every cell.",
+)
+@click.option(
+    "--precision-metric", default="latency_p99", show_default=True, help="The metric --precision bounds."
+)
+@click.option(
+    "--max-replications",
+    type=click.IntRange(3, MAX_REPLICATIONS),
+    default=100,
+    show_default=True,
+    help="Where --precision stops.",
+)
+@click.option(
     "--no-cache",
     is_flag=True,
     help="Simulate every run again: neither read nor write the runs kept in <out>/cache.",
@@ -149,6 +169,9 @@ def run(
     sweeps: tuple[str, ...],
     scheduler: str | None,
     keep_requests: bool,
+    precision: str | None,
+    precision_metric: str,
+    max_replications: int,
     no_cache: bool,
     quiet: bool,
     force: bool,
@@ -158,6 +181,7 @@ def run(
     from lbsim.config.loading import load_scenario
     from lbsim.config.overrides import parse_assignment, split_values
     from lbsim.output.report import earlier_results, markdown_table, write_results, write_status
+    from lbsim.precision import run_until_precise
     from lbsim.results.expectations import check
     from lbsim.runner import RunCache, resolved_seed, run_sweep, sweep_plan
 
@@ -166,6 +190,7 @@ def run(
     loaded = load_scenario(scenario, overrides=overrides, sweeps=axes, safe=safe)
     seed = resolved_seed(loaded, seed)
     replications = loaded.replications if replications is None else replications
+    target = _precision(precision, precision_metric, max_replications) if precision is not None else None
     folder = out if out is not None else Path("results") / loaded.name
     _check_writable(folder)
     try:
@@ -214,16 +239,27 @@ def run(
     cache = None if no_cache else RunCache(folder / "cache")
     try:
         with _progress(quiet) as progress:
-            result = run_sweep(
+            sweep = functools.partial(
+                run_sweep,
                 loaded,
                 jobs=jobs,
                 seed=seed,
-                replications=replications,
                 progress=progress,
                 scheduler=scheduler,
                 cache=cache,
                 keep_requests=folder / "requests" if keep_requests else None,
             )
+            if target is None:
+                result = sweep(replications=replications)
+            else:
+                result, replications, missed = run_until_precise(
+                    lambda n: sweep(replications=n), target, replications
+                )
+                planned.warnings.extend(missed)
+                reached = f"{target.metric} within {target.relative:.1%} in every cell"
+                reached += f" after {replications} replications"
+                for line in [] if quiet else missed or [reached]:
+                    click.echo(f"precision: {line}", err=True)
     except KeyboardInterrupt:
         _stopping()
         write_status(folder, "interrupted", command, loaded.name, "Ctrl-C")
@@ -340,6 +376,22 @@ def _check_writable(folder: Path) -> None:
         )
 
 
+def _precision(text: str, metric: str, max_replications: int) -> Precision:
+    """``--precision 2%`` on ``--precision-metric`` up to ``--max-replications``."""
+    from lbsim.precision import Precision
+    from lbsim.results.expectations import check_metric
+    from lbsim.units import parse_share
+
+    try:
+        relative = parse_share(text)
+        check_metric(metric)
+    except ConfigError as exc:
+        raise ConfigError(f"--precision {exc}") from None
+    if not 0 < relative < 1:
+        raise ConfigError(f"--precision must be a share of the value in (0%, 100%); got {shown(text)}.")
+    return Precision(metric, relative, max_replications)
+
+
 class _progress:
     """Progress on stderr, runs done (with the simulated share of those under way) / total:
     a bar on a terminal; elsewhere (a log, a CI job) a plain line at each tenth, with no
@@ -349,6 +401,7 @@ class _progress:
         self.quiet = quiet
         self.bar: Any = None
         self.tenths = 0
+        self.total = 0
 
     def __enter__(self) -> Callable[[float, int], None] | None:
         if self.quiet:
@@ -356,6 +409,9 @@ class _progress:
         return self.update if sys.stderr.isatty() else self.line
 
     def update(self, done: float, total: int) -> None:
+        if self.bar is not None and self.bar.total != total:  # another round of --precision
+            self.bar.close()
+            self.bar = None
         if self.bar is None:
             from tqdm import tqdm
 
@@ -370,6 +426,8 @@ class _progress:
         self.bar.update(done - self.bar.n)
 
     def line(self, done: float, total: int) -> None:
+        if total != self.total:  # another round of --precision
+            self.total, self.tenths = total, 0
         tenths = int(10 * done / total)
         if tenths > self.tenths:
             self.tenths = tenths
