@@ -7,9 +7,10 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
+    BeforeValidator,
     Field,
     PrivateAttr,
     field_validator,
@@ -27,7 +28,21 @@ from lbsim.config.workload import CapacityShare, Workload
 from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.limits import MAX_CELLS, MAX_REPLICATIONS
 from lbsim.policies import make_policy
+from lbsim.units import parse_duration
 from lbsim.workload import ClosedUsers
+
+
+def _warmup(value: object) -> float | str:
+    """``auto``, or a duration >= 0."""
+    if value == "auto":
+        return "auto"
+    try:
+        seconds = parse_duration(value)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("must be a duration", "must be 'auto' or a duration", 1)) from None
+    if seconds < 0:
+        raise ConfigError(f"must be >= 0; got {shown(value)}.")
+    return seconds
 
 
 class Scenario(Model):
@@ -36,7 +51,8 @@ class Scenario(Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
     duration: Duration = Field(gt=0)
-    warmup: Duration = Field(0.0, ge=0)
+    # A duration, or "auto": each replication cut by MSER-5 (lbsim.runner.auto_warmup).
+    warmup: Annotated[float | str, BeforeValidator(_warmup)] = 0.0
     seed: int = Field(0, ge=0)
     replications: int = Field(1, ge=1, le=MAX_REPLICATIONS)
     window: Duration | None = Field(None, gt=0)
@@ -98,7 +114,7 @@ class Scenario(Model):
 
     @model_validator(mode="after")
     def _warmup_inside(self) -> Scenario:
-        if self.warmup >= self.duration:
+        if isinstance(self.warmup, float) and self.warmup >= self.duration:
             raise ConfigError(f"must be < duration ({self.duration:g}s); got {self.warmup:g}s.", key="warmup")
         return self
 
@@ -242,6 +258,13 @@ class Scenario(Model):
     def window_length(self) -> float:
         """Width of a time-series window: ``window``, or a hundredth of the duration."""
         return self.window if self.window is not None else self.duration / 100
+
+    @property
+    def warmup_seconds(self) -> float:
+        """The warm-up in seconds; ``warmup: auto`` is resolved per replication before a run
+        (:func:`lbsim.runner.auto_warmup`), so a run never sees it."""
+        assert isinstance(self.warmup, float), "warmup: auto is resolved before the run"
+        return self.warmup
 
     @property
     def capacity(self) -> float:

@@ -47,7 +47,7 @@ def plan(scenario: Scenario) -> settings.RunPlan:
     network = scenario.network
     workload = scenario.workload
     return settings.RunPlan(
-        warmup=scenario.warmup,
+        warmup=scenario.warmup_seconds,
         duration=scenario.duration,
         window=scenario.window_length,
         workload=settings.Workload(

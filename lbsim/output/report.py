@@ -77,6 +77,12 @@ def _number(value: float) -> str:
     return "nan" if value is None or math.isnan(value) else f"{value:.4g}"
 
 
+def _warmup_text(warmup: float | str) -> str:
+    if isinstance(warmup, str):
+        return "warm-up each replication's MSER-5 cut (`truncation` in summary.csv)"
+    return f"{warmup:g} s warm-up"
+
+
 def versions() -> dict[str, str]:
     """Versions of lbsim and of what it runs on."""
     return {
@@ -141,9 +147,9 @@ def write_results(
     )
     report += [
         f"Seed {seed}, {replications} replication(s) per cell, {len(result.cells)} cell(s). {ci_note} "
-        f"Latencies over `ok` requests that arrived after the {scenario.warmup:g} s warm-up; the error rate "
-        "counts a request still in flight when the run stopped as not `ok`; throughput is `ok` completions "
-        "per second within the run. Tables: "
+        f"Latencies over `ok` requests that arrived after the {_warmup_text(scenario.warmup)}; "
+        "the error rate counts a request still in flight when the run stopped as not `ok`; "
+        "throughput is `ok` completions per second within the run. Tables: "
         + ", ".join(f"[{name}.csv]({name}.csv)" for name in tables)
         + " (every figure unrounded, in seconds and shares of 1), [manifest.json](manifest.json).",
         "",

@@ -58,7 +58,7 @@ def summarize(output: RunOutput, scenario: Scenario) -> RunTables:
     Latency percentiles come from log-bucketed histograms (``lbsim.results.histogram``): each is
     within 0.5% of the exact order statistic of rank ceil(p n); mean and maximum are exact.
     """
-    warmup, duration, window = scenario.warmup, scenario.duration, scenario.window_length
+    warmup, duration, window = scenario.warmup_seconds, scenario.duration, scenario.window_length
     tally = output.tally
     counts = tally.status_counts
     n_requests = output.n_arrived
