@@ -191,12 +191,19 @@ def run(
     seed = resolved_seed(loaded, seed)
     replications = loaded.replications if replications is None else replications
     target = _precision(precision, precision_metric, max_replications) if precision is not None else None
+    if target is not None and replications > target.max_replications:
+        raise ConfigError(
+            f"--replications must be at most --max-replications ({target.max_replications}) with "
+            f"--precision; got {replications}."
+        )
     folder = out if out is not None else Path("results") / loaded.name
     _check_writable(folder)
     try:
-        planned = sweep_plan(loaded, replications)
+        # --precision may go up to its maximum: the limits and the budget hold for that.
+        planned = sweep_plan(loaded, target.max_replications if target is not None else replications)
     except ConfigError as exc:
-        raise ConfigError(f"{file_named(scenario)}: {exc}") from None
+        where = " (--max-replications)" if target is not None else ""
+        raise ConfigError(f"{file_named(scenario)}{where}: {exc}") from None
     n_cells = planned.n_cells
     if planned.requests > REQUEST_BUDGET and not force:
         raise ConfigError(
@@ -282,6 +289,9 @@ def run(
         write_status(folder, "failed", command, loaded.name, str(exc))
         raise
     simulated = time.time()
+    planned.warnings.extend(result.notes)
+    for note in [] if quiet else result.notes:
+        click.echo(f"warning: {note}", err=True)
     if cache is not None and cache.damaged:
         click.echo(
             f"{cache.damaged} damaged file(s) in {cache.folder} not read: those runs were simulated again.",
@@ -383,13 +393,24 @@ def _precision(text: str, metric: str, max_replications: int) -> Precision:
     from lbsim.units import parse_share
 
     try:
-        relative = parse_share(text)
         check_metric(metric)
+    except ConfigError as exc:
+        raise ConfigError(f"--precision-metric: {exc}") from None
+    try:
+        relative = parse_share(_number_or_text(text))
     except ConfigError as exc:
         raise ConfigError(f"--precision {exc}") from None
     if not 0 < relative < 1:
         raise ConfigError(f"--precision must be a share of the value in (0%, 100%); got {shown(text)}.")
     return Precision(metric, relative, max_replications)
+
+
+def _number_or_text(text: str) -> float | str:
+    """``text`` as a float when it is one (``0.02``), else as written (``2%``)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 class _progress:
@@ -647,8 +668,8 @@ def validate(quick: bool, jobs: int | None, out: Path | None, quiet: bool) -> No
 
 
 @main.command()
-@click.option("--experiments", type=click.IntRange(min=20), default=1000, show_default=True)
-@click.option("--replications", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option("--experiments", type=click.IntRange(20, 100_000), default=1000, show_default=True)
+@click.option("--replications", type=click.IntRange(2, 100), default=3, show_default=True)
 @click.option("--requests", type=click.IntRange(min=100), default=2000, show_default=True, help="Per run.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
 @click.option(
@@ -667,6 +688,12 @@ def coverage(
     from lbsim.tools.coverage import coverage as run_coverage
     from lbsim.tools.coverage import markdown
 
+    total = 2 * experiments * replications * requests  # two scenarios: M/M/1 and M/M/2
+    if total > REQUEST_BUDGET:
+        raise ConfigError(
+            f"coverage must simulate at most {REQUEST_BUDGET:.0e} requests (2 systems x --experiments x "
+            f"--replications x --requests); got {total:.2g}."
+        )
     started = time.time()
     with _progress(quiet) as progress:
         rows = run_coverage(experiments, replications, requests, jobs, progress)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from lbsim.output.quantities import MIN_REPLICATIONS
+from lbsim.output.quantities import MIN_REPLICATIONS, three_figures
 from lbsim.runner import SweepResult
 
 
@@ -32,11 +32,11 @@ class Precision:
 
 
 def relative_half_widths(table: pd.DataFrame, metric: str) -> pd.Series:
-    """Each cell's half-width of ``metric`` over its value (0 for a zero half-width, as a
-    metric that is 0 in every replication is known exactly)."""
+    """Each cell's half-width of ``metric`` over its value: 0 for a zero half-width (a metric
+    equal in every replication is known exactly), NaN when the metric has no value."""
     half_widths = table[f"{metric}_ci"].astype(float)
     values = table[metric].astype(float).abs()
-    return (half_widths / values).where(half_widths > 0, 0.0)
+    return (half_widths / values).where(half_widths != 0, 0.0)
 
 
 def run_until_precise(
@@ -53,14 +53,18 @@ def run_until_precise(
     while True:
         result = sweep(n)
         widths = relative_half_widths(result.table, precision.metric)
-        worst = float(widths.max())
-        if worst <= precision.relative or n >= precision.max_replications:
+        worst = float(widths.max())  # NaN (no value) is never met, and adds no replications
+        if not worst > precision.relative or n >= precision.max_replications:
             break
         n = min(precision.max_replications, max(n + 1, math.ceil(n * (worst / precision.relative) ** 2)))
-    missed = [
-        f"cell {cell}: {precision.metric} half-width {width:.1%} of its value after {n} replications "
-        f"(target {precision.relative:.1%})"
-        for cell, width in enumerate(widths)
-        if width > precision.relative
-    ]
+    missed = []
+    for row, width in zip(result.table.to_dict("records"), widths, strict=True):
+        cell = ", ".join(f"{key}={row[key]}" for key in result.keys if key != "scenario")
+        if math.isnan(width):
+            missed.append(f"{cell}: {precision.metric} has no value, so no precision")
+        elif width > precision.relative:
+            missed.append(
+                f"{cell}: {precision.metric} half-width {three_figures(100 * width)}% of its value after "
+                f"{n} replications (target {three_figures(100 * precision.relative)}%)"
+            )
     return result, n, missed

@@ -42,7 +42,7 @@ from lbsim.errors import ConfigError, WorkerLost, shown
 from lbsim.limits import MAX_REPLICATIONS, MAX_RUNS
 from lbsim.policies import Policy, make_policy
 from lbsim.results.metrics import RunTables, cell_table, summarize
-from lbsim.results.mser import mser5
+from lbsim.results.mser import BATCH, mser5
 from lbsim.results.recorder import Records
 from lbsim.results.request_log import RequestsFile, RequestsInMemory, require_parquet
 from lbsim.results.run_file import DamagedRunFile, read_run, write_run
@@ -98,6 +98,8 @@ class SweepResult:
     cells: list[dict[str, Any]] = field(default_factory=list)
     # Runs taken from the run cache instead of simulated.
     n_cached: int = 0
+    # What the run found that the plan could not know (warmup: auto's cuts).
+    notes: list[str] = field(default_factory=list)
 
 
 def resolved_seed(scenario: Scenario, seed: int | None) -> int:
@@ -209,6 +211,11 @@ def auto_warmup(scenario: Scenario, seed: int, replications: int) -> tuple[float
         sums += np.bincount(bins, records.t_done[ok] - records.t_arrival[ok], TRUNCATION_BINS)
         counts += np.bincount(bins, None, TRUNCATION_BINS)
     filled = np.flatnonzero(counts)
+    if filled.size < 10 * BATCH:
+        raise ConfigError(
+            f"warmup: auto needs ok requests in at least {10 * BATCH} of its {TRUNCATION_BINS} arrival-time "
+            f"bins over the replications; got {filled.size}: give a fixed warmup or a longer run."
+        )
     cut = mser5(sums[filled] / counts[filled])
     if cut is None:
         return scenario.duration / 2, False
@@ -322,12 +329,35 @@ def run_sweep(
     result.n_cached = reused
     if truncations:
         cell_of_run = [c for c in range(len(cells)) for _ in range(replications)]
-        result.summary["truncation"] = [truncations.get(c, (math.nan, True))[0] for c in cell_of_run]
-        result.summary["steady_state"] = [truncations.get(c, (math.nan, True))[1] for c in cell_of_run]
+        result.summary["truncation"] = [truncations.get(c, (math.nan, None))[0] for c in cell_of_run]
+        result.summary["steady_state"] = [truncations.get(c, (math.nan, None))[1] for c in cell_of_run]
+        result.notes = _truncation_notes(cells, truncations)
     if keep_requests is not None:
         for c, row in enumerate(result.cells):
             row["requests"] = [path.name for path in paths[c * replications : (c + 1) * replications] if path]
     return result
+
+
+def _truncation_notes(cells: list[Cell], truncations: dict[int, tuple[float, bool]]) -> list[str]:
+    """A line per cell that warmup: auto cut without a steady state, or whose cut hides a
+    scheduled fault that starts before it."""
+    notes = []
+    for cell in cells:
+        if cell.index not in truncations:
+            continue
+        cut, steady = truncations[cell.index]
+        if not steady:
+            notes.append(
+                f"cell {cell.index}: warmup: auto found no steady state (MSER-5's minimum at half the run, "
+                f"{cut:g}s, which is cut): its figures depend on the run's length"
+            )
+        hidden = [i for i, f in enumerate(cell.scenario.faults) if f.at is not None and f.at < cut]
+        if hidden:
+            notes.append(
+                f"cell {cell.index}: warmup: auto cut {cut:.3g}s, after faults[{hidden[0]}] starts: "
+                "what the fault did before the cut is not measured (give a fixed warmup)"
+            )
+    return notes
 
 
 def _check_runs(n_cells: int, replications: int) -> None:

@@ -45,3 +45,15 @@ def test_the_command_writes_its_table_and_a_verdict(tmp_path):
     verdict = text.strip().splitlines()[-1]
     covering = int(verdict.split()[0])
     assert verdict.startswith(f"{covering} of 3 cover at 95%") and result.exit_code == (covering < 3)
+
+
+def test_a_study_above_the_request_budget_is_refused(tmp_path):
+    from click.testing import CliRunner
+
+    from lbsim.cli import main
+
+    result = CliRunner().invoke(
+        main, ["coverage", "--replications", "100", "--requests", "100000", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert result.output.startswith("error: coverage must simulate at most 1e+09 requests")

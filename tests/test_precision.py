@@ -18,10 +18,11 @@ def _sweep(rounds):
 
     def sweep(n):
         rounds.append(n)
+        half_width = 0.2 / math.sqrt(n)
         table = pd.DataFrame(
-            {"latency_p99": [1.0, 2.0], "latency_p99_ci": [0.2 / math.sqrt(n), 0.2 / math.sqrt(n)]}
+            {"policy": ["a", "b"], "latency_p99": [1.0, 2.0], "latency_p99_ci": [half_width] * 2}
         )
-        return SimpleNamespace(table=table)
+        return SimpleNamespace(table=table, keys=["scenario", "policy"])
 
     return sweep
 
@@ -38,8 +39,20 @@ def test_at_the_maximum_the_cells_that_miss_are_named():
     _, n, missed = run_until_precise(_sweep(rounds), Precision("latency_p99", 0.01, 20), 3)
     assert rounds == [3, 20] and n == 20
     # 0.2 / sqrt(20) = 4.5% for cell 0; cell 1 (value 2): 2.2%; both above 1%.
-    assert missed[0] == "cell 0: latency_p99 half-width 4.5% of its value after 20 replications (target 1.0%)"
+    assert (
+        missed[0]
+        == "policy=a: latency_p99 half-width 4.47% of its value after 20 replications (target 1.00%)"
+    )
     assert len(missed) == 2
+
+
+def test_a_metric_without_a_value_is_never_precise():
+    def sweep(n):
+        table = pd.DataFrame({"policy": ["a"], "latency_p99": [math.nan], "latency_p99_ci": [math.nan]})
+        return SimpleNamespace(table=table, keys=["scenario", "policy"])
+
+    _, n, missed = run_until_precise(sweep, Precision("latency_p99", 0.05, 100), 3)
+    assert n == 3 and missed == ["policy=a: latency_p99 has no value, so no precision"]
 
 
 def test_a_metric_known_exactly_meets_any_target():
@@ -73,3 +86,17 @@ def test_a_bad_precision_is_one_line(tmp_path):
     assert (
         result.output.strip() == "error: --precision must be a share of the value in (0%, 100%); got '150%'."
     )
+
+
+def test_precision_options_are_checked_together(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(make_scenario(duration=1.0)))
+    base = ["run", str(path), "--out", str(tmp_path / "o"), "--precision"]
+    too_many = CliRunner().invoke(main, [*base, "5%", "--replications", "50", "--max-replications", "10"])
+    assert too_many.output.strip() == (
+        "error: --replications must be at most --max-replications (10) with --precision; got 50."
+    )
+    metric = CliRunner().invoke(main, [*base, "5%", "--precision-metric", "nope"])
+    assert metric.output.startswith("error: --precision-metric: unknown metric 'nope'.")
+    fraction = CliRunner().invoke(main, [*base, "0.05", "--max-replications", "3", "--quiet"])
+    assert fraction.exit_code == 0, fraction.output

@@ -1,7 +1,6 @@
 """warmup: auto, MSER-5 over the replications' average response times."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import lbsim
@@ -52,4 +51,37 @@ def test_an_mm1_started_empty_near_saturation_is_cut_to_an_unbiased_mean():
     auto = result.summary[result.summary["warmup"] == "auto"]
     assert auto["steady_state"].all() and auto["truncation"].nunique() == 1
     assert 0 < auto["truncation"].iloc[0] < 20.0
-    assert pd.isna(result.summary.loc[result.summary["warmup"] != "auto", "truncation"]).all()
+    fixed = result.summary[result.summary["warmup"] != "auto"]
+    assert fixed["truncation"].isna().all() and fixed["steady_state"].isna().all()
+
+
+def _mm1(**changes):
+    base = {
+        "workload": {"arrivals": "poisson", "rate": 90, "size": "exp(10ms)"},
+        "servers": [{"name": "web"}],
+        "balancer": {"policy": "random", "cost": 0},
+        "duration": 20.0,
+        "warmup": "auto",
+        "replications": 3,
+    }
+    return make_scenario(**{**base, **changes})
+
+
+def test_too_few_requests_for_mser_is_a_clear_error():
+    scenario = _mm1(duration=1.0, workload={"arrivals": "poisson", "rate": 10, "size": "exp(10ms)"})
+    with pytest.raises(lbsim.ConfigError, match=r"warmup: auto needs ok requests in at least 50 of its 1000"):
+        lbsim.run_sweep(scenario, jobs=1)
+
+
+def test_one_run_needs_a_fixed_warmup():
+    with pytest.raises(lbsim.ConfigError, match="one run needs a fixed warmup; got auto"):
+        lbsim.simulate(_mm1())
+
+
+def test_a_cut_after_a_fault_starts_is_said():
+    # Load 0.9; web slowed down 4x from 1 s: the queue grows at once, and MSER cuts past it.
+    faults = [{"target": "web", "kind": "slow", "factor": 4, "at": "1s", "duration": "6s"}]
+    result = lbsim.run_sweep(_mm1(faults=faults), jobs=1)
+    cut = result.summary["truncation"].iloc[0]
+    assert cut > 1.0
+    assert any("after faults[0] starts" in note for note in result.notes)

@@ -51,7 +51,7 @@ class Scenario(Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
     duration: Duration = Field(gt=0)
-    # A duration, or "auto": each replication cut by MSER-5 (lbsim.runner.auto_warmup).
+    # A duration, or "auto": each cell cut by MSER-5 over its replications (runner.auto_warmup).
     warmup: Annotated[float | str, BeforeValidator(_warmup)] = 0.0
     seed: int = Field(0, ge=0)
     replications: int = Field(1, ge=1, le=MAX_REPLICATIONS)
@@ -261,9 +261,17 @@ class Scenario(Model):
 
     @property
     def warmup_seconds(self) -> float:
-        """The warm-up in seconds; ``warmup: auto`` is resolved per replication before a run
-        (:func:`lbsim.runner.auto_warmup`), so a run never sees it."""
-        assert isinstance(self.warmup, float), "warmup: auto is resolved before the run"
+        """The warm-up in seconds.
+
+        Raises:
+            ConfigError: ``warmup: auto``, which a sweep resolves per cell over its
+                replications (:func:`lbsim.runner.auto_warmup`) before any run.
+        """
+        if isinstance(self.warmup, str):
+            raise ConfigError(
+                "warmup: auto is cut per cell over its replications by a sweep (lbsim run, lbsim.sweep, "
+                "lbsim.run_sweep); one run needs a fixed warmup; got auto."
+            )
         return self.warmup
 
     @property

@@ -77,10 +77,12 @@ def _number(value: float) -> str:
     return "nan" if value is None or math.isnan(value) else f"{value:.4g}"
 
 
-def _warmup_text(warmup: float | str) -> str:
-    if isinstance(warmup, str):
-        return "warm-up each replication's MSER-5 cut (`truncation` in summary.csv)"
-    return f"{warmup:g} s warm-up"
+def _warmup_text(scenario: Scenario) -> str:
+    if "warmup" in scenario.sweep:
+        return "warm-up of each cell (swept; `warmup: auto`'s cuts are `truncation` in summary.csv)"
+    if isinstance(scenario.warmup, str):
+        return "warm-up MSER-5 cut in each cell over its replications (`truncation` in summary.csv)"
+    return f"{scenario.warmup:g} s warm-up"
 
 
 def versions() -> dict[str, str]:
@@ -147,7 +149,7 @@ def write_results(
     )
     report += [
         f"Seed {seed}, {replications} replication(s) per cell, {len(result.cells)} cell(s). {ci_note} "
-        f"Latencies over `ok` requests that arrived after the {_warmup_text(scenario.warmup)}; "
+        f"Latencies over `ok` requests that arrived after the {_warmup_text(scenario)}; "
         "the error rate counts a request still in flight when the run stopped as not `ok`; "
         "throughput is `ok` completions per second within the run. Tables: "
         + ", ".join(f"[{name}.csv]({name}.csv)" for name in tables)
