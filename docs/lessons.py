@@ -185,8 +185,9 @@ COVERAGE = {"experiments": 1000, "replications": 3, "requests": 2000}
 
 @dataclass(frozen=True)
 class Covers:
-    """The coverage of the 95% intervals of system ``index`` of
-    :data:`lbsim.tools.coverage.SYSTEMS` (``interval``: its 99% Wilson interval)."""
+    """The coverage of the 95% intervals of row ``index`` of ``lbsim coverage`` (the systems
+    of :data:`lbsim.tools.coverage.SYSTEMS`, then one run's batch means; ``interval``: its
+    99% Wilson interval)."""
 
     index: int
     interval: bool = False
@@ -230,8 +231,8 @@ def _policies(scenario: str, metric: str, policies: Mapping[str, str], **where: 
 
 SPECS: dict[str, Value | Versus | Span | Share | Remap | Capacity | Covers] = {
     # Coverage of the 95% intervals (lbsim coverage).
-    **{f"coverage.{i}": Covers(i) for i in range(3)},
-    **{f"coverage.{i}.interval": Covers(i, interval=True) for i in range(3)},
+    **{f"coverage.{i}": Covers(i) for i in range(4)},
+    **{f"coverage.{i}.interval": Covers(i, interval=True) for i in range(4)},
     # Remapping a key space (lbsim remap).
     **{
         f"remap.{policy}.{'removed' if removed else 'added'}": Remap(policy, removed)

@@ -685,14 +685,14 @@ def coverage(
     """Check that lbsim's 95% intervals cover the theory value about 95% of the time; exit 1
     if a coverage's 99% interval excludes 95%."""
     from lbsim.atomic import write_text_atomic
+    from lbsim.tools.coverage import BATCH_RUN, markdown
     from lbsim.tools.coverage import coverage as run_coverage
-    from lbsim.tools.coverage import markdown
 
-    total = 2 * experiments * replications * requests  # two scenarios: M/M/1 and M/M/2
+    total = (2 * replications + BATCH_RUN) * experiments * requests  # M/M/1, M/M/2, one long M/M/1
     if total > REQUEST_BUDGET:
         raise ConfigError(
-            f"coverage must simulate at most {REQUEST_BUDGET:.0e} requests (2 systems x --experiments x "
-            f"--replications x --requests); got {total:.2g}."
+            f"coverage must simulate at most {REQUEST_BUDGET:.0e} requests ((2 x --replications + "
+            f"{BATCH_RUN}) x --experiments x --requests); got {total:.2g}."
         )
     started = time.time()
     with _progress(quiet) as progress:

@@ -41,10 +41,10 @@ def test_the_command_writes_its_table_and_a_verdict(tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code in (0, 1), result.output
     text = (out / "coverage.md").read_text()
-    assert text.count("| 20 x 3 x 500 |") == 3
+    assert text.count("| 20 x 3 x 500 |") == 3 and text.count("| 20 x 1 x 5,000 |") == 1
     verdict = text.strip().splitlines()[-1]
     covering = int(verdict.split()[0])
-    assert verdict.startswith(f"{covering} of 3 cover at 95%") and result.exit_code == (covering < 3)
+    assert verdict.startswith(f"{covering} of 4 cover at 95%") and result.exit_code == (covering < 4)
 
 
 def test_a_study_above_the_request_budget_is_refused(tmp_path):

@@ -12,6 +12,7 @@ import lbsim
 from lbsim.output.quantities import shown_value, three_figures
 from lbsim.output.report import _plain, markdown_table
 from lbsim.output.verdict import verdicts
+from tests.helpers import make_scenario
 
 SCENARIOS = Path(__file__).parents[1] / "scenarios"
 
@@ -95,10 +96,29 @@ def test_the_resolved_scenario_keeps_units_and_reads_back_as_the_same_scenario(t
 
 
 def test_a_swept_mapping_is_named_in_the_tables_as_the_scenario_wrote_it():
-    from tests.helpers import make_scenario
-
     retries = {"max": 1, "on": ["connect_failure"]}
     scenario = make_scenario(duration=2.0, sweep={"balancer.retries": [None, retries]})
     table = lbsim.run_sweep(scenario, jobs=1).table
     # YAML 1.1 reads the key `on` as true: it is spelled (and quoted) as a key again.
     assert list(table["balancer.retries"]) == ["None", "{max: 1, 'on': [connect_failure]}"]
+
+
+def test_one_run_gets_its_mean_latencys_interval_from_batch_means():
+    import numpy as np
+
+    from lbsim.results.histogram import LatencyHistogram
+    from lbsim.results.metrics import batch_means_half_width
+
+    windows = LatencyHistogram(20)
+    # Window k (1 s each) holds one request of latency (k // 2 + 1) s: batches of two windows
+    # have means 1, 2, ..., 10: sd 3.0277, half-width 2.262 x 3.0277 / sqrt(10) = 2.1657.
+    windows.add(np.arange(20) // 2 + 1.0, np.arange(20))
+    assert batch_means_half_width(windows, 0.0, 1.0) == pytest.approx(
+        2.262 * np.std(np.arange(1, 11), ddof=1) / np.sqrt(10)
+    )
+    assert math.isnan(batch_means_half_width(windows, 11.0, 1.0))  # 9 windows left: too few
+    scenario = make_scenario(duration=20.0, warmup=2.0, sweep={"balancer.policy": ["random"]})
+    result = lbsim.run_sweep(scenario, jobs=1, replications=1)
+    assert result.table["latency_mean_ci"].iloc[0] == result.summary["latency_mean_batch_ci"].iloc[0] > 0
+    line = markdown_table(result.table, result.keys, ("latency_mean", "latency_p99")).splitlines()[2]
+    assert line.count("±") == 1  # the mean's, from batch means; the p99's needs replications

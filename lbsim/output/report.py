@@ -31,6 +31,7 @@ from lbsim.output.verdict import verdicts
 from lbsim.policies import Policy
 from lbsim.results.comparisons import comparisons
 from lbsim.results.expectations import Outcome
+from lbsim.results.metrics import BATCHES
 from lbsim.runner import SweepResult
 
 TABLE_METRICS = (
@@ -51,18 +52,21 @@ def _csv(path: Path, frame: pd.DataFrame) -> None:
 def markdown_table(table: pd.DataFrame, keys: list[str], metrics: tuple[str, ...] = TABLE_METRICS) -> str:
     """Format the per-cell table as Markdown, headers in words and each value to three
     significant figures in its unit (:mod:`lbsim.output.quantities`); ``± half-width`` of the
-    95% confidence interval with at least :data:`MIN_REPLICATIONS` replications, and
-    ``†`` where the half-width exceeds the value."""
+    95% confidence interval with at least :data:`MIN_REPLICATIONS` replications (and for one
+    replication's mean latency, from its batch means), and ``†`` where the half-width exceeds
+    the value."""
     shown_keys = [key for key in keys if key != "scenario"]
     header = [header_of(key) for key in shown_keys] + [header_of(metric) for metric in metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for values in table.to_dict("records"):
         cells = [_key_value(values[key]) for key in shown_keys]
-        with_ci = values.get("replications", 0) >= MIN_REPLICATIONS
+        replicated = values.get("replications", 0) >= MIN_REPLICATIONS
         for metric in metrics:
             mean, ci = values[metric], values[f"{metric}_ci"]
             if ci is not None and abs(ci) <= 1e-12 * abs(mean):
                 ci = 0.0  # rounding noise of identical replications
+            # One run's mean latency has its own interval, from batch means.
+            with_ci = replicated or (values.get("replications") == 1 and metric == "latency_mean")
             wide = with_ci and ci is not None and abs(ci) > abs(mean) > 0
             cells.append(shown_value(metric, mean, ci if with_ci else None) + (" †" if wide else ""))
         lines.append("| " + " | ".join(cells) + " |")
@@ -147,6 +151,11 @@ def write_results(
         else f"Each figure is the mean over replications (confidence intervals need at least "
         f"{MIN_REPLICATIONS} replications)."
     )
+    if replications == 1:
+        ci_note += (
+            f" With one replication the mean latency's ± comes from {BATCHES} non-overlapping batch means "
+            "of the run (by arrival time, after the warm-up)."
+        )
     report += [
         f"Seed {seed}, {replications} replication(s) per cell, {len(result.cells)} cell(s). {ci_note} "
         f"Latencies over `ok` requests that arrived after the {_warmup_text(scenario)}; "

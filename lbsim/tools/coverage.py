@@ -6,7 +6,8 @@ over the replications ± Student's t half-width (what ``table.csv`` reports). Ov
 experiments, the share whose interval holds the theory value should be about 95%; the
 Wilson score interval of that share (99%, z = 2.576) says whether a miss is more than chance.
 Nothing here widens an interval by a bias allowance (as :mod:`lbsim.tools.validation` does):
-this measures the interval as users get it.
+this measures the interval as users get it. A last row checks the interval one long run gets
+from its own batch means (``replications: 1``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from lbsim.config.loading import load_scenario
-from lbsim.results.metrics import confidence_half_width
+from lbsim.results.metrics import BATCHES, confidence_half_width
 from lbsim.runner import run_tasks
 from lbsim.tools import theory
 
@@ -152,7 +153,31 @@ def coverage(
                 float(np.mean(widths)),
             )
         )
+    results.append(_batch_coverage(experiments, BATCH_RUN * requests, jobs, progress))
     return results
+
+
+# How much longer the one run of the batch-means experiment is than a replication.
+BATCH_RUN = 10
+
+
+def _batch_coverage(
+    experiments: int, requests: int, jobs: int | None, progress: Callable[[float, int], None] | None
+) -> Coverage:
+    """The coverage of one long run's interval by batch means
+    (:func:`lbsim.results.metrics.batch_means_half_width`), on the first system."""
+    system = SYSTEMS[0]
+    scenario = load_scenario(_scenario(system, requests))
+    outputs = run_tasks(
+        [(scenario, SEED + e, 0) for e in range(experiments)], jobs or os.cpu_count() or 1, progress
+    )
+    means = np.array([tables.summary[system.metric] for tables, _ in outputs])
+    widths = np.array([tables.summary["latency_mean_batch_ci"] for tables, _ in outputs])
+    covered = int(np.sum(np.abs(means - system.theory) <= widths))
+    name = f"{system.name}, one run, {BATCHES} batch means"
+    return Coverage(
+        name, system.metric, system.theory, experiments, 1, requests, covered, float(np.mean(widths))
+    )
 
 
 def markdown(rows: list[Coverage]) -> str:
