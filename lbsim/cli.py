@@ -390,27 +390,19 @@ def _precision(text: str, metric: str, max_replications: int) -> Precision:
     """``--precision 2%`` on ``--precision-metric`` up to ``--max-replications``."""
     from lbsim.precision import Precision
     from lbsim.results.expectations import check_metric
-    from lbsim.units import parse_share
+    from lbsim.units import number_or_text, parse_share
 
     try:
         check_metric(metric)
     except ConfigError as exc:
         raise ConfigError(f"--precision-metric: {exc}") from None
     try:
-        relative = parse_share(_number_or_text(text))
+        relative = parse_share(number_or_text(text))
     except ConfigError as exc:
         raise ConfigError(f"--precision {exc}") from None
     if not 0 < relative < 1:
         raise ConfigError(f"--precision must be a share of the value in (0%, 100%); got {shown(text)}.")
     return Precision(metric, relative, max_replications)
-
-
-def _number_or_text(text: str) -> float | str:
-    """``text`` as a float when it is one (``0.02``), else as written (``2%``)."""
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 class _progress:

@@ -32,6 +32,7 @@ from pydantic import BaseModel
 
 from lbsim import engine
 from lbsim.atomic import write_atomic
+from lbsim.config.base import on_spelled
 from lbsim.config.loading import load_scenario
 from lbsim.config.overrides import get_path
 from lbsim.config.scenario import Scenario
@@ -245,7 +246,7 @@ def cell_values(cell: Cell) -> dict[str, Any]:
 def _as_written(value: Any) -> Any:
     """``value`` with each mapping key YAML 1.1 read as true (``on``) spelled ``on`` again."""
     if isinstance(value, dict):
-        return {("on" if key is True else key): _as_written(item) for key, item in value.items()}
+        return {key: _as_written(item) for key, item in on_spelled(value).items()}
     if isinstance(value, list):
         return [_as_written(item) for item in value]
     return value
@@ -328,9 +329,10 @@ def run_sweep(
     result = _assemble(scenario, cells, seed, replications, found, {i // replications for i in todo})  # type: ignore[arg-type]
     result.n_cached = reused
     if truncations:
-        cell_of_run = [c for c in range(len(cells)) for _ in range(replications)]
-        result.summary["truncation"] = [truncations.get(c, (math.nan, None))[0] for c in cell_of_run]
-        result.summary["steady_state"] = [truncations.get(c, (math.nan, None))[1] for c in cell_of_run]
+        per_cell = [truncations.get(c, (math.nan, None)) for c in range(len(cells))]
+        per_run = [cell for cell in per_cell for _ in range(replications)]
+        result.summary["truncation"] = [cut for cut, _ in per_run]
+        result.summary["steady_state"] = [steady for _, steady in per_run]
         result.notes = _truncation_notes(cells, truncations)
     if keep_requests is not None:
         for c, row in enumerate(result.cells):

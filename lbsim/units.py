@@ -75,6 +75,15 @@ def parse_share(value: object) -> float:
     raise ConfigError(f"must be a number or a percentage such as '5%'; got {shown(value)}.")
 
 
+def number_or_text(text: str) -> float | str:
+    """A command-line value as a float when it is one (``0.02``), else as written (``2%``,
+    ``200ms``), for the parsers above (which take numbers from YAML as numbers)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def parse_threshold(metric: str, value: object) -> float:
     """Return a value of ``metric`` (a result column) as people write it: a duration for a
     latency (``"200ms"``), a rate for throughput (``"400rps"``), else a number or a percentage

@@ -13,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from lbsim.config.base import Duration, Model, PolicySpec
+from lbsim.config.base import Duration, Model, PolicySpec, on_spelled
 from lbsim.errors import ConfigError, UnknownNameError, shown
 from lbsim.limits import MAX_CORES, MAX_INSTANCES
 from lbsim.policies import Policy, make_policy
@@ -202,10 +202,7 @@ class RetriesModel(Model):
     @model_validator(mode="before")
     @classmethod
     def _on_is_not_true(cls, data: Any) -> Any:
-        # YAML 1.1 reads the key `on` as the boolean true.
-        if isinstance(data, Mapping) and True in data:
-            data = {("on" if key is True else key): value for key, value in data.items()}
-        return data
+        return on_spelled(data) if isinstance(data, Mapping) else data
 
 
 class ReloadModel(Model):

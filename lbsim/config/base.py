@@ -24,6 +24,11 @@ from lbsim.policies import make_policy
 from lbsim.units import parse_duration, parse_rate
 
 
+def on_spelled(data: Mapping[Any, Any]) -> dict[Any, Any]:
+    """``data`` with the key YAML 1.1 reads as the boolean true (``on``) spelled ``on``."""
+    return {("on" if key is True else key): value for key, value in data.items()}
+
+
 def read_distribution(value: object, info: ValidationInfo) -> Distribution:
     """A distribution written in a scenario (file paths relative to the scenario file)."""
     return parse_distribution(value, scenario_folder(info), confined=safe(info))

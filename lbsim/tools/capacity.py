@@ -26,7 +26,7 @@ from lbsim.errors import ConfigError, shown
 from lbsim.results.expectations import check_metric
 from lbsim.runner import run_sweep
 from lbsim.tools import theory
-from lbsim.units import parse_share, parse_threshold
+from lbsim.units import number_or_text, parse_share, parse_threshold
 
 # Kinds of fault --survive accepts: the others need a factor or a probability.
 SURVIVE_KINDS = ("crash", "hang")
@@ -68,7 +68,7 @@ def parse_objective(text: str) -> Objective:
     except ConfigError as exc:
         raise ConfigError(f"--slo {exc}") from None
     try:
-        value = parse_threshold(metric, _as_number(raw))
+        value = parse_threshold(metric, number_or_text(raw))
     except ConfigError as exc:
         raise ConfigError(f"--slo {metric} {exc}") from None
     return Objective(metric, sense, value, text.strip())  # type: ignore[arg-type]
@@ -76,17 +76,9 @@ def parse_objective(text: str) -> Objective:
 
 def _number(text: str, where: str) -> float:
     try:
-        return parse_share(_as_number(text))
+        return parse_share(number_or_text(text))
     except ConfigError as exc:
         raise ConfigError(f"{where} {exc}") from None
-
-
-def _as_number(text: str) -> float | str:
-    """``text`` as a float when it is one, else as written (a percentage)."""
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def parse_range(text: str) -> tuple[float, float]:
