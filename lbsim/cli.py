@@ -21,11 +21,12 @@ import click
 from lbsim import __version__
 from lbsim.config.emulate import EMULATIONS, Emulation
 from lbsim.errors import ConfigError, LbsimError, WorkerLost, file_named, shown
-from lbsim.limits import MAX_REPLICATIONS
+from lbsim.limits import MAX_REPLICATIONS, PILOT_REPLICATIONS
 from lbsim.policies import POLICIES, make_policy
 
 if TYPE_CHECKING:
-    from lbsim.precision import Precision
+    from lbsim.config.precision import PrecisionModel
+    from lbsim.runner import SweepResult
 
 # The longest file name most file systems allow, in bytes.
 NAME_MAX = 255
@@ -134,18 +135,18 @@ def main() -> None:
 @click.option(
     "--precision",
     metavar="SHARE",
-    help="Add replications until the 95% half-width of --precision-metric is within SHARE "
-    "(2%) of its value in every cell.",
+    help="Add replications to each cell until the 95% half-width of --precision-metric is within "
+    "SHARE (2%) of its value: the scenario's precision.relative.",
 )
 @click.option(
-    "--precision-metric", default="latency_p99", show_default=True, help="The metric --precision bounds."
+    "--precision-metric",
+    metavar="METRIC",
+    help="The metric --precision bounds: the scenario's precision.metric (default latency_p99).",
 )
 @click.option(
     "--max-replications",
-    type=click.IntRange(3, MAX_REPLICATIONS),
-    default=100,
-    show_default=True,
-    help="Where --precision stops.",
+    type=click.IntRange(PILOT_REPLICATIONS, MAX_REPLICATIONS),
+    help="Where --precision stops: the scenario's precision.max_replications (default 100).",
 )
 @click.option(
     "--no-cache",
@@ -181,41 +182,39 @@ def run(
     from lbsim.config.loading import load_scenario
     from lbsim.config.overrides import parse_assignment, split_values
     from lbsim.output.report import earlier_results, markdown_table, write_results, write_status
-    from lbsim.precision import run_until_precise
     from lbsim.results.expectations import check
-    from lbsim.runner import RunCache, resolved_seed, run_sweep, sweep_plan
+    from lbsim.runner import RunCache, resolved_seed, run_sweep, starting_replications, sweep_plan
 
     overrides = [parse_assignment(text, "--set") for text in sets]
+    overrides += _precision_overrides(scenario, precision, precision_metric, max_replications, safe)
     axes = [(key, split_values(values)) for key, values in (parse_assignment(t, "--sweep") for t in sweeps)]
     loaded = load_scenario(scenario, overrides=overrides, sweeps=axes, safe=safe)
     seed = resolved_seed(loaded, seed)
-    replications = loaded.replications if replications is None else replications
-    target = _precision(precision, precision_metric, max_replications) if precision is not None else None
-    if target is not None and replications > target.max_replications:
-        raise ConfigError(
-            f"--replications must be at most --max-replications ({target.max_replications}) with "
-            f"--precision; got {replications}."
-        )
+    try:
+        replications = starting_replications(loaded, replications)
+    except ConfigError as exc:
+        raise ConfigError(f"{file_named(scenario)} (--replications): {exc}") from None
     folder = out if out is not None else Path("results") / loaded.name
     _check_writable(folder)
     try:
-        # --precision may go up to its maximum: the limits and the budget hold for that.
-        planned = sweep_plan(loaded, target.max_replications if target is not None else replications)
+        planned = sweep_plan(loaded, replications)
     except ConfigError as exc:
-        where = " (--max-replications)" if target is not None else ""
-        raise ConfigError(f"{file_named(scenario)}{where}: {exc}") from None
+        raise ConfigError(f"{file_named(scenario)}: {exc}") from None
     n_cells = planned.n_cells
+    per_cell = (
+        f"{replications} to {loaded.precision.max_replications}" if loaded.precision else f"{replications}"
+    )
     if planned.requests > REQUEST_BUDGET and not force:
         raise ConfigError(
             f"{file_named(scenario)}: a run must simulate at most {REQUEST_BUDGET:.0e} requests "
             "without --force; "
-            f"got about {planned.requests:.2g} ({n_cells} cell(s) x {replications} replication(s))."
+            f"got about {planned.requests:.2g} ({n_cells} cell(s) x {per_cell} replication(s))."
         )
     if not quiet:
         processes = min(jobs or os.cpu_count() or 1, n_cells * replications)
         hours = planned.requests / (NOMINAL_RATE * processes) / 3600
         click.echo(
-            f"about {planned.requests:,.0f} requests in {n_cells} cell(s) x {replications} replication(s): "
+            f"about {planned.requests:,.0f} requests in {n_cells} cell(s) x {per_cell} replication(s): "
             f"about {_span(hours * 3600)} at {NOMINAL_RATE:,} requests/s in each of {processes} process(es)",
             err=True,
         )
@@ -256,17 +255,9 @@ def run(
                 cache=cache,
                 keep_requests=folder / "requests" if keep_requests else None,
             )
-            if target is None:
-                result = sweep(replications=replications)
-            else:
-                result, replications, missed = run_until_precise(
-                    lambda n: sweep(replications=n), target, replications
-                )
-                planned.warnings.extend(missed)
-                reached = f"{target.metric} within {target.relative:.1%} in every cell"
-                reached += f" after {replications} replications"
-                for line in [] if quiet else missed or [reached]:
-                    click.echo(f"precision: {line}", err=True)
+            result = sweep(replications=replications)
+            if loaded.precision is not None and not quiet:
+                _report_precision(loaded.precision, result)
     except KeyboardInterrupt:
         _stopping()
         write_status(folder, "interrupted", command, loaded.name, "Ctrl-C")
@@ -306,7 +297,6 @@ def run(
             result,
             command=command,
             seed=seed,
-            replications=replications,
             timings=timings,
             outcomes=outcomes,
             warnings=planned.warnings,
@@ -386,23 +376,38 @@ def _check_writable(folder: Path) -> None:
         )
 
 
-def _precision(text: str, metric: str, max_replications: int) -> Precision:
-    """``--precision 2%`` on ``--precision-metric`` up to ``--max-replications``."""
-    from lbsim.precision import Precision
-    from lbsim.results.expectations import check_metric
-    from lbsim.units import number_or_text, parse_share
+def _precision_overrides(
+    scenario: Path, relative: str | None, metric: str | None, maximum: int | None, safe: bool
+) -> list[tuple[str, str]]:
+    """``--precision``, ``--precision-metric`` and ``--max-replications`` as the scenario
+    keys they set (``precision.relative`` and so on), checked there."""
+    from lbsim.config.loading import load_scenario
 
-    try:
-        check_metric(metric)
-    except ConfigError as exc:
-        raise ConfigError(f"--precision-metric: {exc}") from None
-    try:
-        relative = parse_share(number_or_text(text))
-    except ConfigError as exc:
-        raise ConfigError(f"--precision {exc}") from None
-    if not 0 < relative < 1:
-        raise ConfigError(f"--precision must be a share of the value in (0%, 100%); got {shown(text)}.")
-    return Precision(metric, relative, max_replications)
+    overrides = [
+        (f"precision.{key}", str(value))
+        for key, value in (("relative", relative), ("metric", metric), ("max_replications", maximum))
+        if value is not None
+    ]
+    if overrides and relative is None and load_scenario(scenario, safe=safe).precision is None:
+        raise ConfigError(
+            f"{file_named(scenario)}: --precision-metric and --max-replications need a target: "
+            "--precision SHARE, or precision.relative in the scenario; got neither."
+        )
+    return overrides
+
+
+def _report_precision(precision: PrecisionModel, result: SweepResult) -> None:
+    """The replications ``precision`` took per cell, on stderr (the cells that missed it are
+    among the result's notes, printed as warnings)."""
+    from lbsim.output.quantities import three_figures
+
+    counts = result.table["replications"]
+    span = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+    click.echo(
+        f"precision: {precision.metric} to within {three_figures(100 * precision.relative)}% of its value: "
+        f"{span} replications per cell (table.csv's replications)",
+        err=True,
+    )
 
 
 class _progress:
@@ -677,14 +682,17 @@ def coverage(
     """Check that lbsim's 95% intervals cover the theory value about 95% of the time; exit 1
     if a coverage's 99% interval excludes 95%."""
     from lbsim.atomic import write_text_atomic
-    from lbsim.tools.coverage import BATCH_RUN, markdown
+    from lbsim.tools.coverage import BATCH_RUN, PRECISION, PRECISION_MAX, markdown
     from lbsim.tools.coverage import coverage as run_coverage
 
-    total = (2 * replications + BATCH_RUN) * experiments * requests  # M/M/1, M/M/2, one long M/M/1
-    if total > REQUEST_BUDGET:
+    # M/M/1 and M/M/2 for --replications, one long M/M/1, and at most PRECISION_MAX for each
+    # --precision row.
+    runs = 2 * replications + BATCH_RUN + sum(longer * PRECISION_MAX for _, _, longer in PRECISION)
+    if runs * experiments * requests > REQUEST_BUDGET:
         raise ConfigError(
             f"coverage must simulate at most {REQUEST_BUDGET:.0e} requests ((2 x --replications + "
-            f"{BATCH_RUN}) x --experiments x --requests); got {total:.2g}."
+            f"{runs - 2 * replications}) x --experiments x --requests); "
+            f"got {runs * experiments * requests:.2g}."
         )
     started = time.time()
     with _progress(quiet) as progress:

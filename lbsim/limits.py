@@ -12,3 +12,9 @@ MAX_SERVERS_PER_GROUP = 1_000_000
 MAX_CLIENTS = 2**31 - 1
 # Each core of a balancer instance is modelled one by one.
 MAX_CORES = 1024
+
+# The replications every cell runs before its half-width is first looked at. Law (Simulation
+# Modeling and Analysis, 5th ed., 2015, section 9.4.1) asks at least 10 of the sequential
+# procedure: with fewer, a cell whose first few values happen to lie close stops at once on a
+# narrow interval. lbsim coverage measured 88.5% for an M/M/1 mean from 3, 93.3% from 10.
+PILOT_REPLICATIONS = 10

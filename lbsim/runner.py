@@ -13,6 +13,7 @@ import itertools
 import math
 import multiprocessing
 import os
+import re
 import signal
 import stat
 import sys
@@ -40,8 +41,9 @@ from lbsim.config.sweep import Cell, expand
 from lbsim.config.workload import Arrivals
 from lbsim.distributions import Empirical
 from lbsim.errors import ConfigError, WorkerLost, shown
-from lbsim.limits import MAX_REPLICATIONS, MAX_RUNS
+from lbsim.limits import MAX_REPLICATIONS, MAX_RUNS, PILOT_REPLICATIONS
 from lbsim.policies import Policy, make_policy
+from lbsim.precision import run_until_precise
 from lbsim.results.metrics import RunTables, cell_table, summarize
 from lbsim.results.mser import BATCH, mser5
 from lbsim.results.recorder import Records
@@ -263,13 +265,16 @@ def run_sweep(
     cache: RunCache | None = None,
     keep_requests: Path | None = None,
 ) -> SweepResult:
-    """Simulate every cell of the sweep grid for every replication.
+    """Simulate every cell of the sweep grid for every replication. With the scenario's
+    ``precision``, each cell runs in rounds from at least PILOT_REPLICATIONS until its
+    half-width target holds (:mod:`lbsim.precision`); ``notes`` name the cells that missed it.
 
     Args:
         scenario: a Scenario, a YAML path or a mapping.
         jobs: worker processes (default: all cores; 1 runs in this process).
         seed: overrides the scenario's seed.
-        replications: overrides the scenario's number of replications.
+        replications: overrides the scenario's number of replications (with ``precision``,
+            where each cell starts).
         progress: called as ``progress(done, total)``: runs done (a float: finished runs plus
             the simulated share of those under way, except on Dask) of ``total``.
         scheduler: a Dask scheduler address (``tcp://host:8786``), or ``local`` for a
@@ -277,31 +282,105 @@ def run_sweep(
         cache: where finished runs are kept; runs found there are not simulated again.
         keep_requests: a folder to write each run's per-request records to, as Parquet
             (``<task key>.parquet``; the manifest maps cells to them).
+
+    Raises:
+        ConfigError: a bad scenario, more than MAX_RUNS runs (at ``precision``'s maximum),
+            or two cells of the sweep that are the same cell.
     """
     scenario = _scenario(scenario)
     seed = resolved_seed(scenario, seed)
-    replications = scenario.replications if replications is None else replications
-    if not 1 <= replications <= MAX_REPLICATIONS:
-        raise ConfigError(f"replications must be >= 1 and <= {MAX_REPLICATIONS}; got {replications}.")
+    replications = starting_replications(scenario, replications)
     jobs = os.cpu_count() or 1 if jobs is None else jobs
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1; got {jobs}.")
     if keep_requests is not None:
         require_parquet()
+    precision = scenario.precision
     cells = expand(scenario)
-    _check_runs(len(cells), replications)
+    _check_runs(len(cells), precision.max_replications if precision is not None else replications)
+    points = swept_points(cells)
+    # warmup: auto cuts each cell once, over the replications it starts with, so later rounds
+    # of precision reuse the earlier rounds' runs.
     truncations = {
         cell.index: auto_warmup(cell.scenario, seed, replications)
         for cell in cells
         if cell.scenario.warmup == "auto"
     }
+    run = functools.partial(
+        _run_cells, scenario, cells, truncations, seed, jobs, progress, scheduler, cache, keep_requests
+    )
+    if precision is None:
+        return run([replications] * len(cells))
+    result, missed = run_until_precise(run, points, precision, replications)
+    result.notes.extend(missed)
+    return result
+
+
+def starting_replications(scenario: Scenario, replications: int | None) -> int:
+    """The replications each cell of ``scenario`` starts with: ``replications`` (None: the
+    scenario's), and with ``precision`` at least PILOT_REPLICATIONS.
+
+    Raises:
+        ConfigError: not in [1, MAX_REPLICATIONS], or above ``precision``'s maximum.
+    """
+    replications = scenario.replications if replications is None else replications
+    if not 1 <= replications <= MAX_REPLICATIONS:
+        raise ConfigError(f"replications must be >= 1 and <= {MAX_REPLICATIONS}; got {replications}.")
+    if scenario.precision is None:
+        return replications
+    if replications > scenario.precision.max_replications:
+        raise ConfigError(
+            f"replications must be at most precision.max_replications "
+            f"({scenario.precision.max_replications}); got {replications}."
+        )
+    return max(replications, PILOT_REPLICATIONS)
+
+
+def swept_points(cells: list[Cell]) -> list[int]:
+    """The swept point of each cell, numbered in order of first appearance: cells that differ
+    only in their policy share one (the policies compared there, replication by replication).
+
+    Raises:
+        ConfigError: two cells with the same values and policy (a value listed twice, or two
+            values that resolve to one: ``rate: [300, 100%]`` on a fleet of capacity 300).
+    """
+    points: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    numbers = []
+    for cell in cells:
+        values = yaml.safe_dump(cell_values(cell), sort_keys=True)
+        same = seen.setdefault(f"{cell.scenario.policy_label()}|{values}", cell.index)
+        if same != cell.index:
+            raise ConfigError(
+                f"sweep cells {same} and {cell.index} are the same cell "
+                f"({', '.join(f'{k}={shown(v)}' for k, v in cell.values.items())}): "
+                "a sweep must list each value once."
+            )
+        numbers.append(points.setdefault(values, len(points)))
+    return numbers
+
+
+def _run_cells(
+    scenario: Scenario,
+    cells: list[Cell],
+    truncations: dict[int, tuple[float, bool]],
+    seed: int,
+    jobs: int,
+    progress: Callable[[float, int], None] | None,
+    scheduler: str | None,
+    cache: RunCache | None,
+    keep_requests: Path | None,
+    counts: list[int],
+) -> SweepResult:
+    """Run cell c of ``cells`` for replications 0 to counts[c] - 1 (see :func:`run_sweep`)."""
     measured = [
         load_scenario(cell.scenario, overrides=[("warmup", truncations[cell.index][0])])
         if cell.index in truncations
         else cell.scenario
         for cell in cells
     ]
-    tasks = [(cell_scenario, seed, r) for cell_scenario in measured for r in range(replications)]
+    tasks = [(cell, seed, r) for cell, n in zip(measured, counts, strict=True) for r in range(n)]
+    cell_of = [c for c, n in enumerate(counts) for _ in range(n)]
     # One key per task, taken once: the files it hashes could change while the sweep runs.
     keys = [task_key(task) for task in tasks]
     paths = [keep_requests / f"{key}.parquet" if keep_requests else None for key in keys]
@@ -326,17 +405,16 @@ def run_sweep(
     )
     for i, run in zip(todo, fresh, strict=True):
         found[i] = run
-    result = _assemble(scenario, cells, seed, replications, found, {i // replications for i in todo})  # type: ignore[arg-type]
+    result = _assemble(scenario, cells, seed, counts, found, {cell_of[i] for i in todo})  # type: ignore[arg-type]
     result.n_cached = reused
     if truncations:
-        per_cell = [truncations.get(c, (math.nan, None)) for c in range(len(cells))]
-        per_run = [cell for cell in per_cell for _ in range(replications)]
+        per_run = [truncations.get(c, (math.nan, None)) for c in cell_of]
         result.summary["truncation"] = [cut for cut, _ in per_run]
         result.summary["steady_state"] = [steady for _, steady in per_run]
         result.notes = _truncation_notes(cells, truncations)
     if keep_requests is not None:
-        for c, row in enumerate(result.cells):
-            row["requests"] = [path.name for path in paths[c * replications : (c + 1) * replications] if path]
+        for row, first, n in zip(result.cells, itertools.accumulate([0, *counts]), counts, strict=False):
+            row["requests"] = [path.name for path in paths[first : first + n] if path]
     return result
 
 
@@ -399,18 +477,38 @@ class SweepPlan:
 SIZE_MEAN_ERROR = 0.05
 
 
+# The requests beyond a percentile each run should have for --precision on that percentile:
+# see lbsim.tools.coverage.PRECISION.
+TAIL_REQUESTS = 100
+
+
+def _beyond(metric: str, rate: float, cell: Scenario) -> float:
+    """About how many measured requests of one run of ``cell`` lie beyond the percentile
+    ``metric`` (``latency_p99``: 1%); infinite for a metric that is not a percentile."""
+    digits = re.fullmatch(r"latency_p(\d+)", metric)
+    if digits is None:
+        return math.inf
+    measured = cell.duration - (cell.warmup if isinstance(cell.warmup, float) else 0.0)
+    return rate * measured * (1 - float(f"0.{digits.group(1)}"))
+
+
 def sweep_plan(scenario: Scenario, replications: int) -> SweepPlan:
-    """The plan of ``scenario``'s sweep for ``replications`` replications. Each cell's
+    """The plan of ``scenario``'s sweep for ``replications`` replications (with ``precision``,
+    for its maximum: the most it may run). Each cell's
     requests are its mean arrival rate times its duration (for closed-loop users, users /
     (mean think + mean size), an upper bound); the mean size of n requests of a size
     distribution with coefficient of variation cv has a standard error of cv / sqrt(n) of
     the mean (any distribution with a finite variance, as every lbsim size distribution has).
 
     Raises:
-        ConfigError: more than MAX_RUNS runs (cells x replications).
+        ConfigError: more than MAX_RUNS runs (cells x replications), or two cells of the sweep
+            that are the same cell.
     """
+    if scenario.precision is not None:
+        replications = scenario.precision.max_replications
     cells = expand(scenario)
     _check_runs(len(cells), replications)
+    swept_points(cells)
     total = 0.0
     server_load, balancer_load, warnings = [], [], []
     for cell in cells:
@@ -438,6 +536,15 @@ def sweep_plan(scenario: Scenario, replications: int) -> SweepPlan:
                 f"has a standard error of {error:.0%} of its mean (cv / sqrt(requests)); "
                 "longer runs or more replications narrow it"
             )
+        if scenario.precision is not None:
+            metric = scenario.precision.metric
+            beyond = _beyond(metric, rate, cell.scenario)
+            if beyond < TAIL_REQUESTS:
+                warnings.append(
+                    f"{where}about {beyond:,.0f} requests per run lie beyond {metric}, so an interval "
+                    "over many such runs covers less than 95% (lbsim coverage: 90.8% with 20 beyond, "
+                    f"94.0% with 100); runs of {TAIL_REQUESTS} or more beyond it fix that"
+                )
         for i, fault in enumerate(cell.scenario.faults):
             if fault.at is not None and fault.at >= cell.scenario.duration:
                 warnings.append(
@@ -461,8 +568,13 @@ def task_key(task: Task) -> str:
         ConfigError: a trace file the cell replays can no longer be read.
     """
     scenario, seed, replication = task
+    # The keys that set up the whole run but not what one run simulates are left out, so a
+    # new precision target or replication count reuses the runs it shares with an earlier one.
+    run_alone = scenario.model_copy(
+        update={"replications": 1, "precision": None, "expect": [], "description": ""}
+    )
     parts = [
-        repr(scenario), str(seed), str(replication), *_files_read(scenario), _lbsim_source(),
+        repr(run_alone), str(seed), str(replication), *_files_read(scenario), _lbsim_source(),
         *_policy_sources(scenario),
     ]  # fmt: skip
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
@@ -767,21 +879,22 @@ def _assemble(
     scenario: Scenario,
     cells: list[Cell],
     seed: int,
-    replications: int,
+    counts: list[int],
     results: list[tuple[RunTables, float]],
     simulated: set[int],
 ) -> SweepResult:
     keys = ["scenario", "policy", *(key for key in scenario.sweep if key != "balancer.policy")]
     summary_rows, servers, series, cdf, faults, regions, tiers, cell_rows = [], [], [], [], [], [], [], []
-    for c, cell in enumerate(cells):
+    firsts = itertools.accumulate([0, *counts])
+    for c, (cell, first) in enumerate(zip(cells, firsts, strict=False)):
         label = {
             "scenario": scenario.name,
             "policy": cell.scenario.policy_label(),
             **cell_values(cell),
         }
         wall = 0.0
-        for r in range(replications):
-            tables, seconds = results[c * replications + r]
+        for r in range(counts[c]):
+            tables, seconds = results[first + r]
             wall += seconds
             ids = {**label, "replication": r, "seed": seed}
             summary_rows.append({**ids, **tables.summary})
@@ -796,7 +909,7 @@ def _assemble(
                 ).assign(**ids)
             )
         status = "done" if c in simulated else "cached"
-        cell_rows.append({**label, "status": status, "wall_time": round(wall, 3)})
+        cell_rows.append({**label, "replications": counts[c], "status": status, "wall_time": round(wall, 3)})
     summary = pd.DataFrame(summary_rows)
     id_columns = [*keys, "replication", "seed"]
     return SweepResult(

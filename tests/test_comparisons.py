@@ -55,7 +55,7 @@ def test_a_results_folder_of_several_policies_has_comparisons(tmp_path):
         )
     )
     result = lbsim.run_sweep(scenario, jobs=1)
-    write_results(tmp_path, scenario, result, command="test", seed=1, replications=3, timings={})
+    write_results(tmp_path, scenario, result, command="test", seed=1, timings={})
     table = pd.read_csv(tmp_path / "comparisons.csv")
     assert list(table[["policy_a", "policy_b"]].drop_duplicates().itertuples(index=False)) == [
         ("random", "least_connections")

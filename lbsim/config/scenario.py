@@ -23,6 +23,7 @@ from lbsim.config.emulate import apply_emulation
 from lbsim.config.expect import ExpectModel
 from lbsim.config.faults import FaultModel
 from lbsim.config.geography import DnsModel, NetworkModel, RegionModel
+from lbsim.config.precision import PrecisionModel
 from lbsim.config.servers import ServerGroup
 from lbsim.config.workload import CapacityShare, Workload
 from lbsim.errors import ConfigError, UnknownNameError, shown
@@ -45,6 +46,11 @@ def _warmup(value: object) -> float | str:
     return seconds
 
 
+# Keys that set up the whole run (its name, seed, replications, checks and grid), the same in
+# every cell: a sweep cannot vary them.
+RUN_KEYS = ("name", "description", "seed", "replications", "precision", "expect", "sweep")
+
+
 class Scenario(Model):
     """A whole scenario: run length, workload, servers, balancer, sweep grid."""
 
@@ -55,6 +61,7 @@ class Scenario(Model):
     warmup: Annotated[float | str, BeforeValidator(_warmup)] = 0.0
     seed: int = Field(0, ge=0)
     replications: int = Field(1, ge=1, le=MAX_REPLICATIONS)
+    precision: PrecisionModel | None = None
     window: Duration | None = Field(None, gt=0)
     workload: Workload
     servers: list[ServerGroup] = Field(min_length=1)
@@ -93,6 +100,11 @@ class Scenario(Model):
     @classmethod
     def _non_empty_axes(cls, sweep: dict[str, list[Any]]) -> dict[str, list[Any]]:
         for path, values in sweep.items():
+            if path.split(".")[0].split("[")[0] in RUN_KEYS:
+                raise ConfigError(
+                    f"must vary what a cell simulates, not the run's {', '.join(RUN_KEYS)}; "
+                    f"got {shown(path)}."
+                )
             if not values:
                 raise ConfigError(f"must list at least one value; got an empty list for {shown(path)}.")
         cells = math.prod(len(values) for values in sweep.values())
@@ -111,6 +123,16 @@ class Scenario(Model):
             return self
         workload = self.workload.model_copy(update={"rate": rate.share * self.capacity})
         return self.model_copy(update={"workload": workload})
+
+    @model_validator(mode="after")
+    def _replications_below_the_precision_maximum(self) -> Scenario:
+        if self.precision is not None and self.replications > self.precision.max_replications:
+            raise ConfigError(
+                f"must be at most precision.max_replications ({self.precision.max_replications}); "
+                f"got {self.replications}.",
+                key="replications",
+            )
+        return self
 
     @model_validator(mode="after")
     def _warmup_inside(self) -> Scenario:

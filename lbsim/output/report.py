@@ -107,7 +107,6 @@ def write_results(
     *,
     command: str,
     seed: int,
-    replications: int,
     timings: dict[str, float],
     outcomes: Sequence[Outcome] = (),
     warnings: Sequence[str] = (),
@@ -144,20 +143,29 @@ def write_results(
         report += [scenario.description.strip(), ""]
     if warnings:
         report += ["## Warnings", "", *(f"- {warning}" for warning in warnings), ""]
+    counts = result.table["replications"]
+    fewest, most = int(counts.min()), int(counts.max())
     ci_note = (
         "Each figure is the mean over replications ± the half-width of its 95% confidence interval "
         "(† where the half-width exceeds the value: run more replications)."
-        if replications >= MIN_REPLICATIONS
+        if fewest >= MIN_REPLICATIONS
         else f"Each figure is the mean over replications (confidence intervals need at least "
         f"{MIN_REPLICATIONS} replications)."
     )
-    if replications == 1:
+    if most == 1:
         ci_note += (
             f" With one replication the mean latency's ± comes from {BATCHES} non-overlapping batch means "
             "of the run (by arrival time, after the warm-up)."
         )
+    per_cell = f"{fewest}" if fewest == most else f"{fewest}-{most}"
+    if scenario.precision is not None:
+        per_cell += (
+            f" (as many as each cell's {scenario.precision.metric} needed to be known to within "
+            f"{three_figures(100 * scenario.precision.relative)}% of its value, or at most "
+            f"{scenario.precision.max_replications}; table.csv's replications)"
+        )
     report += [
-        f"Seed {seed}, {replications} replication(s) per cell, {len(result.cells)} cell(s). {ci_note} "
+        f"Seed {seed}, {per_cell} replication(s) per cell, {len(result.cells)} cell(s). {ci_note} "
         f"Latencies over `ok` requests that arrived after the {_warmup_text(scenario)}; "
         "the error rate counts a request still in flight when the run stopped as not `ok`; "
         "throughput is `ok` completions per second within the run. Tables: "
@@ -188,7 +196,8 @@ def write_results(
         "command": command,
         "scenario": scenario.name,
         "seed": seed,
-        "replications": replications,
+        # The most any cell ran (with precision, each cell's own count is in its row of cells).
+        "replications": most,
         "timings": timings,
         "cells": result.cells,
         "files": written,
