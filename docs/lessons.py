@@ -186,14 +186,17 @@ COVERAGE = {"experiments": 1000, "replications": 3, "requests": 2000}
 @dataclass(frozen=True)
 class Covers:
     """The coverage of the 95% intervals of row ``index`` of ``lbsim coverage`` (the systems
-    of :data:`lbsim.tools.coverage.SYSTEMS`, then one run's batch means; ``interval``: its
-    99% Wilson interval)."""
+    of :data:`lbsim.tools.coverage.SYSTEMS`, then one run's batch means, then ``--precision``;
+    ``interval``: its 99% Wilson interval; ``replications``: the mean replications)."""
 
     index: int
     interval: bool = False
+    replications: bool = False
 
     def measure(self, results: Mapping[str, Any]) -> str:
         row = results["coverage"][self.index]
+        if self.replications:
+            return f"{row.replications:.1f}"
         if self.interval:
             low, high = row.interval
             return f"{100 * low:.1f}-{100 * high:.1f}%"
@@ -231,8 +234,9 @@ def _policies(scenario: str, metric: str, policies: Mapping[str, str], **where: 
 
 SPECS: dict[str, Value | Versus | Span | Share | Remap | Capacity | Covers] = {
     # Coverage of the 95% intervals (lbsim coverage).
-    **{f"coverage.{i}": Covers(i) for i in range(4)},
-    **{f"coverage.{i}.interval": Covers(i, interval=True) for i in range(4)},
+    **{f"coverage.{i}": Covers(i) for i in range(6)},
+    **{f"coverage.{i}.interval": Covers(i, interval=True) for i in range(6)},
+    **{f"coverage.{i}.replications": Covers(i, replications=True) for i in (4, 5)},
     # Remapping a key space (lbsim remap).
     **{
         f"remap.{policy}.{'removed' if removed else 'added'}": Remap(policy, removed)

@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from lbsim.tools.coverage import SYSTEMS, coverage, wilson
+from lbsim.limits import PILOT_REPLICATIONS
+from lbsim.tools.coverage import SYSTEMS, coverage, precision_coverage, wilson
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,11 @@ def test_the_theory_values_are_the_textbook_ones():
 
 
 def test_intervals_cover_at_their_nominal_level():
-    for row in coverage(experiments=300, replications=3, requests=2000):
+    rows = coverage(experiments=300, replications=3, requests=2000, precision=False)
+    # --precision 5% on the M/M/1 mean: the sequential procedure from 10 replications.
+    rows.append(precision_coverage(SYSTEMS[0], 0.05, experiments=300, requests=2000))
+    assert rows[-1].replications > PILOT_REPLICATIONS
+    for row in rows:
         # The coverage's 99.9% Wilson interval must hold 95% (a miss by chance: 0.1%).
         low, high = wilson(row.covered, row.experiments, 3.2905)
         assert low <= 0.95 <= high, (row.system, row.metric, row.coverage)
@@ -42,9 +47,11 @@ def test_the_command_writes_its_table_and_a_verdict(tmp_path):
     assert result.exit_code in (0, 1), result.output
     text = (out / "coverage.md").read_text()
     assert text.count("| 20 x 3 x 500 |") == 3 and text.count("| 20 x 1 x 5,000 |") == 1
+    assert "| M/M/1 load 0.5, --precision 5% | latency_mean |" in text
+    assert "| M/M/1 load 0.5, --precision 10% | latency_p99 |" in text and "x 2,500 |" in text
     verdict = text.strip().splitlines()[-1]
     covering = int(verdict.split()[0])
-    assert verdict.startswith(f"{covering} of 4 cover at 95%") and result.exit_code == (covering < 4)
+    assert verdict.startswith(f"{covering} of 6 cover at 95%") and result.exit_code == (covering < 6)
 
 
 def test_a_study_above_the_request_budget_is_refused(tmp_path):
