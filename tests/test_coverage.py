@@ -48,7 +48,7 @@ def test_the_command_writes_its_table_and_a_verdict(tmp_path):
     text = (out / "coverage.md").read_text()
     assert text.count("| 20 x 3 x 500 |") == 3 and text.count("| 20 x 1 x 5,000 |") == 1
     assert "| M/M/1 load 0.5, --precision 5% | latency_mean |" in text
-    assert "| M/M/1 load 0.5, --precision 10% | latency_p99 |" in text and "x 2,500 |" in text
+    assert "| M/M/1 load 0.5, --precision 5% | latency_p99 |" in text and "x 2,500 |" in text
     verdict = text.strip().splitlines()[-1]
     covering = int(verdict.split()[0])
     assert verdict.startswith(f"{covering} of 6 cover at 95%") and result.exit_code == (covering < 6)

@@ -197,7 +197,7 @@ def _batch_coverage(
 # run's p99 from 2,000 requests (about 20 beyond it) is biased and skewed enough that an
 # interval over 10 such runs held the theory value in 90.8% of 400 experiments, one over 10
 # runs of 10,000 requests in 94.0% of 300 (lbsim.runner.sweep_plan warns of such short runs).
-PRECISION = ((0, 0.05, 1), (1, 0.10, 5))
+PRECISION = ((0, 0.05, 1), (1, 0.05, 5))
 PRECISION_MAX = 50
 
 
