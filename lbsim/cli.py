@@ -604,6 +604,49 @@ def _closest(search: Any, key: str) -> str:
     return f"{key} = {_value(probe[key])} ({probe['variant']}) with " + ", ".join(parts)
 
 
+@main.command(name="export")
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--to", "system", type=click.Choice(["haproxy", "nginx"]), required=True)
+@click.option(
+    "--backends",
+    metavar="HOST:PORT,...",
+    help="One address per server, in the scenario's order (default: the servers' addresses, "
+    "else 127.0.0.1:8001, :8002, ...).",
+)
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="Where the balancer listens.")
+@click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE", help="Override a key (repeatable).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+def export_config(
+    scenario: Path, system: str, backends: str | None, listen: str, sets: tuple[str, ...], out: Path | None
+) -> None:
+    """Write the HAProxy or NGINX config that runs SCENARIO's balancer on real software; what
+    the system cannot express is listed in the config's comments and on stderr."""
+    from lbsim.atomic import write_text_atomic
+    from lbsim.config.loading import load_scenario
+    from lbsim.config.overrides import parse_assignment
+    from lbsim.interop import haproxy, nginx
+
+    loaded = load_scenario(scenario, overrides=[parse_assignment(text, "--set") for text in sets])
+    varied = [
+        key
+        for key, values in loaded.sweep.items()
+        if key.startswith(("balancer", "servers")) and len(values) > 1
+    ]
+    if varied:
+        raise ConfigError(
+            f"{file_named(scenario)}: export writes one balancer, so the sweep must not vary the balancer "
+            f"or the servers; got {shown(varied[0])} (pick one value with --set)."
+        )
+    addresses = backends.split(",") if backends is not None else None
+    exported = (haproxy if system == "haproxy" else nginx).export(loaded, addresses, listen)
+    for line in exported.unexpressed:
+        click.echo(f"not expressed: {line}", err=True)
+    if out is None:
+        click.echo(exported.text, nl=False)
+    else:
+        write_text_atomic(out, exported.text)
+
+
 @main.command()
 @click.option(
     "--policy", "policy_name", required=True, help="A policy name, e.g. ring_hash, maglev, ip_hash."

@@ -1,0 +1,81 @@
+"""The backends of a scenario as a real balancer's config lists them: one per server, with
+its address, weight, backup flag and slow-start window, and the policy's name and parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lbsim.config.scenario import Scenario
+from lbsim.errors import ConfigError, shown
+
+# Where the backends listen when neither the scenario (``addresses``) nor --backends says.
+FIRST_PORT = 8001
+_ADDRESS = re.compile(r"^[A-Za-z0-9_.:\[\]-]+:\d{1,5}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """One server as a balancer's config lists it (``web-0``, ``127.0.0.1:8001``)."""
+
+    name: str
+    address: str
+    weight: int
+    backup: bool
+    slow_start: float | None
+
+
+def policy_of(scenario: Scenario) -> tuple[str, dict[str, Any]]:
+    """The balancer's policy: its lbsim name and the parameters the scenario gives it."""
+    spec = scenario.balancer.policy
+    if isinstance(spec, Mapping):
+        return str(spec["name"]), {key: value for key, value in spec.items() if key != "name"}
+    if isinstance(spec, str):
+        return spec, {}
+    return type(spec).__name__, {}
+
+
+def backends_of(scenario: Scenario, addresses: Sequence[str] | None, weighted: bool) -> list[Backend]:
+    """Every server of ``scenario`` in order, at ``addresses`` (one per server), else at the
+    group's ``addresses``, else at 127.0.0.1 from port FIRST_PORT; weights 1 unless ``weighted``
+    (an lbsim policy that ignores weights exports as one that is given none).
+
+    Raises:
+        ConfigError: ``addresses`` not HOST:PORT, or not one per server.
+    """
+    servers = [(group, i) for group in scenario.servers for i in range(group.count)]
+    if addresses is not None:
+        for address in addresses:
+            if not _ADDRESS.match(address):
+                raise ConfigError(f"--backends must list HOST:PORT addresses; got {shown(address)}.")
+        if len(addresses) != len(servers):
+            raise ConfigError(
+                f"--backends must give one address per server ({len(servers)}); got {len(addresses)}."
+            )
+    backends = []
+    for k, (group, i) in enumerate(servers):
+        if addresses is not None:
+            address = addresses[k]
+        elif group.addresses is not None:
+            address = group.addresses[i]
+        else:
+            address = f"127.0.0.1:{FIRST_PORT + k}"
+        backends.append(
+            Backend(
+                f"{group.name}-{i}",
+                address,
+                group.weight if weighted else 1,
+                group.backup,
+                group.slow_start.window if group.slow_start is not None else None,
+            )
+        )
+    return backends
+
+
+def seconds(value: float) -> str:
+    """A duration as HAProxy and NGINX write it: whole milliseconds (``250ms``, ``10s``)."""
+    ms = round(value * 1000)
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
