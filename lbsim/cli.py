@@ -647,6 +647,52 @@ def export_config(
         write_text_atomic(out, exported.text)
 
 
+@main.command(name="import")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "system",
+    type=click.Choice(["haproxy", "nginx"]),
+    help="The config's system (default: by its suffix: .cfg HAProxy, .conf NGINX).",
+)
+@click.option("--name", default="imported", show_default=True, help="The scenario's name.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+def import_config(config: Path, system: str | None, name: str, out: Path | None) -> None:
+    """Read a real balancer's CONFIG (an HAProxy backend, an NGINX upstream) as a scenario with
+    balancer.emulate set; the workload is a marked placeholder, and what lbsim does not read
+    is listed in its comments and on stderr."""
+    from yaml import safe_load
+
+    from lbsim.atomic import write_text_atomic
+    from lbsim.config.loading import load_scenario
+    from lbsim.input_files import read_input
+    from lbsim.interop import haproxy, nginx
+    from lbsim.interop.imported import scenario_text
+
+    where = file_named(config)
+    system = system or {".cfg": "haproxy", ".conf": "nginx"}.get(config.suffix)
+    if system is None:
+        raise ConfigError(
+            f"{where}: --format must say haproxy or nginx for a file without .cfg or .conf; got none."
+        )
+    try:
+        if system == "haproxy":
+            imported = haproxy.read(read_input(config, "the config "))
+        else:
+            read_input(config, "the config ")  # refuses what is no readable UTF-8 file
+            imported = nginx.read(str(config))
+        scenario = scenario_text(imported, config.name, name)
+        load_scenario(safe_load(scenario))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    for line in imported.unsupported:
+        click.echo(f"not read: {line}", err=True)
+    if out is None:
+        click.echo(scenario, nl=False)
+    else:
+        write_text_atomic(out, scenario)
+
+
 @main.command()
 @click.option(
     "--policy", "policy_name", required=True, help="A policy name, e.g. ring_hash, maglev, ip_hash."

@@ -5,11 +5,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from lbsim import __version__
 from lbsim.config.scenario import Scenario
+from lbsim.errors import ConfigError, shown
 from lbsim.interop.backends import backends_of, policy_of, seconds
+from lbsim.interop.imported import Imported, Server
 from lbsim.interop.unexpressed import Exported, unexpressed
 
 # lbsim's policy -> (HAProxy's balance, whether weights apply, a note when the rules differ).
@@ -150,3 +155,216 @@ def _retries(scenario: Scenario, missing: list[str]) -> list[str]:
         if getattr(retries, key) is not None:
             missing.append(f"balancer.retries.{key}: HAProxy has none")
     return lines
+
+
+# HAProxy's time units; a number without one is milliseconds (configuration.txt, 2.5).
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_TIME = re.compile(r"^(\d+(?:\.\d+)?)(us|ms|s|m|h|d)?$")
+# HAProxy's balance -> lbsim's policy under emulate: haproxy.
+POLICY = {"roundrobin": "round_robin", "leastconn": "least_connections"}
+# HAProxy's retry-on keywords -> lbsim's retries.on.
+RETRIES_ON = {
+    "conn-failure": "connect_failure",
+    "empty-response": "reset",
+    "response-timeout": "timeout",
+    "503": "rejected",
+}
+# Keywords that take a second word (``timeout server``), the settings read, and those that
+# change nothing lbsim models (how long a client or a connect may take, HTTP mode's own).
+_FAMILIES = ("timeout", "option", "stick")
+_READ = {
+    "mode", "balance", "retries", "retry-on", "cookie", "stick-table", "stick on",
+    "option redispatch", "option httpchk", "timeout server", "timeout check",
+}  # fmt: skip
+_HARMLESS = {"timeout connect", "timeout client", "option httplog", "option tcplog", "log"}
+# Status codes lbsim's ``error`` stands for, together.
+_ERROR_CODES = {"500", "502", "504"}
+
+
+def read(text: str) -> Imported:
+    """An HAProxy configuration's first backend (or listen section) with servers, and its
+    defaults, as a scenario's servers and ``balancer`` (``emulate: haproxy``).
+
+    Raises:
+        ConfigError: no backend with a server line, or a value HAProxy would not take.
+    """
+    sections = _sections(text)
+    backends = [
+        s for s in sections if s.kind in ("backend", "listen") and any(k == "server" for _, k, _ in s.lines)
+    ]
+    if not backends:
+        raise ConfigError(
+            "an HAProxy config must have a backend (or listen) section with server lines; got none."
+        )
+    backend = backends[0]
+    unsupported = [
+        f"section {s.kind} {s.name}".rstrip() + ": not a backend"
+        for s in sections
+        if s.kind in ("global", "frontend")
+    ]
+    unsupported += [f"backend {s.name}: only the first backend is read" for s in backends[1:]]
+    # Each setting by its keyword (and a second word for the keyword families: timeout server).
+    settings: dict[str, list[str]] = {}
+    lines = [line for s in sections if s.kind == "defaults" for line in s.lines] + backend.lines
+    servers, default_server = [], []
+    for number, keyword, args in lines:
+        key, value = (f"{keyword} {args[0]}", args[1:]) if keyword in _FAMILIES and args else (keyword, args)
+        if keyword == "server":
+            servers.append((number, args))
+        elif keyword == "default-server":
+            default_server = args
+            unsupported += [
+                f"line {number}: default-server option {o}" for o in _unknown(args, _DEFAULT_OPTIONS)
+            ]
+        elif key in _READ:
+            settings[key] = value
+        elif key not in _HARMLESS:
+            unsupported.append(f"line {number}: {key}")
+    balancer: dict[str, Any] = {"emulate": "haproxy"}
+    if settings.get("mode") == ["tcp"]:
+        balancer["layer"] = 4
+    balancer["policy"] = _policy(settings.get("balance", ["roundrobin"]), unsupported)
+    checks, parsed = False, []
+    for number, args in servers:
+        server, checked = _server(number, args, default_server, unsupported)
+        parsed.append(server)
+        checks = checks or checked
+    if checks:
+        balancer["health_check"] = _health_check(default_server, settings)
+    try_timeout = _seconds(settings["timeout server"][0]) if "timeout server" in settings else 60.0
+    if {"retries", "retry-on", "option redispatch"} & settings.keys() or try_timeout != 60.0:
+        balancer["retries"] = _read_retries(settings, try_timeout, unsupported)
+    if "cookie" in settings:
+        ttl = _option(settings["cookie"], "maxidle")
+        balancer["sticky"] = {"by": "cookie", **({"ttl": _seconds(ttl)} if ttl else {})}
+    elif "stick on" in settings:
+        expire = _option(settings.get("stick-table", []), "expire")
+        balancer["sticky"] = {"by": "client", **({"ttl": _seconds(expire)} if expire else {})}
+    return Imported("HAProxy", parsed, balancer, unsupported)
+
+
+@dataclass(frozen=True)
+class _Section:
+    kind: str
+    name: str
+    lines: list[tuple[int, str, list[str]]]
+
+
+def _sections(text: str) -> list[_Section]:
+    """The config's sections, each with its (line number, keyword, arguments), comments dropped."""
+    sections: list[_Section] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        words = raw.split("#", 1)[0].split()
+        if not words:
+            continue
+        if words[0] in (
+            "global",
+            "defaults",
+            "frontend",
+            "backend",
+            "listen",
+            "resolvers",
+            "peers",
+            "userlist",
+        ):
+            sections.append(_Section(words[0], " ".join(words[1:2]), []))
+        elif sections:
+            sections[-1].lines.append((number, words[0], words[1:]))
+        else:
+            raise ConfigError(
+                f"an HAProxy config must start with a section; got {shown(words[0])} on line {number}."
+            )
+    return sections
+
+
+def _seconds(text: str) -> float:
+    match = _TIME.match(text)
+    if match is None:
+        raise ConfigError(f"an HAProxy time must be a number with a unit (2s, 500ms); got {shown(text)}.")
+    return float(match.group(1)) * _UNITS[match.group(2) or "ms"]
+
+
+def _option(args: list[str], name: str) -> str | None:
+    """The value after ``name`` in ``args`` (``weight 3``), or None."""
+    return args[args.index(name) + 1] if name in args[:-1] else None
+
+
+def _policy(args: list[str], unsupported: list[str]) -> Any:
+    algorithm = args[0] if args else "roundrobin"
+    if algorithm in POLICY:
+        return POLICY[algorithm]
+    if (match := re.fullmatch(r"random(?:\((\d+)\))?", algorithm)) is not None:
+        draws = int(match.group(1) or 2)
+        return "random" if draws == 2 else {"name": "chash_random", "draws": draws}
+    unsupported.append(f"balance {algorithm}: lbsim does not model it; read as roundrobin")
+    return "round_robin"
+
+
+def _server(number: int, args: list[str], defaults: list[str], unsupported: list[str]) -> tuple[Server, bool]:
+    """A ``server NAME ADDRESS [options]`` line, with ``default-server`` options under its own."""
+    if len(args) < 2:
+        raise ConfigError(f"an HAProxy server line must give a name and an address; got line {number}.")
+    name, address, options = args[0], args[1], [*defaults, *args[2:]]
+    unsupported += [
+        f"line {number}: server option {option}" for option in _unknown(args[2:], _SERVER_OPTIONS)
+    ]
+    weight = _option(options, "weight")
+    slow_start = _option(options, "slowstart")
+    server = Server(
+        name,
+        address,
+        int(weight) if weight is not None else 1,
+        "backup" in options,
+        _seconds(slow_start) if slow_start is not None else None,
+    )
+    return server, "check" in options
+
+
+# Server options lbsim reads: those with a value, and flags.
+_SERVER_OPTIONS = ({"weight", "slowstart", "cookie"}, {"check", "backup"})
+# default-server's: the check's timing besides.
+_DEFAULT_OPTIONS = ({"weight", "slowstart", "inter", "rise", "fall"}, {"check"})
+
+
+def _unknown(options: list[str], known: tuple[set[str], set[str]]) -> list[str]:
+    """The options of ``options`` that are neither a known one with its value nor a known flag."""
+    valued, flags = known
+    unknown, i = [], 0
+    while i < len(options):
+        if options[i] in valued:
+            i += 2
+            continue
+        if options[i] not in flags:
+            unknown.append(options[i])
+        i += 1
+    return unknown
+
+
+def _health_check(defaults: list[str], settings: dict[str, list[str]]) -> dict[str, Any]:
+    check: dict[str, Any] = {}
+    for key, value in (
+        ("interval", _option(defaults, "inter")),
+        ("rise", _option(defaults, "rise")),
+        ("fall", _option(defaults, "fall")),
+    ):
+        if value is not None:
+            check[key] = _seconds(value) if key == "interval" else int(value)
+    if "timeout check" in settings:
+        check["timeout"] = _seconds(settings["timeout check"][0])
+    return check
+
+
+def _read_retries(
+    settings: dict[str, list[str]], try_timeout: float, unsupported: list[str]
+) -> dict[str, Any]:
+    retries: dict[str, Any] = {"max": int(settings.get("retries", ["3"])[0])}
+    keywords = settings.get("retry-on", ["conn-failure"])
+    on = [RETRIES_ON[k] for k in keywords if k in RETRIES_ON]
+    if set(keywords) >= _ERROR_CODES:
+        on = [o for o in on if o != "reset"] + ["error"]
+    unsupported += [f"retry-on {k}" for k in keywords if k not in RETRIES_ON and k not in _ERROR_CODES]
+    retries["on"] = list(dict.fromkeys(on))
+    retries["same_server"] = "option redispatch" not in settings
+    if try_timeout != 60.0:
+        retries["try_timeout"] = try_timeout
+    return retries

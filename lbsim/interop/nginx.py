@@ -6,11 +6,17 @@ and ngx_http_proxy_module; ngx_stream_* at layer 4).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from typing import Any
+
+import crossplane
 
 from lbsim import __version__
 from lbsim.config.scenario import Scenario
+from lbsim.errors import ConfigError, shown
 from lbsim.interop.backends import backends_of, policy_of, seconds
+from lbsim.interop.imported import Imported, Server
 from lbsim.interop.unexpressed import Exported, unexpressed
 
 # lbsim's policy -> (the upstream's algorithm directive, whether weights apply, a note when
@@ -92,7 +98,7 @@ def export(scenario: Scenario, addresses: Sequence[str] | None, listen: str) -> 
         line += f" fail_timeout={seconds(fail_timeout)}" + (
             " backup" if backend.backup and keeps_backups else ""
         )
-        servers.append(line + ";")
+        servers.append(f"{line};  # {backend.name}")
     next_upstream, tries = _next_upstream(scenario, missing)
     upstream = ["upstream lbsim {", "    zone lbsim 64k;", *([f"    {algorithm}"] if algorithm else [])]
     upstream += [f"    {server}" for server in servers] + ["}"]
@@ -161,6 +167,10 @@ def _next_upstream(scenario: Scenario, missing: list[str]) -> tuple[str, int]:
     conditions: list[str] = []
     if retries is not None:
         conditions += " ".join(NEXT_UPSTREAM[on] for on in retries.on).split()
+        if len({"connect_failure", "reset"} & set(retries.on)) == 1:
+            missing.append("balancer.retries.on: NGINX's error retries a failed connect and a reset alike")
+        if balancer.layer == 4 and set(retries.on) - {"connect_failure"}:
+            missing.append("balancer.retries.on: at layer 4, NGINX retries failed connections only")
         for key in ("budget", "hedge", "max_concurrent"):
             if getattr(retries, key) is not None:
                 missing.append(f"balancer.retries.{key}: NGINX has none")
@@ -178,3 +188,147 @@ def _next_upstream(scenario: Scenario, missing: list[str]) -> tuple[str, int]:
         conditions += failures
     tries = retries.max + 1 if retries is not None else 1
     return " ".join(dict.fromkeys(conditions)), tries
+
+
+# NGINX's time units; a number without one is seconds (nginx.org, Syntax: time).
+_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_TIME = re.compile(r"^(\d+)(ms|s|m|h|d)?$")
+# An upstream's algorithm directive -> lbsim's policy under emulate: nginx.
+POLICY = {"least_conn": "least_connections", "ip_hash": "ip_hash"}
+# proxy_next_upstream's conditions -> lbsim's retries.on.
+RETRIES_ON = {
+    "error": "connect_failure",
+    "timeout": "timeout",
+    "http_503": "rejected",
+    "http_429": "http_429",
+}
+_ERROR_CODES = {"http_500", "http_502", "http_504"}
+# NGINX's failure conditions (max_fails counts them), as outlier_detection.fails_on takes them.
+FAILURES = ("error", "timeout", "http_500", "http_502", "http_503", "http_504", "http_429")
+# Directives that change nothing lbsim models.
+_HARMLESS = {
+    "zone", "listen", "proxy_pass", "proxy_http_version", "proxy_set_header", "access_log", "error_log",
+    "worker_processes", "worker_connections", "pid", "keepalive", "#",
+}  # fmt: skip
+
+
+def read(path: str) -> Imported:
+    """An NGINX configuration's first ``upstream`` (http or stream) and the proxy settings of
+    the server that passes to it, as a scenario's servers and ``balancer`` (``emulate:
+    nginx``). Parsed by crossplane, NGINX's own configuration grammar in Python.
+
+    Raises:
+        ConfigError: the file does not parse, or has no upstream with servers.
+    """
+    parsed = crossplane.parse(path, single=True, comments=True, catch_errors=False)
+    if parsed["status"] != "ok":
+        error = parsed["errors"][0]
+        raise ConfigError(f"an NGINX config must parse; got {shown(error['error'], 120)}.")
+    directives = list(_walk(parsed["config"][0]["parsed"], ()))
+    upstreams = [(d, parents) for d, parents in directives if d["directive"] == "upstream"]
+    if not upstreams:
+        raise ConfigError("an NGINX config must have an upstream block with server lines; got none.")
+    upstream, parents = upstreams[0]
+    unsupported = [f"upstream {d['args'][0]}: only the first upstream is read" for d, _ in upstreams[1:]]
+    balancer: dict[str, Any] = {"emulate": "nginx"}
+    if "stream" in parents:
+        balancer["layer"] = 4
+    servers, passive = [], []
+    comments = {d["line"]: d["comment"].strip() for d in upstream.get("block", []) if d["directive"] == "#"}
+    for directive in upstream.get("block", []):
+        name, args = directive["directive"], directive["args"]
+        if name == "server":
+            server, fails = _server(directive, comments.get(directive["line"]), unsupported)
+            servers.append(server)
+            passive.append(fails)
+        elif name in POLICY and not args:
+            balancer["policy"] = POLICY[name]
+        elif name == "random" and not args:
+            balancer["policy"] = "random"
+        elif name == "hash" and args == ["$remote_addr", "consistent"]:
+            balancer["policy"] = "ring_hash"
+        elif name not in _HARMLESS:
+            unsupported.append(f"line {directive['line']}: {' '.join([name, *args])}")
+    if len(set(passive)) > 1:
+        unsupported.append("max_fails and fail_timeout differ between servers: the first server's are read")
+    max_fails, fail_timeout = passive[0] if passive else (1, 10.0)
+    proxy = {
+        d["directive"]: d["args"]
+        for d, _ in directives
+        if d["directive"].startswith("proxy_") and d is not upstream
+    }
+    conditions = proxy.get("proxy_next_upstream", ["on" if "stream" in parents else "error", "timeout"])
+    if "stream" in parents:  # on: a failed connection is a failure, and tried on the next server
+        conditions = ["error", "timeout"] if conditions[0] == "on" else ["off"]
+    if max_fails != 1 or fail_timeout != 10.0 or set(conditions) != {"error", "timeout"}:
+        failures = [c for c in conditions if c in FAILURES]
+        balancer["outlier_detection"] = {
+            "max_fails": max_fails,
+            "fail_timeout": fail_timeout,
+            "fails_on": failures,
+        }
+    retries = _read_retries(conditions, proxy, unsupported)
+    if retries:
+        balancer["retries"] = retries
+    return Imported("NGINX", servers, balancer, unsupported)
+
+
+def _walk(block: list[dict[str, Any]], parents: tuple[str, ...]) -> Any:
+    for directive in block:
+        yield directive, parents
+        yield from _walk(directive.get("block", []), (*parents, directive["directive"]))
+
+
+def _seconds(text: str) -> float:
+    match = _TIME.match(text)
+    if match is None:
+        raise ConfigError(f"an NGINX time must be a number with a unit (10s, 500ms); got {shown(text)}.")
+    return int(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def _server(
+    directive: dict[str, Any], comment: str | None, unsupported: list[str]
+) -> tuple[Server, tuple[int, float]]:
+    """A ``server ADDRESS [weight=N] [max_fails=N] [fail_timeout=T] [backup]`` line (a comment
+    on its line names it), and its (max_fails, fail_timeout)."""
+    address, *options = directive["args"]
+    values = dict(option.split("=", 1) for option in options if "=" in option)
+    for option in options:
+        key = option.split("=", 1)[0]
+        if key not in ("weight", "max_fails", "fail_timeout", "backup"):
+            unsupported.append(f"line {directive['line']}: server option {option}")
+    server = Server(comment or None, address, int(values.get("weight", 1)), "backup" in options)
+    return server, (int(values.get("max_fails", 1)), _seconds(values.get("fail_timeout", "10s")))
+
+
+def _read_retries(
+    conditions: list[str], proxy: dict[str, list[str]], unsupported: list[str]
+) -> dict[str, Any]:
+    """The ``retries`` section for proxy_next_upstream, its tries and proxy_read_timeout (empty:
+    NGINX's defaults, error and timeout on every server once)."""
+    retries: dict[str, Any] = {}
+    if conditions in (["off"], []):
+        retries["max"] = 0
+    elif set(conditions) != {"error", "timeout"}:
+        on = [RETRIES_ON[c] for c in conditions if c in RETRIES_ON]
+        if "error" in conditions:
+            on.append("reset")
+        if set(conditions) >= _ERROR_CODES:
+            on.append("error")
+        retries["on"] = list(dict.fromkeys(on))
+        if _ERROR_CODES & set(conditions) and not set(conditions) >= _ERROR_CODES:
+            unsupported.append(
+                "proxy_next_upstream http_500, http_502, http_504: lbsim retries the three together (error)"
+            )
+        unsupported += [
+            f"proxy_next_upstream {c}"
+            for c in conditions
+            if c not in RETRIES_ON and c not in _ERROR_CODES and c != "on"
+        ]
+    tries = int(proxy.get("proxy_next_upstream_tries", ["0"])[0])
+    if tries > 0 and "max" not in retries:
+        retries["max"] = tries - 1
+    read_timeout = _seconds(proxy.get("proxy_read_timeout", ["60s"])[0])
+    if read_timeout != 60.0:
+        retries["try_timeout"] = read_timeout
+    return retries

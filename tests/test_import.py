@@ -1,0 +1,176 @@
+"""lbsim import: a real balancer's config, written the way its documentation writes it, read
+as a scenario with balancer.emulate set; an import of an export gives the scenario back."""
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from lbsim.cli import main
+from lbsim.config.loading import load_scenario
+from lbsim.errors import ConfigError, file_named
+from lbsim.interop import haproxy, nginx
+from lbsim.interop.imported import scenario_text
+
+# After HAProxy's configuration.txt (balance, option httpchk, default-server, server options).
+HAPROXY_DOC = """\
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+
+backend app
+    balance leastconn
+    option httpchk GET /health
+    default-server inter 3s fall 3 rise 2
+    server s1 10.0.0.1:80 check weight 10
+    server s2 10.0.0.2:80 check weight 20 slowstart 60s
+    server s3 10.0.0.3:80 check backup
+    http-request set-header X-Foo bar
+"""
+
+# nginx.org's ngx_http_upstream_module example.
+NGINX_DOC = """\
+http {
+    upstream backend {
+        server backend1.example.com       weight=5;
+        server backend2.example.com:8080;
+        server unix:/tmp/backend3;
+
+        server backup1.example.com:8080   backup;
+        server backup2.example.com:8080   backup max_fails=3;
+    }
+
+    server {
+        location / {
+            proxy_pass http://backend;
+        }
+    }
+}
+"""
+
+
+def _scenario(imported, name="imported"):
+    return load_scenario(yaml.safe_load(scenario_text(imported, "test", name)))
+
+
+def test_an_haproxy_backend_as_its_documentation_writes_it():
+    imported = haproxy.read(HAPROXY_DOC)
+    scenario = _scenario(imported)
+    balancer = scenario.balancer
+    # leastconn under emulate: haproxy is HAProxy's (active + 1) / weight rule.
+    assert balancer.emulate == "haproxy" and balancer.policy == "weighted_least_connections"
+    check = balancer.health_check
+    assert (check.interval, check.rise, check.fall) == (3.0, 2, 3)
+    assert [(g.name, g.weight, g.backup) for g in scenario.servers] == [
+        ("s1", 10, False),
+        ("s2", 20, False),
+        ("s3", 1, True),
+    ]
+    assert scenario.servers[1].slow_start.window == 60.0 and scenario.servers[1].slow_start.style == "haproxy"
+    # timeout server 30s bounds each try; HAProxy's retries default to 3 on a failed connect.
+    assert (balancer.retries.max, balancer.retries.try_timeout, balancer.retries.on) == (
+        3,
+        30.0,
+        ["connect_failure"],
+    )
+    assert imported.unsupported == ["line 14: http-request"]
+
+
+def test_an_nginx_upstream_as_its_documentation_writes_it(tmp_path):
+    path = tmp_path / "nginx.conf"
+    path.write_text(NGINX_DOC)
+    imported = nginx.read(str(path))
+    scenario = _scenario(imported)
+    assert scenario.balancer.emulate == "nginx"
+    # No algorithm directive: NGINX's smooth weighted round robin.
+    assert scenario.balancer.policy == "weighted_round_robin"
+    assert [(g.weight, g.backup) for g in scenario.servers] == [
+        (5, False),
+        (1, False),
+        (1, False),
+        (1, True),
+        (1, True),
+    ]
+    assert scenario.servers[2].addresses == ["unix:/tmp/backend3"]
+    # max_fails=1 fail_timeout=10s, NGINX's defaults, except on one server: that is said.
+    assert scenario.balancer.outlier_detection.max_fails == 1
+    assert imported.unsupported == [
+        "max_fails and fail_timeout differ between servers: the first server's are read"
+    ]
+
+
+HAPROXY_NATIVE = {
+    "servers": [
+        {"name": "fast", "count": 3, "weight": 2, "slow_start": {"window": 10.0}},
+        {"name": "slow", "count": 1},
+        {"name": "spare", "count": 1, "backup": True},
+    ],
+    "balancer": {
+        "emulate": "haproxy",
+        "policy": "least_connections",
+        "health_check": {"interval": 1.0, "rise": 3, "fall": 2, "timeout": 0.5},
+        "retries": {"max": 2, "on": ["connect_failure", "timeout"]},
+        "sticky": {"by": "cookie", "ttl": 30.0},
+    },
+}
+NGINX_NATIVE = {
+    "servers": [{"name": "fast", "count": 3, "weight": 2}, {"name": "slow", "count": 1}],
+    "balancer": {
+        "emulate": "nginx",
+        "policy": "least_connections",
+        "outlier_detection": {"max_fails": 3, "fail_timeout": 5.0},
+        "retries": {"max": 1, "try_timeout": 2.0},
+    },
+}
+
+
+@pytest.mark.parametrize(("system", "native"), [(haproxy, HAPROXY_NATIVE), (nginx, NGINX_NATIVE)])
+def test_an_import_of_an_export_is_the_same_scenario(tmp_path, system, native):
+    base = {
+        "name": "native",
+        "duration": "60s",
+        "workload": {"arrivals": "poisson", "rate": "100/s", "size": "exp(10ms)"},
+    }
+    original = load_scenario({**base, **native})
+    exported = system.export(original, None, "127.0.0.1:8080")
+    path = tmp_path / "config"
+    path.write_text(exported.text)
+    imported = system.read(exported.text if system is haproxy else str(path))
+    again = _scenario(imported, "native")
+    assert again.balancer == original.balancer
+    assert [g.model_copy(update={"addresses": None}) for g in again.servers] == list(original.servers)
+    assert system.export(again, None, "127.0.0.1:8080").text == exported.text
+
+
+def test_a_config_without_servers_is_one_line(tmp_path):
+    path = tmp_path / "h.cfg"
+    path.write_text("frontend f\n    bind :80\n")
+    result = CliRunner().invoke(main, ["import", str(path)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {file_named(path)}: an HAProxy config must have a backend (or listen) section with server "
+        "lines; got none."
+    )
+    with pytest.raises(ConfigError, match="an HAProxy time must be a number with a unit"):
+        haproxy.read("backend b\n    server s 1.2.3.4:80 slowstart soon\n")
+
+
+def test_the_format_comes_from_the_suffix_or_is_asked_for(tmp_path):
+    path = tmp_path / "balancer.txt"
+    path.write_text(HAPROXY_DOC)
+    unknown = CliRunner().invoke(main, ["import", str(path)])
+    assert unknown.exit_code == 2
+    assert unknown.output.strip() == (
+        f"error: {file_named(path)}: --format must say haproxy or nginx for a file without .cfg or .conf; "
+        "got none."
+    )
+    out = tmp_path / "s.yaml"
+    result = CliRunner().invoke(main, ["import", str(path), "--format", "haproxy", "--out", str(out)])
+    assert result.exit_code == 0 and result.output == "not read: line 14: http-request\n"
+    text = out.read_text()
+    assert (
+        "# not read: line 14: http-request" in text
+        and "# PLACEHOLDER: a config does not know its traffic" in text
+    )
+    assert load_scenario(out).balancer.emulate == "haproxy"
