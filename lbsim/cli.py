@@ -652,32 +652,34 @@ def export_config(
 @click.option(
     "--format",
     "system",
-    type=click.Choice(["haproxy", "nginx"]),
-    help="The config's system (default: by its suffix: .cfg HAProxy, .conf NGINX).",
+    type=click.Choice(["haproxy", "nginx", "envoy"]),
+    help="The config's system (default: by its suffix: .cfg HAProxy, .conf NGINX, .yaml .yml .json Envoy).",
 )
 @click.option("--name", default="imported", show_default=True, help="The scenario's name.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
 def import_config(config: Path, system: str | None, name: str, out: Path | None) -> None:
-    """Read a real balancer's CONFIG (an HAProxy backend, an NGINX upstream) as a scenario with
-    balancer.emulate set; the workload is a marked placeholder, and what lbsim does not read
-    is listed in its comments and on stderr."""
+    """Read a real balancer's CONFIG (an HAProxy backend, an NGINX upstream, an Envoy cluster)
+    as a scenario with balancer.emulate set; the workload is a marked placeholder, and what
+    lbsim does not read is listed in its comments and on stderr."""
     from yaml import safe_load
 
     from lbsim.atomic import write_text_atomic
     from lbsim.config.loading import load_scenario
     from lbsim.input_files import read_input
-    from lbsim.interop import haproxy, nginx
+    from lbsim.interop import envoy, haproxy, nginx
     from lbsim.interop.imported import scenario_text
 
     where = file_named(config)
-    system = system or {".cfg": "haproxy", ".conf": "nginx"}.get(config.suffix)
+    suffixes = {".cfg": "haproxy", ".conf": "nginx", ".yaml": "envoy", ".yml": "envoy", ".json": "envoy"}
+    system = system or suffixes.get(config.suffix)
     if system is None:
         raise ConfigError(
-            f"{where}: --format must say haproxy or nginx for a file without .cfg or .conf; got none."
+            f"{where}: --format must name the system of a file without a known suffix "
+            f"({', '.join(suffixes)}); got none."
         )
     try:
-        if system == "haproxy":
-            imported = haproxy.read(read_input(config, "the config "))
+        if system in ("haproxy", "envoy"):
+            imported = (haproxy if system == "haproxy" else envoy).read(read_input(config, "the config "))
         else:
             read_input(config, "the config ")  # refuses what is no readable UTF-8 file
             imported = nginx.read(str(config))

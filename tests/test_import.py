@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from lbsim.cli import main
 from lbsim.config.loading import load_scenario
 from lbsim.errors import ConfigError, file_named
-from lbsim.interop import haproxy, nginx
+from lbsim.interop import envoy, haproxy, nginx
 from lbsim.interop.imported import scenario_text
 
 # After HAProxy's configuration.txt (balance, option httpchk, default-server, server options).
@@ -100,6 +100,69 @@ def test_an_nginx_upstream_as_its_documentation_writes_it(tmp_path):
     ]
 
 
+# A cluster as Envoy's cluster.proto documents its fields (v3 API).
+ENVOY_DOC = """\
+static_resources:
+  clusters:
+  - name: service
+    connect_timeout: 0.25s
+    type: STRICT_DNS
+    lb_policy: LEAST_REQUEST
+    least_request_lb_config:
+      choice_count: 3
+      slow_start_config: {slow_start_window: 30s}
+    common_lb_config:
+      healthy_panic_threshold: {value: 25}
+    load_assignment:
+      cluster_name: service
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}
+          load_balancing_weight: 2
+        - endpoint: {address: {socket_address: {address: 10.0.0.2, port_value: 80}}}
+      - priority: 1
+        lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 10.0.0.3, port_value: 80}}}
+    health_checks:
+    - timeout: 1s
+      interval: 5s
+      unhealthy_threshold: 2
+      healthy_threshold: 1
+      http_health_check: {path: /health}
+    outlier_detection: {consecutive_5xx: 3, base_ejection_time: 10s, success_rate_stdev_factor: 1500}
+    circuit_breakers:
+      thresholds: [{max_connections: 100, max_pending_requests: 50, max_requests: 200, max_retries: 5}]
+    dns_refresh_rate: 10s
+"""
+
+
+def test_an_envoy_cluster_as_its_proto_documents_it():
+    imported = envoy.read(ENVOY_DOC)
+    scenario = _scenario(imported)
+    balancer = scenario.balancer
+    assert balancer.emulate == "envoy" and balancer.policy == {"name": "p2c", "choices": 3}
+    assert balancer.panic_threshold == 25.0 and balancer.backups == "priority"
+    check = balancer.health_check
+    assert (check.interval, check.timeout, check.fall, check.rise, check.style) == (5.0, 1.0, 2, 1, "envoy")
+    detection = balancer.outlier_detection
+    # success_rate_stdev_factor is in thousandths: 1500 is 1.5.
+    assert (detection.consecutive_errors, detection.base_ejection, detection.success_rate_stdev_factor) == (
+        3,
+        10.0,
+        1.5,
+    )
+    breaker = balancer.circuit_breaker
+    assert (breaker.max_connections, breaker.max_pending, breaker.max_requests) == (100, 50, 200)
+    assert [(g.weight, g.backup, g.addresses) for g in scenario.servers] == [
+        (2, False, ["10.0.0.1:80"]),
+        (1, False, ["10.0.0.2:80"]),
+        (1, True, ["10.0.0.3:80"]),
+    ]
+    assert all(g.slow_start.window == 30.0 and g.slow_start.style == "envoy" for g in scenario.servers)
+    # Retries are a route's, not a cluster's; the DNS refresh is not modelled.
+    assert imported.unsupported == ["dns_refresh_rate", "circuit_breakers.thresholds[0].max_retries"]
+
+
 HAPROXY_NATIVE = {
     "servers": [
         {"name": "fast", "count": 3, "weight": 2, "slow_start": {"window": 10.0}},
@@ -162,8 +225,8 @@ def test_the_format_comes_from_the_suffix_or_is_asked_for(tmp_path):
     unknown = CliRunner().invoke(main, ["import", str(path)])
     assert unknown.exit_code == 2
     assert unknown.output.strip() == (
-        f"error: {file_named(path)}: --format must say haproxy or nginx for a file without .cfg or .conf; "
-        "got none."
+        f"error: {file_named(path)}: --format must name the system of a file without a known suffix "
+        "(.cfg, .conf, .yaml, .yml, .json); got none."
     )
     out = tmp_path / "s.yaml"
     result = CliRunner().invoke(main, ["import", str(path), "--format", "haproxy", "--out", str(out)])
