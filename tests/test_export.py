@@ -74,7 +74,8 @@ def test_nginx_without_passive_checks_turns_max_fails_off():
     # NGINX's default max_fails=1 would mark servers down where the scenario has no passive check.
     lines = _lines(_export(nginx, balancer={"policy": "least_connections"}).text)
     assert "least_conn;" in lines
-    assert "server 127.0.0.1:8001 weight=3 max_fails=0 fail_timeout=10s;" in lines
+    # Each server line names its server in a comment, for lbsim import.
+    assert "server 127.0.0.1:8001 weight=3 max_fails=0 fail_timeout=10s;  # fast-0" in lines
     assert "proxy_next_upstream off;" in lines and "proxy_next_upstream_tries 1;" in lines
 
 
@@ -82,7 +83,7 @@ def test_nginx_defaults_follow_emulate():
     # emulate: nginx: max_fails=1 fail_timeout=10s; proxy_next_upstream error timeout, every
     # server once (tries = 3 servers).
     lines = _lines(_export(nginx, balancer={"emulate": "nginx"}).text)
-    assert "server 127.0.0.1:8003 weight=1 max_fails=1 fail_timeout=10s;" in lines
+    assert "server 127.0.0.1:8003 weight=1 max_fails=1 fail_timeout=10s;  # slow-0" in lines
     assert "proxy_next_upstream error timeout;" in lines and "proxy_next_upstream_tries 3;" in lines
     assert not any(line.startswith(("least_conn", "random", "hash")) for line in lines)  # round robin
 

@@ -158,6 +158,7 @@ def write_results(
             "of the run (by arrival time, after the warm-up)."
         )
     per_cell = f"{fewest}" if fewest == most else f"{fewest}-{most}"
+    per_cell += " replication(s) per cell"
     if scenario.precision is not None:
         per_cell += (
             f" (as many as each cell's {scenario.precision.metric} needed to be known to within "
@@ -165,7 +166,7 @@ def write_results(
             f"{scenario.precision.max_replications}; table.csv's replications)"
         )
     report += [
-        f"Seed {seed}, {per_cell} replication(s) per cell, {len(result.cells)} cell(s). {ci_note} "
+        f"Seed {seed}, {per_cell}, {len(result.cells)} cell(s). {ci_note} "
         f"Latencies over `ok` requests that arrived after the {_warmup_text(scenario)}; "
         "the error rate counts a request still in flight when the run stopped as not `ok`; "
         "throughput is `ok` completions per second within the run. Tables: "
