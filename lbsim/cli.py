@@ -376,6 +376,20 @@ def _check_writable(folder: Path) -> None:
         )
 
 
+def _regular_file(out: Path) -> Path:
+    """``--out`` for a file: a path that is a regular file or nothing yet (a device, a FIFO or a
+    symbolic link there would be replaced by the rename that writes the file whole).
+
+    Raises:
+        ConfigError: something other than a regular file is there.
+    """
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise ConfigError(
+            f"--out must name a regular file or a new one; got {shown(str(out))}, which is not."
+        )
+    return out
+
+
 def _precision_overrides(
     scenario: Path, relative: str | None, metric: str | None, maximum: int | None, safe: bool
 ) -> list[tuple[str, str]]:
@@ -625,7 +639,10 @@ def export_config(
     from lbsim.config.loading import load_scenario
     from lbsim.config.overrides import parse_assignment
     from lbsim.interop import haproxy, nginx
+    from lbsim.interop.backends import check_address
 
+    if out is not None:
+        _regular_file(out)
     loaded = load_scenario(scenario, overrides=[parse_assignment(text, "--set") for text in sets])
     varied = [
         key
@@ -638,7 +655,11 @@ def export_config(
             f"or the servers; got {shown(varied[0])} (pick one value with --set)."
         )
     addresses = backends.split(",") if backends is not None else None
-    exported = (haproxy if system == "haproxy" else nginx).export(loaded, addresses, listen)
+    try:
+        check_address(listen, "--listen")
+        exported = (haproxy if system == "haproxy" else nginx).export(loaded, addresses, listen)
+    except ConfigError as exc:
+        raise ConfigError(f"{file_named(scenario)}: {exc}") from None
     for line in exported.unexpressed:
         click.echo(f"not expressed: {line}", err=True)
     if out is None:
@@ -669,6 +690,8 @@ def import_config(config: Path, system: str | None, name: str, out: Path | None)
     from lbsim.interop import envoy, haproxy, nginx
     from lbsim.interop.imported import scenario_text
 
+    if out is not None:
+        _regular_file(out)
     where = file_named(config)
     suffixes = {".cfg": "haproxy", ".conf": "nginx", ".yaml": "envoy", ".yml": "envoy", ".json": "envoy"}
     system = system or suffixes.get(config.suffix)
@@ -686,7 +709,7 @@ def import_config(config: Path, system: str | None, name: str, out: Path | None)
         scenario = scenario_text(imported, config.name, name)
         load_scenario(safe_load(scenario))
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{where}: {str(exc).replace('<scenario>: ', 'read as a scenario, ', 1)}") from None
     for line in imported.unsupported:
         click.echo(f"not read: {line}", err=True)
     if out is None:

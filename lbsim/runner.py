@@ -311,7 +311,20 @@ def run_sweep(
     )
     if precision is None:
         return run([replications] * len(cells))
-    result, missed = run_until_precise(run, points, precision, replications)
+    simulated: list[int] = [0]  # runs simulated over every round
+    done: set[int] = set()  # cells with one of them
+
+    def counted(counts: list[int]) -> SweepResult:
+        round_result = run(counts)
+        simulated[0] += sum(counts) - round_result.n_cached
+        done.update(c for c, row in enumerate(round_result.cells) if row["status"] == "done")
+        return round_result
+
+    result, missed = run_until_precise(counted, points, precision, replications)
+    # A run an earlier round simulated comes from the cache in later rounds, yet was simulated here.
+    result.n_cached = len(result.summary) - simulated[0]
+    for c, row in enumerate(result.cells):
+        row["status"] = "done" if c in done else "cached"
     result.notes.extend(missed)
     return result
 

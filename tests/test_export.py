@@ -113,7 +113,9 @@ def test_backends_take_the_addresses_given(tmp_path):
     assert result.exit_code == 0 and "server slow-0 10.0.0.3:80 weight 1" in result.output
     wrong = CliRunner().invoke(main, [*args[:-1], "10.0.0.1:80", "--out", str(tmp_path / "h.cfg")])
     assert wrong.exit_code == 2 and not (tmp_path / "h.cfg").exists()
-    assert wrong.output.strip() == "error: --backends must give one address per server (3); got 1."
+    assert wrong.output.strip() == (
+        f"error: {file_named(path)}: --backends must give one address per server (3); got 1."
+    )
 
 
 def test_a_sweep_of_the_balancer_needs_one_value(tmp_path):
@@ -167,7 +169,8 @@ def test_nginx_accepts_the_export(tmp_path, policy, layer):
         "outlier_detection": {"max_fails": 2, "fail_timeout": 5},
         "retries": {"max": 2, "on": ["connect_failure", "timeout"]},
     }
-    servers = [*FLEET, {"name": "spare", "backup": True}]
+    # 100 servers besides: the upstream's shared zone must hold them all.
+    servers = [*FLEET, {"name": "spare", "backup": True}, {"name": "many", "count": 100}]
     scenario = load_scenario(make_scenario(servers=servers, balancer=balancer))
     (tmp_path / "n.conf").write_text(nginx.export(scenario, None, "127.0.0.1:18080").text)
     settings = f"pid {tmp_path}/n.pid; error_log {tmp_path}/error.log;"
@@ -179,3 +182,39 @@ def test_nginx_accepts_the_export(tmp_path, policy, layer):
         ["nginx", "-t", "-c", str(tmp_path / "n.conf"), "-g", settings], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stderr
+
+
+def test_every_note_is_in_the_file_too():
+    exported = _export(haproxy, balancer={"retries": {"max": 2, "hedge": 0.05}})
+    assert exported.unexpressed and all(
+        f"# not expressed: {line}" in exported.text for line in exported.unexpressed
+    )
+    assert "balancer.retries.hedge: HAProxy has none" in exported.unexpressed
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--backends", "10.0.0.1:99999,10.0.0.2:80,10.0.0.3:80", "--backends must be HOST:PORT addresses"),
+        ("--backends", "::1:80,10.0.0.2:80,10.0.0.3:80", "--backends must be HOST:PORT addresses"),
+        ("--listen", "127.0.0.1:80\n    bind 0.0.0.0:1", "--listen must be HOST:PORT addresses"),
+    ],
+)
+def test_addresses_are_checked_before_they_reach_a_config(tmp_path, option, value, message):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(make_scenario(servers=FLEET)))
+    result = CliRunner().invoke(main, ["export", str(path), "--to", "haproxy", option, value])
+    assert result.exit_code == 2 and result.output.startswith(f"error: {file_named(path)}: {message}")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_out_never_replaces_what_is_not_a_regular_file(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(make_scenario()))
+    target = tmp_path / "target"
+    target.write_text("kept")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    result = CliRunner().invoke(main, ["export", str(path), "--to", "nginx", "--out", str(link)])
+    assert result.exit_code == 2 and "--out must name a regular file or a new one" in result.output
+    assert link.is_symlink() and target.read_text() == "kept"

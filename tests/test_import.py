@@ -10,6 +10,7 @@ from lbsim.config.loading import load_scenario
 from lbsim.errors import ConfigError, file_named
 from lbsim.interop import envoy, haproxy, nginx
 from lbsim.interop.imported import scenario_text
+from tests.helpers import make_scenario
 
 # After HAProxy's configuration.txt (balance, option httpchk, default-server, server options).
 HAPROXY_DOC = """\
@@ -237,3 +238,55 @@ def test_the_format_comes_from_the_suffix_or_is_asked_for(tmp_path):
         and "# PLACEHOLDER: a config does not know its traffic" in text
     )
     assert load_scenario(out).balancer.emulate == "haproxy"
+
+
+@pytest.mark.parametrize(
+    ("system", "text", "message"),
+    [
+        (haproxy, "backend b\n    server s 1.2.3.4:80 weight abc\n", "line 2: weight must be a whole number"),
+        (haproxy, "backend b\n    retries x\n    server s 1.2.3.4:80\n", "retries must be a whole number"),
+        (envoy, "name: c\nload_assignment: {endpoints: abc}\n", "load_assignment.endpoints must be a list"),
+        (
+            envoy,
+            "load_assignment: {endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: "
+            "{address: a}}}}]}]}\n",
+            "must give an address and a port_value",
+        ),
+        (
+            envoy,
+            "load_assignment: {endpoints: [{priority: x, lb_endpoints: []}]}\n",
+            r"load_assignment.endpoints\[0\].priority must be a whole number",
+        ),
+    ],
+)
+def test_a_bad_value_is_a_config_error_not_a_crash(system, text, message):
+    with pytest.raises(ConfigError, match=message):
+        system.read(text)
+
+
+def test_an_nginx_weight_that_is_not_a_number_is_one_line(tmp_path):
+    path = tmp_path / "n.conf"
+    path.write_text("http { upstream u { server 1.2.3.4:80 weight=abc; } }\n")
+    result = CliRunner().invoke(main, ["import", str(path)])
+    assert result.exit_code == 2
+    assert (
+        result.output.strip()
+        == f"error: {file_named(path)}: line 1: weight must be a whole number >= 0; got 'abc'."
+    )
+
+
+def test_haproxy_check_timing_on_the_server_lines_is_read():
+    imported = haproxy.read("backend b\n    server s1 1.2.3.4:80 check inter 2s rise 3 fall 4\n")
+    check = _scenario(imported).balancer.health_check
+    assert (check.interval, check.rise, check.fall) == (2.0, 3, 4) and imported.unsupported == []
+
+
+def test_no_retries_come_back_as_no_retries():
+    # retries 0 exports as just that, and reads back as max 0, whatever retry-on would say.
+    servers = [{"name": "web", "count": 2}]
+    scenario = load_scenario(
+        make_scenario(servers=servers, balancer={"emulate": "haproxy", "retries": {"max": 0}})
+    )
+    text = haproxy.export(scenario, None, "127.0.0.1:8080").text
+    assert "    retries 0" in text and "retry-on" not in text
+    assert haproxy.export(_scenario(haproxy.read(text), "test"), None, "127.0.0.1:8080").text == text

@@ -199,3 +199,15 @@ def test_the_plan_warns_of_runs_too_short_for_a_percentile_interval():
     mean = load_scenario(_poisson(precision={"relative": "5%", "metric": "latency_mean"}))
     assert sweep_plan(long, 10).warnings == []
     assert not any("beyond" in warning for warning in sweep_plan(mean, 10).warnings)
+
+
+def test_a_metric_that_is_not_a_name_is_one_line():
+    with pytest.raises(ConfigError, match=r"precision.metric must be a metric name; got \['latency_mean'\]"):
+        load_scenario(make_scenario(precision={"relative": "5%", "metric": ["latency_mean"]}))
+
+
+def test_runs_an_earlier_round_simulated_are_not_counted_as_cached(tmp_path):
+    scenario = _poisson(precision={"metric": "latency_mean", "relative": "3%"})
+    result = run_sweep(scenario, jobs=1, cache=RunCache(tmp_path / "cache"))
+    assert int(result.table["replications"].iloc[0]) > PILOT_REPLICATIONS  # more than one round
+    assert result.n_cached == 0 and result.cells[0]["status"] == "done"

@@ -88,10 +88,11 @@ class Scenario(Model):
     @field_validator("servers")
     @classmethod
     def _unique_names(cls, groups: list[ServerGroup]) -> list[ServerGroup]:
-        names = [group.name for group in groups]
-        for name in names:
-            if names.count(name) > 1:
+        seen: set[str] = set()
+        for name in (group.name for group in groups):
+            if name in seen:
                 raise ConfigError(f"must have unique names; got {shown(name)} twice.")
+            seen.add(name)
             if name == "balancer":
                 raise ConfigError("must not be named 'balancer' (the balancer's name); got 'balancer'.")
         return groups

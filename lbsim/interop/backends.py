@@ -14,7 +14,8 @@ from lbsim.errors import ConfigError, shown
 
 # Where the backends listen when neither the scenario (``addresses``) nor --backends says.
 FIRST_PORT = 8001
-_ADDRESS = re.compile(r"^[A-Za-z0-9_.:\[\]-]+:\d{1,5}$")
+# HOST:PORT, the host a name, an IPv4 address or a bracketed IPv6 address.
+_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +50,7 @@ def backends_of(scenario: Scenario, addresses: Sequence[str] | None, weighted: b
     servers = [(group, i) for group in scenario.servers for i in range(group.count)]
     if addresses is not None:
         for address in addresses:
-            if not _ADDRESS.match(address):
-                raise ConfigError(f"--backends must list HOST:PORT addresses; got {shown(address)}.")
+            check_address(address, "--backends")
         if len(addresses) != len(servers):
             raise ConfigError(
                 f"--backends must give one address per server ({len(servers)}); got {len(addresses)}."
@@ -60,7 +60,7 @@ def backends_of(scenario: Scenario, addresses: Sequence[str] | None, weighted: b
         if addresses is not None:
             address = addresses[k]
         elif group.addresses is not None:
-            address = group.addresses[i]
+            address = check_address(group.addresses[i], f"servers[{scenario.servers.index(group)}].addresses")
         else:
             address = f"127.0.0.1:{FIRST_PORT + k}"
         backends.append(
@@ -73,6 +73,20 @@ def backends_of(scenario: Scenario, addresses: Sequence[str] | None, weighted: b
             )
         )
     return backends
+
+
+def check_address(address: str, what: str) -> str:
+    """``address`` when it is HOST:PORT with a port from 1 to 65535 (an IPv6 host in brackets).
+
+    Raises:
+        ConfigError: anything else, naming ``what``.
+    """
+    match = _ADDRESS.match(address)
+    if match is None or not 1 <= int(match.group(2)) <= 65535:
+        raise ConfigError(
+            f"{what} must be HOST:PORT addresses (port 1-65535, [IPv6]:PORT); got {shown(address)}."
+        )
+    return address
 
 
 def seconds(value: float) -> str:

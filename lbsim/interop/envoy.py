@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from lbsim.errors import ConfigError, shown
-from lbsim.interop.imported import Imported, Server
+from lbsim.interop.imported import Imported, Server, whole
 
 # cluster.proto LbPolicy -> lbsim's policy under emulate: envoy.
 POLICY = {
@@ -56,15 +56,18 @@ def read(text: str) -> Imported:
     except yaml.YAMLError:
         raise ConfigError("an Envoy config must be YAML or JSON; got text that is neither.") from None
     cluster = _cluster(data)
-    unsupported = [f"{key}" for key in cluster if key not in _HARMLESS and key not in _READ]
+    unsupported = [shown(str(key), 60)[1:-1] for key in cluster if key not in _HARMLESS and key not in _READ]
     balancer: dict[str, Any] = {"emulate": "envoy"}
-    policy = cluster.get("lb_policy", "ROUND_ROBIN")
+    policy = str(cluster.get("lb_policy", "ROUND_ROBIN"))
     if policy not in POLICY:
-        unsupported.append(f"lb_policy {shown(policy)}: lbsim does not model it; read as ROUND_ROBIN")
+        unsupported.append(f"lb_policy {shown(policy, 40)}: lbsim does not model it; read as ROUND_ROBIN")
     balancer["policy"] = POLICY.get(policy, "round_robin")
     choices = _get(cluster, "least_request_lb_config", "choice_count")
     if policy == "LEAST_REQUEST" and choices is not None:
-        balancer["policy"] = {"name": "p2c", "choices": int(choices)}
+        balancer["policy"] = {
+            "name": "p2c",
+            "choices": whole(choices, "least_request_lb_config.choice_count"),
+        }
     slow = _get(cluster, "round_robin_lb_config", "slow_start_config") or _get(
         cluster, "least_request_lb_config", "slow_start_config"
     )
@@ -75,17 +78,24 @@ def read(text: str) -> Imported:
     servers = _servers(cluster, window)
     panic = _get(cluster, "common_lb_config", "healthy_panic_threshold", "value")
     if panic is not None:
-        balancer["panic_threshold"] = float(panic)
-    checks = cluster.get("health_checks") or []
+        balancer["panic_threshold"] = panic  # checked as the scenario's panic_threshold
+    checks = _mappings(cluster.get("health_checks") or [], "health_checks")
     if checks:
         balancer["health_check"] = _health_check(checks[0])
         unsupported += ["health_checks: only the first is read"] if len(checks) > 1 else []
-    if isinstance(cluster.get("outlier_detection"), Mapping):
-        balancer["outlier_detection"] = _outlier(cluster["outlier_detection"], unsupported)
-    thresholds = _get(cluster, "circuit_breakers", "thresholds") or []
+    if "outlier_detection" in cluster:
+        balancer["outlier_detection"] = _outlier(
+            _mapping(cluster["outlier_detection"], "outlier_detection"), unsupported
+        )
+    thresholds = _mappings(
+        _get(cluster, "circuit_breakers", "thresholds") or [], "circuit_breakers.thresholds"
+    )
     if thresholds:
         breaker = thresholds[0]
-        balancer["circuit_breaker"] = {BREAKER[k]: int(v) for k, v in breaker.items() if k in BREAKER}
+        where = "circuit_breakers.thresholds[0]."
+        balancer["circuit_breaker"] = {
+            BREAKER[k]: whole(v, f"{where}{k}") for k, v in breaker.items() if k in BREAKER
+        }
         unsupported += [
             f"circuit_breakers.thresholds[0].{k}" for k in breaker if k not in BREAKER and k != "priority"
         ]
@@ -116,6 +126,19 @@ def _cluster(data: Any) -> Mapping[str, Any]:
     return data
 
 
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{what} must be a mapping; got {shown(value, 40)}.")
+    return value
+
+
+def _mappings(value: Any, what: str) -> list[Mapping[str, Any]]:
+    """``value``, a list of mappings (``what`` names it in the error)."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{what} must be a list; got {shown(value, 40)}.")
+    return [_mapping(item, f"{what}[{i}]") for i, item in enumerate(value)]
+
+
 def _get(data: Any, *keys: str) -> Any:
     for key in keys:
         if not isinstance(data, Mapping):
@@ -136,14 +159,23 @@ def _seconds(value: Any) -> float:
 def _servers(cluster: Mapping[str, Any], slow_start: float | None) -> list[Server]:
     """One server per lb_endpoint: priority 0 primary, higher priorities backups."""
     servers = []
-    for group in cluster["load_assignment"].get("endpoints") or []:
-        backup = int(group.get("priority", 0)) > 0
-        for entry in group.get("lb_endpoints") or []:
-            socket = _get(entry, "endpoint", "address", "socket_address") or {}
-            address = f"{socket.get('address', '?')}:{socket.get('port_value', '?')}"
+    groups = _mappings(cluster["load_assignment"].get("endpoints") or [], "load_assignment.endpoints")
+    for g, group in enumerate(groups):
+        where = f"load_assignment.endpoints[{g}]"
+        backup = whole(group.get("priority", 0), f"{where}.priority") > 0
+        for e, entry in enumerate(_mappings(group.get("lb_endpoints") or [], f"{where}.lb_endpoints")):
+            socket = _get(entry, "endpoint", "address", "socket_address")
+            what = f"{where}.lb_endpoints[{e}].endpoint.address.socket_address"
+            if not isinstance(socket, Mapping) or "address" not in socket or "port_value" not in socket:
+                raise ConfigError(f"{what} must give an address and a port_value; got {shown(socket, 60)}.")
+            address = f"{socket['address']}:{whole(socket['port_value'], f'{what}.port_value')}"
             name = _get(entry, "endpoint", "hostname")
-            weight = int(entry.get("load_balancing_weight", 1))
-            servers.append(Server(name, address, weight, backup, slow_start))
+            weight = whole(
+                entry.get("load_balancing_weight", 1), f"{where}.lb_endpoints[{e}].load_balancing_weight"
+            )
+            servers.append(
+                Server(name if isinstance(name, str) else None, address, weight, backup, slow_start)
+            )
     if not servers:
         raise ConfigError("an Envoy cluster's load_assignment must list endpoints; got none.")
     return servers
@@ -156,7 +188,7 @@ def _health_check(check: Mapping[str, Any]) -> dict[str, Any]:
             out[ours] = _seconds(check[key])
     for key, ours in (("unhealthy_threshold", "fall"), ("healthy_threshold", "rise")):
         if key in check:
-            out[ours] = int(check[key])
+            out[ours] = whole(check[key], f"health_checks[0].{key}")
     return out
 
 
@@ -164,11 +196,11 @@ def _outlier(detection: Mapping[str, Any], unsupported: list[str]) -> dict[str, 
     out: dict[str, Any] = {}
     for key, value in detection.items():
         if key not in OUTLIER:
-            unsupported.append(f"outlier_detection.{key}")
+            unsupported.append(f"outlier_detection.{shown(str(key), 60)[1:-1]}")
         elif key in ("interval", "base_ejection_time", "max_ejection_time"):
             out[OUTLIER[key]] = _seconds(value)
         elif key == "success_rate_stdev_factor":
-            out[OUTLIER[key]] = int(value) / 1000
+            out[OUTLIER[key]] = whole(value, f"outlier_detection.{key}") / 1000
         else:
             out[OUTLIER[key]] = value
     return out

@@ -14,7 +14,7 @@ from lbsim import __version__
 from lbsim.config.scenario import Scenario
 from lbsim.errors import ConfigError, shown
 from lbsim.interop.backends import backends_of, policy_of, seconds
-from lbsim.interop.imported import Imported, Server
+from lbsim.interop.imported import Imported, Server, whole
 from lbsim.interop.unexpressed import Exported, unexpressed
 
 # lbsim's policy -> (HAProxy's balance, whether weights apply, a note when the rules differ).
@@ -69,8 +69,6 @@ def export(scenario: Scenario, addresses: Sequence[str] | None, listen: str) -> 
         missing.append("balancer.backups priority: HAProxy uses backups only when no active server is up")
     mode = "http" if balancer.layer == 7 else "tcp"
     lines = [
-        f"# lbsim {__version__} export of scenario {scenario.name} to HAProxy",
-        *(f"# not expressed: {line}" for line in missing),
         "defaults",
         f"    mode {mode}",
         "    timeout connect 5s",
@@ -122,7 +120,9 @@ def export(scenario: Scenario, addresses: Sequence[str] | None, listen: str) -> 
         if backend.backup:
             options.append("backup")
         lines.append(f"    server {backend.name} {backend.address} {' '.join(options)}")
-    return Exported("\n".join(lines) + "\n", missing)
+    header = [f"# lbsim {__version__} export of scenario {scenario.name} to HAProxy"]
+    header += [f"# not expressed: {line}" for line in missing]
+    return Exported("\n".join([*header, *lines]) + "\n", missing)
 
 
 def _try_timeout(scenario: Scenario) -> float:
@@ -134,7 +134,7 @@ def _try_timeout(scenario: Scenario) -> float:
 def _retries(scenario: Scenario, missing: list[str]) -> list[str]:
     """``retries``, ``retry-on`` and ``option redispatch`` for the scenario's retries."""
     retries = scenario.balancer.retries
-    if retries is None:
+    if retries is None or retries.max == 0:
         return ["    retries 0"]
     lines = [f"    retries {retries.max}"]
     keywords = [RETRY_ON[on] for on in retries.on if on in RETRY_ON]
@@ -219,7 +219,7 @@ def read(text: str) -> Imported:
         elif key in _READ:
             settings[key] = value
         elif key not in _HARMLESS:
-            unsupported.append(f"line {number}: {key}")
+            unsupported.append(f"line {number}: {shown(key, 60)[1:-1]}")
     balancer: dict[str, Any] = {"emulate": "haproxy"}
     if settings.get("mode") == ["tcp"]:
         balancer["layer"] = 4
@@ -230,7 +230,8 @@ def read(text: str) -> Imported:
         parsed.append(server)
         checks = checks or checked
     if checks:
-        balancer["health_check"] = _health_check(default_server, settings)
+        # The first server's timing (its own options over default-server's) sets the checks'.
+        balancer["health_check"] = _health_check([*default_server, *servers[0][1][2:]], settings)
     try_timeout = _seconds(settings["timeout server"][0]) if "timeout server" in settings else 60.0
     if {"retries", "retry-on", "option redispatch"} & settings.keys() or try_timeout != 60.0:
         balancer["retries"] = _read_retries(settings, try_timeout, unsupported)
@@ -285,8 +286,11 @@ def _seconds(text: str) -> float:
 
 
 def _option(args: list[str], name: str) -> str | None:
-    """The value after ``name`` in ``args`` (``weight 3``), or None."""
-    return args[args.index(name) + 1] if name in args[:-1] else None
+    """The value after the last ``name`` in ``args`` (``weight 3``; a server's own options
+    follow default-server's, so they win), or None."""
+    if name not in args[:-1]:
+        return None
+    return args[len(args) - 2 - args[-2::-1].index(name) + 1]
 
 
 def _policy(args: list[str], unsupported: list[str]) -> Any:
@@ -313,7 +317,7 @@ def _server(number: int, args: list[str], defaults: list[str], unsupported: list
     server = Server(
         name,
         address,
-        int(weight) if weight is not None else 1,
+        whole(weight, f"line {number}: weight") if weight is not None else 1,
         "backup" in options,
         _seconds(slow_start) if slow_start is not None else None,
     )
@@ -321,7 +325,7 @@ def _server(number: int, args: list[str], defaults: list[str], unsupported: list
 
 
 # Server options lbsim reads: those with a value, and flags.
-_SERVER_OPTIONS = ({"weight", "slowstart", "cookie"}, {"check", "backup"})
+_SERVER_OPTIONS = ({"weight", "slowstart", "cookie", "inter", "rise", "fall"}, {"check", "backup"})
 # default-server's: the check's timing besides.
 _DEFAULT_OPTIONS = ({"weight", "slowstart", "inter", "rise", "fall"}, {"check"})
 
@@ -340,15 +344,15 @@ def _unknown(options: list[str], known: tuple[set[str], set[str]]) -> list[str]:
     return unknown
 
 
-def _health_check(defaults: list[str], settings: dict[str, list[str]]) -> dict[str, Any]:
+def _health_check(options: list[str], settings: dict[str, list[str]]) -> dict[str, Any]:
     check: dict[str, Any] = {}
     for key, value in (
-        ("interval", _option(defaults, "inter")),
-        ("rise", _option(defaults, "rise")),
-        ("fall", _option(defaults, "fall")),
+        ("interval", _option(options, "inter")),
+        ("rise", _option(options, "rise")),
+        ("fall", _option(options, "fall")),
     ):
         if value is not None:
-            check[key] = _seconds(value) if key == "interval" else int(value)
+            check[key] = _seconds(value) if key == "interval" else whole(value, key)
     if "timeout check" in settings:
         check["timeout"] = _seconds(settings["timeout check"][0])
     return check
@@ -357,13 +361,14 @@ def _health_check(defaults: list[str], settings: dict[str, list[str]]) -> dict[s
 def _read_retries(
     settings: dict[str, list[str]], try_timeout: float, unsupported: list[str]
 ) -> dict[str, Any]:
-    retries: dict[str, Any] = {"max": int(settings.get("retries", ["3"])[0])}
-    keywords = settings.get("retry-on", ["conn-failure"])
+    retries: dict[str, Any] = {"max": whole(settings.get("retries", ["3"])[0], "retries")}
+    keywords = settings.get("retry-on", [])
     on = [RETRIES_ON[k] for k in keywords if k in RETRIES_ON]
     if set(keywords) >= _ERROR_CODES:
         on = [o for o in on if o != "reset"] + ["error"]
     unsupported += [f"retry-on {k}" for k in keywords if k not in RETRIES_ON and k not in _ERROR_CODES]
-    retries["on"] = list(dict.fromkeys(on))
+    if keywords:  # else HAProxy's retry-on conn-failure, as emulate: haproxy has it
+        retries["on"] = list(dict.fromkeys(on))
     retries["same_server"] = "option redispatch" not in settings
     if try_timeout != 60.0:
         retries["try_timeout"] = try_timeout

@@ -11,10 +11,24 @@ from typing import Any
 import yaml
 
 from lbsim import __version__
+from lbsim.errors import ConfigError, shown
 
 # What the scenario's workload is until the user sets it.
 PLACEHOLDER_WORKLOAD = {"arrivals": "poisson", "rate": "100/s", "size": "exp(10ms)"}
 _MEMBER = re.compile(r"^([A-Za-z][A-Za-z0-9_.]*)-(\d+)$")
+
+
+def whole(value: object, what: str) -> int:
+    """``value`` (a YAML number or a config's word) as a whole number >= 0.
+
+    Raises:
+        ConfigError: anything else, naming ``what``.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise ConfigError(f"{what} must be a whole number >= 0; got {shown(value)}.")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from lbsim import __version__
 from lbsim.config.scenario import Scenario
 from lbsim.errors import ConfigError, shown
 from lbsim.interop.backends import backends_of, policy_of, seconds
-from lbsim.interop.imported import Imported, Server
+from lbsim.interop.imported import Imported, Server, whole
 from lbsim.interop.unexpressed import Exported, unexpressed
 
 # lbsim's policy -> (the upstream's algorithm directive, whether weights apply, a note when
@@ -100,7 +100,10 @@ def export(scenario: Scenario, addresses: Sequence[str] | None, listen: str) -> 
         )
         servers.append(f"{line};  # {backend.name}")
     next_upstream, tries = _next_upstream(scenario, missing)
-    upstream = ["upstream lbsim {", "    zone lbsim 64k;", *([f"    {algorithm}"] if algorithm else [])]
+    # The shared zone holds the upstream's state: 64 KiB, or about 2 KiB a server for large
+    # fleets (nginx -t found no room for 80 servers in 64 KiB).
+    zone = max(64, 2 * len(backends))
+    upstream = ["upstream lbsim {", f"    zone lbsim {zone}k;", *([f"    {algorithm}"] if algorithm else [])]
     upstream += [f"    {server}" for server in servers] + ["}"]
     lines = [
         f"# lbsim {__version__} export of scenario {scenario.name} to NGINX",
@@ -165,7 +168,7 @@ def _next_upstream(scenario: Scenario, missing: list[str]) -> tuple[str, int]:
     balancer = scenario.balancer
     retries, passive = balancer.retries, balancer.outlier_detection
     conditions: list[str] = []
-    if retries is not None:
+    if retries is not None and retries.max > 0:
         conditions += " ".join(NEXT_UPSTREAM[on] for on in retries.on).split()
         if len({"connect_failure", "reset"} & set(retries.on)) == 1:
             missing.append("balancer.retries.on: NGINX's error retries a failed connect and a reset alike")
@@ -223,7 +226,10 @@ def read(path: str) -> Imported:
     parsed = crossplane.parse(path, single=True, comments=True, catch_errors=False)
     if parsed["status"] != "ok":
         error = parsed["errors"][0]
-        raise ConfigError(f"an NGINX config must parse; got {shown(error['error'], 120)}.")
+        raise ConfigError(
+            "an NGINX config must parse (is it another system's? give --format); "
+            f"got line {error.get('line')}: {shown(error['error'], 120)}."
+        )
     directives = list(_walk(parsed["config"][0]["parsed"], ()))
     upstreams = [(d, parents) for d, parents in directives if d["directive"] == "upstream"]
     if not upstreams:
@@ -248,7 +254,7 @@ def read(path: str) -> Imported:
         elif name == "hash" and args == ["$remote_addr", "consistent"]:
             balancer["policy"] = "ring_hash"
         elif name not in _HARMLESS:
-            unsupported.append(f"line {directive['line']}: {' '.join([name, *args])}")
+            unsupported.append(f"line {directive['line']}: {shown(' '.join([name, *args]), 60)[1:-1]}")
     if len(set(passive)) > 1:
         unsupported.append("max_fails and fail_timeout differ between servers: the first server's are read")
     max_fails, fail_timeout = passive[0] if passive else (1, 10.0)
@@ -296,9 +302,13 @@ def _server(
     for option in options:
         key = option.split("=", 1)[0]
         if key not in ("weight", "max_fails", "fail_timeout", "backup"):
-            unsupported.append(f"line {directive['line']}: server option {option}")
-    server = Server(comment or None, address, int(values.get("weight", 1)), "backup" in options)
-    return server, (int(values.get("max_fails", 1)), _seconds(values.get("fail_timeout", "10s")))
+            unsupported.append(f"line {directive['line']}: server option {shown(option, 60)[1:-1]}")
+    where = f"line {directive['line']}: "
+    server = Server(
+        comment or None, address, whole(values.get("weight", 1), f"{where}weight"), "backup" in options
+    )
+    fails = whole(values.get("max_fails", 1), f"{where}max_fails")
+    return server, (fails, _seconds(values.get("fail_timeout", "10s")))
 
 
 def _read_retries(
@@ -325,7 +335,7 @@ def _read_retries(
             for c in conditions
             if c not in RETRIES_ON and c not in _ERROR_CODES and c != "on"
         ]
-    tries = int(proxy.get("proxy_next_upstream_tries", ["0"])[0])
+    tries = whole(proxy.get("proxy_next_upstream_tries", ["0"])[0], "proxy_next_upstream_tries")
     if tries > 0 and "max" not in retries:
         retries["max"] = tries - 1
     read_timeout = _seconds(proxy.get("proxy_read_timeout", ["60s"])[0])

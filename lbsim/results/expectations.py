@@ -44,6 +44,8 @@ class Outcome:
 
 def check_metric(metric: str) -> str:
     """Raise unless ``metric`` is a summary metric."""
+    if not isinstance(metric, str):
+        raise ConfigError(f"must be a metric name; got {shown(metric)}.")
     if metric not in METRICS:
         raise UnknownNameError("metric", metric, METRICS)
     return metric
