@@ -131,3 +131,21 @@ def test_region_settings_are_checked():
         lbsim.load_scenario(make_scenario(dns={"ttl": "5s"}))
     with pytest.raises(lbsim.ConfigError, match=r"dns\.health_check\.region.*unknown region 'asia'"):
         lbsim.load_scenario(geo(dns={"health_check": {"region": "asia"}}))
+
+
+def test_without_regions_the_local_round_trip_lies_between_clients_and_balancer():
+    # One server, one request every 100 ms of 50 ms each: no queueing. network.local 20 ms is
+    # half on the way in and half on the way back: 50 + 20 = 70 ms; a det(5ms) jitter on each
+    # of the two crossings adds 10 ms more.
+    plain = lbsim.simulate(make_scenario(duration=2.0, network={"local": "20ms"}))
+    jittered = lbsim.simulate(make_scenario(duration=2.0, network={"local": "20ms", "jitter": "det(5ms)"}))
+    assert plain.summary["latency_p99"].iloc[0] == pytest.approx(0.070)
+    assert plain.summary["latency_mean"].iloc[0] == pytest.approx(0.070)
+    assert jittered.summary["latency_mean"].iloc[0] == pytest.approx(0.080)
+    # A client that gives up after 60 ms sees no answer: the crossings count toward its timeout.
+    late = lbsim.simulate(make_scenario(duration=2.0, network={"local": "20ms"}, workload={
+        "arrivals": "deterministic", "rate": 10, "size": "det(50ms)", "timeout": "60ms"}))  # fmt: skip
+    assert late.summary["error_rate"].iloc[0] == 1.0
+    # Round trips between regions still need regions.
+    with pytest.raises(lbsim.ConfigError, match=r"network\.rtt.*must come with 'regions'"):
+        lbsim.load_scenario(make_scenario(network={"rtt": {"us-eu": "80ms"}}))

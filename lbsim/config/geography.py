@@ -22,9 +22,10 @@ class RegionModel(Model):
 
 class NetworkModel(Model):
     """Round-trip times between regions (``us-eu: 80ms``, either order), within a region
-    (``local``), between two zones of a region (``cross_zone``: a balancer instance's
-    requests and probes to a backend in another zone; 0 leaves them undelayed), and a
-    ``jitter`` distribution added to every one-way crossing."""
+    (``local``; without regions, between the clients and the balancer), between two zones of a
+    region (``cross_zone``: a balancer instance's requests and probes to a backend in another
+    zone; 0 leaves them undelayed), and a ``jitter`` distribution added to every one-way
+    crossing."""
 
     rtt: dict[str, Duration] = Field(default_factory=dict)
     local: Duration = Field(0.0, ge=0)

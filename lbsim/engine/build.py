@@ -83,7 +83,11 @@ def plan(scenario: Scenario) -> settings.RunPlan:
         ),
         tiers=(_tier("balancer", scenario.balancer), *(_tier(t.name, t) for t in reversed(scenario.tiers))),
         faults=tuple(_fault(scenario, fault) for fault in scenario.faults),
-        rtt=np.array([[scenario.rtt(a, b) for b in names] for a in names]),
+        rtt=np.array(
+            [[scenario.rtt(a, b) for b in names] for a in names]
+            if names
+            else [[network.local if network else 0.0]]
+        ),
         cross_zone=network.cross_zone if network else 0.0,
         jitter=network.jitter if network else None,
         geo=_geo(scenario) if scenario.regions else None,

@@ -77,8 +77,14 @@ class Run:
             else None
         )  # fmt: skip
         self.present: set[int] = set()
-        # A balancer answers the client directly unless an answer crosses tiers or regions.
-        self.answer = self.respond if len(plan.tiers) > 1 or self.geo is not None else self.finish
+        # Without regions, network.local is the round trip between the clients and the balancer.
+        self.crossing = self.geo is None and float(plan.rtt[0][0]) > 0
+        self.send: Callable[[Request], None] = self._send_across if self.crossing else self._send
+        # A balancer answers the client directly unless an answer crosses tiers, regions or the
+        # network.
+        self.answer = (
+            self.respond if len(plan.tiers) > 1 or self.geo is not None or self.crossing else self.finish
+        )
         self.tiers = self._tiers()
         self.every_balancer: list[Instance] = []
         for tier in self.tiers:
@@ -250,7 +256,7 @@ class Run:
 
     # A request's life ------------------------------------------------------------------
 
-    def send(self, request: Request) -> None:
+    def _send(self, request: Request) -> None:
         """A client sends ``request`` now."""
         self.recorder.sent(request, self.clock.now)
         if self.timeout is not None:
@@ -265,6 +271,17 @@ class Run:
 
     def _crossed(self, request: Request) -> None:
         self._reach(request, request.region * self.per_region + request.client % self.per_region)
+
+    def _send_across(self, request: Request) -> None:
+        """A client sends ``request`` now, to a balancer half ``network.local`` away (without
+        regions), plus a draw of the jitter."""
+        self.recorder.sent(request, self.clock.now)
+        if self.timeout is not None:
+            self.clock.schedule(self.timeout, self._expire, request)
+        self.clock.schedule(self.network.one_way(0, 0), self._arrived, request)
+
+    def _arrived(self, request: Request) -> None:
+        self._reach(request, request.client % self.n_entry)
 
     def _reach(self, request: Request, k: int) -> None:
         """``request`` reaches balancer instance ``k`` of the top tier (dropped if it is down)."""
@@ -284,12 +301,16 @@ class Run:
                 answer_up(request, server, status)
             return
         geo = self.geo
-        if geo is None:
+        if geo is None and not self.crossing:
             self.finish(request, server, status)
             return
         if request.t_done >= 0:
             return
-        delay = self.network.one_way(request.region, geo.client_region[request.client])
+        delay = (
+            self.network.one_way(request.region, geo.client_region[request.client])
+            if geo is not None
+            else self.network.one_way(0, 0)
+        )
         self.clock.schedule(delay, self._answered, (request, server, status))
 
     def _answered(self, entry: tuple[Request, int, int]) -> None:

@@ -256,7 +256,9 @@ class Geo:
 class RunPlan:
     """Everything one run of a scenario cell needs, as plain values (seconds throughout).
 
-    ``tiers`` lists the balancer tiers bottom first; ``rtt`` is empty without regions.
+    ``tiers`` lists the balancer tiers bottom first; ``rtt`` holds the round trips between
+    regions, or without regions one: ``network.local``, between the clients and the balancer
+    (0: none).
     """
 
     warmup: float
