@@ -5,7 +5,6 @@ Exit codes: 0 success, 1 a check failed, 2 bad input (one line, no traceback, no
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import shlex
@@ -26,6 +25,7 @@ from lbsim.policies import POLICIES, make_policy
 
 if TYPE_CHECKING:
     from lbsim.config.precision import PrecisionModel
+    from lbsim.config.scenario import Scenario
     from lbsim.runner import SweepResult
 
 # The longest file name most file systems allow, in bytes.
@@ -171,8 +171,8 @@ def run(
     scheduler: str | None,
     keep_requests: bool,
     precision: str | None,
-    precision_metric: str,
-    max_replications: int,
+    precision_metric: str | None,
+    max_replications: int | None,
     no_cache: bool,
     quiet: bool,
     force: bool,
@@ -186,9 +186,9 @@ def run(
     from lbsim.runner import RunCache, resolved_seed, run_sweep, starting_replications, sweep_plan
 
     overrides = [parse_assignment(text, "--set") for text in sets]
-    overrides += _precision_overrides(scenario, precision, precision_metric, max_replications, safe)
     axes = [(key, split_values(values)) for key, values in (parse_assignment(t, "--sweep") for t in sweeps)]
     loaded = load_scenario(scenario, overrides=overrides, sweeps=axes, safe=safe)
+    loaded = _with_precision(scenario, loaded, precision, precision_metric, max_replications)
     seed = resolved_seed(loaded, seed)
     try:
         replications = starting_replications(loaded, replications)
@@ -245,17 +245,16 @@ def run(
     cache = None if no_cache else RunCache(folder / "cache")
     try:
         with _progress(quiet) as progress:
-            sweep = functools.partial(
-                run_sweep,
+            result = run_sweep(
                 loaded,
                 jobs=jobs,
                 seed=seed,
+                replications=replications,
                 progress=progress,
                 scheduler=scheduler,
                 cache=cache,
                 keep_requests=folder / "requests" if keep_requests else None,
             )
-            result = sweep(replications=replications)
             if loaded.precision is not None and not quiet:
                 _report_precision(loaded.precision, result)
     except KeyboardInterrupt:
@@ -390,11 +389,15 @@ def _regular_file(out: Path) -> Path:
     return out
 
 
-def _precision_overrides(
-    scenario: Path, relative: str | None, metric: str | None, maximum: int | None, safe: bool
-) -> list[tuple[str, str]]:
-    """``--precision``, ``--precision-metric`` and ``--max-replications`` as the scenario
-    keys they set (``precision.relative`` and so on), checked there."""
+def _with_precision(
+    path: Path, loaded: Scenario, relative: str | None, metric: str | None, maximum: int | None
+) -> Scenario:
+    """``loaded`` with the keys ``--precision``, ``--precision-metric`` and
+    ``--max-replications`` set (``precision.relative`` and so on), checked there.
+
+    Raises:
+        ConfigError: a value the key refuses, or a metric or maximum without a target.
+    """
     from lbsim.config.loading import load_scenario
 
     overrides = [
@@ -402,12 +405,14 @@ def _precision_overrides(
         for key, value in (("relative", relative), ("metric", metric), ("max_replications", maximum))
         if value is not None
     ]
-    if overrides and relative is None and load_scenario(scenario, safe=safe).precision is None:
+    if not overrides:
+        return loaded
+    if relative is None and loaded.precision is None:
         raise ConfigError(
-            f"{file_named(scenario)}: --precision-metric and --max-replications need a target: "
+            f"{file_named(path)}: --precision-metric and --max-replications need a target: "
             "--precision SHARE, or precision.relative in the scenario; got neither."
         )
-    return overrides
+    return load_scenario(loaded, overrides=overrides)
 
 
 def _report_precision(precision: PrecisionModel, result: SweepResult) -> None:
@@ -796,12 +801,10 @@ def coverage(
     """Check that lbsim's 95% intervals cover the theory value about 95% of the time; exit 1
     if a coverage's 99% interval excludes 95%."""
     from lbsim.atomic import write_text_atomic
-    from lbsim.tools.coverage import BATCH_RUN, PRECISION, PRECISION_MAX, markdown
     from lbsim.tools.coverage import coverage as run_coverage
+    from lbsim.tools.coverage import markdown, runs_per_experiment
 
-    # M/M/1 and M/M/2 for --replications, one long M/M/1, and at most PRECISION_MAX for each
-    # --precision row.
-    runs = 2 * replications + BATCH_RUN + sum(longer * PRECISION_MAX for _, _, longer in PRECISION)
+    runs = runs_per_experiment(replications)
     if runs * experiments * requests > REQUEST_BUDGET:
         raise ConfigError(
             f"coverage must simulate at most {REQUEST_BUDGET:.0e} requests ((2 x --replications + "

@@ -218,3 +218,12 @@ def test_out_never_replaces_what_is_not_a_regular_file(tmp_path):
     result = CliRunner().invoke(main, ["export", str(path), "--to", "nginx", "--out", str(link)])
     assert result.exit_code == 2 and "--out must name a regular file or a new one" in result.output
     assert link.is_symlink() and target.read_text() == "kept"
+
+
+def test_fleet_dynamics_are_noted_not_dropped():
+    servers = [{"name": "web", "count": 2, "max_connection_age": 30.0}, {"name": "late", "t_join": 5.0}]
+    exported = nginx.export(load_scenario(make_scenario(servers=servers)), None, "127.0.0.1:8080")
+    assert exported.unexpressed == [
+        "servers[0].max_connection_age: NGINX closes connections by its own rules",
+        "servers[1].t_join, t_leave: servers joining or leaving are the deployment's",
+    ]

@@ -211,3 +211,15 @@ def test_runs_an_earlier_round_simulated_are_not_counted_as_cached(tmp_path):
     result = run_sweep(scenario, jobs=1, cache=RunCache(tmp_path / "cache"))
     assert int(result.table["replications"].iloc[0]) > PILOT_REPLICATIONS  # more than one round
     assert result.n_cached == 0 and result.cells[0]["status"] == "done"
+
+
+def test_the_metric_flag_takes_a_target_set_with_set(tmp_path):
+    # --set precision.relative=... is a target as much as --precision is.
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_poisson()))
+    args = ["run", str(path), "--out", str(tmp_path / "o"), "--jobs", "1", "--quiet"]
+    result = CliRunner().invoke(
+        main, [*args, "--set", "precision.relative=20%", "--precision-metric", "latency_mean"]
+    )
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "o" / "table.csv")["replications"].iloc[0] == PILOT_REPLICATIONS

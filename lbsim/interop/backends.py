@@ -89,6 +89,17 @@ def check_address(address: str, what: str) -> str:
     return address
 
 
+# How long one try waits for its answer unless retries.try_timeout says: what export writes as
+# HAProxy's timeout server, and NGINX's proxy_read_timeout default.
+TRY_TIMEOUT = 60.0
+
+
+def try_timeout(scenario: Scenario) -> float:
+    """How long one try of ``scenario``'s balancer may wait for its answer (s)."""
+    retries = scenario.balancer.retries
+    return retries.try_timeout if retries is not None and retries.try_timeout is not None else TRY_TIMEOUT
+
+
 def seconds(value: float) -> str:
     """A duration as HAProxy and NGINX write it: whole milliseconds (``250ms``, ``10s``)."""
     ms = round(value * 1000)

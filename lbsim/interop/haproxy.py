@@ -13,7 +13,7 @@ from typing import Any
 from lbsim import __version__
 from lbsim.config.scenario import Scenario
 from lbsim.errors import ConfigError, shown
-from lbsim.interop.backends import backends_of, policy_of, seconds
+from lbsim.interop.backends import TRY_TIMEOUT, backends_of, policy_of, seconds, try_timeout
 from lbsim.interop.imported import Imported, Server, whole
 from lbsim.interop.unexpressed import Exported, unexpressed
 
@@ -73,7 +73,7 @@ def export(scenario: Scenario, addresses: Sequence[str] | None, listen: str) -> 
         f"    mode {mode}",
         "    timeout connect 5s",
         "    timeout client 60s",
-        f"    timeout server {seconds(_try_timeout(scenario))}",
+        f"    timeout server {seconds(try_timeout(scenario))}",
     ]
     lines += _retries(scenario, missing)
     lines += [
@@ -125,12 +125,6 @@ def export(scenario: Scenario, addresses: Sequence[str] | None, listen: str) -> 
     return Exported("\n".join([*header, *lines]) + "\n", missing)
 
 
-def _try_timeout(scenario: Scenario) -> float:
-    """How long one try may wait for its answer: retries.try_timeout, else 60 s."""
-    retries = scenario.balancer.retries
-    return retries.try_timeout if retries is not None and retries.try_timeout is not None else 60.0
-
-
 def _retries(scenario: Scenario, missing: list[str]) -> list[str]:
     """``retries``, ``retry-on`` and ``option redispatch`` for the scenario's retries."""
     retries = scenario.balancer.retries
@@ -151,9 +145,6 @@ def _retries(scenario: Scenario, missing: list[str]) -> list[str]:
         missing.append("balancer.retries.turnaround: HAProxy waits min(timeout connect, 1s) = 1s")
     if not retries.same_server and retries.backoff:
         missing.append("balancer.retries.backoff: HAProxy retries another server at once")
-    for key in ("budget", "hedge", "max_concurrent"):
-        if getattr(retries, key) is not None:
-            missing.append(f"balancer.retries.{key}: HAProxy has none")
     return lines
 
 
@@ -232,9 +223,9 @@ def read(text: str) -> Imported:
     if checks:
         # The first server's timing (its own options over default-server's) sets the checks'.
         balancer["health_check"] = _health_check([*default_server, *servers[0][1][2:]], settings)
-    try_timeout = _seconds(settings["timeout server"][0]) if "timeout server" in settings else 60.0
-    if {"retries", "retry-on", "option redispatch"} & settings.keys() or try_timeout != 60.0:
-        balancer["retries"] = _read_retries(settings, try_timeout, unsupported)
+    per_try = _seconds(settings["timeout server"][0]) if "timeout server" in settings else TRY_TIMEOUT
+    if {"retries", "retry-on", "option redispatch"} & settings.keys() or per_try != TRY_TIMEOUT:
+        balancer["retries"] = _read_retries(settings, per_try, unsupported)
     if "cookie" in settings:
         ttl = _option(settings["cookie"], "maxidle")
         balancer["sticky"] = {"by": "cookie", **({"ttl": _seconds(ttl)} if ttl else {})}
@@ -358,9 +349,7 @@ def _health_check(options: list[str], settings: dict[str, list[str]]) -> dict[st
     return check
 
 
-def _read_retries(
-    settings: dict[str, list[str]], try_timeout: float, unsupported: list[str]
-) -> dict[str, Any]:
+def _read_retries(settings: dict[str, list[str]], per_try: float, unsupported: list[str]) -> dict[str, Any]:
     retries: dict[str, Any] = {"max": whole(settings.get("retries", ["3"])[0], "retries")}
     keywords = settings.get("retry-on", [])
     on = [RETRIES_ON[k] for k in keywords if k in RETRIES_ON]
@@ -370,6 +359,6 @@ def _read_retries(
     if keywords:  # else HAProxy's retry-on conn-failure, as emulate: haproxy has it
         retries["on"] = list(dict.fromkeys(on))
     retries["same_server"] = "option redispatch" not in settings
-    if try_timeout != 60.0:
-        retries["try_timeout"] = try_timeout
+    if per_try != TRY_TIMEOUT:
+        retries["try_timeout"] = per_try
     return retries

@@ -15,7 +15,7 @@ import crossplane
 from lbsim import __version__
 from lbsim.config.scenario import Scenario
 from lbsim.errors import ConfigError, shown
-from lbsim.interop.backends import backends_of, policy_of, seconds
+from lbsim.interop.backends import TRY_TIMEOUT, backends_of, policy_of, seconds, try_timeout
 from lbsim.interop.imported import Imported, Server, whole
 from lbsim.interop.unexpressed import Exported, unexpressed
 
@@ -132,16 +132,13 @@ def export(scenario: Scenario, addresses: Sequence[str] | None, listen: str) -> 
             "}",
         ]
     else:
-        read_timeout = (
-            balancer.retries.try_timeout if balancer.retries and balancer.retries.try_timeout else 60.0
-        )
         location = [
             "proxy_pass http://lbsim;",
             "proxy_http_version 1.1;",
             'proxy_set_header Connection "";',
             f"proxy_next_upstream {next_upstream or 'off'};",
             f"proxy_next_upstream_tries {tries};",
-            f"proxy_read_timeout {seconds(read_timeout)};",
+            f"proxy_read_timeout {seconds(try_timeout(scenario))};",
         ]
         lines += [
             "http {",
@@ -174,9 +171,6 @@ def _next_upstream(scenario: Scenario, missing: list[str]) -> tuple[str, int]:
             missing.append("balancer.retries.on: NGINX's error retries a failed connect and a reset alike")
         if balancer.layer == 4 and set(retries.on) - {"connect_failure"}:
             missing.append("balancer.retries.on: at layer 4, NGINX retries failed connections only")
-        for key in ("budget", "hedge", "max_concurrent"):
-            if getattr(retries, key) is not None:
-                missing.append(f"balancer.retries.{key}: NGINX has none")
         if retries.backoff:
             missing.append("balancer.retries.backoff: NGINX retries at once")
         if retries.same_server:
@@ -338,7 +332,7 @@ def _read_retries(
     tries = whole(proxy.get("proxy_next_upstream_tries", ["0"])[0], "proxy_next_upstream_tries")
     if tries > 0 and "max" not in retries:
         retries["max"] = tries - 1
-    read_timeout = _seconds(proxy.get("proxy_read_timeout", ["60s"])[0])
-    if read_timeout != 60.0:
+    read_timeout = _seconds(proxy["proxy_read_timeout"][0]) if "proxy_read_timeout" in proxy else TRY_TIMEOUT
+    if read_timeout != TRY_TIMEOUT:
         retries["try_timeout"] = read_timeout
     return retries

@@ -48,4 +48,16 @@ def unexpressed(scenario: Scenario, system: str, absent: Mapping[str, str]) -> l
     lines += [
         f"balancer.{key}: {reason}" for key, reason in absent.items() if getattr(balancer, key) is not None
     ]
+    retries = balancer.retries
+    if retries is not None and retries.max > 0:
+        lines += [
+            f"balancer.retries.{key}: {system} has none"
+            for key in ("budget", "hedge", "max_concurrent")
+            if getattr(retries, key) is not None
+        ]
+    for i, group in enumerate(scenario.servers):
+        if group.max_connection_age is not None:
+            lines.append(f"servers[{i}].max_connection_age: {system} closes connections by its own rules")
+        if group.t_join or group.t_leave is not None:
+            lines.append(f"servers[{i}].t_join, t_leave: servers joining or leaving are the deployment's")
     return lines
