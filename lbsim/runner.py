@@ -297,7 +297,7 @@ def run_sweep(
         require_parquet()
     precision = scenario.precision
     cells = expand(scenario)
-    _check_runs(len(cells), precision.max_replications if precision is not None else replications)
+    _check_runs(len(cells), _most_replications(scenario, replications))
     points = swept_points(cells)
     # warmup: auto cuts each cell once, over the replications it starts with, so later rounds
     # of precision reuse the earlier rounds' runs.
@@ -306,27 +306,33 @@ def run_sweep(
         for cell in cells
         if cell.scenario.warmup == "auto"
     }
+    # The runs this sweep simulated: a later round of precision finds them in the cache, yet
+    # they are not counted as cached.
+    simulated: set[str] = set()
     run = functools.partial(
-        _run_cells, scenario, cells, truncations, seed, jobs, progress, scheduler, cache, keep_requests
+        _run_cells,
+        scenario,
+        cells,
+        truncations,
+        seed,
+        jobs,
+        progress,
+        scheduler,
+        cache,
+        keep_requests,
+        simulated,
     )
     if precision is None:
         return run([replications] * len(cells))
-    simulated: list[int] = [0]  # runs simulated over every round
-    done: set[int] = set()  # cells with one of them
-
-    def counted(counts: list[int]) -> SweepResult:
-        round_result = run(counts)
-        simulated[0] += sum(counts) - round_result.n_cached
-        done.update(c for c, row in enumerate(round_result.cells) if row["status"] == "done")
-        return round_result
-
-    result, missed = run_until_precise(counted, points, precision, replications)
-    # A run an earlier round simulated comes from the cache in later rounds, yet was simulated here.
-    result.n_cached = len(result.summary) - simulated[0]
-    for c, row in enumerate(result.cells):
-        row["status"] = "done" if c in done else "cached"
+    result, missed = run_until_precise(run, points, precision, replications)
     result.notes.extend(missed)
     return result
+
+
+def _most_replications(scenario: Scenario, replications: int) -> int:
+    """The most replications a cell of ``scenario`` may run: ``replications``, or with
+    ``precision`` its maximum."""
+    return scenario.precision.max_replications if scenario.precision is not None else replications
 
 
 def starting_replications(scenario: Scenario, replications: int | None) -> int:
@@ -383,9 +389,11 @@ def _run_cells(
     scheduler: str | None,
     cache: RunCache | None,
     keep_requests: Path | None,
+    simulated: set[str],
     counts: list[int],
 ) -> SweepResult:
-    """Run cell c of ``cells`` for replications 0 to counts[c] - 1 (see :func:`run_sweep`)."""
+    """Run cell c of ``cells`` for replications 0 to counts[c] - 1 (see :func:`run_sweep`);
+    the keys of the runs it simulates join ``simulated``."""
     measured = [
         load_scenario(cell.scenario, overrides=[("warmup", truncations[cell.index][0])])
         if cell.index in truncations
@@ -418,8 +426,10 @@ def _run_cells(
     )
     for i, run in zip(todo, fresh, strict=True):
         found[i] = run
-    result = _assemble(scenario, cells, seed, counts, found, {cell_of[i] for i in todo})  # type: ignore[arg-type]
-    result.n_cached = reused
+    simulated.update(keys[i] for i in todo)
+    here = [i for i, key in enumerate(keys) if key in simulated]
+    result = _assemble(scenario, cells, seed, counts, found, {cell_of[i] for i in here})  # type: ignore[arg-type]
+    result.n_cached = len(tasks) - len(here)
     if truncations:
         per_run = [truncations.get(c, (math.nan, None)) for c in cell_of]
         result.summary["truncation"] = [cut for cut, _ in per_run]
@@ -517,8 +527,7 @@ def sweep_plan(scenario: Scenario, replications: int) -> SweepPlan:
         ConfigError: more than MAX_RUNS runs (cells x replications), or two cells of the sweep
             that are the same cell.
     """
-    if scenario.precision is not None:
-        replications = scenario.precision.max_replications
+    replications = _most_replications(scenario, replications)
     cells = expand(scenario)
     _check_runs(len(cells), replications)
     swept_points(cells)

@@ -143,24 +143,14 @@ def coverage(
     results = []
     for system in SYSTEMS:
         runs = summaries[summaries["system"] == system.name]
-        covered, widths = 0, []
-        for _, experiment in runs.groupby("experiment"):
-            values = experiment[system.metric].to_numpy(dtype=float)
-            half_width = confidence_half_width(values)
-            covered += abs(float(np.mean(values)) - system.theory) <= half_width
-            widths.append(half_width)
+        samples = [group[system.metric].to_numpy(dtype=float) for _, group in runs.groupby("experiment")]
+        covered, mean_width = _covered(samples, system.theory)
         results.append(
             Coverage(
-                system.name,
-                system.metric,
-                system.theory,
-                experiments,
-                replications,
-                requests,
-                covered,
-                float(np.mean(widths)),
+                system.name, system.metric, system.theory, experiments, replications, requests, covered,
+                mean_width,
             )
-        )
+        )  # fmt: skip
     results.append(_batch_coverage(experiments, BATCH_RUN * requests, jobs, progress))
     for index, relative, longer in PRECISION if precision else ():
         results.append(
@@ -227,17 +217,26 @@ def precision_coverage(
             counts[e] = next_replications(
                 counts[e], confidence_half_width(sample) / abs(sample.mean()), precision
             )
-    covered, widths = 0, []
-    for e in range(experiments):
-        sample = np.array([values[e, r] for r in range(counts[e])])
-        half_width = confidence_half_width(sample)
-        covered += abs(float(np.mean(sample)) - system.theory) <= half_width
-        widths.append(half_width)
+    samples = [np.array([values[e, r] for r in range(counts[e])]) for e in range(experiments)]
+    covered, mean_width = _covered(samples, system.theory)
     name = f"{system.name}, --precision {relative:.0%}"
     return Coverage(
-        name, system.metric, system.theory, experiments, float(np.mean(counts)), requests, covered,
-        float(np.mean(widths)),
-    )  # fmt: skip
+        name, system.metric, system.theory, experiments, float(np.mean(counts)), requests, covered, mean_width
+    )
+
+
+def _covered(samples: list[np.ndarray], theory: float) -> tuple[int, float]:
+    """How many of the experiments' ``samples`` (one value per replication) have a 95%
+    interval (Student's t, as table.csv's) that holds ``theory``, and the mean half-width."""
+    widths = np.array([confidence_half_width(sample) for sample in samples])
+    means = np.array([np.mean(sample) for sample in samples])
+    return int(np.sum(np.abs(means - theory) <= widths)), float(np.mean(widths))
+
+
+def runs_per_experiment(replications: int) -> int:
+    """The most runs (each of --requests) one experiment of every row may take: M/M/1 and
+    M/M/2 for ``replications``, one long M/M/1, and each --precision row at its maximum."""
+    return 2 * replications + BATCH_RUN + sum(longer * PRECISION_MAX for _, _, longer in PRECISION)
 
 
 def markdown(rows: list[Coverage]) -> str:
