@@ -290,3 +290,13 @@ def test_no_retries_come_back_as_no_retries():
     text = haproxy.export(scenario, None, "127.0.0.1:8080").text
     assert "    retries 0" in text and "retry-on" not in text
     assert haproxy.export(_scenario(haproxy.read(text), "test"), None, "127.0.0.1:8080").text == text
+
+
+def test_a_long_directive_is_noted_shortened_and_another_systems_file_gets_a_hint():
+    imported = haproxy.read("backend b\n    server s 1.2.3.4:80\n    " + "x" * 10_000 + "\n")
+    [note] = imported.unsupported
+    assert note.startswith("line 3: xxx") and "..." in note and len(note) <= len("line 3: ") + 60
+    with pytest.raises(
+        ConfigError, match=r"must start with a section \(is it another system's\? give --format\)"
+    ):
+        haproxy.read("worker_processes 1;\n")

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from lbsim.errors import ConfigError, shown
-from lbsim.interop.imported import Imported, Server, whole
+from lbsim.interop.imported import Imported, Server, said, whole
 
 # cluster.proto LbPolicy -> lbsim's policy under emulate: envoy.
 POLICY = {
@@ -56,7 +56,7 @@ def read(text: str) -> Imported:
     except yaml.YAMLError:
         raise ConfigError("an Envoy config must be YAML or JSON; got text that is neither.") from None
     cluster = _cluster(data)
-    unsupported = [shown(str(key), 60)[1:-1] for key in cluster if key not in _HARMLESS and key not in _READ]
+    unsupported = [said(key) for key in cluster if key not in _HARMLESS and key not in _READ]
     balancer: dict[str, Any] = {"emulate": "envoy"}
     policy = str(cluster.get("lb_policy", "ROUND_ROBIN"))
     if policy not in POLICY:
@@ -74,7 +74,7 @@ def read(text: str) -> Imported:
     window = None
     if isinstance(slow, Mapping):
         window = _seconds(slow["slow_start_window"]) if "slow_start_window" in slow else None
-        unsupported += [f"slow_start_config.{key}" for key in slow if key != "slow_start_window"]
+        unsupported += [f"slow_start_config.{said(key)}" for key in slow if key != "slow_start_window"]
     servers = _servers(cluster, window)
     panic = _get(cluster, "common_lb_config", "healthy_panic_threshold", "value")
     if panic is not None:
@@ -97,7 +97,9 @@ def read(text: str) -> Imported:
             BREAKER[k]: whole(v, f"{where}{k}") for k, v in breaker.items() if k in BREAKER
         }
         unsupported += [
-            f"circuit_breakers.thresholds[0].{k}" for k in breaker if k not in BREAKER and k != "priority"
+            f"circuit_breakers.thresholds[0].{said(k)}"
+            for k in breaker
+            if k not in BREAKER and k != "priority"
         ]
         unsupported += (
             ["circuit_breakers: only the first threshold (DEFAULT priority) is read"]
@@ -196,7 +198,7 @@ def _outlier(detection: Mapping[str, Any], unsupported: list[str]) -> dict[str, 
     out: dict[str, Any] = {}
     for key, value in detection.items():
         if key not in OUTLIER:
-            unsupported.append(f"outlier_detection.{shown(str(key), 60)[1:-1]}")
+            unsupported.append(f"outlier_detection.{said(key)}")
         elif key in ("interval", "base_ejection_time", "max_ejection_time"):
             out[OUTLIER[key]] = _seconds(value)
         elif key == "success_rate_stdev_factor":

@@ -14,7 +14,7 @@ from lbsim import __version__
 from lbsim.config.scenario import Scenario
 from lbsim.errors import ConfigError, shown
 from lbsim.interop.backends import TRY_TIMEOUT, backends_of, policy_of, seconds, try_timeout
-from lbsim.interop.imported import Imported, Server, whole
+from lbsim.interop.imported import Imported, Server, said, whole
 from lbsim.interop.unexpressed import Exported, unexpressed
 
 # lbsim's policy -> (HAProxy's balance, whether weights apply, a note when the rules differ).
@@ -189,11 +189,11 @@ def read(text: str) -> Imported:
         )
     backend = backends[0]
     unsupported = [
-        f"section {s.kind} {s.name}".rstrip() + ": not a backend"
+        f"section {s.kind} {said(s.name)}".rstrip() + ": not a backend"
         for s in sections
         if s.kind in ("global", "frontend")
     ]
-    unsupported += [f"backend {s.name}: only the first backend is read" for s in backends[1:]]
+    unsupported += [f"backend {said(s.name)}: only the first backend is read" for s in backends[1:]]
     # Each setting by its keyword (and a second word for the keyword families: timeout server).
     settings: dict[str, list[str]] = {}
     lines = [line for s in sections if s.kind == "defaults" for line in s.lines] + backend.lines
@@ -205,12 +205,12 @@ def read(text: str) -> Imported:
         elif keyword == "default-server":
             default_server = args
             unsupported += [
-                f"line {number}: default-server option {o}" for o in _unknown(args, _DEFAULT_OPTIONS)
+                f"line {number}: default-server option {said(o)}" for o in _unknown(args, _DEFAULT_OPTIONS)
             ]
         elif key in _READ:
             settings[key] = value
         elif key not in _HARMLESS:
-            unsupported.append(f"line {number}: {shown(key, 60)[1:-1]}")
+            unsupported.append(f"line {number}: {said(key)}")
     balancer: dict[str, Any] = {"emulate": "haproxy"}
     if settings.get("mode") == ["tcp"]:
         balancer["layer"] = 4
@@ -264,7 +264,8 @@ def _sections(text: str) -> list[_Section]:
             sections[-1].lines.append((number, words[0], words[1:]))
         else:
             raise ConfigError(
-                f"an HAProxy config must start with a section; got {shown(words[0])} on line {number}."
+                "an HAProxy config must start with a section (is it another system's? give --format); "
+                f"got {shown(words[0], 60)} on line {number}."
             )
     return sections
 
@@ -291,7 +292,7 @@ def _policy(args: list[str], unsupported: list[str]) -> Any:
     if (match := re.fullmatch(r"random(?:\((\d+)\))?", algorithm)) is not None:
         draws = int(match.group(1) or 2)
         return "random" if draws == 2 else {"name": "chash_random", "draws": draws}
-    unsupported.append(f"balance {algorithm}: lbsim does not model it; read as roundrobin")
+    unsupported.append(f"balance {said(algorithm)}: lbsim does not model it; read as roundrobin")
     return "round_robin"
 
 
@@ -301,7 +302,7 @@ def _server(number: int, args: list[str], defaults: list[str], unsupported: list
         raise ConfigError(f"an HAProxy server line must give a name and an address; got line {number}.")
     name, address, options = args[0], args[1], [*defaults, *args[2:]]
     unsupported += [
-        f"line {number}: server option {option}" for option in _unknown(args[2:], _SERVER_OPTIONS)
+        f"line {number}: server option {said(option)}" for option in _unknown(args[2:], _SERVER_OPTIONS)
     ]
     weight = _option(options, "weight")
     slow_start = _option(options, "slowstart")
@@ -355,7 +356,7 @@ def _read_retries(settings: dict[str, list[str]], per_try: float, unsupported: l
     on = [RETRIES_ON[k] for k in keywords if k in RETRIES_ON]
     if set(keywords) >= _ERROR_CODES:
         on = [o for o in on if o != "reset"] + ["error"]
-    unsupported += [f"retry-on {k}" for k in keywords if k not in RETRIES_ON and k not in _ERROR_CODES]
+    unsupported += [f"retry-on {said(k)}" for k in keywords if k not in RETRIES_ON and k not in _ERROR_CODES]
     if keywords:  # else HAProxy's retry-on conn-failure, as emulate: haproxy has it
         retries["on"] = list(dict.fromkeys(on))
     retries["same_server"] = "option redispatch" not in settings

@@ -18,6 +18,13 @@ PLACEHOLDER_WORKLOAD = {"arrivals": "poisson", "rate": "100/s", "size": "exp(10m
 _MEMBER = re.compile(r"^([A-Za-z][A-Za-z0-9_.]*)-(\d+)$")
 
 
+def said(value: object) -> str:
+    """A config's word as a note quotes it: escaped as a Python string is (no line breaks into
+    a comment), at most 60 characters, without the quotes."""
+    text = shown(str(value), 60)
+    return text[1:-1] if text.endswith(("'", '"')) else text[1:]
+
+
 def whole(value: object, what: str) -> int:
     """``value`` (a YAML number or a config's word) as a whole number >= 0.
 

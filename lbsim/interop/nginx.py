@@ -16,7 +16,7 @@ from lbsim import __version__
 from lbsim.config.scenario import Scenario
 from lbsim.errors import ConfigError, shown
 from lbsim.interop.backends import TRY_TIMEOUT, backends_of, policy_of, seconds, try_timeout
-from lbsim.interop.imported import Imported, Server, whole
+from lbsim.interop.imported import Imported, Server, said, whole
 from lbsim.interop.unexpressed import Exported, unexpressed
 
 # lbsim's policy -> (the upstream's algorithm directive, whether weights apply, a note when
@@ -229,7 +229,9 @@ def read(path: str) -> Imported:
     if not upstreams:
         raise ConfigError("an NGINX config must have an upstream block with server lines; got none.")
     upstream, parents = upstreams[0]
-    unsupported = [f"upstream {d['args'][0]}: only the first upstream is read" for d, _ in upstreams[1:]]
+    unsupported = [
+        f"upstream {said(d['args'][0])}: only the first upstream is read" for d, _ in upstreams[1:]
+    ]
     balancer: dict[str, Any] = {"emulate": "nginx"}
     if "stream" in parents:
         balancer["layer"] = 4
@@ -248,7 +250,7 @@ def read(path: str) -> Imported:
         elif name == "hash" and args == ["$remote_addr", "consistent"]:
             balancer["policy"] = "ring_hash"
         elif name not in _HARMLESS:
-            unsupported.append(f"line {directive['line']}: {shown(' '.join([name, *args]), 60)[1:-1]}")
+            unsupported.append(f"line {directive['line']}: {said(' '.join([name, *args]))}")
     if len(set(passive)) > 1:
         unsupported.append("max_fails and fail_timeout differ between servers: the first server's are read")
     max_fails, fail_timeout = passive[0] if passive else (1, 10.0)
@@ -296,7 +298,7 @@ def _server(
     for option in options:
         key = option.split("=", 1)[0]
         if key not in ("weight", "max_fails", "fail_timeout", "backup"):
-            unsupported.append(f"line {directive['line']}: server option {shown(option, 60)[1:-1]}")
+            unsupported.append(f"line {directive['line']}: server option {said(option)}")
     where = f"line {directive['line']}: "
     server = Server(
         comment or None, address, whole(values.get("weight", 1), f"{where}weight"), "backup" in options
@@ -325,7 +327,7 @@ def _read_retries(
                 "proxy_next_upstream http_500, http_502, http_504: lbsim retries the three together (error)"
             )
         unsupported += [
-            f"proxy_next_upstream {c}"
+            f"proxy_next_upstream {said(c)}"
             for c in conditions
             if c not in RETRIES_ON and c not in _ERROR_CODES and c != "on"
         ]
