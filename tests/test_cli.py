@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from lbsim.cli import main
 from lbsim.policies import POLICIES
+from tests.helpers import make_scenario
 
 SUMMARY_COLUMNS = [
     "scenario", "policy", "replication", "seed", "n_requests", "n_ok", "n_error", "n_rejected",
@@ -259,3 +260,13 @@ def test_an_expectation_on_a_key_the_sweep_does_not_vary_is_bad_input(tmp_path):
         "and the sweep varies nothing."
     ]
     assert not out.exists()
+
+
+def test_a_number_too_long_for_python_is_a_one_line_error(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(make_scenario()).replace("count: 1", "count: " + "9" * 5000))
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "the file must hold numbers of at most 4,300 digits" in result.output
+    path.write_text(yaml.safe_dump(make_scenario()))
+    flag = CliRunner().invoke(main, ["run", str(path), "--set", "servers[0].count=" + "9" * 5000])
+    assert flag.exit_code == 2 and "must be a number of at most 4,300 digits" in flag.output

@@ -149,3 +149,8 @@ def test_without_regions_the_local_round_trip_lies_between_clients_and_balancer(
     # Round trips between regions still need regions.
     with pytest.raises(lbsim.ConfigError, match=r"network\.rtt.*must come with 'regions'"):
         lbsim.load_scenario(make_scenario(network={"rtt": {"us-eu": "80ms"}}))
+
+
+def test_jitter_without_a_crossing_to_add_to_is_refused():
+    with pytest.raises(lbsim.ConfigError, match=r"network\.jitter must come with a crossing to add to"):
+        lbsim.load_scenario(make_scenario(network={"jitter": "det(5ms)"}))

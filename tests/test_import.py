@@ -271,7 +271,7 @@ def test_an_nginx_weight_that_is_not_a_number_is_one_line(tmp_path):
     assert result.exit_code == 2
     assert (
         result.output.strip()
-        == f"error: {file_named(path)}: line 1: weight must be a whole number >= 0; got 'abc'."
+        == f"error: {file_named(path)}: line 1: weight must be a whole number from 0 to 10^18; got 'abc'."
     )
 
 
@@ -300,3 +300,17 @@ def test_a_long_directive_is_noted_shortened_and_another_systems_file_gets_a_hin
         ConfigError, match=r"must start with a section \(is it another system's\? give --format\)"
     ):
         haproxy.read("worker_processes 1;\n")
+
+
+def test_numbers_too_long_and_nesting_too_deep_are_one_line_errors():
+    with pytest.raises(ConfigError, match="weight must be a whole number from 0 to 10"):
+        haproxy.read("backend b\n    server s 1.2.3.4:80 weight " + "9" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="must hold numbers of at most 4,300 digits"):
+        envoy.read("load_assignment: {endpoints: [{priority: " + "9" * 5000 + "}]}\n")
+    with pytest.raises(ConfigError, match="must nest mappings and lists less deeply"):
+        envoy.read("[" * 100_000)
+
+
+def test_a_server_option_without_its_value_is_noted():
+    imported = haproxy.read("backend b\n    server s 1.2.3.4:80 check weight\n")
+    assert imported.unsupported == ["line 2: server option weight without a value"]

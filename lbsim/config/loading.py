@@ -125,7 +125,21 @@ class _FastUniqueKeyLoader(_UniqueKeys, getattr(yaml, "CSafeLoader", yaml.SafeLo
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     name = file_named(path)
-    content = read_input_bytes(path, f"{name}: the scenario file ")
+    data = read_yaml(read_input_bytes(path, f"{name}: the scenario file "), name)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{name}: the file must hold a mapping of scenario keys; got {type(data).__name__}."
+        )
+    return data
+
+
+def read_yaml(content: bytes, name: str) -> Any:
+    """The data of a YAML file's ``content`` (a SafeLoader: data, never objects; no key twice
+    in a mapping); ``name`` starts each error.
+
+    Raises:
+        ConfigError: not YAML, nested too deeply, a repeated key, a number too long to read.
+    """
     try:
         # Bytes, so that YAML's own rule picks the encoding: UTF-8, or UTF-16 with a byte order mark.
         try:
@@ -135,6 +149,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             data = yaml.load(content, Loader=_UniqueKeyLoader)
     except RecursionError:
         raise ConfigError(f"{name}: the file must nest mappings and lists less deeply; got deeper.") from None
+    except ValueError:  # Python reads integers of at most 4,300 digits
+        raise ConfigError(
+            f"{name}: the file must hold numbers of at most 4,300 digits; got longer."
+        ) from None
     except yaml.reader.ReaderError as exc:
         raise ConfigError(
             f"{name}: the file must be UTF-8 text (or UTF-16 with a byte order mark); "
@@ -151,10 +169,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{name}: the file must be valid YAML{line}; got {getattr(exc, 'problem', exc)}."
         ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{name}: the file must hold a mapping of scenario keys; got {type(data).__name__}."
-        )
     return data
 
 
@@ -166,6 +180,8 @@ def _yaml_value(value: Any) -> Any:
         return yaml.load(value, Loader=_UniqueKeyLoader)  # a SafeLoader: data, never objects
     except RecursionError:
         raise ConfigError(f"must nest mappings and lists less deeply; got {shown(value)}.") from None
+    except ValueError:  # Python reads integers of at most 4,300 digits
+        raise ConfigError(f"must be a number of at most 4,300 digits; got {shown(value)}.") from None
     except _RepeatedKey as exc:
         raise ConfigError(
             f"must not repeat a key in one mapping; got {reprlib.repr(exc.key)} twice."

@@ -218,6 +218,12 @@ class Scenario(Model):
             for key, value in given.items():
                 if value:
                     raise ConfigError("must come with 'regions'; got no regions.", key=key)
+            if network.jitter is not None and not network.local and not network.cross_zone:
+                raise ConfigError(
+                    "must come with a crossing to add to: regions, network.local or network.cross_zone; "
+                    "got none.",
+                    key="network.jitter",
+                )
             for i, group in enumerate(self.servers):
                 if group.region is not None:
                     raise ConfigError(

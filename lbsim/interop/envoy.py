@@ -10,8 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
+from lbsim.config.loading import read_yaml
 from lbsim.errors import ConfigError, shown
 from lbsim.interop.imported import Imported, Server, said, whole
 
@@ -51,11 +50,7 @@ def read(text: str) -> Imported:
     Raises:
         ConfigError: not YAML, no cluster with endpoints, or a value Envoy would not take.
     """
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ConfigError("an Envoy config must be YAML or JSON; got text that is neither.") from None
-    cluster = _cluster(data)
+    cluster = _cluster(read_yaml(text.encode(), "the Envoy config (YAML or JSON)"))
     unsupported = [said(key) for key in cluster if key not in _HARMLESS and key not in _READ]
     balancer: dict[str, Any] = {"emulate": "envoy"}
     policy = str(cluster.get("lb_policy", "ROUND_ROBIN"))

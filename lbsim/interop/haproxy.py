@@ -150,7 +150,7 @@ def _retries(scenario: Scenario, missing: list[str]) -> list[str]:
 
 # HAProxy's time units; a number without one is milliseconds (configuration.txt, 2.5).
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_TIME = re.compile(r"^(\d+(?:\.\d+)?)(us|ms|s|m|h|d)?$")
+_TIME = re.compile(r"^(\d{1,18}(?:\.\d{1,9})?)(us|ms|s|m|h|d)?$")
 # HAProxy's balance -> lbsim's policy under emulate: haproxy.
 POLICY = {"roundrobin": "round_robin", "leastconn": "least_connections"}
 # HAProxy's retry-on keywords -> lbsim's retries.on.
@@ -328,6 +328,8 @@ def _unknown(options: list[str], known: tuple[set[str], set[str]]) -> list[str]:
     unknown, i = [], 0
     while i < len(options):
         if options[i] in valued:
+            if i + 1 == len(options):
+                unknown.append(f"{options[i]} without a value")
             i += 2
             continue
         if options[i] not in flags:

@@ -26,16 +26,16 @@ def said(value: object) -> str:
 
 
 def whole(value: object, what: str) -> int:
-    """``value`` (a YAML number or a config's word) as a whole number >= 0.
+    """``value`` (a YAML number or a config's word) as a whole number from 0 to 10^18.
 
     Raises:
         ConfigError: anything else, naming ``what``.
     """
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isdigit() and len(value) <= 18:
         return int(value)
-    raise ConfigError(f"{what} must be a whole number >= 0; got {shown(value)}.")
+    raise ConfigError(f"{what} must be a whole number from 0 to 10^18; got {shown(value)}.")
 
 
 @dataclass

@@ -189,7 +189,7 @@ def _next_upstream(scenario: Scenario, missing: list[str]) -> tuple[str, int]:
 
 # NGINX's time units; a number without one is seconds (nginx.org, Syntax: time).
 _UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_TIME = re.compile(r"^(\d+)(ms|s|m|h|d)?$")
+_TIME = re.compile(r"^(\d{1,18})(ms|s|m|h|d)?$")
 # An upstream's algorithm directive -> lbsim's policy under emulate: nginx.
 POLICY = {"least_conn": "least_connections", "ip_hash": "ip_hash"}
 # proxy_next_upstream's conditions -> lbsim's retries.on.
