@@ -87,6 +87,7 @@ def test_haproxy_checks_are_haproxys_and_nothing_else_is_on():
         ("envoy", "least_connections", "p2c"),  # LEAST_REQUEST: choice_count 2
         ("nginx", "round_robin", "weighted_round_robin"),  # upstream default: smooth WRR
         ("nginx", "random", "weighted_random"),  # random honours weights
+        ("nginx", "p2c", "random_two"),  # random two least_conn: two weighted draws
         ("haproxy", "least_connections", "weighted_least_connections"),  # leastconn
         ("haproxy", "round_robin", "fast_weighted_round_robin"),  # roundrobin: lb_fwrr.c
         ("haproxy", "random", "chash_random"),  # balance random: 2 draws over the hash tree

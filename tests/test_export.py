@@ -161,7 +161,7 @@ def test_haproxy_accepts_the_export(tmp_path, policy):
     shutil.which("nginx") is None, reason="NGINX is not installed (apt-get install nginx-light)"
 )
 @pytest.mark.parametrize("layer", [7, 4])
-@pytest.mark.parametrize("policy", [*POLICIES, {"name": "ip_hash", "style": "nginx"}])
+@pytest.mark.parametrize("policy", [*POLICIES, "random_two", {"name": "ip_hash", "style": "nginx"}])
 def test_nginx_accepts_the_export(tmp_path, policy, layer):
     balancer = {
         "policy": policy,

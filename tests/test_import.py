@@ -314,3 +314,17 @@ def test_numbers_too_long_and_nesting_too_deep_are_one_line_errors():
 def test_a_server_option_without_its_value_is_noted():
     imported = haproxy.read("backend b\n    server s 1.2.3.4:80 check weight\n")
     assert imported.unsupported == ["line 2: server option weight without a value"]
+
+
+@pytest.mark.parametrize(
+    ("directive", "policy"),
+    [("random;", "weighted_random"), ("random two;", "random_two"), ("random two least_conn;", "random_two")],
+)
+def test_nginx_random_and_random_two_are_read(tmp_path, directive, policy):
+    # ngx_http_upstream_random_module: "random [two [method]]", least_conn the only method.
+    path = tmp_path / "nginx.conf"
+    path.write_text(
+        f"http {{ upstream be {{ {directive} server 10.0.0.1:80 weight=2; server 10.0.0.2:80; }} }}"
+    )
+    imported = nginx.read(str(path))
+    assert _scenario(imported).balancer.policy == policy and imported.unsupported == []

@@ -192,6 +192,58 @@ def test_random_is_uniform_and_weighted_random_follows_weights():
     assert counts == pytest.approx([5 / 7, 1 / 7, 1 / 7], abs=0.01)
 
 
+class Uniforms:
+    """A generator whose random() hands out the given uniforms in order (a policy takes
+    its block from the end)."""
+
+    def __init__(self, *values):
+        self.values = list(values)
+
+    def random(self, size):
+        block, self.values = self.values[:size], self.values[size:]
+        return np.array(block[::-1])
+
+
+def random_two(weights, actives, *uniforms):
+    backends = fleet(*weights)
+    for backend, active in zip(backends, actives, strict=True):
+        backend.active = active
+    policy = make_policy("random_two")
+    policy.reset(backends, Uniforms(*uniforms))
+    return policy
+
+
+def test_random_two_takes_the_second_draw_unless_it_is_busier_per_weight():
+    # ngx_http_upstream_get_random2_peer: weighted draws (x < cumulative weight), a repeat of
+    # the first is drawn again; the first is kept only when second.conns x first.weight >
+    # first.conns x second.weight.
+    assert random_two((1, 1, 1), (0, 0, 0), 0.1, 0.5).choose(request()).name == "b"  # a tie
+    assert random_two((1, 1, 1), (0, 0, 0), 0.5, 0.1).choose(request()).name == "a"
+    assert random_two((1, 1, 1), (0, 2, 0), 0.1, 0.5).choose(request()).name == "a"
+    # 1 active at weight 2 (0.5) against 1 at weight 1: the first, a, is less loaded.
+    assert random_two((2, 1), (1, 1), 0.1, 0.9).choose(request()).name == "a"
+    # c twice, then a repeat of c, then b: c against b.
+    assert random_two((1, 1, 1), (0, 1, 0), 0.9, 0.9, 0.9, 0.5).choose(request()).name == "c"
+
+
+def test_random_two_falls_back_to_smooth_round_robin_after_twenty_more_draws():
+    # rp->tries > 20: the first draw and 20 repeats of it end in
+    # ngx_http_upstream_get_round_robin_peer, whose documented order for 5, 1, 1 is a a b a c a a.
+    policy = random_two((5, 1, 1), (0, 0, 0), *[0.0] * 21 * 7)
+    assert "".join(policy.choose(request()).name for _ in range(7)) == "aabacaa"
+    # The 21st draw may still be the second.
+    assert random_two((5, 1, 1), (0, 0, 0), *[0.0] * 20, 0.9).choose(request()).name == "c"
+
+
+def test_random_two_shares_by_hand():
+    # Weights 5, 1, 1, all idle: a tie, so the second draw wins. P(a) = P(first is b or c) x
+    # P(second is a | first) = 2 x 1/7 x 5/6 = 10/42; P(b) = 5/7 x 1/2 + 1/7 x 1/6 = 16/42.
+    n = 60_000
+    policy = start("random_two", fleet(5, 1, 1))
+    counts = np.bincount([policy.choose(request()).index for _ in range(n)], minlength=3) / n
+    assert counts == pytest.approx([10 / 42, 16 / 42, 16 / 42], abs=0.01)
+
+
 def test_least_connections_scales_to_a_thousand_backends():
     backends = fleet(*[1] * 1000)
     p = start("least_connections", backends)

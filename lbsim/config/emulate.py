@@ -149,6 +149,9 @@ EMULATIONS: dict[str, Emulation] = {
             "ip_hash": {"name": "ip_hash", "style": "nginx"},
             "random": "weighted_random",
             "weighted_random": "weighted_random",
+            # random two least_conn: two distinct weighted draws, the less loaded per weight.
+            "random_two": "random_two",
+            "p2c": "random_two",
             # hash $key consistent: NGINX's CRC-32 ring.
             "ring_hash": {"name": "ring_hash", "hash": "crc32", "ring": "nginx"},
             "least_response_time": "least_response_time",

@@ -28,6 +28,7 @@ ALGORITHM: dict[str, tuple[str, bool, str | None]] = {
     "weighted_least_connections": ("least_conn;", True, "HAProxy's idle-first rule becomes a tie-break"),
     "weighted_random": ("random;", True, None),
     "random": ("random;", False, None),
+    "random_two": ("random two least_conn;", True, None),
 }  # fmt: skip
 
 # lbsim's retries.on -> proxy_next_upstream's conditions (a reset after the request was sent
@@ -82,7 +83,7 @@ def export(scenario: Scenario, addresses: Sequence[str] | None, listen: str) -> 
     if note:
         missing.append(f"balancer.policy {name}: exported as {algorithm or 'round robin'} ({note})")
     backends = backends_of(scenario, addresses, weighted)
-    keeps_backups = not hashed and algorithm != "random;"
+    keeps_backups = not hashed and not algorithm.startswith("random")
     if any(b.backup for b in backends) and not keeps_backups:
         missing.append(f"servers' backup: NGINX allows no backup with {algorithm}; they are plain servers")
     if any(b.slow_start is not None for b in backends):
@@ -245,8 +246,8 @@ def read(path: str) -> Imported:
             passive.append(fails)
         elif name in POLICY and not args:
             balancer["policy"] = POLICY[name]
-        elif name == "random" and not args:
-            balancer["policy"] = "random"
+        elif name == "random" and args in ([], ["two"], ["two", "least_conn"]):
+            balancer["policy"] = "random_two" if args else "random"
         elif name == "hash" and args == ["$remote_addr", "consistent"]:
             balancer["policy"] = "ring_hash"
         elif name not in _HARMLESS:

@@ -24,7 +24,7 @@ from lbsim.policies.least_connections import LeastConnections, WeightedLeastConn
 from lbsim.policies.oracle import JoinShortestQueue, LeastWorkLeft
 from lbsim.policies.pick_first import PickFirst
 from lbsim.policies.power_of_choices import PowerOfChoices
-from lbsim.policies.random import Random, WeightedRandom
+from lbsim.policies.random import Random, RandomTwo, WeightedRandom
 from lbsim.policies.round_robin import RoundRobin, WeightedRoundRobin
 
 POLICIES: dict[str, type[Policy]] = {
@@ -39,6 +39,7 @@ POLICIES: dict[str, type[Policy]] = {
         IpHash,
         Random,
         WeightedRandom,
+        RandomTwo,
         ChashRandom,
         PowerOfChoices,
         JoinShortestQueue,
