@@ -1,0 +1,129 @@
+"""The sim-to-real harness (benchmarks/sim_to_real): its backends serve as lbsim's FCFS
+servers do, its load is open-loop, and a short run through real HAProxy and NGINX lands
+near lbsim (loose bounds: six seconds of trace on a shared machine)."""
+
+import http.client
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks.sim_to_real import harness
+from benchmarks.sim_to_real.balancers import running
+from benchmarks.sim_to_real.replay import Reply, replay
+
+ROOT = Path(__file__).resolve().parent.parent
+PORT = 18581
+
+
+@pytest.fixture
+def backend(tmp_path):
+    """One backend ``half`` at speed 0.5 on PORT."""
+    arguments = [sys.executable, "-m", "benchmarks.sim_to_real.backends", f"half={PORT}:0.5"]
+    with running(arguments, PORT, tmp_path / "backends.log"):
+        yield
+
+
+def _get(path):
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=5)
+    connection.request("GET", path)
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    return answer
+
+
+def test_a_backend_serves_size_over_speed_and_says_what_it_delivered(backend):
+    answer = _get("/?size=0.01")
+    # 10 ms of work at speed 0.5: 20 ms of service, plus what the sleep overshoots.
+    assert answer.status == 200 and answer.getheader("X-Server") == "half"
+    assert 0.020 <= float(answer.getheader("X-Service")) < 0.030
+    assert float(answer.getheader("X-Wait")) < 0.005
+    assert _get("/?size=many").status == 400
+
+
+def test_a_backend_queues_first_come_first_served_and_the_load_is_open_loop(backend):
+    # 150 ms of service first, then four requests of none, 10 ms apart: each waits for the
+    # first (FCFS, one worker), and each is still sent on time; latency counts from then.
+    trace = [(0.0, 0.075), (0.01, 0.0), (0.02, 0.0), (0.03, 0.0), (0.04, 0.0)]
+    replies = replay(trace, PORT)
+    assert all(reply.late < 0.005 for reply in replies)
+    for (scheduled, _), reply in zip(trace[1:], replies[1:], strict=True):
+        assert reply.wait == pytest.approx(0.150 - scheduled, abs=0.005)
+        assert reply.latency == pytest.approx(0.150 - scheduled, abs=0.010)
+
+
+def test_the_calibrated_trace_is_the_work_each_backend_delivered():
+    trace = [(0.0, 0.010), (0.5, 0.020)]
+    replies = [
+        Reply(0.0, 0.0, 0.03, 200, "fast-0", 0.0, 0.0101),
+        Reply(0.5, 0.0, 0.05, 200, "half-0", 0.0, 0.0402),
+    ]
+    speeds = dict(harness.servers_of("heterogeneous"))
+    assert harness.calibrated_trace(trace, replies, speeds) == [(0.0, 0.0101), (0.5, 0.0201)]
+
+
+def test_the_fleets_run_at_seventy_percent():
+    # 4 x speed 1 with 50 ms of work per request: 80/s of capacity; 3.5 x 20/s: 70/s.
+    assert harness.rate_of("homogeneous") == pytest.approx(0.7 * 80)
+    assert harness.rate_of("heterogeneous") == pytest.approx(0.7 * 70)
+    trace = harness.draw_trace(56.0, 500.0, seed=1)
+    assert len(trace) / 500 == pytest.approx(56, rel=0.02)
+    assert sum(size for _, size in trace) / len(trace) == pytest.approx(0.050, rel=0.03)
+
+
+def _runs(**changes):
+    row = {"fleet": "homogeneous", "balancer": "nginx", "algorithm": "round robin", "policy": "round_robin"}
+    row |= {"overhead_ms": 1.0, "oversleep": 0.01, "correlation": 0.9}
+    for m in harness.METRICS:
+        row |= {f"real_{m}": 0.05, f"raw_{m}": 0.97, f"raw_{m}_min": 0.97, f"raw_{m}_max": 0.97}
+        row[f"calibrated_{m}"] = 1.01
+    return pd.DataFrame([row | changes])
+
+
+def test_the_verdict_holds_each_metric_to_its_target():
+    assert harness.verdict(_runs(), random=False) == "raw meets, calibrated meets"
+    # p99 may be 10% off, the others 5% raw and 3% calibrated.
+    assert harness.verdict(_runs(raw_p99=0.91, calibrated_p99=1.09), random=False) == (
+        "raw meets, calibrated meets"
+    )
+    assert harness.verdict(_runs(raw_p90=0.94, calibrated_p50=1.04), random=False) == (
+        "raw misses, calibrated misses"
+    )
+    assert harness.verdict(_runs(raw_mean_min=0.90, raw_mean_max=0.94), random=True) == (
+        "outside lbsim's seed spread"
+    )
+    assert harness.verdict(_runs(raw_mean_min=0.90, raw_mean_max=1.02), random=True) == (
+        "within lbsim's seed spread"
+    )
+    noisy = harness.table(pd.concat([_runs(), _runs(oversleep=0.03)]))
+    assert "3.00% (1 noisy)" in noisy and "0.970 |" in noisy
+
+
+@pytest.mark.skipif(
+    shutil.which("haproxy") is None or shutil.which("nginx") is None,
+    reason="HAProxy and NGINX are not installed (apt-get install haproxy nginx-light)",
+)
+def test_a_smoke_run_through_real_haproxy_and_nginx_lands_near_lbsim(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.sim_to_real", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert sorted(runs["balancer"]) == ["haproxy", "nginx"]
+    # Six seconds of trace: loose bounds. lbsim leaves out about 2 ms of loopback overhead
+    # per request (raw), and adds it back as network.local (calibrated).
+    assert runs["raw_mean"].between(0.75, 1.15).all(), runs.to_string()
+    assert runs["calibrated_mean"].between(0.85, 1.15).all(), runs.to_string()
+    assert (runs["oversleep"] < 0.10).all()
+    assert "| homogeneous | haproxy | roundrobin |" in (tmp_path / "table.md").read_text()
+    # Nothing is left listening.
+    with pytest.raises(OSError):
+        http.client.HTTPConnection("127.0.0.1", harness.LISTEN, timeout=1).connect()
