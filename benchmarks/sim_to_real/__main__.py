@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ def main(
 ) -> None:
     """Replay one trace through real HAProxy and NGINX and through lbsim; write runs.csv and
     table.md into OUT."""
+    # SIGTERM ends the run as Ctrl-C does: the balancers and backends are stopped on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     cases = [c for c in CASES if not systems or c.system in systems]
     if smoke:
         cases = [c for c in cases if c.policy == "round_robin"]

@@ -6,9 +6,11 @@ queue, as an lbsim server with ``workers: 1`` and ``discipline: fcfs``. A reques
 seconds (a sleep) and the reply says what was delivered, in headers:
 
 - ``X-Server``: the backend's name;
-- ``X-Wait``: seconds the request waited in the queue for the worker;
-- ``X-Service``: seconds the worker actually spent on it (the sleep as the clock saw it:
-  the requested S / speed plus the operating system's oversleep).
+- ``X-Wait``: seconds from the request's arrival until the worker was free for it;
+- ``X-Service``: seconds the worker actually spent on it, from then until it was done:
+  the requested S / speed plus the operating system's oversleep and the hand-over between
+  threads, so the waits of the requests behind it are explained by the services before
+  them (Lindley's recursion holds on the delivered values).
 
 Connections are served by threads of their own (keep-alive as the balancer asks), so a
 balancer's open connections never stand in for the queue.
@@ -51,11 +53,13 @@ class Worker(threading.Thread):
         self.jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
 
     def run(self) -> None:
+        free = 0.0  # when the worker finished its last job
         while True:
             job = self.jobs.get()
-            start = time.perf_counter()
-            time.sleep(job.seconds)
-            job.wait, job.service = start - job.arrived, time.perf_counter() - start
+            start = max(job.arrived, free)
+            time.sleep(max(0.0, start + job.seconds - time.perf_counter()))
+            free = time.perf_counter()
+            job.wait, job.service = start - job.arrived, free - start
             job.done.set()
 
 

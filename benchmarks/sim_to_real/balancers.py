@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -70,6 +72,12 @@ def check_free(ports: list[int]) -> None:
                 raise RuntimeError(f"127.0.0.1:{port} is in use; stop what holds it") from None
 
 
+def _die_with_parent() -> None:
+    """In the child, before it runs: the kernel sends it SIGTERM when the harness dies,
+    however it dies (prctl PR_SET_PDEATHSIG, Linux), so nothing outlives a killed run."""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+
+
 @contextmanager
 def running(arguments: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``arguments`` as a process of its own, its output to ``log``, until the block
@@ -80,7 +88,9 @@ def running(arguments: list[str], port: int, log: Path) -> Iterator[subprocess.P
         RuntimeError: it exited or did not listen within 10 s (the log's last line said).
     """
     with log.open("wb") as output:
-        process = subprocess.Popen(arguments, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            arguments, stdout=output, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
         try:
             try:
                 wait_for(port, process)
