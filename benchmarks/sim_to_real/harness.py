@@ -7,9 +7,10 @@ thread of one backends process on loopback):
 
 1. the case's scenario (``balancer.emulate`` set to the system) is exported with
    ``lbsim export``, and the real balancer runs that config, started and stopped by PID;
-2. 100 requests of size 0, 20 ms apart, measure the overhead: what a request costs with
-   no service (connections, HTTP, the balancer, the backend's threads);
-3. the trace is replayed open-loop through the balancer (``replay.py``);
+2. the trace is replayed open-loop through the balancer (``replay.py``), from the
+   balancer's start, so its rotation begins where lbsim's does;
+3. then 100 requests of size 0, 20 ms apart, measure the overhead: what a request costs
+   with no service (connections, HTTP, the balancer, the backend's threads);
 4. lbsim replays the same trace with the same scenario (*raw*; seeds 1 to 5 for random
    policies), and again *calibrated*: each request's size is the service its backend
    actually delivered times that backend's speed, the balancer's cost is 0, and
@@ -26,6 +27,7 @@ import math
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,8 @@ NOISY = 0.02
 # run of the same model falls outside the range of 40 with probability 2/41, about 5%.
 SEEDS = tuple(range(1, 41))
 OVERHEAD_REQUESTS, OVERHEAD_GAP = 100, 0.020
+# The pause between the trace's last request and the overhead's first (the queues drain).
+OVERHEAD_PAUSE = 1.0
 
 # Fleets: server groups as a scenario gives them.
 FLEETS: dict[str, list[dict[str, Any]]] = {
@@ -176,8 +180,10 @@ def run_case(
     notes = export(folder / "scenario.yaml", case.system, ports, config)
     idle = [(i * OVERHEAD_GAP, 0.0) for i in range(OVERHEAD_REQUESTS)]
     with running(command(case.system, config), LISTEN, folder / f"{case.system}.log"):
-        overhead = replay(idle, LISTEN)
+        # The trace first: the balancer's rotation starts where lbsim's does.
         replies = replay(trace, LISTEN)
+        time.sleep(OVERHEAD_PAUSE)
+        overhead = replay(idle, LISTEN)
     answered = [r.status == 200 for r in replies]
     if not all(answered) or not all(r.status == 200 for r in overhead):
         raise RuntimeError(f"{case.system} {case.algorithm}: {answered.count(False)} requests failed")
@@ -253,18 +259,24 @@ def _ratios(mid: float, low: float, high: float) -> str:
 
 
 def verdict(runs: pd.DataFrame, random: bool) -> str:
-    """Whether one case's runs meet the targets: for a deterministic policy, raw and
-    calibrated within RAW_TARGET and CALIBRATED_TARGET on every repeat; for a random one,
-    the real value inside lbsim's spread over seeds (or within the raw target of it)."""
+    """Whether one case's runs meet the targets. A deterministic policy: its median ratio
+    over the repeats (the table's figure) within RAW_TARGET raw and CALIBRATED_TARGET
+    calibrated, on every metric. A random one: in how many (repeat, metric) pairs the real
+    value lies inside lbsim's range over seeds, widened by RAW_TARGET (the overhead raw
+    leaves out); were lbsim right, each falls outside about 1 time in 20."""
     if random:
-        inside = all(
-            (runs[f"raw_{m}_min"] * (1 - RAW_TARGET[m]) <= 1).all()
-            and (runs[f"raw_{m}_max"] * (1 + RAW_TARGET[m]) >= 1).all()
+        inside = sum(
+            int(
+                (
+                    (runs[f"raw_{m}_min"] * (1 - RAW_TARGET[m]) <= 1)
+                    & (runs[f"raw_{m}_max"] * (1 + RAW_TARGET[m]) >= 1)
+                ).sum()
+            )
             for m in METRICS
         )
-        return "within lbsim's seed spread" if inside else "outside lbsim's seed spread"
-    raw = all(((runs[f"raw_{m}"] - 1).abs() <= RAW_TARGET[m]).all() for m in METRICS)
-    calibrated = all(((runs[f"calibrated_{m}"] - 1).abs() <= CALIBRATED_TARGET[m]).all() for m in METRICS)
+        return f"{inside}/{len(runs) * len(METRICS)} inside lbsim's seed spread"
+    raw = all(abs(runs[f"raw_{m}"].median() - 1) <= RAW_TARGET[m] for m in METRICS)
+    calibrated = all(abs(runs[f"calibrated_{m}"].median() - 1) <= CALIBRATED_TARGET[m] for m in METRICS)
     return f"raw {'meets' if raw else 'misses'}, calibrated {'meets' if calibrated else 'misses'}"
 
 
