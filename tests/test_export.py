@@ -55,6 +55,15 @@ def test_haproxy_defaults_follow_emulate():
     assert "balance random(2)" in lines and not any("redispatch" in line for line in lines)
 
 
+def test_nginx_random_two_becomes_haproxy_random_of_two_draws():
+    exported = _export(haproxy, balancer={"policy": "random_two"})
+    assert "balance random(2)" in _lines(exported.text)
+    assert exported.unexpressed == [
+        "balancer.policy random_two: exported as balance random(2) "
+        "(NGINX's two weighted draws become two draws over HAProxy's hash tree)"
+    ]
+
+
 def test_an_unweighted_policy_is_exported_with_equal_weights():
     lines = _lines(_export(haproxy, balancer={"policy": "random"}).text)
     assert "balance random(1)" in lines
@@ -143,7 +152,7 @@ POLICIES = [
 @pytest.mark.skipif(
     shutil.which("haproxy") is None, reason="HAProxy is not installed (apt-get install haproxy)"
 )
-@pytest.mark.parametrize("policy", [*POLICIES, "chash_random", "p2c"])
+@pytest.mark.parametrize("policy", [*POLICIES, "chash_random", "p2c", "random_two"])
 def test_haproxy_accepts_the_export(tmp_path, policy):
     balancer = {
         "policy": policy,

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from benchmarks.sim_to_real import harness
+from benchmarks.sim_to_real.__main__ import main
 from benchmarks.sim_to_real.balancers import running
 from benchmarks.sim_to_real.replay import Reply, replay
 
@@ -139,3 +141,21 @@ def test_the_readme_shows_the_committed_run():
     assert len(rows) == 1 + len(harness.FLEETS) * len(harness.CASES)
     readme = (ROOT / "README.md").read_text()
     assert all(row in readme for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--seconds", "nan", "must be from 1 to 3600 seconds; got nan."),
+        ("--seconds", "0", "must be from 1 to 3600 seconds; got 0."),
+        ("--repeats", "0", "0 is not in the range 1<=x<=100."),
+        ("--out", "FILE", "--out must be a folder it can write"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_runs(tmp_path, option, value, message):
+    (tmp_path / "file").write_text("mine")
+    value = str(tmp_path / "file") if value == "FILE" else value
+    arguments = [option, value] if option == "--out" else [option, value, "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 2 and message in result.output
+    assert (tmp_path / "file").read_text() == "mine" and not (tmp_path / "out").exists()

@@ -11,7 +11,7 @@ thread of one backends process on loopback):
    balancer's start, so its rotation begins where lbsim's does;
 3. then 100 requests of size 0, 20 ms apart, measure the overhead: what a request costs
    with no service (connections, HTTP, the balancer, the backend's threads);
-4. lbsim replays the same trace with the same scenario (*raw*; seeds 1 to 5 for random
+4. lbsim replays the same trace with the same scenario (*raw*; 40 seeds for random
    policies), and again *calibrated*: each request's size is the service its backend
    actually delivered times that backend's speed, the balancer's cost is 0, and
    ``network.local`` (the client-balancer round trip) is the measured overhead.
@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,8 @@ NOISY = 0.02
 # run of the same model falls outside the range of 40 with probability 2/41, about 5%.
 SEEDS = tuple(range(1, 41))
 OVERHEAD_REQUESTS, OVERHEAD_GAP = 100, 0.020
+# Traces shorter than this many requests get a line saying their verdicts are noise.
+FEW = 1000
 # The pause between the trace's last request and the overhead's first (the queues drain).
 OVERHEAD_PAUSE = 1.0
 
@@ -226,10 +228,9 @@ def run(
     fleets: Sequence[str],
     cases: Sequence[Case],
     echo: Callable[[str], None] = print,
-) -> pd.DataFrame:
+) -> Iterator[dict[str, Any]]:
     """Every case of ``cases`` on every fleet of ``fleets``, ``repeats`` times over traces of
-    ``seconds``; one row per real run (see :func:`run_case`)."""
-    rows = []
+    ``seconds``; yields one row per real run as it ends (see :func:`run_case`)."""
     for fleet in fleets:
         names = servers_of(fleet)
         ports = [LISTEN + 1 + i for i in range(len(names))]
@@ -237,13 +238,14 @@ def run(
         specs = [f"{name}={port}:{speed}" for (name, speed), port in zip(names, ports, strict=True)]
         for repeat in range(repeats):
             trace = draw_trace(rate_of(fleet), seconds, seed=1000 + repeat)
+            if len(trace) < FEW:
+                echo(f"{fleet}: {len(trace)} requests a trace; the verdicts need thousands to mean much")
             with tempfile.TemporaryDirectory(prefix="lbsim-sim-to-real-") as tmp:
                 folder = Path(tmp)
                 backends = [sys.executable, "-m", "benchmarks.sim_to_real.backends", *specs]
                 with running(backends, ports[-1], folder / "backends.log"):
                     for case in cases:
                         row = run_case(fleet, case, trace, ports, folder) | {"repeat": repeat}
-                        rows.append(row)
                         echo(
                             f"{fleet} {case.system} {case.algorithm} #{repeat + 1}: real mean "
                             f"{row['real_mean'] * 1e3:.2f} ms p99 {row['real_p99'] * 1e3:.2f} ms; lbsim/real "
@@ -251,7 +253,7 @@ def run(
                             + f"; calibrated mean {row['calibrated_mean']:.3f}"
                             + f"; oversleep {row['oversleep']:.2%}"
                         )
-    return pd.DataFrame(rows)
+                        yield row
 
 
 def _ratios(mid: float, low: float, high: float) -> str:

@@ -26,6 +26,7 @@ BALANCE: dict[str, tuple[str, bool, str | None]] = {
     "least_connections": ("leastconn", True, "NGINX's tie-break becomes HAProxy's idle-first rule"),
     "weighted_random": ("random(1)", True, None),
     "random": ("random(1)", False, None),
+    "random_two": ("random(2)", True, "NGINX's two weighted draws become two draws over HAProxy's hash tree"),
 }  # fmt: skip
 
 # lbsim's retries.on -> HAProxy's retry-on keywords (configuration.txt, retry-on).
