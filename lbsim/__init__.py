@@ -9,13 +9,18 @@ latency, error-rate and utilization tables::
     summary = lbsim.sweep(scenario, jobs=2)
 """
 
+from __future__ import annotations
+
 import importlib
-from typing import TYPE_CHECKING, Any
 
-from lbsim.errors import ConfigError, LbsimError, SimulationError, UnknownNameError
-
+# Not typing's: `python -m lbsim` imports this module before lbsim can catch a Ctrl-C, so it
+# imports nothing that takes time (typing alone takes milliseconds).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from lbsim.config import Scenario, expand, load_scenario
+    from lbsim.errors import ConfigError, LbsimError, SimulationError, UnknownNameError
     from lbsim.policies import POLICIES, Backend, Policy, make_policy
     from lbsim.runner import SimulationResult, SweepResult, run_sweep, simulate, sweep
 
@@ -24,9 +29,10 @@ __version__ = "0.2.0"
 
 # The policies (numpy), the scenario schema (pydantic) and the runner (pandas) take longer to
 # import than `lbsim --help` may take to answer, so their names are loaded when first used:
-# `import lbsim` itself takes milliseconds (and the `lbsim` command can catch a Ctrl-C while
+# `import lbsim` itself takes well under a millisecond (and the `lbsim` command can catch a Ctrl-C while
 # it imports the rest).
 _LAZY = {
+    **dict.fromkeys(("ConfigError", "LbsimError", "SimulationError", "UnknownNameError"), "lbsim.errors"),
     **dict.fromkeys(("POLICIES", "Backend", "Policy", "make_policy"), "lbsim.policies"),
     "Scenario": "lbsim.config",
     "expand": "lbsim.config",
