@@ -86,6 +86,10 @@ def test_nginx_without_passive_checks_turns_max_fails_off():
     # Each server line names its server in a comment, for lbsim import.
     assert "server 127.0.0.1:8001 weight=3 max_fails=0 fail_timeout=10s;  # fast-0" in lines
     assert "proxy_next_upstream off;" in lines and "proxy_next_upstream_tries 1;" in lines
+    # Upstream keep-alive, as nginx.org's ngx_http_upstream_keepalive_module shows it: the
+    # directive after the algorithm, HTTP/1.1 and an empty Connection header.
+    assert lines.index("keepalive 32;") > lines.index("least_conn;")
+    assert "proxy_http_version 1.1;" in lines and 'proxy_set_header Connection "";' in lines
 
 
 def test_nginx_defaults_follow_emulate():
@@ -100,6 +104,7 @@ def test_nginx_defaults_follow_emulate():
 def test_nginx_at_layer_4_is_a_stream_block():
     text = _export(nginx, balancer={"layer": 4}).text
     assert "stream {" in text and "http {" not in text and "proxy_pass lbsim;" in text
+    assert "keepalive" not in text  # the stream module's upstreams have no keepalive
 
 
 def test_nginx_allows_no_backup_with_random():

@@ -31,6 +31,8 @@ ALGORITHM: dict[str, tuple[str, bool, str | None]] = {
     "random_two": ("random two least_conn;", True, None),
 }  # fmt: skip
 
+# Idle keep-alive connections to the backends an NGINX worker keeps (nginx.org's example).
+KEEPALIVE = 32
 # lbsim's retries.on -> proxy_next_upstream's conditions (a reset after the request was sent
 # is NGINX's error too).
 NEXT_UPSTREAM = {
@@ -105,7 +107,14 @@ def export(scenario: Scenario, addresses: Sequence[str] | None, listen: str) -> 
     # fleets (nginx -t found no room for 80 servers in 64 KiB).
     zone = max(64, 2 * len(backends))
     upstream = ["upstream lbsim {", f"    zone lbsim {zone}k;", *([f"    {algorithm}"] if algorithm else [])]
-    upstream += [f"    {server}" for server in servers] + ["}"]
+    upstream += [f"    {server}" for server in servers]
+    if balancer.layer == 7:
+        # Idle connections to the backends the worker keeps for reuse, which HTTP/1.1 and the
+        # empty Connection header below are for; the keepalive module asks the algorithm for
+        # a peer first and then looks for an idle connection to it, so the rule is unchanged
+        # (ngx_http_upstream_get_keepalive_peer). After the algorithm, as nginx.org asks.
+        upstream.append(f"    keepalive {KEEPALIVE};")
+    upstream.append("}")
     lines = [
         f"# lbsim {__version__} export of scenario {scenario.name} to NGINX",
         *(f"# not expressed: {line}" for line in missing),
