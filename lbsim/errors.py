@@ -66,7 +66,7 @@ class UnknownNameError(ConfigError):
 
     def __init__(self, what: str, name: str, known: Iterable[str]) -> None:
         known = sorted(known)
-        message = f"unknown {what} {name!r}."
+        message = f"unknown {what} {shown(name)}."
         # Compared without case, so 'P2C' finds 'p2c'.
         lowered = {k.lower(): k for k in known}
         close = [lowered[k] for k in difflib.get_close_matches(name.lower(), lowered, n=1, cutoff=0.6)]
