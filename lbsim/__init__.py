@@ -12,6 +12,14 @@ latency, error-rate and utilization tables::
 from __future__ import annotations
 
 import importlib
+import sys
+
+if sys.argv[:1] == ["-m"]:
+    # `python -m lbsim` is starting: Python imports this package, then finds and compiles
+    # lbsim/__main__.py before any of it runs; a Ctrl-C in between must not be a traceback.
+    from lbsim import startup
+
+    startup.guard()
 
 # Not typing's: `python -m lbsim` imports this module before lbsim can catch a Ctrl-C, so it
 # imports nothing that takes time (typing alone takes milliseconds).

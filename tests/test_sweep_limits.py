@@ -92,20 +92,6 @@ def test_closed_loop_users_get_no_offered_load_and_no_overload_warning():
     assert not any("offered load" in warning for warning in plan.warnings)
 
 
-def test_ctrl_c_wrapped_by_python_during_an_import_counts_as_ctrl_c():
-    from lbsim.__main__ import _interrupted
-
-    try:
-        try:
-            raise KeyboardInterrupt
-        except KeyboardInterrupt as exc:
-            # What Python 3.11 raises when Ctrl-C lands in a class body's __set_name__.
-            raise RuntimeError("Error calling __set_name__") from exc
-    except RuntimeError as wrapped:
-        assert _interrupted(wrapped)
-    assert not _interrupted(RuntimeError("a real error"))
-
-
 def test_a_fault_at_or_after_the_end_of_a_shortened_run_is_warned_about():
     from lbsim.runner import sweep_plan
 
