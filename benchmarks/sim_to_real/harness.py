@@ -2,15 +2,15 @@
 
 For each fleet and repeat, a Poisson trace of exponential sizes (mean 50 ms of work at
 speed 1) at 70% of the fleet's capacity is drawn. For each case (a balancer and its
-algorithm), with the backends of ``backends.py`` (one worker, FCFS, each a process
-thread of one backends process on loopback):
+algorithm), with the backends of ``backends.py`` (one worker and a FCFS queue each, all
+served by one process on loopback):
 
 1. the case's scenario (``balancer.emulate`` set to the system) is exported with
    ``lbsim export``, and the real balancer runs that config, started and stopped by PID;
 2. the trace is replayed open-loop through the balancer (``replay.py``), from the
    balancer's start, so its rotation begins where lbsim's does;
 3. then 100 requests of size 0, 20 ms apart, measure the overhead: what a request costs
-   with no service (connections, HTTP, the balancer, the backend's threads);
+   with no service (HTTP on loopback, the balancer, the hand-over to a backend's worker);
 4. lbsim replays the same trace with the same scenario (*raw*; 40 seeds for random
    policies), and again *calibrated*: each request's size is the service its backend
    actually delivered times that backend's speed, the balancer's cost is 0, and
@@ -41,8 +41,9 @@ import lbsim
 from benchmarks.sim_to_real.balancers import check_free, command, missing, running, version
 from benchmarks.sim_to_real.replay import Reply, replay
 
-# Mean work per request: 50 ms keeps loopback's 1-2 ms per request (Python's HTTP client and
-# backends, mostly) a small part of the latency, as a real service's would be.
+# Mean work per request: 50 ms keeps loopback's 1.5-2.5 ms per request here (the balancer's
+# connection to a backend, Python's event loops, wake-ups) a small part of the latency, as
+# a real service's would be.
 MEAN_SIZE = 0.050
 LOAD = 0.7
 LISTEN = 18480
