@@ -25,6 +25,8 @@ It prints ``ready`` once every backend listens, and serves until SIGTERM or SIGI
 from __future__ import annotations
 
 import asyncio
+import http.client
+import io
 import math
 import queue
 import signal
@@ -103,14 +105,8 @@ def answer(status: str, headers: dict[str, str], body: bytes, close: bool) -> by
 def wants_close(head: list[str]) -> bool:
     """Whether the request (its request line and header lines) ends its connection:
     HTTP/1.0 unless it asks for keep-alive, HTTP/1.1 when it asks for close (RFC 9112 9.3)."""
-    connection = next(
-        (
-            line.partition(":")[2].strip().lower()
-            for line in head[1:]
-            if line.lower().startswith("connection:")
-        ),
-        "",
-    )
+    headers = http.client.parse_headers(io.BytesIO("\r\n".join([*head[1:], "", ""]).encode("latin-1")))
+    connection = headers.get("Connection", "").lower()
     if head[0].endswith("HTTP/1.0"):
         return connection != "keep-alive"
     return connection == "close"

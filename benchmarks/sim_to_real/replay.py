@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import http.client
+import io
 import selectors
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from http.client import HTTPMessage
 
 # The kernel's timer slack asked for, in nanoseconds (prctl PR_SET_TIMERSLACK, Linux).
 TIMER_SLACK_NS = 1000
@@ -59,33 +62,33 @@ class Reply:
     service: float
 
 
+def head_of(raw: bytes) -> tuple[int, HTTPMessage]:
+    """An HTTP answer's status (0 if unreadable) and headers (the stdlib's parser), from its
+    head: the status line and the header lines, through the blank line."""
+    status_line, _, rest = raw.partition(b"\r\n")
+    parts = status_line.split()
+    status = int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
+    return status, http.client.parse_headers(io.BytesIO(rest))
+
+
 def reply_of(scheduled: float, late: float, latency: float, head: bytes) -> Reply:
     """The Reply of an HTTP answer whose head (status line and headers) is ``head``."""
-    lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
-    parts = lines[0].split()
-    status = int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    status, headers = head_of(head)
     return Reply(
         scheduled,
         late,
         latency,
         status,
-        headers.get("x-server", ""),
-        float(headers.get("x-wait", "0")),
-        float(headers.get("x-service", "0")),
+        headers.get("X-Server", ""),
+        float(headers.get("X-Wait", "0")),
+        float(headers.get("X-Service", "0")),
     )
 
 
 def length_and_close(head: bytes) -> tuple[int, bool]:
     """The answer's Content-Length, and whether it closes its connection (RFC 9112 9.6)."""
-    length, close = 0, False
-    for line in head.decode("latin-1").lower().split("\r\n")[1:]:
-        name, _, value = line.partition(":")
-        if name.strip() == "content-length":
-            length = int(value)
-        elif name.strip() == "connection":
-            close = value.strip() == "close"
-    return length, close
+    _, headers = head_of(head)
+    return int(headers.get("Content-Length", "0")), headers.get("Connection", "").lower() == "close"
 
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -101,6 +104,10 @@ class Client:
 
     async def exchange(self, size: float, scheduled: float, due: float) -> Reply:
         sent = time.perf_counter()
+
+        def failed() -> Reply:
+            return Reply(scheduled, sent - due, time.perf_counter() - due, 0, "", 0.0, 0.0)
+
         request = f"GET /?size={size!r} HTTP/1.1\r\nHost: lbsim\r\n\r\n".encode()
         try:
             if self.idle:
@@ -108,7 +115,7 @@ class Client:
             else:
                 reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
         except OSError:
-            return Reply(scheduled, sent - due, time.perf_counter() - due, 0, "", 0.0, 0.0)
+            return failed()
         try:
             writer.write(request)
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
@@ -117,7 +124,7 @@ class Client:
             end = time.perf_counter()
         except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             writer.close()
-            return Reply(scheduled, sent - due, time.perf_counter() - due, 0, "", 0.0, 0.0)
+            return failed()
         if close:
             writer.close()
         else:
