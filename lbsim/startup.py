@@ -9,12 +9,15 @@ one line, ``interrupted.``, exit code 130 (nothing has been written yet to clean
 
 from __future__ import annotations
 
+# The signal module's C core, not the module itself: `import signal` first imports enum
+# (10 ms and more on a loaded machine, where site has not imported it yet), and every
+# millisecond of import before guard() holds is a moment a Ctrl-C would still be Python's.
+# Its functions are the same ones, without the enum wrapping.
+import _signal as signal
 import os
-import signal
 import sys
 
-# Not typing's: this runs while `python -m lbsim` starts, where every millisecond of import
-# is a moment a Ctrl-C would still be Python's.
+# Not typing's, for the same reason.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import FrameType

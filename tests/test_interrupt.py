@@ -2,6 +2,7 @@
 second or two with one line, keeps what finished, and leaves no process behind."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import lbsim
 from tests.helpers import make_scenario
 
 pytestmark = pytest.mark.slow
@@ -133,14 +135,48 @@ def test_ctrl_c_while_lbsim_is_still_importing_is_one_line(delay):
     _, err = process.communicate(timeout=30)
     if "Traceback" in err:
         # Python itself was still starting (site, or finding and compiling lbsim/__init__.py,
-        # which a loaded machine stretches past 50 ms): no line of lbsim had run, so none
-        # could catch it. Once one has, no traceback.
-        assert f"{os.sep}lbsim{os.sep}" not in err, err
+        # which a loaded machine stretches past 50 ms), or lbsim had not yet reached its
+        # guard: nothing could catch it. Once the guard holds, no traceback.
+        assert lbsim_frames(err) <= before_the_guard(), err
         assert process.returncode in (1, -signal.SIGINT)
         return
     assert process.returncode in (0, 130, -signal.SIGINT)
     if process.returncode == 130:
         assert err.strip().splitlines() == ["interrupted."]
+
+
+def lbsim_frames(traceback: str) -> set[tuple[str, int]]:
+    """The (file name, line) of each frame of lbsim's own code in ``traceback``."""
+    frames = re.findall(r'File "([^"]*)", line (\d+)', traceback)
+    return {(Path(path).name, int(line)) for path, line in frames if Path(path).parent.name == "lbsim"}
+
+
+def before_the_guard() -> set[tuple[str, int]]:
+    """The lines of lbsim that run before its start-up guard holds: lbsim/__init__.py up to
+    its ``startup.guard()`` call, and lbsim/startup.py, which defines the guard."""
+    package = Path(lbsim.__file__).parent
+    init = package.joinpath("__init__.py").read_text().splitlines()
+    guard = next(number for number, line in enumerate(init, 1) if line.strip() == "startup.guard()")
+    startup = package.joinpath("startup.py").read_text().splitlines()
+    return {("__init__.py", number) for number in range(1, guard + 1)} | {
+        ("startup.py", number) for number in range(1, len(startup) + 1)
+    }
+
+
+def test_the_frames_of_a_traceback_before_the_guard_are_told_apart():
+    # The CI run that failed: a Ctrl-C while lbsim/startup.py imported what the guard needs.
+    early = """Traceback (most recent call last):
+  File "<frozen runpy>", line 189, in _run_module_as_main
+  File "/check/work/main/lbsim/__init__.py", line 20, in <module>
+    from lbsim import startup
+  File "/check/work/main/lbsim/startup.py", line 13, in <module>
+    import signal
+  File "/root/.pyenv/versions/3.11.7/lib/python3.11/enum.py", line 365, in __setitem__
+KeyboardInterrupt"""
+    assert lbsim_frames(early) == {("__init__.py", 20), ("startup.py", 13)}
+    assert lbsim_frames(early) <= before_the_guard()
+    late = early.replace('__init__.py", line 20', 'cli.py", line 20')
+    assert not lbsim_frames(late) <= before_the_guard()
 
 
 def test_a_ctrl_c_while_the_command_line_imports_ends_lbsim_at_once():
