@@ -709,7 +709,9 @@ def run_tasks(
     ``store(position, result)`` is called with each result as soon as it arrives;
     ``requests_paths`` says where each task writes its per-request records (None: nowhere);
     ``progress(done, total)`` is told the runs done, with the simulated share of those under
-    way in this process or its pool (not on Dask)."""
+    way in this process or its pool (not on Dask), a count that never goes back."""
+    if progress:
+        progress = _forward_only(progress)
     paths: list[Path | None] = requests_paths if requests_paths is not None else [None] * len(tasks)
     results: list[tuple[RunTables, float] | None] = [None] * len(tasks)
 
@@ -732,6 +734,22 @@ def run_tasks(
         under_way = functools.partial(_partly, progress, len(tasks)) if progress else None
         _in_processes(tasks, paths, min(jobs, len(tasks)), arrived, under_way)
     return results  # type: ignore[return-value]
+
+
+def _forward_only(progress: Callable[[float, int], None]) -> Callable[[float, int], None]:
+    """``progress``, told only counts at least as high as the last it was told. A pool's count
+    can otherwise go back: the shares of the runs under way include a run whose simulation
+    has ended but whose result has not reached this process (counted whole), so the runs
+    done plus those shares can exceed the next count of the runs done."""
+    highest = 0.0
+
+    def report(done: float, total: int) -> None:
+        nonlocal highest
+        if done >= highest:
+            highest = done
+            progress(done, total)
+
+    return report
 
 
 def _partly(progress: Callable[[float, int], None], total: int, done: float, fraction: float) -> None:

@@ -5,6 +5,7 @@ import yaml
 from click.testing import CliRunner
 
 import lbsim
+from lbsim import runner
 from lbsim.cli import main
 from tests.helpers import make_scenario
 
@@ -28,6 +29,16 @@ def test_a_pool_reports_progress_in_order_to_the_end_with_the_same_results():
     pooled = lbsim.run_sweep(scenario, jobs=2, progress=lambda done, total: seen.append(done))
     assert seen == sorted(seen) and seen[-1] == 3
     assert pooled.summary.equals(lbsim.run_sweep(scenario, jobs=1).summary)
+
+
+def test_a_count_that_would_go_back_is_not_told():
+    # What a CI run's pool reported: after run 1, runs 2 and 3 both simulated to their end
+    # (their shares counted whole, 1 + 2.0) before either result had arrived.
+    told = []
+    report = runner._forward_only(lambda done, total: told.append(done))
+    for done in [1, 3.0, 2, 2.0, 3, 3.0]:
+        report(done, 3)
+    assert told == [1, 3.0, 3, 3.0]
 
 
 def test_away_from_a_terminal_progress_is_plain_lines(tmp_path):
