@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from benchmarks.sim_to_real import harness
+from benchmarks.sim_to_real import __main__ as command
+from benchmarks.sim_to_real import backends, harness
 from benchmarks.sim_to_real.__main__ import main
 from benchmarks.sim_to_real.balancers import running
 from benchmarks.sim_to_real.replay import Client, Reply, length_and_close, replay, reply_of
@@ -51,6 +52,80 @@ def test_a_backend_serves_size_over_speed_and_says_what_it_delivered(backend):
     assert float(answer.getheader("X-Wait")) < 0.005
     assert _get("/?size=many").status == 400
     assert _get("/?size=inf").status == 400
+
+
+def test_a_request_the_backend_refuses_is_answered_and_the_backend_serves_on(backend):
+    # A size too large to sleep through (time.sleep raises OverflowError) once killed the
+    # worker thread, and every later request waited for ever.
+    assert _get("/?size=1e300").status == 400
+    with socket.create_connection(("127.0.0.1", PORT), timeout=5) as connection:
+        connection.sendall(b"GET /?size=0 HTTP/1.1\r\n" + b"X: 1\r\n" * 101 + b"\r\n")
+        assert _read_answer(connection).startswith(b"HTTP/1.1 431 ")
+    with socket.create_connection(("127.0.0.1", PORT), timeout=5) as connection:
+        connection.sendall(b"GET /?size=0 HTTP/1.1\r\nX: " + b"a" * backends.HEAD_LIMIT + b"\r\n\r\n")
+        assert _read_answer(connection).startswith(b"HTTP/1.1 431 ")
+    # A body is read past, so the next request on the connection is read whole.
+    with socket.create_connection(("127.0.0.1", PORT), timeout=5) as connection:
+        connection.sendall(b"GET /?size=0 HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
+        assert _read_answer(connection).startswith(b"HTTP/1.1 200 OK\r\n")
+        connection.sendall(b"GET /?size=0 HTTP/1.1\r\n\r\n")
+        assert _read_answer(connection).startswith(b"HTTP/1.1 200 OK\r\n")
+    assert _get("/?size=0.001").status == 200
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (["GET /?size=0.5 HTTP/1.1"], None),
+        (["POST /?size=0.5 HTTP/1.1"], "405 Method Not Allowed"),
+        (["GET /?size=0.5"], "400 Bad Request"),
+        (["GET /?size=-1 HTTP/1.1"], "400 Bad Request"),
+        (["GET /?size=3601 HTTP/1.1"], "400 Bad Request"),
+        (["GET /?size=0.5 HTTP/1.1", "Transfer-Encoding: chunked"], "400 Bad Request"),
+        (["GET /?size=0.5 HTTP/1.1", "Content-Length: -1"], "400 Bad Request"),
+        (["GET /?size=0.5 HTTP/1.1", *["X: 1"] * 101], "431 Request Header Fields Too Large"),
+    ],
+)
+def test_a_request_is_read_or_refused_with_its_status(head, status):
+    if status is None:
+        assert backends.asked(head) == backends.Asked(0.5, 0, False)
+        return
+    with pytest.raises(backends.Refused) as refused:
+        backends.asked(head)
+    assert refused.value.status == status
+
+
+@pytest.mark.parametrize(
+    ("head", "close"),
+    [
+        (["GET /?size=0 HTTP/1.1"], False),
+        (["GET /?size=0 HTTP/1.1", "Connection: close"], True),
+        (["GET /?size=0 HTTP/1.0"], True),
+        (["GET /?size=0 HTTP/1.0", "Connection: Keep-Alive"], False),
+    ],
+)
+def test_a_connection_ends_after_the_answer_as_rfc_9112_says(head, close):
+    assert backends.asked(head).close is close
+
+
+@pytest.mark.parametrize(
+    ("specs", "message"),
+    [
+        ([], "no backend given"),
+        (["a=notaport:1"], "'a=notaport:1' is not NAME=PORT:SPEED"),
+        (["a=18592:0"], "'a=18592:0' is not NAME=PORT:SPEED"),
+        (["a=18592:nan"], "'a=18592:nan' is not NAME=PORT:SPEED"),
+        (["18592:1"], "'18592:1' is not NAME=PORT:SPEED"),
+        (["a=70000:1"], "'a=70000:1' is not NAME=PORT:SPEED"),
+        (["a=18592:1", "a=18593:1"], "two backends have the same name"),
+        (["a=18592:1", "b=18592:1"], "two backends have the same port"),
+    ],
+)
+def test_bad_backend_specs_are_one_line_and_exit_code_2(specs, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        backends.main(specs)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1
 
 
 def test_a_backend_queues_first_come_first_served_and_the_load_is_open_loop(backend):
@@ -102,6 +177,15 @@ def test_the_load_reuses_an_idle_connection_and_opens_one_when_none_is_idle(back
     assert idle == 1 and [r.status for r in replies] == [200, 200, 200]
     idle, replies = asyncio.run(exchanges(concurrent=True))
     assert idle == 3 and [r.server for r in replies] == ["half"] * 3
+
+
+def test_failed_requests_are_counted_by_how_they_failed():
+    def reply(status):
+        return Reply(0.0, 0.0, 0.1, status, "s-0" if status else "", 0.0, 0.1)
+
+    assert harness.failures([reply(200), reply(200)]) is None
+    replies = [reply(200), reply(0), reply(502), reply(0)]
+    assert harness.failures(replies) == "3 of 4 requests failed (2 with no answer, 1 answered 502)"
 
 
 def test_an_answer_head_gives_the_reply_and_whether_the_connection_ends():
@@ -214,3 +298,35 @@ def test_bad_options_are_refused_before_anything_runs(tmp_path, option, value, m
     result = CliRunner().invoke(main, arguments)
     assert result.exit_code == 2 and message in result.output
     assert (tmp_path / "file").read_text() == "mine" and not (tmp_path / "out").exists()
+
+
+def test_an_out_folder_with_an_earlier_run_is_refused(tmp_path):
+    (tmp_path / "runs.csv").write_text("earlier")
+    result = CliRunner().invoke(main, ["--out", str(tmp_path)])
+    assert result.exit_code == 2 and "holds runs.csv of an earlier run" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]
+    assert (tmp_path / "runs.csv").read_text() == "earlier"
+
+
+def test_the_committed_run_is_written_only_when_out_names_it():
+    assert not (ROOT / command.OUT).is_relative_to(ROOT / "results" / "sim_to_real")
+    assert not (ROOT / command.SMOKE_OUT).is_relative_to(ROOT / "results" / "sim_to_real")
+
+
+def test_an_interrupt_is_one_line_exit_130_and_a_table_of_the_runs_that_ended(tmp_path, monkeypatch):
+    committed = pd.read_csv(ROOT / "results" / "sim_to_real" / "runs.csv")
+    first = committed.iloc[0].to_dict()
+
+    def interrupted(*args, **kwargs):
+        yield first
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "available", lambda cases, echo: list(cases))
+    monkeypatch.setattr(command, "versions", lambda cases: "haproxy 2.6.12")
+    monkeypatch.setattr(command, "run", interrupted)
+    result = CliRunner().invoke(main, ["--out", str(tmp_path)])
+    assert result.exit_code == 130 and result.output.strip().splitlines()[-1] == "interrupted."
+    assert len(pd.read_csv(tmp_path / "runs.csv")) == 1
+    table = (tmp_path / "table.md").read_text()
+    assert "interrupted after 1 run(s)" in table
+    assert f"| {first['fleet']} | {first['balancer']} | {first['algorithm']} |" in table

@@ -11,8 +11,14 @@ from typing import Any
 import click
 import pandas as pd
 
-from benchmarks.sim_to_real.harness import CASES, FLEETS, available, run, table, versions
+from benchmarks.sim_to_real.harness import CASES, FEW, FLEETS, Case, available, run, table, versions
 from lbsim.atomic import write_atomic, write_text_atomic
+
+# Where a run writes unless --out says: in results/, but not the committed reference run
+# (results/sim_to_real/), which only an --out naming it writes.
+OUT = Path("results/sim_to_real-run")
+INSTALL = "apt-get install haproxy nginx-light"
+SMOKE_OUT = Path("results/sim_to_real-smoke")
 
 
 def _seconds(context: click.Context, parameter: click.Parameter, value: float) -> float:
@@ -39,14 +45,33 @@ def _seconds(context: click.Context, parameter: click.Parameter, value: float) -
     is_flag=True,
     help="About 20 s (round robin on both, 4 equal servers, 6 s, once): a check that it runs.",
 )
-@click.option("--out", default="results/sim_to_real", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help=f"Default: {OUT} ({SMOKE_OUT} with --smoke). A folder that holds an earlier run's "
+    "runs.csv is refused.",
+)
 def main(
-    seconds: float, repeats: int, fleets: tuple[str, ...], systems: tuple[str, ...], smoke: bool, out: Path
+    seconds: float,
+    repeats: int,
+    fleets: tuple[str, ...],
+    systems: tuple[str, ...],
+    smoke: bool,
+    out: Path | None,
 ) -> None:
     """Replay one trace through real HAProxy and NGINX and through lbsim; write runs.csv (as
-    each run ends) and table.md into OUT. Exit 1 when nothing could run or a run failed."""
+    each run ends) and table.md into OUT. Exit 1 when nothing could run or a run failed,
+    130 when interrupted (Ctrl-C or SIGTERM), with table.md of the runs that ended."""
     # SIGTERM ends the run as Ctrl-C does: the balancers and backends are stopped on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    out = out or (SMOKE_OUT if smoke else OUT)
+    if (out / "runs.csv").exists():
+        click.echo(
+            f"error: --out {str(out)[:200]!r} holds runs.csv of an earlier run; give another --out, "
+            "or remove it to measure again.",
+            err=True,
+        )
+        sys.exit(2)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -58,24 +83,41 @@ def main(
     if smoke:
         cases = [c for c in cases if c.policy == "round_robin"]
         seconds, repeats, fleets = 6.0, 1, ("homogeneous",)
-    cases = available(cases, echo=lambda line: click.echo(line, err=True))
-    if not cases:
-        click.echo("nothing ran: install HAProxy or NGINX (apt-get install haproxy nginx-light)", err=True)
-        sys.exit(1)
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
     try:
+        cases = available(cases, echo=lambda line: click.echo(line, err=True))
+        if not cases:
+            click.echo(f"nothing ran: install HAProxy or NGINX ({INSTALL})", err=True)
+            sys.exit(1)
         for row in run(seconds, repeats, fleets or tuple(FLEETS), cases, echo=click.echo):
             rows.append(row)
             write_atomic(out / "runs.csv", lambda path: pd.DataFrame(rows).to_csv(path, index=False))
+    except KeyboardInterrupt:
+        # A second Ctrl-C while the table is written is ignored.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if rows:
+            _write_table(out, rows, f"interrupted after {len(rows)} run(s)", cases, seconds, started)
+        click.echo("interrupted.", err=True)
+        sys.exit(130)
     except RuntimeError as exc:
+        if rows:
+            _write_table(out, rows, f"stopped by an error after {len(rows)} run(s)", cases, seconds, started)
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    took = time.monotonic() - started
-    heading = f"{versions(cases)}; traces of {seconds:g} s, {repeats} repeat(s); {took:.0f} s\n\n"
+    click.echo(_write_table(out, rows, f"{repeats} repeat(s)", cases, seconds, started))
+
+
+def _write_table(
+    out: Path, rows: list[dict[str, Any]], how: str, cases: list[Case], seconds: float, started: float
+) -> str:
+    """Write OUT/table.md of ``rows`` under a heading of the balancers, traces and time; return it."""
+    heading = f"{versions(cases)}; traces of {seconds:g} s, {how}; {time.monotonic() - started:.0f} s\n\n"
+    if min(row["requests"] for row in rows) < FEW:
+        heading += f"Traces of under {FEW:,} requests: these verdicts need thousands to mean much.\n\n"
     text = heading + table(pd.DataFrame(rows))
     write_text_atomic(out / "table.md", text)
-    click.echo(text)
+    return text
 
 
 if __name__ == "__main__":

@@ -25,9 +25,11 @@ It prints ``ready`` once every backend listens, and serves until SIGTERM or SIGI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import io
 import math
+import os
 import queue
 import signal
 import sys
@@ -86,13 +88,75 @@ class Worker(threading.Thread):
             self.loop.call_soon_threadsafe(job.done.set_result, None)
 
 
-def size_of(target: str) -> float | None:
-    """The S of ``/?size=S``, or None when the target gives no finite one."""
+# The most work a request may ask for (seconds at speed 1): an hour, far above any trace's.
+MAX_SIZE = 3600.0
+# The longest request body a backend reads and discards (bytes).
+MAX_BODY = 1 << 20
+
+
+class Refused(Exception):
+    """A request the backend does not serve: its ``status`` line and a one-line ``reason``;
+    the connection ends after the answer."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A request the backend serves: ``size`` seconds of work at speed 1, a body of
+    ``body`` bytes to read past, and whether the connection ends after the answer."""
+
+    size: float
+    body: int
+    close: bool
+
+
+def size_of(target: str) -> float:
+    """The S of ``/?size=S``: a number from 0 to MAX_SIZE.
+
+    Raises:
+        Refused: 400, when the target gives no such number.
+    """
     try:
         size = float(parse_qs(urlsplit(target).query)["size"][0])
     except (KeyError, ValueError):
-        return None
-    return max(size, 0.0) if math.isfinite(size) else None
+        size = math.nan
+    if not 0 <= size <= MAX_SIZE:  # also refuses nan
+        raise Refused("400 Bad Request", f"GET /?size=SECONDS, from 0 to {MAX_SIZE:g}")
+    return size
+
+
+def asked(head: list[str]) -> Asked:
+    """What a request asks for, from its head (the request line, then the header lines).
+    The connection ends after the answer for HTTP/1.0 unless it asks for keep-alive, and for
+    HTTP/1.1 when it asks for close (RFC 9112 9.3).
+
+    Raises:
+        Refused: 405 for a method other than GET, 431 for more headers than the standard
+            library's parser reads (100), 400 for a malformed request line, a chunked body,
+            a body over MAX_BODY or a bad size.
+    """
+    parts = head[0].split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise Refused("400 Bad Request", "a request line is METHOD TARGET HTTP/1.x")
+    method, target, version = parts
+    if method != "GET":
+        raise Refused("405 Method Not Allowed", "only GET /?size=SECONDS is served")
+    try:
+        headers = http.client.parse_headers(io.BytesIO("\r\n".join([*head[1:], "", ""]).encode("latin-1")))
+    except http.client.HTTPException:
+        raise Refused("431 Request Header Fields Too Large", "at most 100 header lines") from None
+    if "Transfer-Encoding" in headers:
+        raise Refused("400 Bad Request", "a GET here has no chunked body")
+    length = headers.get("Content-Length", "0")
+    if not length.isdigit() or int(length) > MAX_BODY:
+        raise Refused("400 Bad Request", f"a body of at most {MAX_BODY} bytes")
+    connection = headers.get("Connection", "").lower()
+    close = connection != "keep-alive" if version == "HTTP/1.0" else connection == "close"
+    return Asked(size_of(target), int(length), close)
 
 
 def answer(status: str, headers: dict[str, str], body: bytes, close: bool) -> bytes:
@@ -100,16 +164,6 @@ def answer(status: str, headers: dict[str, str], body: bytes, close: bool) -> by
     lines = [f"HTTP/1.1 {status}", *(f"{k}: {v}" for k, v in headers.items())]
     lines += [f"Content-Length: {len(body)}", f"Connection: {'close' if close else 'keep-alive'}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-def wants_close(head: list[str]) -> bool:
-    """Whether the request (its request line and header lines) ends its connection:
-    HTTP/1.0 unless it asks for keep-alive, HTTP/1.1 when it asks for close (RFC 9112 9.3)."""
-    headers = http.client.parse_headers(io.BytesIO("\r\n".join([*head[1:], "", ""]).encode("latin-1")))
-    connection = headers.get("Connection", "").lower()
-    if head[0].endswith("HTTP/1.0"):
-        return connection != "keep-alive"
-    return connection == "close"
 
 
 def backend(
@@ -120,25 +174,28 @@ def backend(
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                raw = await reader.readuntil(b"\r\n\r\n")
+                try:
+                    raw = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.LimitOverrunError:
+                    raise Refused(
+                        "431 Request Header Fields Too Large", f"a request head of at most {HEAD_LIMIT} bytes"
+                    ) from None
                 arrived = time.perf_counter()
-                head = raw.decode("latin-1").rstrip("\r\n").split("\r\n")
-                close = wants_close(head)
-                parts = head[0].split()
-                size = size_of(parts[1]) if len(parts) == 3 and parts[0] == "GET" else None
-                if size is None:
-                    writer.write(answer("400 Bad Request", {}, b"GET /?size=SECONDS\n", True))
-                    await writer.drain()
-                    return
-                job = Job(size / speed, arrived, asyncio.get_running_loop().create_future())
+                request = asked(raw.decode("latin-1").rstrip("\r\n").split("\r\n"))
+                await reader.readexactly(request.body)
+                job = Job(request.size / speed, arrived, asyncio.get_running_loop().create_future())
                 worker.jobs.put(job)
                 await job.done
                 headers = {"X-Server": name, "X-Wait": f"{job.wait:.6f}", "X-Service": f"{job.service:.6f}"}
-                writer.write(answer("200 OK", headers, name.encode(), close))
+                writer.write(answer("200 OK", headers, name.encode(), request.close))
                 await writer.drain()
-                if close:
+                if request.close:
                     return
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+        except Refused as refused:
+            with contextlib.suppress(ConnectionError):
+                writer.write(answer(refused.status, {}, f"{refused.reason}\n".encode(), True))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
             return
         except asyncio.CancelledError:
             # The backend stops (SIGTERM) with this connection open: end it quietly.
@@ -150,28 +207,56 @@ def backend(
 
 
 def parse(spec: str) -> tuple[str, int, float]:
-    """``NAME=PORT:SPEED`` -> (name, port, speed)."""
-    name, _, rest = spec.partition("=")
-    port, _, speed = rest.partition(":")
-    return name, int(port), float(speed)
+    """``NAME=PORT:SPEED`` -> (name, port, speed).
+
+    Raises:
+        ValueError: ``spec`` is not that, with a port from 1 to 65535 and a finite speed > 0.
+    """
+    name, equals, rest = spec.partition("=")
+    port, colon, speed = rest.partition(":")
+    try:
+        number, rate = int(port), float(speed)
+    except ValueError:
+        number, rate = 0, math.nan
+    if not (name and equals and colon and 1 <= number <= 65535 and 0 < rate < math.inf):
+        raise ValueError(f"{spec[:80]!r} is not NAME=PORT:SPEED (a port from 1 to 65535, a finite speed > 0)")
+    return name, number, rate
 
 
-async def serve_all(specs: list[str]) -> None:
+def parse_all(specs: list[str]) -> list[tuple[str, int, float]]:
+    """Every backend of ``specs``, at least one, with distinct names and ports.
+
+    Raises:
+        ValueError: one spec is not NAME=PORT:SPEED, or none is given, or two share a name or port.
+    """
+    backends = [parse(spec) for spec in specs]
+    if not backends:
+        raise ValueError("no backend given")
+    for k, label in ((0, "name"), (1, "port")):
+        values = [backend[k] for backend in backends]
+        if len(set(values)) < len(values):
+            raise ValueError(f"two backends have the same {label}")
+    return backends
+
+
+async def serve_all(backends: list[tuple[str, int, float]]) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     servers = []
-    for spec in specs:
-        name, port, speed = parse(spec)
+    for name, port, speed in backends:
         worker = Worker(loop)
         worker.start()
         # A burst of new connections must queue in the kernel, not be refused.
-        servers.append(
-            await asyncio.start_server(
+        try:
+            server = await asyncio.start_server(
                 backend(name, speed, worker), "127.0.0.1", port, backlog=1024, limit=HEAD_LIMIT
             )
-        )
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise RuntimeError(f"127.0.0.1:{port}: {reason}") from None
+        servers.append(server)
     print("ready", flush=True)
     await stop.wait()
     for server in servers:
@@ -179,8 +264,19 @@ async def serve_all(specs: list[str]) -> None:
 
 
 def main(specs: list[str]) -> None:
+    """Serve the backends of ``specs`` until SIGTERM or SIGINT; a bad spec is one line on
+    standard error and exit code 2, a port that cannot be listened on exit code 1."""
+    try:
+        backends = parse_all(specs)
+    except ValueError as exc:
+        usage = "python -m benchmarks.sim_to_real.backends NAME=PORT:SPEED ..."
+        print(f"error: {exc}; usage: {usage}", file=sys.stderr)
+        sys.exit(2)
     sys.setswitchinterval(SWITCH_INTERVAL)
-    asyncio.run(serve_all(specs))
+    try:
+        asyncio.run(serve_all(backends))
+    except RuntimeError as exc:
+        sys.exit(f"error: {exc}")
 
 
 if __name__ == "__main__":

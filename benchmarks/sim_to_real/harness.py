@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,6 +171,18 @@ def calibrated_trace(
     return [(t, reply.service * speeds[reply.server]) for (t, _), reply in zip(trace, replies, strict=True)]
 
 
+def failures(replies: Sequence[Reply]) -> str | None:
+    """How many of ``replies`` failed and how (``3 of 10 requests failed (2 with no answer,
+    1 answered 502)``), or None when every one was a 200."""
+    failed = Counter(r.status for r in replies if r.status != 200)
+    if not failed:
+        return None
+    how = ", ".join(
+        f"{n} {'with no answer' if status == 0 else f'answered {status}'}" for status, n in failed.items()
+    )
+    return f"{failed.total()} of {len(replies)} requests failed ({how})"
+
+
 def run_case(
     fleet: str, case: Case, trace: list[tuple[float, float]], ports: Sequence[int], folder: Path
 ) -> dict[str, Any]:
@@ -187,9 +200,9 @@ def run_case(
         replies = replay(trace, LISTEN)
         time.sleep(OVERHEAD_PAUSE)
         overhead = replay(idle, LISTEN)
-    answered = [r.status == 200 for r in replies]
-    if not all(answered) or not all(r.status == 200 for r in overhead):
-        raise RuntimeError(f"{case.system} {case.algorithm}: {answered.count(False)} requests failed")
+    failed = failures([*replies, *overhead])
+    if failed:
+        raise RuntimeError(f"{case.system} {case.algorithm}: {failed}")
     real = np.array([r.latency for r in replies])
     overhead_mean = float(np.mean([r.latency for r in overhead]))
     requested = sum(size / speeds[r.server] for (_, size), r in zip(trace, replies, strict=True))
