@@ -330,3 +330,19 @@ def test_an_interrupt_is_one_line_exit_130_and_a_table_of_the_runs_that_ended(tm
     table = (tmp_path / "table.md").read_text()
     assert "interrupted after 1 run(s)" in table
     assert f"| {first['fleet']} | {first['balancer']} | {first['algorithm']} |" in table
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_an_interrupt_before_any_run_ended_leaves_no_folder_it_made(tmp_path, monkeypatch, existed):
+    out = tmp_path / "out"
+    if existed:
+        out.mkdir()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "available", lambda cases, echo: list(cases))
+    monkeypatch.setattr(command, "run", interrupted)
+    result = CliRunner().invoke(main, ["--out", str(out)])
+    assert result.exit_code == 130 and result.output.strip().splitlines()[-1] == "interrupted."
+    assert out.exists() is existed and (not existed or not any(out.iterdir()))

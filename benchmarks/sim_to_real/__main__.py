@@ -61,7 +61,8 @@ def main(
 ) -> None:
     """Replay one trace through real HAProxy and NGINX and through lbsim; write runs.csv (as
     each run ends) and table.md into OUT. Exit 1 when nothing could run or a run failed,
-    130 when interrupted (Ctrl-C or SIGTERM), with table.md of the runs that ended."""
+    130 when interrupted (Ctrl-C or SIGTERM), with table.md of the runs that ended. A folder
+    it made is removed again when no run ended."""
     # SIGTERM ends the run as Ctrl-C does: the balancers and backends are stopped on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     out = out or (SMOKE_OUT if smoke else OUT)
@@ -72,6 +73,7 @@ def main(
             err=True,
         )
         sys.exit(2)
+    made = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -105,6 +107,9 @@ def main(
             _write_table(out, rows, f"stopped by an error after {len(rows)} run(s)", cases, seconds, started)
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    finally:
+        if made and not rows:
+            out.rmdir()
     click.echo(_write_table(out, rows, f"{repeats} repeat(s)", cases, seconds, started))
 
 
