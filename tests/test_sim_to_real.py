@@ -108,6 +108,12 @@ def test_a_connection_ends_after_the_answer_as_rfc_9112_says(head, close):
     assert backends.asked(head).close is close
 
 
+@pytest.mark.parametrize("option", ["--help", "-h"])
+def test_backends_help_prints_the_usage(option, capsys):
+    backends.main([option])
+    assert backends.USAGE in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("specs", "message"),
     [

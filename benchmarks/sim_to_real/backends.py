@@ -18,7 +18,7 @@ thread of its own, which sleeps through a service and spins through its last hal
 millisecond, because on this machine a sleep, and more so an event loop's timer, ends
 0.15-0.5 ms after its due time, and every late finish would lengthen the waits behind it.
 
-Usage: python -m benchmarks.sim_to_real.backends NAME=PORT:SPEED ...
+Usage: python -m benchmarks.sim_to_real.backends NAME=PORT:SPEED ... (or --help)
 It prints ``ready`` once every backend listens, and serves until SIGTERM or SIGINT.
 """
 
@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+USAGE = "python -m benchmarks.sim_to_real.backends NAME=PORT:SPEED ..."
 # Longest request head a backend reads (request line and headers).
 HEAD_LIMIT = 16384
 # The last part of a service a worker spins through rather than sleeps (seconds).
@@ -264,13 +265,16 @@ async def serve_all(backends: list[tuple[str, int, float]]) -> None:
 
 
 def main(specs: list[str]) -> None:
-    """Serve the backends of ``specs`` until SIGTERM or SIGINT; a bad spec is one line on
-    standard error and exit code 2, a port that cannot be listened on exit code 1."""
+    """Serve the backends of ``specs`` until SIGTERM or SIGINT; ``--help`` (or ``-h``) prints
+    this module's description. A bad spec is one line on standard error and exit code 2, a
+    port that cannot be listened on exit code 1."""
+    if specs and specs[0] in ("--help", "-h"):
+        print(__doc__)
+        return
     try:
         backends = parse_all(specs)
     except ValueError as exc:
-        usage = "python -m benchmarks.sim_to_real.backends NAME=PORT:SPEED ..."
-        print(f"error: {exc}; usage: {usage}", file=sys.stderr)
+        print(f"error: {exc}; usage: {USAGE}", file=sys.stderr)
         sys.exit(2)
     sys.setswitchinterval(SWITCH_INTERVAL)
     try:
