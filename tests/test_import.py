@@ -236,6 +236,7 @@ def test_the_format_comes_from_the_suffix_or_is_asked_for(tmp_path):
     assert (
         "# not read: line 14: http-request" in text
         and "# PLACEHOLDER: a config does not know its traffic" in text
+        and "# PLACEHOLDER: nor its servers' speed and workers" in text
     )
     assert load_scenario(out).balancer.emulate == "haproxy"
 

@@ -100,8 +100,8 @@ def server_groups(servers: list[Server]) -> list[dict[str, Any]]:
 
 
 def scenario_text(imported: Imported, source: str, name: str) -> str:
-    """The scenario YAML, headed by comments naming its source, the unsupported directives and
-    the placeholder workload."""
+    """The scenario YAML, headed by comments naming its source and the unsupported directives,
+    with the placeholder workload and servers' speed and workers marked."""
     scenario = {
         "name": name,
         "description": f"Imported from {source} ({imported.system}) by lbsim {__version__} import.",
@@ -116,6 +116,10 @@ def scenario_text(imported: Imported, source: str, name: str) -> str:
     marked = text.replace(
         "workload:",
         "# PLACEHOLDER: a config does not know its traffic; set the workload (and duration).\nworkload:",
+        1,
+    ).replace(
+        "servers:",
+        "# PLACEHOLDER: nor its servers' speed and workers (1 each here); set them.\nservers:",
         1,
     )
     return "\n".join(header) + "\n" + marked
