@@ -316,7 +316,8 @@ def run(
             if result.n_cached
             else ""
         )
-        click.echo(f"{len(result.summary)} runs{cached} in {simulated - started:.1f}s; results in {folder}/")
+        runs = f"{len(result.summary)} run{'' if len(result.summary) == 1 else 's'}"
+        click.echo(f"{runs}{cached} in {simulated - started:.1f}s; results in {folder}/")
     for outcome in outcomes:
         if not (quiet and not outcome.failed):
             click.echo(f"expect {outcome.text}: {outcome.word} ({outcome.detail})")

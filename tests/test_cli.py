@@ -234,6 +234,13 @@ def test_set_on_a_swept_key_replaces_that_axis(small, tmp_path):
     assert list(pd.read_csv(out / "summary.csv")["policy"]) == ["p2c"]
 
 
+def test_one_run_is_counted_in_the_singular(small, tmp_path):
+    result = run(
+        small, "--out", tmp_path / "out", "--jobs", 1, "--replications", 1, "--set", "balancer.policy=p2c"
+    )
+    assert "\n1 run in " in result.output
+
+
 def test_a_rerun_says_its_runs_came_from_the_cache(small, tmp_path):
     out = tmp_path / "out"
     first = run(small, "--out", out, "--jobs", 1)
