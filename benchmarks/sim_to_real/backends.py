@@ -89,6 +89,9 @@ class Worker(threading.Thread):
             self.loop.call_soon_threadsafe(job.done.set_result, None)
 
 
+# The slowest and fastest a backend may serve (times speed 1): a service of MAX_SIZE at the
+# slowest, 3.6e6 s, is still a time the operating system can sleep until.
+SPEEDS = (0.001, 1000.0)
 # The most work a request may ask for (seconds at speed 1): an hour, far above any trace's.
 MAX_SIZE = 3600.0
 # The longest request body a backend reads and discards (bytes).
@@ -153,7 +156,8 @@ def asked(head: list[str]) -> Asked:
     if "Transfer-Encoding" in headers:
         raise Refused("400 Bad Request", "a GET here has no chunked body")
     length = headers.get("Content-Length", "0")
-    if not length.isdigit() or int(length) > MAX_BODY:
+    # ASCII digits only: str.isdigit also takes '²', which int() refuses.
+    if not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY:
         raise Refused("400 Bad Request", f"a body of at most {MAX_BODY} bytes")
     connection = headers.get("Connection", "").lower()
     close = connection != "keep-alive" if version == "HTTP/1.0" else connection == "close"
@@ -211,7 +215,7 @@ def parse(spec: str) -> tuple[str, int, float]:
     """``NAME=PORT:SPEED`` -> (name, port, speed).
 
     Raises:
-        ValueError: ``spec`` is not that, with a port from 1 to 65535 and a finite speed > 0.
+        ValueError: ``spec`` is not that, with a port from 1 to 65535 and a speed in SPEEDS.
     """
     name, equals, rest = spec.partition("=")
     port, colon, speed = rest.partition(":")
@@ -219,8 +223,11 @@ def parse(spec: str) -> tuple[str, int, float]:
         number, rate = int(port), float(speed)
     except ValueError:
         number, rate = 0, math.nan
-    if not (name and equals and colon and 1 <= number <= 65535 and 0 < rate < math.inf):
-        raise ValueError(f"{spec[:80]!r} is not NAME=PORT:SPEED (a port from 1 to 65535, a finite speed > 0)")
+    if not (name and equals and colon and 1 <= number <= 65535 and SPEEDS[0] <= rate <= SPEEDS[1]):
+        raise ValueError(
+            f"{spec[:80]!r} is not NAME=PORT:SPEED (a port from 1 to 65535, a speed from {SPEEDS[0]:g} "
+            f"to {SPEEDS[1]:g})"
+        )
     return name, number, rate
 
 
