@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import signal
 import socket
@@ -17,18 +18,25 @@ from pathlib import Path
 # How to get each system (Debian and Ubuntu package names).
 INSTALL = {"haproxy": "apt-get install haproxy", "nginx": "apt-get install nginx-light"}
 NAMES = {"haproxy": "HAProxy", "nginx": "NGINX"}
+# Where Debian installs both, which a non-root user's PATH leaves out.
+SBIN = os.pathsep.join(("/usr/local/sbin", "/usr/sbin", "/sbin"))
+
+
+def executable(system: str) -> str:
+    """The program of ``system``: on PATH, else in SBIN; else its bare name (which fails to run)."""
+    return shutil.which(system) or shutil.which(system, path=SBIN) or system
 
 
 def missing(system: str) -> str | None:
     """Why ``system`` cannot run here, or None when it can."""
-    if shutil.which(system) is None:
+    if shutil.which(executable(system)) is None:
         return f"{NAMES[system]} is not installed ({INSTALL[system]})"
     return None
 
 
 def version(system: str) -> str:
     """The installed version, as the system prints it (``2.6.12``, ``1.22.1``)."""
-    shown = subprocess.run([system, "-v"], capture_output=True, text=True)
+    shown = subprocess.run([executable(system), "-v"], capture_output=True, text=True)
     words = (shown.stdout + shown.stderr).replace("/", " ").split()
     return next((w for w in words if w[:1].isdigit() and "." in w), "?")
 
@@ -36,10 +44,10 @@ def version(system: str) -> str:
 def command(system: str, config: Path) -> list[str]:
     """The command that runs ``config`` in the foreground, its files in the config's folder."""
     if system == "haproxy":
-        return ["haproxy", "-db", "-f", str(config)]
+        return [executable("haproxy"), "-db", "-f", str(config)]
     folder = config.parent
     settings = f"daemon off; pid {folder}/nginx.pid; error_log {folder}/error.log;"
-    return ["nginx", "-c", str(config), "-p", str(folder), "-g", settings]
+    return [executable("nginx"), "-c", str(config), "-p", str(folder), "-g", settings]
 
 
 def wait_for(port: int, process: subprocess.Popen[bytes] | None = None, seconds: float = 10.0) -> None:
