@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from benchmarks.sim_to_real import __main__ as command
 from benchmarks.sim_to_real import backends, harness
 from benchmarks.sim_to_real.__main__ import main
-from benchmarks.sim_to_real.balancers import running
+from benchmarks.sim_to_real.balancers import executable, running
 from benchmarks.sim_to_real.replay import Client, Reply, length_and_close, replay, reply_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +83,7 @@ def test_a_request_the_backend_refuses_is_answered_and_the_backend_serves_on(bac
         (["GET /?size=3601 HTTP/1.1"], "400 Bad Request"),
         (["GET /?size=0.5 HTTP/1.1", "Transfer-Encoding: chunked"], "400 Bad Request"),
         (["GET /?size=0.5 HTTP/1.1", "Content-Length: -1"], "400 Bad Request"),
+        (["GET /?size=0.5 HTTP/1.1", "Content-Length: \u00b2"], "400 Bad Request"),
         (["GET /?size=0.5 HTTP/1.1", *["X: 1"] * 101], "431 Request Header Fields Too Large"),
     ],
 )
@@ -123,6 +124,8 @@ def test_backends_help_prints_the_usage(option, capsys):
         (["a=18592:nan"], "'a=18592:nan' is not NAME=PORT:SPEED"),
         (["18592:1"], "'18592:1' is not NAME=PORT:SPEED"),
         (["a=70000:1"], "'a=70000:1' is not NAME=PORT:SPEED"),
+        # A service of an hour at this speed is past what time.sleep takes (it killed the worker).
+        (["a=18592:1e-300"], "'a=18592:1e-300' is not NAME=PORT:SPEED"),
         (["a=18592:1", "a=18593:1"], "two backends have the same name"),
         (["a=18592:1", "b=18592:1"], "two backends have the same port"),
     ],
@@ -295,15 +298,41 @@ def test_the_readme_shows_the_committed_run():
         ("--seconds", "0", "must be from 1 to 3600 seconds; got 0."),
         ("--repeats", "0", "0 is not in the range 1<=x<=100."),
         ("--out", "FILE", "--out must be a folder it can write"),
+        ("--out", "", "must name a folder; got ''."),
+        ("--smoke", "--seconds 30", "runs its own trace (6 s, once, 4 equal servers); drop --seconds."),
+        ("--smoke", "--repeats 2 --fleet homogeneous", "; drop --repeats, --fleet."),
     ],
 )
-def test_bad_options_are_refused_before_anything_runs(tmp_path, option, value, message):
+def test_bad_options_are_refused_before_anything_runs(tmp_path, monkeypatch, option, value, message):
+    monkeypatch.setattr(command, "run", lambda *args, **kwargs: pytest.fail("a run started"))
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "file").write_text("mine")
     value = str(tmp_path / "file") if value == "FILE" else value
-    arguments = [option, value] if option == "--out" else [option, value, "--out", str(tmp_path / "out")]
+    if option == "--out":
+        arguments = [option, value]
+    elif option == "--smoke":
+        arguments = [option, *value.split(), "--out", str(tmp_path / "out")]
+    else:
+        arguments = [option, value, "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(main, arguments)
     assert result.exit_code == 2 and message in result.output
-    assert (tmp_path / "file").read_text() == "mine" and not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["file"] and (tmp_path / "file").read_text() == "mine"
+
+
+@pytest.mark.skipif(not Path("/proc/sys").is_dir(), reason="needs Linux's /proc/sys")
+def test_a_folder_it_cannot_write_in_is_refused_before_anything_runs(monkeypatch):
+    # /proc/sys takes no new file, even from root, for whom permissions would not stop one.
+    monkeypatch.setattr(command, "run", lambda *args, **kwargs: pytest.fail("a run started"))
+    result = CliRunner().invoke(main, ["--smoke", "--out", "/proc/sys"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: --out must be a folder it can write; got '/proc/sys' (")
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/haproxy").exists(), reason="HAProxy is not in /usr/sbin")
+def test_a_balancer_in_usr_sbin_is_found_without_it_on_path(monkeypatch):
+    # Debian installs HAProxy and NGINX there; a non-root user's PATH leaves it out.
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert executable("haproxy") == "/usr/sbin/haproxy"
 
 
 def test_an_out_folder_with_an_earlier_run_is_refused(tmp_path):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 import pandas as pd
+from click.core import ParameterSource
 
 from benchmarks.sim_to_real.harness import CASES, FEW, FLEETS, Case, available, run, table, versions
 from lbsim.atomic import write_atomic, write_text_atomic
@@ -25,6 +27,19 @@ def _seconds(context: click.Context, parameter: click.Parameter, value: float) -
     if not 1 <= value <= 3600:  # also refuses nan
         raise click.BadParameter(f"must be from 1 to 3600 seconds; got {value:g}.")
     return value
+
+
+def _error(message: str) -> None:
+    """A user's mistake: one line on standard error, exit code 2."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _out(context: click.Context, parameter: click.Parameter, value: str | None) -> Path | None:
+    # Path("") is the current folder: an empty --out is a slip, not a choice of it.
+    if value == "":
+        raise click.BadParameter("must name a folder; got ''.")
+    return None if value is None else Path(value)
 
 
 @click.command()
@@ -43,11 +58,12 @@ def _seconds(context: click.Context, parameter: click.Parameter, value: float) -
 @click.option(
     "--smoke",
     is_flag=True,
-    help="About 20 s (round robin on both, 4 equal servers, 6 s, once): a check that it runs.",
+    help="About 20 s (round robin on both, 4 equal servers, 6 s, once): a check that it runs; "
+    "not with --seconds, --repeats or --fleet.",
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    callback=_out,
     help=f"Default: {OUT} ({SMOKE_OUT} with --smoke). A folder that holds an earlier run's "
     "runs.csv is refused.",
 )
@@ -65,22 +81,29 @@ def main(
     it made is removed again when no run ended."""
     # SIGTERM ends the run as Ctrl-C does: the balancers and backends are stopped on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    context = click.get_current_context()
+    given = [
+        option
+        for option, name in (("--seconds", "seconds"), ("--repeats", "repeats"), ("--fleet", "fleets"))
+        if context.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
+    if smoke and given:
+        _error(f"--smoke runs its own trace (6 s, once, 4 equal servers); drop {', '.join(given)}.")
     out = out or (SMOKE_OUT if smoke else OUT)
     if (out / "runs.csv").exists():
-        click.echo(
-            f"error: --out {str(out)[:200]!r} holds runs.csv of an earlier run; give another --out, "
-            "or remove it to measure again.",
-            err=True,
+        _error(
+            f"--out {str(out)[:200]!r} holds runs.csv of an earlier run; give another --out, "
+            "or remove it to measure again."
         )
-        sys.exit(2)
     made = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
+        # A file in it, as runs.csv will be written, before any run.
+        tempfile.TemporaryFile(dir=out).close()
     except OSError as exc:
-        click.echo(
-            f"error: --out must be a folder it can write; got {str(out)[:200]!r} ({exc.strerror}).", err=True
-        )
-        sys.exit(2)
+        if made and out.is_dir():
+            out.rmdir()
+        _error(f"--out must be a folder it can write; got {str(out)[:200]!r} ({exc.strerror}).")
     cases = [c for c in CASES if not systems or c.system in systems]
     if smoke:
         cases = [c for c in cases if c.policy == "round_robin"]
@@ -111,6 +134,7 @@ def main(
         if made and not rows:
             out.rmdir()
     click.echo(_write_table(out, rows, f"{repeats} repeat(s)", cases, seconds, started))
+    click.echo(f"written: {out / 'runs.csv'}, {out / 'table.md'}", err=True)
 
 
 def _write_table(
