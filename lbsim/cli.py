@@ -61,21 +61,11 @@ def _interrupted() -> NoReturn:
 USAGE_LIMIT = 200
 
 
-class _Commands(click.Group):
-    """lbsim's commands, each of which ends early with one line on stderr: a usage mistake
-    (an unknown option, a value out of range; not Click's three-line usage) or a ConfigError
-    (exit code 2), a lost worker process (exit code 1), Ctrl-C (exit code 130)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ConfigError as exc:
-            _fail(str(exc))
-        except WorkerLost as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:  # before Click turns it into an Abort with an empty line
-            _interrupted()
+class OneLineUsage(click.Command):
+    """A command whose usage mistakes (an unknown option, a value out of range) end with one
+    line on stderr and exit code 2, not Click's three-line usage, and whose Ctrl-C while
+    Click holds it ends with one line and exit code 130 (used by ``lbsim`` and the
+    sim-to-real harness)."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -88,9 +78,26 @@ class _Commands(click.Group):
             message = exc.format_message()
             if len(message) > USAGE_LIMIT:
                 message = message[: USAGE_LIMIT - 3] + "..."
-            command = exc.ctx.command_path if exc.ctx else "lbsim"
+            command = exc.ctx.command_path if exc.ctx else self.name
             _fail(f"{message} (see {command} --help)")
         except click.Abort:
+            _interrupted()
+
+
+class _Commands(OneLineUsage, click.Group):
+    """lbsim's commands, each of which ends early with one line on stderr: a usage mistake
+    or a ConfigError (exit code 2), a lost worker process (exit code 1), Ctrl-C (exit code
+    130)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            _fail(str(exc))
+        except WorkerLost as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:  # before Click turns it into an Abort with an empty line
             _interrupted()
 
 

@@ -315,7 +315,7 @@ def test_bad_options_are_refused_before_anything_runs(tmp_path, monkeypatch, opt
     else:
         arguments = [option, value, "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(main, arguments)
-    assert result.exit_code == 2 and message in result.output
+    assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1
     assert [p.name for p in tmp_path.iterdir()] == ["file"] and (tmp_path / "file").read_text() == "mine"
 
 

@@ -15,6 +15,7 @@ from click.core import ParameterSource
 
 from benchmarks.sim_to_real.harness import CASES, FEW, FLEETS, Case, available, run, table, versions
 from lbsim.atomic import write_atomic, write_text_atomic
+from lbsim.cli import OneLineUsage
 
 # Where a run writes unless --out says: in results/, but not the committed reference run
 # (results/sim_to_real/), which only an --out naming it writes.
@@ -42,7 +43,7 @@ def _out(context: click.Context, parameter: click.Parameter, value: str | None) 
     return None if value is None else Path(value)
 
 
-@click.command()
+@click.command(cls=OneLineUsage)
 @click.option("--seconds", default=40.0, show_default=True, callback=_seconds, help="Length of each trace.")
 @click.option(
     "--repeats",
