@@ -30,12 +30,6 @@ def _seconds(context: click.Context, parameter: click.Parameter, value: float) -
     return value
 
 
-def _error(message: str) -> None:
-    """A user's mistake: one line on standard error, exit code 2."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
-
-
 def _out(context: click.Context, parameter: click.Parameter, value: str | None) -> Path | None:
     # Path("") is the current folder: an empty --out is a slip, not a choice of it.
     if value == "":
@@ -89,11 +83,13 @@ def main(
         if context.get_parameter_source(name) is ParameterSource.COMMANDLINE
     ]
     if smoke and given:
-        _error(f"--smoke runs its own trace (6 s, once, 4 equal servers); drop {', '.join(given)}.")
+        raise click.UsageError(
+            f"--smoke runs its own trace (6 s, once, 4 equal servers); drop {', '.join(given)}."
+        )
     out = out or (SMOKE_OUT if smoke else OUT)
     if (out / "runs.csv").exists():
-        _error(
-            f"--out {str(out)[:200]!r} holds runs.csv of an earlier run; give another --out, "
+        raise click.UsageError(
+            f"--out {str(out)[:100]!r} holds runs.csv of an earlier run; give another --out, "
             "or remove it to measure again."
         )
     made = not out.exists()
@@ -104,7 +100,9 @@ def main(
     except OSError as exc:
         if made and out.is_dir():
             out.rmdir()
-        _error(f"--out must be a folder it can write; got {str(out)[:200]!r} ({exc.strerror}).")
+        raise click.UsageError(
+            f"--out must be a folder it can write; got {str(out)[:100]!r} ({exc.strerror})."
+        ) from None
     cases = [c for c in CASES if not systems or c.system in systems]
     if smoke:
         cases = [c for c in cases if c.policy == "round_robin"]
