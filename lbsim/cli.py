@@ -383,17 +383,20 @@ def _check_writable(folder: Path) -> None:
         )
 
 
-def _regular_file(out: Path) -> Path:
-    """``--out`` for a file: a path that is a regular file or nothing yet (a device, a FIFO or a
-    symbolic link there would be replaced by the rename that writes the file whole).
+def _regular_file(out: Path, source: Path) -> Path:
+    """``--out`` for a file written from ``source``: a path that is a regular file or nothing
+    yet (a device, a FIFO or a symbolic link there would be replaced by the rename that writes
+    the file whole), and not ``source`` itself.
 
     Raises:
-        ConfigError: something other than a regular file is there.
+        ConfigError: something other than a regular file is there, or it is ``source``.
     """
     if out.is_symlink() or (out.exists() and not out.is_file()):
         raise ConfigError(
             f"--out must name a regular file or a new one; got {shown(str(out))}, which is not."
         )
+    if out.exists() and source.exists() and out.samefile(source):
+        raise ConfigError(f"--out must not be the file it reads; got {shown(str(out))}.")
     return out
 
 
@@ -655,7 +658,7 @@ def export_config(
     from lbsim.interop.backends import check_address
 
     if out is not None:
-        _regular_file(out)
+        _regular_file(out, scenario)
     loaded = load_scenario(scenario, overrides=[parse_assignment(text, "--set") for text in sets])
     varied = [
         key
@@ -704,7 +707,7 @@ def import_config(config: Path, system: str | None, name: str, out: Path | None)
     from lbsim.interop.imported import scenario_text
 
     if out is not None:
-        _regular_file(out)
+        _regular_file(out, config)
     where = file_named(config)
     suffixes = {".cfg": "haproxy", ".conf": "nginx", ".yaml": "envoy", ".yml": "envoy", ".json": "envoy"}
     system = system or suffixes.get(config.suffix)

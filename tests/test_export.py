@@ -234,6 +234,22 @@ def test_out_never_replaces_what_is_not_a_regular_file(tmp_path):
     assert link.is_symlink() and target.read_text() == "kept"
 
 
+@pytest.mark.parametrize("command", ["export", "import"])
+def test_out_never_replaces_the_file_it_reads(tmp_path, command):
+    path = tmp_path / "s.yaml"
+    if command == "export":
+        path.write_text(yaml.safe_dump(make_scenario()))
+        arguments = ["export", str(path), "--to", "nginx"]
+    else:
+        path = tmp_path / "h.cfg"
+        path.write_text("backend b\n    server s 127.0.0.1:8001\n")
+        arguments = ["import", str(path)]
+    before = path.read_text()
+    result = CliRunner().invoke(main, [*arguments, "--out", str(path)])
+    assert result.exit_code == 2 and "--out must not be the file it reads" in result.output
+    assert path.read_text() == before
+
+
 def test_fleet_dynamics_are_noted_not_dropped():
     servers = [{"name": "web", "count": 2, "max_connection_age": 30.0}, {"name": "late", "t_join": 5.0}]
     exported = nginx.export(load_scenario(make_scenario(servers=servers)), None, "127.0.0.1:8080")
