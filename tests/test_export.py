@@ -257,3 +257,25 @@ def test_fleet_dynamics_are_noted_not_dropped():
         "servers[0].max_connection_age: NGINX closes connections by its own rules",
         "servers[1].t_join, t_leave: servers joining or leaving are the deployment's",
     ]
+
+
+@pytest.mark.parametrize(
+    ("key", "variable"),
+    [("client", "$remote_addr"), ("path", "$request_uri"), ("header:X-User", "$http_x_user")],
+)
+def test_nginx_consistent_hash_hashes_the_policys_key(key, variable):
+    # ngx_http_upstream_module: "hash key [consistent]", key any text with variables; an HTTP
+    # request header is $http_<name>, lower case with dashes as underscores (ngx_http_core_module).
+    exported = _export(nginx, balancer={"emulate": "nginx", "policy": {"name": "ring_hash", "key": key}})
+    assert f"hash {variable} consistent;" in _lines(exported.text) and exported.unexpressed == []
+
+
+def test_an_nginx_hash_key_or_bounded_load_it_cannot_express_is_listed():
+    policy = {"name": "ring_hash", "key": "session", "balance_factor": 125}
+    exported = _export(nginx, balancer={"emulate": "nginx", "policy": policy})
+    assert "hash $remote_addr consistent;" in _lines(exported.text)
+    assert exported.unexpressed == [
+        "balancer.policy balance_factor: NGINX's consistent hash has no bounded load",
+        "balancer.policy ring_hash: exported as hash $remote_addr consistent; "
+        "(NGINX hashes no value that is key session here)",
+    ]

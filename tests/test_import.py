@@ -329,3 +329,31 @@ def test_nginx_random_and_random_two_are_read(tmp_path, directive, policy):
     )
     imported = nginx.read(str(path))
     assert _scenario(imported).balancer.policy == policy and imported.unsupported == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "policy"),
+    [
+        ("$remote_addr", "ring_hash"),
+        ("$request_uri", {"name": "ring_hash", "key": "path"}),
+        ("$http_x_user", {"name": "ring_hash", "key": "header:x-user"}),
+    ],
+)
+def test_nginx_consistent_hash_keys_are_read(tmp_path, variable, policy):
+    path = tmp_path / "nginx.conf"
+    path.write_text(f"http {{ upstream be {{ hash {variable} consistent; server 10.0.0.1:80; }} }}")
+    imported = nginx.read(str(path))
+    assert imported.balancer["policy"] == policy and imported.unsupported == []
+    _scenario(imported)
+
+
+def test_nginx_proxy_settings_it_does_not_read_are_listed(tmp_path):
+    path = tmp_path / "nginx.conf"
+    path.write_text(
+        "http {\n upstream be { server 10.0.0.1:80; }\n server { location / {\n  proxy_pass http://be;\n"
+        "  proxy_connect_timeout 2s;\n  proxy_next_upstream_timeout 5s;\n  proxy_read_timeout 30s;\n} }\n}\n"
+    )
+    assert nginx.read(str(path)).unsupported == [
+        "line 5: proxy_connect_timeout 2s",
+        "line 6: proxy_next_upstream_timeout 5s",
+    ]

@@ -44,6 +44,10 @@ NEXT_UPSTREAM = {
     "http_429": "http_429",
 }
 
+# The variables NGINX's ``hash`` takes for lbsim's hash keys (``header:<name>`` is
+# ``$http_<name>``, lower case with - as _); the stream module (layer 4) has only the address.
+HASH_VARIABLE = {"client": "$remote_addr", "path": "$request_uri"}
+
 ABSENT = {
     "health_check": "active health checks are NGINX Plus only",
     "circuit_breaker": "NGINX has no circuit breakers (max_conns is per server)",
@@ -76,7 +80,12 @@ def export(scenario: Scenario, addresses: Sequence[str] | None, listen: str) -> 
         if parameters.get("style") != "nginx":
             note = "lbsim's md5 of the address becomes NGINX's /24 hash"
     elif name == "ring_hash" and parameters.get("ring") == "nginx":
-        algorithm, weighted, note, hashed = "hash $remote_addr consistent;", True, None, True
+        key = parameters.get("key", "client")
+        variable = _hash_variable(key) if balancer.layer == 7 or key == "client" else None
+        algorithm, weighted, hashed = f"hash {variable or '$remote_addr'} consistent;", True, True
+        note = None if variable else f"NGINX hashes no value that is key {key} here"
+        if parameters.get("balance_factor") is not None:
+            missing.append("balancer.policy balance_factor: NGINX's consistent hash has no bounded load")
     elif name in ALGORITHM:
         algorithm, weighted, note = ALGORITHM[name]
     else:
@@ -212,6 +221,8 @@ RETRIES_ON = {
 _ERROR_CODES = {"http_500", "http_502", "http_504"}
 # NGINX's failure conditions (max_fails counts them), as outlier_detection.fails_on takes them.
 FAILURES = ("error", "timeout", "http_500", "http_502", "http_503", "http_504", "http_429")
+# The proxy settings read (as retries).
+_PROXY_READ = {"proxy_next_upstream", "proxy_next_upstream_tries", "proxy_read_timeout"}
 # Directives that change nothing lbsim models.
 _HARMLESS = {
     "zone", "listen", "proxy_pass", "proxy_http_version", "proxy_set_header", "access_log", "error_log",
@@ -257,18 +268,20 @@ def read(path: str) -> Imported:
             balancer["policy"] = POLICY[name]
         elif name == "random" and args in ([], ["two"], ["two", "least_conn"]):
             balancer["policy"] = "random_two" if args else "random"
-        elif name == "hash" and args == ["$remote_addr", "consistent"]:
-            balancer["policy"] = "ring_hash"
+        elif name == "hash" and len(args) == 2 and args[1] == "consistent" and (key := _hash_key(args[0])):
+            balancer["policy"] = "ring_hash" if key == "client" else {"name": "ring_hash", "key": key}
         elif name not in _HARMLESS:
             unsupported.append(f"line {directive['line']}: {said(' '.join([name, *args]))}")
     if len(set(passive)) > 1:
         unsupported.append("max_fails and fail_timeout differ between servers: the first server's are read")
     max_fails, fail_timeout = passive[0] if passive else (1, 10.0)
-    proxy = {
-        d["directive"]: d["args"]
-        for d, _ in directives
-        if d["directive"].startswith("proxy_") and d is not upstream
-    }
+    proxied = [d for d, _ in directives if d["directive"].startswith("proxy_") and d is not upstream]
+    proxy = {d["directive"]: d["args"] for d in proxied}
+    unsupported += [
+        f"line {d['line']}: {said(' '.join([d['directive'], *d['args']]))}"
+        for d in proxied
+        if d["directive"] not in _PROXY_READ and d["directive"] not in _HARMLESS
+    ]
     conditions = proxy.get("proxy_next_upstream", ["on" if "stream" in parents else "error", "timeout"])
     if "stream" in parents:  # on: a failed connection is a failure, and tried on the next server
         conditions = ["error", "timeout"] if conditions[0] == "on" else ["off"]
@@ -283,6 +296,20 @@ def read(path: str) -> Imported:
     if retries:
         balancer["retries"] = retries
     return Imported("NGINX", servers, balancer, unsupported)
+
+
+def _hash_variable(key: str) -> str | None:
+    """The NGINX variable of lbsim's hash ``key`` at layer 7, or None (a session has none)."""
+    if key.startswith("header:"):
+        return "$http_" + key.removeprefix("header:").lower().replace("-", "_")
+    return HASH_VARIABLE.get(key)
+
+
+def _hash_key(variable: str) -> str | None:
+    """lbsim's hash key of an NGINX ``hash`` variable, or None (one lbsim does not model)."""
+    if variable.startswith("$http_"):
+        return "header:" + variable.removeprefix("$http_").replace("_", "-")
+    return next((key for key, known in HASH_VARIABLE.items() if known == variable), None)
 
 
 def _walk(block: list[dict[str, Any]], parents: tuple[str, ...]) -> Any:
