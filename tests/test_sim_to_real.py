@@ -381,3 +381,17 @@ def test_an_interrupt_before_any_run_ended_leaves_no_folder_it_made(tmp_path, mo
     result = CliRunner().invoke(main, ["--out", str(out)])
     assert result.exit_code == 130 and result.output.strip().splitlines()[-1] == "interrupted."
     assert out.exists() is existed and (not existed or not any(out.iterdir()))
+
+
+def test_a_fleet_named_twice_runs_once(tmp_path, monkeypatch):
+    asked = []
+
+    def interrupted(seconds, repeats, fleets, cases, echo):
+        asked.append(fleets)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "available", lambda cases, echo: list(cases))
+    monkeypatch.setattr(command, "run", interrupted)
+    twice = ["--fleet", "homogeneous", "--fleet", "homogeneous"]
+    CliRunner().invoke(main, [*twice, "--out", str(tmp_path / "o")])
+    assert asked == [("homogeneous",)]

@@ -114,7 +114,8 @@ def main(
         if not cases:
             click.echo(f"nothing ran: install HAProxy or NGINX ({INSTALL})", err=True)
             sys.exit(1)
-        for row in run(seconds, repeats, fleets or tuple(FLEETS), cases, echo=click.echo):
+        fleets = tuple(dict.fromkeys(fleets)) or tuple(FLEETS)  # a fleet named twice runs once
+        for row in run(seconds, repeats, fleets, cases, echo=click.echo):
             rows.append(row)
             write_atomic(out / "runs.csv", lambda path: pd.DataFrame(rows).to_csv(path, index=False))
     except KeyboardInterrupt:
