@@ -67,6 +67,15 @@ class OneLineUsage(click.Command):
     Click holds it ends with one line and exit code 130 (used by ``lbsim`` and the
     sim-to-real harness)."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            # The parser's own errors (an option without its value) carry no context, and
+            # the usage line would name the Python function, not the command.
+            exc.ctx = exc.ctx or ctx
+            raise
+
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
@@ -75,7 +84,7 @@ class OneLineUsage(click.Command):
             click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
             sys.exit(2)
         except click.UsageError as exc:
-            message = exc.format_message()
+            message = " ".join(exc.format_message().split())  # Click lists choices a line each
             if len(message) > USAGE_LIMIT:
                 message = message[: USAGE_LIMIT - 3] + "..."
             command = exc.ctx.command_path if exc.ctx else self.name
@@ -88,6 +97,8 @@ class _Commands(OneLineUsage, click.Group):
     """lbsim's commands, each of which ends early with one line on stderr: a usage mistake
     or a ConfigError (exit code 2), a lost worker process (exit code 1), Ctrl-C (exit code
     130)."""
+
+    command_class = OneLineUsage
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -102,6 +102,11 @@ def test_bad_options_are_one_line_too(args, message, tmp_path):
             "error: Invalid value for 'SCENARIO': File 'scenarios' is a directory. (see lbsim run --help)",
         ),
         (["nosuch"], "error: No such command 'nosuch'. (see lbsim --help)"),
+        (["run", "s.yaml", "--seed"], "error: Option '--seed' requires an argument. (see lbsim run --help)"),
+        (
+            ["export", "s.yaml"],
+            "error: Missing option '--to'. Choose from: haproxy, nginx (see lbsim export --help)",
+        ),
     ],
 )
 def test_usage_mistakes_are_one_line(args, line):
