@@ -317,6 +317,14 @@ def test_a_server_option_without_its_value_is_noted():
     assert imported.unsupported == ["line 2: server option weight without a value"]
 
 
+def test_an_unknown_server_option_is_noted_with_its_value():
+    imported = haproxy.read("backend b\n    server s 1.2.3.4:80 maxconn 10 check ssl verify none backup\n")
+    assert imported.unsupported == [
+        "line 2: server option maxconn 10",
+        "line 2: server option ssl verify none",
+    ]
+
+
 @pytest.mark.parametrize(
     ("directive", "policy"),
     [("random;", "weighted_random"), ("random two;", "random_two"), ("random two least_conn;", "random_two")],

@@ -324,17 +324,24 @@ _DEFAULT_OPTIONS = ({"weight", "slowstart", "inter", "rise", "fall"}, {"check"})
 
 
 def _unknown(options: list[str], known: tuple[set[str], set[str]]) -> list[str]:
-    """The options of ``options`` that are neither a known one with its value nor a known flag."""
+    """The options of ``options`` that are neither a known one with its value nor a known flag;
+    the words of an unknown one up to the next known one stay together (``maxconn 10``), since
+    which take values is HAProxy's to say."""
     valued, flags = known
-    unknown, i = [], 0
+    unknown, i, joined = [], 0, False
     while i < len(options):
         if options[i] in valued:
             if i + 1 == len(options):
                 unknown.append(f"{options[i]} without a value")
-            i += 2
+            i, joined = i + 2, False
             continue
-        if options[i] not in flags:
+        if options[i] in flags:
+            joined = False
+        elif joined:
+            unknown[-1] += f" {options[i]}"
+        else:
             unknown.append(options[i])
+            joined = True
         i += 1
     return unknown
 
