@@ -37,7 +37,7 @@ def _out(context: click.Context, parameter: click.Parameter, value: str | None) 
     return None if value is None else Path(value)
 
 
-@click.command(cls=OneLineUsage)
+@click.command(cls=OneLineUsage, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--seconds", default=40.0, show_default=True, callback=_seconds, help="Length of each trace.")
 @click.option(
     "--repeats",
