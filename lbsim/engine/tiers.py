@@ -30,7 +30,6 @@ from lbsim.status import (
     REJECTED,
     RESET,
     TOO_MANY_REQUESTS,
-    Status,
 )
 from lbsim.workload import Request
 
@@ -38,7 +37,7 @@ from lbsim.workload import Request
 BOTTOM = "balancer"
 
 
-def _answers(connect_failure: Status, reset: Status, no_backend: Status) -> tuple[Status, ...]:
+def _answers(connect_failure: int, reset: int, no_backend: int) -> tuple[int, ...]:
     """What a balancer answers the tier above for each outcome of its own (by status number):
     a server's 200, 500, 503 and 429 pass as they are; a timeout is a 504; a refused
     connection, a reset and no eligible backend are the system's own."""
@@ -54,7 +53,7 @@ def _answers(connect_failure: Status, reset: Status, no_backend: Status) -> tupl
 # 503 (onUpstreamReset, chargeUpstreamAbort), a timeout 504, no healthy upstream 503.
 # HAProxy (configuration.txt, 8.5 session state at disconnection): a connection that fails
 # (SC) or no server (SQ) 503, a server that aborts (SH) 502, a server timeout (sH) 504.
-GATEWAY_ANSWERS: dict[str | None, tuple[Status, ...]] = {
+GATEWAY_ANSWERS: dict[str | None, tuple[int, ...]] = {
     None: _answers(BAD_GATEWAY, BAD_GATEWAY, REJECTED),
     "nginx": _answers(BAD_GATEWAY, BAD_GATEWAY, BAD_GATEWAY),
     "envoy": _answers(REJECTED, REJECTED, REJECTED),
