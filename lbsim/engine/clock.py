@@ -28,8 +28,13 @@ from simpy.events import NORMAL
 Callback = Callable[[Any], None]
 
 
+class _Stopped(Exception):
+    """Raised by the calendar entry that ends :meth:`Clock.run`."""
+
+
 def _stop(_: object) -> None:
-    """The calendar entry that ends :meth:`Clock.run` (never called)."""
+    """The calendar entry that ends :meth:`Clock.run`."""
+    raise _Stopped
 
 
 # The next arrival when there is none (later than any event).
@@ -113,16 +118,18 @@ class Clock:
             RuntimeError: the calendar ran empty before the run was stopped.
         """
         queue = self._queue
-        while True:
-            arrival = self._next_arrival
-            if queue and queue[0] < arrival:
-                t, _, _, callback, arg = heappop(queue)
-            elif arrival is _NO_ARRIVAL:
-                raise RuntimeError(f"t={self.now:.6g}: the calendar ran empty before the run ended.")
-            else:
-                t, _, _, callback, arg = arrival
-                self._next_arrival = next(self._arrivals, _NO_ARRIVAL)
-            self.now = t
-            if callback is _stop:
-                return
-            callback(arg)
+        arrivals = self._arrivals
+        arrival = self._next_arrival
+        try:
+            while True:
+                if queue and queue[0] < arrival:
+                    t, _, _, callback, arg = heappop(queue)
+                elif arrival is _NO_ARRIVAL:
+                    raise RuntimeError(f"t={self.now:.6g}: the calendar ran empty before the run ended.")
+                else:
+                    t, _, _, callback, arg = arrival
+                    arrival = next(arrivals, _NO_ARRIVAL)
+                self.now = t
+                callback(arg)
+        except _Stopped:
+            self._next_arrival = arrival
