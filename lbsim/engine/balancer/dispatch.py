@@ -71,8 +71,8 @@ class Dispatch(Stage):
         )  # fmt: skip
         self.detector = detector
         self.passive = detector is not None or breakers is not None
-        # How an attempt stops counting as outstanding (reloads wrap it).
-        self.count_out: Callable[[Attempt, int], None] = self._count_out
+        # When the instance last reloaded (-1: never): attempts sent before belong to the old process.
+        self.reloaded_at = -1.0
 
     def send(self, attempt: Attempt) -> None:
         request = attempt.request
@@ -115,54 +115,48 @@ class Dispatch(Stage):
         self.reply(attempt, index, status)
 
     def answer_from_backend(self, attempt: Attempt, status: int) -> None:
-        """The backend answered ``attempt`` (or refused it) with ``status``."""
+        """The backend answered ``attempt`` (or refused it) with ``status``: it ends, unless the
+        instance died since it sent it or its sender gave up on it."""
         owner = self.owner
         if owner.dead:
             owner.deliver(attempt.request, -1, DROPPED)
             return
         if attempt.abandoned:
             return  # counted out at its try timeout; the answer is wasted
-        backend = attempt.backend
-        assert backend is not None
-        self.count_out(attempt, status)
-        if self.passive:
-            self._observe(backend.index, status)
-        if self.upstream is None:
-            self.reply(attempt, backend.index, status)
-            return
-        self.upstream.release(backend.index, status)
-        self.reply(attempt, backend.index, status)
-        self.upstream.serve(backend.index)
+        self.end(attempt, status)
 
     def abandon(self, attempt: Attempt) -> None:
         """The sender gave up on ``attempt`` (its try timeout): it ends now as a timeout."""
-        backend = attempt.backend
-        assert backend is not None
         attempt.abandoned = True
         if self.upstream is not None and self.upstream.cancel(attempt):
-            self.reply(attempt, backend.index, TIMEOUT)
+            assert attempt.backend is not None
+            self.reply(attempt, attempt.backend.index, TIMEOUT)
             return
-        self.count_out(attempt, TIMEOUT)
-        if self.passive:
-            self._observe(backend.index, TIMEOUT)
-        if self.upstream is None:
-            self.reply(attempt, backend.index, TIMEOUT)
-            return
-        self.upstream.release(backend.index, TIMEOUT)
-        self.reply(attempt, backend.index, TIMEOUT)
-        self.upstream.serve(backend.index)
+        self.end(attempt, TIMEOUT)
 
-    def _count_out(self, attempt: Attempt, status: int) -> None:
-        """The attempt no longer counts as outstanding on its backend."""
+    def end(self, attempt: Attempt, status: int) -> None:
+        """``attempt`` ends with ``status``: it stops counting as outstanding on its backend,
+        passive health sees the outcome, and the stage before takes the answer."""
         backend = attempt.backend
         assert backend is not None
-        pool = self.pool_of[backend.index]
+        index = backend.index
+        pool = self.pool_of[index]
         pool.outstanding -= 1
         self.owner.attempts_active -= 1
-        if self.counts_requests:
+        # An attempt sent before the latest reload (reload.py) was the old process's: it
+        # leaves the instance, but not the new process's active counts or its policies.
+        if self.counts_requests and attempt.t_sent >= self.reloaded_at:
             backend.active -= 1
             if pool.on_complete is not None:
                 pool.on_complete(backend, attempt.request, self.clock.now - attempt.t_sent, status == OK)
+        if self.passive:
+            self._observe(index, status)
+        if self.upstream is None:
+            self.reply(attempt, index, status)
+            return
+        self.upstream.release(index, status)
+        self.reply(attempt, index, status)
+        self.upstream.serve(index)
 
     def _observe(self, index: int, status: int) -> None:
         """Passive health sees the outcome of an attempt to backend ``index``."""

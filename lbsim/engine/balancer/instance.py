@@ -83,6 +83,7 @@ class Instance:
         hops: ZoneHops | None = None,
         bottom: bool = True,
         answers: Sequence[int] = FINAL_STATUS,
+        may_fail: bool = True,
     ) -> None:
         """Build instance ``index`` in front of ``endpoints`` (placed as ``placements`` say);
         with ``scope`` (a region's servers), only those are ever members. With ``hops``,
@@ -90,7 +91,7 @@ class Instance:
         ``deliver`` takes every request this instance ends; a ``bottom`` instance names the
         server that answered, an upper one the server below that served it; ``answers``:
         the status it answers for each outcome (what a client sees, or what a tier above is
-        answered)."""
+        answered); ``may_fail``: whether a fault of the run can crash it."""
         self.clock = clock
         self.index = index
         self.tier = tier
@@ -191,8 +192,12 @@ class Instance:
             self.dispatch.deliver = [self.detector.watch(i, d) for i, d in enumerate(self.dispatch.deliver)]
         if config.reload_every is not None:
             Reloads(clock, config.reload_every, self.dispatch, self.eligibility, backends, self._log)
-        # Where backends answer this instance's attempts (bound once: it is on every request's path).
-        self.answered = self.dispatch.answer_from_backend
+        # Where backends answer this instance's attempts (bound once: it is on every request's
+        # path). An answer is checked first (for a zone crossing, a crash of the instance, a
+        # try timeout) only where there can be one.
+        try_timeout = config.retries.try_timeout if config.retries else None
+        guarded = self.zone is not None or may_fail or try_timeout is not None
+        self.answered = self.dispatch.answer_from_backend if guarded else self.dispatch.end
         stages = [s for s in (connections, self.cores, retries) if s is not None] + [self.dispatch]
         self.receive_attempt = _chain(stages, self._reply_bottom if bottom else self._reply_upper)
 

@@ -15,7 +15,6 @@ from lbsim.engine.balancer.dispatch import Dispatch
 from lbsim.engine.balancer.eligibility import Eligibility
 from lbsim.engine.balancer.pools import Pool
 from lbsim.engine.clock import Clock
-from lbsim.engine.messages import Attempt
 from lbsim.policies.base import Backend
 
 
@@ -41,25 +40,11 @@ class Reloads:
         self.eligibility = eligibility
         self.backends = list(backends)
         self.log = log
-        self.reloaded_at = -1.0
-        count_out = dispatch.count_out
-        pool_of = dispatch.pool_of
-        owner = dispatch.owner
-
-        def counted_out(attempt: Attempt, status: int) -> None:
-            if attempt.t_sent >= self.reloaded_at:
-                count_out(attempt, status)
-                return
-            # The old process's request: it leaves the instance, not the new counts.
-            assert attempt.backend is not None
-            pool_of[attempt.backend.index].outstanding -= 1
-            owner.attempts_active -= 1
-
-        dispatch.count_out = counted_out
+        self.dispatch = dispatch
         clock.schedule(every, self._reload)
 
     def _reload(self, _: object) -> None:
-        self.reloaded_at = self.clock.now
+        self.dispatch.reloaded_at = self.clock.now
         for backend in self.backends:
             backend.active = 0
         for pool in self.eligibility.pools:
