@@ -85,6 +85,10 @@ class Run:
         self.answer = (
             self.respond if len(plan.tiers) > 1 or self.geo is not None or self.crossing else self.finish
         )
+        # The tiers whose instances a fault can crash.
+        self.failing_tiers = {
+            instance[0] for fault in plan.faults for _, instance in fault.members if instance is not None
+        }
         self.tiers = self._tiers()
         self.every_balancer: list[Instance] = []
         for tier in self.tiers:
@@ -95,6 +99,9 @@ class Run:
         self.balancers = self.tiers[0].instances
         self.entry = self.tiers[-1].instances
         self.n_entry = len(self.entry)
+        # What takes a request that reaches each top-tier instance: the instance, or a drop
+        # while it is down (kept with ``entry`` by _set_instance).
+        self.reach: list[Callable[[Request], None]] = [b.receive for b in self.entry]  # type: ignore[union-attr]
         # With regions, each region has ``instances`` of the top tier, where its requests arrive.
         self.per_region = self.tiers[-1].config.instances
         self.cores = [b.cores for b in self.every_balancer if b.cores is not None]
@@ -216,6 +223,7 @@ class Run:
             self.hops,
             bottom=tier.name == BOTTOM,
             answers=FINAL_STATUS if tier is self.tiers[-1] else GATEWAY_ANSWERS[tier.config.emulate],
+            may_fail=tier.name in self.failing_tiers,
         )
         balancer.set_present(self.present if tier.name == BOTTOM else set(range(len(tier.backends))))
         return balancer
@@ -238,7 +246,7 @@ class Run:
         if failed is None:
             return
         failed.fail()
-        tier.instances[i] = None
+        self._set_instance(tier, i, None)
         failover = tier.config.standby_failover
         delay = failover if failover is not None else occurrence.t_end - occurrence.t_start
         occurrence.t_end = occurrence.t_start + delay
@@ -247,12 +255,18 @@ class Run:
 
     def _instance_returns(self, entry: tuple[Tier, int]) -> None:
         tier, i = entry
-        tier.instances[i] = self._instance(tier, i)
+        self._set_instance(tier, i, self._instance(tier, i))
         self.log(
             "balancer",
             f"{tier.name}-{i}",
             "standby took over" if tier.config.standby_failover is not None else "restarted",
         )
+
+    def _set_instance(self, tier: Tier, i: int, instance: Instance | None) -> None:
+        """Instance ``i`` of ``tier`` is now ``instance`` (None: it is down)."""
+        tier.instances[i] = instance
+        if tier is self.tiers[-1]:
+            self.reach[i] = instance.receive if instance is not None else self._dropped
 
     # A request's life ------------------------------------------------------------------
 
@@ -263,14 +277,14 @@ class Run:
             self.clock.schedule(self.timeout, self._expire, request)
         geo = self.geo
         if geo is None:
-            self._reach(request, request.client % self.n_entry)
+            self.reach[request.client % self.n_entry](request)
             return
         region = request.region = geo.resolve(request.client)
         delay = self.network.one_way(geo.client_region[request.client], region)
         self.clock.schedule(delay, self._crossed, request)
 
     def _crossed(self, request: Request) -> None:
-        self._reach(request, request.region * self.per_region + request.client % self.per_region)
+        self.reach[request.region * self.per_region + request.client % self.per_region](request)
 
     def _send_across(self, request: Request) -> None:
         """A client sends ``request`` now, to a balancer half ``network.local`` away (without
@@ -281,15 +295,11 @@ class Run:
         self.clock.schedule(self.network.one_way(0, 0), self._arrived, request)
 
     def _arrived(self, request: Request) -> None:
-        self._reach(request, request.client % self.n_entry)
+        self.reach[request.client % self.n_entry](request)
 
-    def _reach(self, request: Request, k: int) -> None:
-        """``request`` reaches balancer instance ``k`` of the top tier (dropped if it is down)."""
-        balancer = self.entry[k]
-        if balancer is None:
-            self.finish(request, -1, DROPPED)
-        else:
-            balancer.receive(request)
+    def _dropped(self, request: Request) -> None:
+        """``request`` reached a top-tier instance that is down."""
+        self.finish(request, -1, DROPPED)
 
     def respond(self, request: Request, server: int, status: int) -> None:
         """A balancer answers ``request``: to the tier above, or to the client (after crossing
