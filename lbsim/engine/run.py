@@ -57,6 +57,8 @@ class Run:
         self.clock = clock = Clock()
         self.streams = streams(seed, replication)
         self.timeout = plan.workload.timeout
+        # What runs when a client's timeout expires (bound once: it is on every request's path).
+        self.expire = self._expire
         self.open = True
         self.servers = [
             (ProcessorSharingServer if s.discipline == "ps" else Server)(
@@ -274,7 +276,7 @@ class Run:
         """A client sends ``request`` now."""
         self.recorder.sent(request, self.clock.now)
         if self.timeout is not None:
-            self.clock.schedule(self.timeout, self._expire, request)
+            self.clock.schedule(self.timeout, self.expire, request)
         geo = self.geo
         if geo is None:
             self.reach[request.client % self.n_entry](request)
@@ -291,7 +293,7 @@ class Run:
         regions), plus a draw of the jitter."""
         self.recorder.sent(request, self.clock.now)
         if self.timeout is not None:
-            self.clock.schedule(self.timeout, self._expire, request)
+            self.clock.schedule(self.timeout, self.expire, request)
         self.clock.schedule(self.network.one_way(0, 0), self._arrived, request)
 
     def _arrived(self, request: Request) -> None:

@@ -41,6 +41,8 @@ class Server:
     ) -> None:
         self.clock = clock
         self.schedule_at = clock.schedule_at
+        # What runs when a service ends (bound once: it is on every request's path).
+        self.service_ends = self._finish
         self.index = index
         self.name = name
         self.group = group
@@ -129,17 +131,16 @@ class Server:
         self.sum_t_end += t_end
         if self.in_service is not None:
             self.in_service[job] = t_end
-        self.schedule_at(t_end, self._finish, (job, t_end, self.epoch))
+        self.schedule_at(t_end, self.service_ends, (job, t_end, self.epoch))
 
     def _finish(self, entry: tuple[Job, float, int]) -> None:
-        job, t_end, epoch = entry
+        job, now, epoch = entry  # it runs at the service's end
         if epoch != self.epoch:
             return  # the server crashed or hung since; that ended or froze this service
-        now = self.clock.now
         # _account(now), inlined on the hot path.
         self.busy_time += self.busy * (now - self.t_changed)
         self.t_changed = now
-        self.sum_t_end -= t_end
+        self.sum_t_end -= now
         if self.in_service is not None:
             del self.in_service[job]
         if self.waiting:

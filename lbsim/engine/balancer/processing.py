@@ -38,6 +38,8 @@ class Cores(Stage):
         # When each core is next free.
         self.free = [0.0] * cores
         self.assigned = 0.0
+        # What runs when a core is done with an attempt (bound once: it is on every request's path).
+        self.done = self._done
 
     def send(self, attempt: Attempt) -> None:
         now = self.clock.now
@@ -49,7 +51,7 @@ class Cores(Stage):
         start = free[0] if free[0] > now else now
         heapq.heapreplace(free, start + cost)
         self.assigned += cost
-        self.clock.schedule_at(start + cost, self._done, attempt)
+        self.clock.schedule_at(start + cost, self.done, attempt)
 
     def _done(self, attempt: Attempt) -> None:
         if self.owner.dead:
