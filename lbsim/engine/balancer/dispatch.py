@@ -98,7 +98,6 @@ class Dispatch(Stage):
             if pool.on_dispatch is not None:
                 pool.on_dispatch(backend, request)
         pool.outstanding += 1
-        self.owner.attempts_active += 1
         self.deliver[backend.index](attempt)
 
     def _attach(self, attempt: Attempt, pool: Pool, backend: Backend) -> None:
@@ -108,7 +107,6 @@ class Dispatch(Stage):
             if pool.on_dispatch is not None:
                 pool.on_dispatch(backend, attempt.request)
         pool.outstanding += 1
-        self.owner.attempts_active += 1
         self.deliver[backend.index](attempt)
 
     def _refuse(self, attempt: Attempt, index: int, status: int) -> None:
@@ -142,7 +140,6 @@ class Dispatch(Stage):
         index = backend.index
         pool = self.pool_of[index]
         pool.outstanding -= 1
-        self.owner.attempts_active -= 1
         # An attempt sent before the latest reload (reload.py) was the old process's: it
         # leaves the instance, but not the new process's active counts or its policies.
         if self.counts_requests and attempt.t_sent >= self.reloaded_at:

@@ -99,7 +99,6 @@ class Instance:
         self.deliver = deliver
         self.answers = answers
         self.dead = False
-        self.attempts_active = 0
         pool_rng, age_rng, health_rng, retry_rng = rng.spawn(4)
         names = [endpoint.name for endpoint in endpoints]
         backends = [
@@ -229,6 +228,11 @@ class Instance:
             for b in members:
                 pool_of[b.index] = pool
         return pools, pool_of
+
+    @property
+    def attempts_active(self) -> int:
+        """Attempts this instance sent that have not ended, over all its pools."""
+        return sum(pool.outstanding for pool in self.pools.values())
 
     def receive(self, request: Request) -> None:
         """A client (or the tier above) sends ``request`` to this instance."""
