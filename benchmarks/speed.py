@@ -29,9 +29,14 @@ report the medians and the median of the per-pair ratios, so the machine's drift
 8. topology, simulation only: per-request engine time of one balancer over 10 servers before
    regions, zones and tiers existed (``--rev``) and now, each as a ratio against the bare
    SimPy model timed in the same process.
+9. instructions, simulation only, deterministic: instructions executed per request of the two
+   reference models (callgrind; a 100,000-request ``simulate`` call less a 20,000-request one,
+   so start-up and fixed costs cancel out), ``--rev`` against the working tree. Needs
+   valgrind; with a fixed hash seed and one BLAS thread the count repeats to within 0.1%,
+   where wall time moves by tens of percent on a shared machine.
 
 Usage: python benchmarks/speed.py [--repeat N] [--rev REV]
-           [--only speed|simulate|startup|memory|policies|fleet|resilience|topology]
+           [--only speed|simulate|startup|memory|policies|fleet|resilience|topology|instructions]
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ import argparse
 import contextlib
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -343,7 +350,40 @@ def topology(repeat: int, rev: str) -> None:
             )
 
 
-SECTIONS = ["speed", "simulate", "startup", "memory", "policies", "fleet", "resilience", "topology"]
+def instructions_in(tree: Path, name: str, n_requests: int) -> int:
+    """Instructions callgrind counts in a fresh process that makes one ``simulate`` call of a
+    reference model (after the warm-up call) against ``tree``."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
+    command = [
+        "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+        sys.executable, str(HERE / "speed.py"), "--simulate", name, str(n_requests),
+    ]  # fmt: skip
+    log = subprocess.run(command, check=True, capture_output=True, text=True, env=env, cwd=tree).stderr
+    found = re.search(r"Collected : (\d+)", log)
+    assert found is not None, "callgrind printed no instruction count"
+    return int(found.group(1))
+
+
+def instructions(rev: str) -> None:
+    if shutil.which("valgrind") is None:
+        print("instructions: skipped, valgrind is not installed (apt-get install valgrind)")
+        return
+    small, large = 20_000, 100_000
+    print(f"instructions per request (callgrind, a {large:,}-request simulate call less a {small:,}-request")
+    print(f"one, PYTHONHASHSEED=0, one BLAS thread), {rev} against the working tree")
+    with worktree(rev) as old:
+        for name in REFERENCE_MODELS:
+            counts = [
+                (instructions_in(tree, name, large) - instructions_in(tree, name, small)) / (large - small)
+                for tree in (old, ROOT)
+            ]
+            change = counts[1] / counts[0] - 1
+            print(f"  {name:32s} {rev} {counts[0]:9,.0f}, now {counts[1]:9,.0f} ({change:+.0%})")
+
+
+SECTIONS = [
+    "speed", "simulate", "startup", "memory", "policies", "fleet", "resilience", "topology", "instructions",
+]  # fmt: skip
 
 
 def main() -> None:
@@ -355,7 +395,7 @@ def main() -> None:
     parser.add_argument(
         "--rev",
         help=f"the revision to compare against (default {BEFORE_TOPOLOGIES} for topology, "
-        f"{BEFORE_PIPELINE} for simulate, startup and memory)",
+        f"{BEFORE_PIPELINE} for simulate, startup, memory and instructions)",
     )
     parser.add_argument("--engine-against-bare", metavar="POLICY", help=argparse.SUPPRESS)
     parser.add_argument("--simulate", nargs=2, metavar=("MODEL", "N_REQUESTS"), help=argparse.SUPPRESS)
@@ -384,6 +424,8 @@ def main() -> None:
         resilience(args.repeat)
     if "topology" in sections:
         topology(args.repeat, args.rev or BEFORE_TOPOLOGIES)
+    if "instructions" in sections:
+        instructions(args.rev or BEFORE_PIPELINE)
 
 
 if __name__ == "__main__":
