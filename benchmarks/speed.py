@@ -390,7 +390,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--repeat", type=int, default=5,
+        help="pairs (or runs) per figure of speed, simulate, startup, resilience, topology (default 5)",
+    )  # fmt: skip
     parser.add_argument("--only", choices=SECTIONS)
     parser.add_argument(
         "--rev",
