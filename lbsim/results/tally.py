@@ -150,27 +150,27 @@ class Tally:
         previous = np.full(session.size, -1, dtype=np.int64)
         previous[1:] = server[:-1]
         firsts = session[first]
+        # Each session's last server in this chunk (firsts and lasts are the same sorted sessions).
+        last = np.ones(session.size, dtype=bool)
+        last[:-1] = first[1:]
+        lasts = server[last]
+        where = np.searchsorted(self.last_session, firsts)
         if self.last_session.size:
-            at = np.minimum(np.searchsorted(self.last_session, firsts), self.last_session.size - 1)
-            previous[first] = np.where(self.last_session[at] == firsts, self.last_server[at], -1)
+            at = np.minimum(where, self.last_session.size - 1)
+            seen = self.last_session[at] == firsts
+            previous[first] = np.where(seen, self.last_server[at], -1)
+            # Sessions seen before take their new last server where they are.
+            self.last_server[at[seen]] = lasts[seen]
         else:
+            seen = np.zeros(firsts.size, dtype=bool)
             previous[first] = -1
         follows = (previous >= 0) & counted
         self.n_follows += int(follows.sum())
         self.n_moves += int((server[follows] != previous[follows]).sum())
-        last = np.ones(session.size, dtype=bool)
-        last[:-1] = first[1:]
-        # Each session's last server: sessions seen before are updated where they are, new
-        # ones inserted in order (firsts and the chunk's lasts are the same sorted sessions).
-        if self.last_session.size:
-            seen = self.last_session[at] == firsts
-            self.last_server[at[seen]] = server[last][seen]
-            new = ~seen
-            where = np.searchsorted(self.last_session, firsts[new])
-            self.last_session = np.insert(self.last_session, where, firsts[new])
-            self.last_server = np.insert(self.last_server, where, server[last][new])
-        else:
-            self.last_session, self.last_server = firsts, server[last]
+        # New sessions are inserted in order.
+        new = ~seen
+        self.last_session = np.insert(self.last_session, where[new], firsts[new])
+        self.last_server = np.insert(self.last_server, where[new], lasts[new])
 
     def failed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """End instants, servers and statuses of the failed requests kept."""
