@@ -92,18 +92,19 @@ class Run:
             instance[0] for fault in plan.faults for _, instance in fault.members if instance is not None
         }
         self.tiers = self._tiers()
-        self.every_balancer: list[Instance] = []
-        for tier in self.tiers:
-            for i in range(len(tier.instances)):
-                tier.instances[i] = self._instance(tier, i)
-                self.every_balancer.append(tier.instances[i])  # type: ignore[arg-type]
-        self.tier_named = {tier.name: tier for tier in self.tiers}
-        self.balancers = self.tiers[0].instances
         self.entry = self.tiers[-1].instances
         self.n_entry = len(self.entry)
         # What takes a request that reaches each top-tier instance: the instance, or a drop
         # while it is down (kept with ``entry`` by _set_instance).
-        self.reach: list[Callable[[Request], None]] = [b.receive for b in self.entry]  # type: ignore[union-attr]
+        self.reach: list[Callable[[Request], None]] = [self._dropped] * self.n_entry
+        self.every_balancer: list[Instance] = []
+        for tier in self.tiers:
+            for i in range(len(tier.instances)):
+                instance = self._instance(tier, i)
+                self._set_instance(tier, i, instance)
+                self.every_balancer.append(instance)
+        self.tier_named = {tier.name: tier for tier in self.tiers}
+        self.balancers = self.tiers[0].instances
         # With regions, each region has ``instances`` of the top tier, where its requests arrive.
         self.per_region = self.tiers[-1].config.instances
         self.cores = [b.cores for b in self.every_balancer if b.cores is not None]
