@@ -86,12 +86,14 @@ def worktree(rev: str) -> Iterator[Path]:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", tmp], check=True)
 
 
-def python(*args: str, tree: Path = ROOT) -> str:
-    """Run ``python *args`` in a fresh process that imports lbsim from ``tree``; return its output."""
+def python(*args: str, tree: Path = ROOT, under: tuple[str, ...] = (), **env: str) -> str:
+    """Run ``python *args`` (under a tool such as valgrind, with ``env`` added) in a fresh
+    process that imports lbsim from ``tree``; return its output and, with a tool, its log."""
     # The working directory matters too: ``python -m`` puts it first on the path.
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    command = [sys.executable, *args]
-    return subprocess.run(command, check=True, capture_output=True, text=True, env=env, cwd=tree).stdout
+    environment = {**os.environ, "PYTHONPATH": str(tree), **env}
+    command = [*under, sys.executable, *args]
+    done = subprocess.run(command, check=True, capture_output=True, text=True, env=environment, cwd=tree)
+    return done.stdout + done.stderr if under else done.stdout
 
 
 def timed(*args: str, tree: Path = ROOT) -> float:
@@ -353,12 +355,11 @@ def topology(repeat: int, rev: str) -> None:
 def instructions_in(tree: Path, name: str, n_requests: int) -> int:
     """Instructions callgrind counts in a fresh process that makes one ``simulate`` call of a
     reference model (after the warm-up call) against ``tree``."""
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
-    command = [
-        "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-        sys.executable, str(HERE / "speed.py"), "--simulate", name, str(n_requests),
-    ]  # fmt: skip
-    log = subprocess.run(command, check=True, capture_output=True, text=True, env=env, cwd=tree).stderr
+    callgrind = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
+    log = python(
+        str(HERE / "speed.py"), "--simulate", name, str(n_requests),
+        tree=tree, under=callgrind, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1",
+    )  # fmt: skip
     found = re.search(r"Collected : (\d+)", log)
     assert found is not None, "callgrind printed no instruction count"
     return int(found.group(1))
