@@ -733,6 +733,22 @@ def test_a_hedge_whose_request_was_answered_while_it_waited_is_never_sent(trace)
     assert requests["t_done"].tolist() == pytest.approx([1.0, 2.0])
 
 
+def test_an_attempt_left_unsent_is_not_counted_out_at_its_try_timeout(trace):
+    # A takes the only connection at 0; B waits for it. The clients give up on both at 0.5 s.
+    # A's answer at 1 s frees the connection, which skips B (its request ended) and stays
+    # open, idle. B's try timeout at 1.5 s must not end B again: that would free the
+    # connection a second time, and C and D (1.6 s) would both go out at once. Instead C
+    # takes the connection and D waits for it (max_connections 1): D starts at 1.9 s.
+    workload = {**trace([(0.0, 1.0), (0.0, 1.0), (1.6, 0.3), (1.6, 0.15)]), "timeout": "500ms"}
+    scenario = make_scenario(
+        duration=2.5, workload=workload, servers=[{"name": "web", "count": 1, "workers": 4}],
+        balancer={"circuit_breaker": {"max_connections": 1}, "retries": {"max": 0, "try_timeout": "1.5s"}},
+    )  # fmt: skip
+    requests = lbsim.simulate(scenario).requests.sort_values(["t_done", "t_arrival"])
+    assert requests["status"].tolist() == ["timeout", "timeout", "ok", "ok"]
+    assert requests["t_done"].tolist() == pytest.approx([0.5, 0.5, 1.9, 2.05])
+
+
 def test_a_balancer_that_dies_drops_the_requests_waiting_for_a_connection(trace):
     # Request 1 waits for request 0's connection; the instance crashes at 0.5 s: the waiting
     # request is dropped then, request 0 when its answer reaches the dead instance at 1 s.

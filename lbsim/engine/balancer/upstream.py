@@ -123,6 +123,12 @@ class UpstreamPools:
             cluster.pending -= 1
             if attempt.request.t_done < 0:
                 self._go(attempt, pool, backend)
+            else:
+                # Its request ended while it waited (a client timeout, or another attempt's
+                # answer): it ends unsent, answered up as a cancelled wait is, so that every
+                # stage lets go of it (a retry's try, a client connection) and nothing counts
+                # it out later.
+                self.refuse(attempt, index, TIMEOUT)
         self.serving.discard(index)
 
     def release(self, index: int, status: int) -> None:
