@@ -293,8 +293,15 @@ def run(
         else:
             write_status(folder, "failed", command, loaded.name, "bad input")
         raise
-    except LbsimError as exc:
-        write_status(folder, "failed", command, loaded.name, str(exc))
+    except Exception as exc:
+        # A run that cannot go on (LbsimError), or a defect of lbsim's own: either way the
+        # folder says the run failed and why, and the error goes on to its handler.
+        reason = (
+            str(exc)
+            if isinstance(exc, LbsimError)
+            else f"internal error: {type(exc).__name__}: {shown(str(exc))}"
+        )
+        write_status(folder, "failed", command, loaded.name, reason)
         raise
     simulated = time.time()
     planned.warnings.extend(result.notes)

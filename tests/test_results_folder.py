@@ -45,6 +45,20 @@ def test_a_run_that_stops_says_why(tmp_path, monkeypatch):
     assert "worker process ended" in written["reason"]
 
 
+def test_a_run_that_hits_a_defect_of_lbsim_says_it_failed(tmp_path, monkeypatch):
+    from lbsim import runner
+
+    def defect(*args, **kwargs):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(runner, "run_tasks", defect)
+    result = run(tmp_path)
+    assert isinstance(result.exception, IndexError)
+    written = manifest(tmp_path)
+    assert written["status"] == "failed"
+    assert written["reason"] == "internal error: IndexError: 'list index out of range'"
+
+
 def test_files_of_an_earlier_scenario_are_removed_and_a_users_own_are_kept(tmp_path):
     # A sweep over the rate plots against it; the next scenario, without that sweep, does not.
     assert run(tmp_path, sweep={"workload.rate": [5, 10]}).exit_code == 0
